@@ -1,0 +1,790 @@
+"""The simulation kernel shared by every lab.
+
+A lab is a small cluster of nodes that exchange messages over a simulated
+network.  Nothing here reads the wall clock or the global random generator:
+
+* time is virtual, in milliseconds, and only moves when `run_until` is called;
+* every random draw comes from one `random.Random(seed)` owned by the run;
+* pending work sits in a heap ordered by `(time, sequence number)`, so two
+  things due at the same millisecond always happen in the order they were
+  scheduled.
+
+A run is therefore fully defined by `(lab, params, seed, command log)`:
+replaying the same inputs gives the same events, byte for byte.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class SimError(ValueError):
+    """A command or parameter the learner got wrong.  The message is shown to
+    them as it is, so it must say what was wrong and what is accepted."""
+
+
+# --------------------------------------------------------------------------
+# Parsing helpers (times, numbers, node groups)
+# --------------------------------------------------------------------------
+
+_TIME = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
+
+
+def parse_time(text: str | int | float) -> float:
+    """'1500', '1500ms', '1.5s' and '2m' all become milliseconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text < 0 or not math.isfinite(text):
+            raise SimError(f"time must be a non-negative number, got {text!r}")
+        return float(text)
+    match = _TIME.match(str(text).strip())
+    if not match:
+        raise SimError(f"'{text}' is not a time: use milliseconds (1500) or a unit (1.5s, 200ms, 2m)")
+    value, unit = float(match.group(1)), match.group(2) or "ms"
+    return value * {"ms": 1, "s": 1000, "m": 60_000}[unit]
+
+
+def fmt_ms(t: float) -> str:
+    """A time for people: 1500 -> '1.50s', 80 -> '80ms'."""
+    return f"{t / 1000:.2f}s" if t >= 1000 else f"{t:.0f}ms"
+
+
+# --------------------------------------------------------------------------
+# Declarations: params, action arguments, actions, checks
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    """A knob fixed when the run starts (shown on the page, set in the URL)."""
+
+    name: str
+    default: Any
+    help: str = ""
+    choices: tuple = ()
+    lo: float | None = None
+    hi: float | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.choices:
+            return "choice"
+        if isinstance(self.default, bool):
+            return "bool"
+        return "int" if isinstance(self.default, int) else "float"
+
+    def parse(self, raw: Any) -> Any:
+        text = str(raw).strip()
+        if self.kind == "choice":
+            if text not in self.choices:
+                raise SimError(f"{self.name} must be one of {', '.join(self.choices)}; got '{text}'")
+            return text
+        if self.kind == "bool":
+            if text.lower() in ("1", "true", "on", "yes"):
+                return True
+            if text.lower() in ("0", "false", "off", "no"):
+                return False
+            raise SimError(f"{self.name} must be on or off; got '{text}'")
+        try:
+            value = int(text) if self.kind == "int" else float(text)
+        except ValueError:
+            raise SimError(f"{self.name} must be a{'n integer' if self.kind == 'int' else ' number'}; got '{text}'") from None
+        if not math.isfinite(value):
+            raise SimError(f"{self.name} must be a finite number")
+        if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
+            raise SimError(f"{self.name} must be between {_num(self.lo)} and {_num(self.hi)}; got {_num(value)}")
+        return value
+
+    def describe(self) -> dict:
+        out = {"name": self.name, "default": self.default, "kind": self.kind, "help": self.help}
+        if self.choices:
+            out["choices"] = list(self.choices)
+        if self.lo is not None:
+            out["min"], out["max"] = self.lo, self.hi
+        return out
+
+
+def _num(x: float | None) -> str:
+    return "?" if x is None else (str(int(x)) if float(x).is_integer() else str(x))
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of an action.
+
+    kind: node (an existing node id), int, ms (a duration), percent, word
+    (one of `choices`), text (free text), groups (`n1,n2|n3,n4`)."""
+
+    name: str
+    kind: str = "node"
+    optional: bool = False
+    default: Any = None
+    choices: tuple = ()
+    lo: float | None = None
+    hi: float | None = None
+
+    def parse(self, text: str, lab: Lab) -> Any:
+        text = str(text).strip()
+        if self.kind == "node":
+            if text not in lab.nodes:
+                raise SimError(f"no node '{text}' in this cluster (nodes: {', '.join(lab.nodes)})")
+            return text
+        if self.kind == "word":
+            if text not in self.choices:
+                raise SimError(f"{self.name} must be one of {', '.join(self.choices)}; got '{text}'")
+            return text
+        if self.kind == "text":
+            if not text or len(text) > 40 or not re.match(r"^[\w.:@+-]+$", text):
+                raise SimError(f"{self.name} must be 1 to 40 letters, digits or . : @ + - _; got '{text[:40]}'")
+            return text
+        if self.kind == "groups":
+            return parse_groups(text, lab)
+        if self.kind == "ms":
+            value = parse_time(text)
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                raise SimError(f"{self.name} must be a whole number; got '{text[:20]}'") from None
+        lo = 0 if self.lo is None and self.kind in ("percent", "ms") else self.lo
+        hi = 100 if self.hi is None and self.kind == "percent" else self.hi
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise SimError(f"{self.name} must be between {_num(lo)} and {_num(hi)}; got {_num(value)}")
+        return value
+
+    def describe(self) -> str:
+        inner = self.name if self.kind not in ("word",) else "|".join(self.choices)
+        return f"[{inner}]" if self.optional else f"<{inner}>"
+
+
+def parse_groups(text: str, lab: Lab) -> list[list[str]]:
+    """'n1,n2|n3,n4,n5' -> [['n1','n2'], ['n3','n4','n5']]; every id must exist
+    and appear once.  Nodes left out form one more group of their own."""
+    sides = [[part.strip() for part in side.split(",") if part.strip()] for side in text.split("|")]
+    if len(sides) < 2 or any(not side for side in sides):
+        raise SimError("a partition needs at least two sides, like n1,n2|n3,n4")
+    seen: list[str] = []
+    for side in sides:
+        for node in side:
+            if node not in lab.nodes:
+                raise SimError(f"no node '{node}' in this cluster (nodes: {', '.join(lab.nodes)})")
+            if node in seen:
+                raise SimError(f"node '{node}' appears on two sides of the partition")
+            seen.append(node)
+    rest = [n for n in lab.nodes if n not in seen]
+    return sides + ([rest] if rest else [])
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    args: tuple[Arg, ...]
+    help: str
+    group: str  # "fault", "request" or "lab"
+    method: str
+
+    @property
+    def targets_node(self) -> bool:
+        return bool(self.args) and self.args[0].kind == "node"
+
+    @property
+    def usage(self) -> str:
+        return " ".join([self.name, *(a.describe() for a in self.args)])
+
+    def parse(self, tokens: list[str], lab: Lab) -> list:
+        required = [a for a in self.args if not a.optional]
+        if len(tokens) < len(required) or len(tokens) > len(self.args):
+            raise SimError(f"usage: {self.usage}")
+        values = [arg.parse(tok, lab) for arg, tok in zip(self.args, tokens)]
+        values += [arg.default for arg in self.args[len(tokens):]]
+        return values
+
+
+def action(name: str, *args: Arg, help: str = "", group: str = "lab") -> Callable:
+    """Declare a method as an action the learner can take (page button, CLI --do)."""
+
+    def mark(fn: Callable) -> Callable:
+        fn._action = ActionSpec(name, tuple(args), help, group, fn.__name__)
+        return fn
+
+    return mark
+
+
+@dataclass
+class Check:
+    """An invariant evaluated live.  `seq` names the event that broke it."""
+
+    name: str
+    help: str
+    ok: bool = True
+    detail: str = ""
+    seq: int | None = None
+
+    def view(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail, "help": self.help, "seq": self.seq}
+
+
+# --------------------------------------------------------------------------
+# Virtual time
+# --------------------------------------------------------------------------
+
+
+class Sim:
+    """A clock and a heap of things to do: `(time, seq, callback, args)`."""
+
+    def __init__(self, seed: int):
+        self.now = 0.0
+        self.rng = random.Random(seed)
+        self._heap: list = []
+        self._counter = 0
+        self._cancelled: set[int] = set()
+
+    def at(self, t: float, fn: Callable, *args) -> int:
+        self._counter += 1
+        heapq.heappush(self._heap, (max(t, self.now), self._counter, fn, args))
+        return self._counter
+
+    def after(self, delay: float, fn: Callable, *args) -> int:
+        return self.at(self.now + delay, fn, *args)
+
+    def cancel(self, handle: int | None) -> None:
+        if handle is not None:
+            self._cancelled.add(handle)
+
+    def next_time(self) -> float | None:
+        while self._heap and self._heap[0][1] in self._cancelled:
+            self._cancelled.discard(heapq.heappop(self._heap)[1])
+        return self._heap[0][0] if self._heap else None
+
+    def run_until(self, t: float) -> None:
+        """Do everything due at or before `t`, then set the clock to `t`."""
+        while True:
+            due = self.next_time()
+            if due is None or due > t:
+                break
+            when, _, fn, args = heapq.heappop(self._heap)
+            self.now = when
+            fn(*args)
+        self.now = max(self.now, t)
+
+
+# --------------------------------------------------------------------------
+# Messages and the network
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Message:
+    id: int
+    src: str
+    dst: str
+    type: str
+    body: dict
+    sent: float
+    arrive: float = 0.0
+
+    def view(self) -> dict:
+        return {"id": self.id, "src": self.src, "dst": self.dst, "type": self.type,
+                "sent": round(self.sent, 3), "arrive": round(self.arrive, 3)}
+
+
+@dataclass
+class Link:
+    """Faults on the one-way link src -> dst."""
+
+    delay: float = 0.0
+    loss: int = 0  # percent
+    cut: bool = False
+    drop_next: int = 0
+    duplicate_next: int = 0
+
+    def clean(self) -> bool:
+        return not (self.delay or self.loss or self.cut or self.drop_next or self.duplicate_next)
+
+
+class Network:
+    """Delivers messages between nodes with a latency drawn from the run's
+    random generator, and applies the learner's faults: partitions, one-way
+    cuts, extra delay, loss, and dropping or duplicating the next message."""
+
+    def __init__(self, lab: Lab, latency: tuple[float, float] = (4.0, 12.0)):
+        self.lab = lab
+        self.latency = latency
+        self.links: dict[tuple[str, str], Link] = {}
+        self.partition: list[list[str]] = []
+        self.inflight: dict[int, Message] = {}
+        self.next_id = 0
+        self.sent = 0
+        self.dropped = 0
+
+    def link(self, src: str, dst: str) -> Link:
+        return self.links.setdefault((src, dst), Link())
+
+    def side_of(self, node: str) -> int | None:
+        for i, side in enumerate(self.partition):
+            if node in side:
+                return i
+        return None
+
+    def reachable(self, src: str, dst: str) -> bool:
+        if src == dst:
+            return True
+        if self.partition and self.side_of(src) != self.side_of(dst):
+            return False
+        link = self.links.get((src, dst))
+        return not (link and link.cut)
+
+    def send(self, src: str, dst: str, type: str, body: dict | None = None) -> None:
+        lab, sim = self.lab, self.lab.sim
+        self.next_id += 1
+        self.sent += 1
+        msg = Message(self.next_id, src, dst, type, dict(body or {}), sim.now)
+        link = self.links.get((src, dst))
+        reason = None
+        if not self.reachable(src, dst):
+            reason = "partition"
+        elif link and link.drop_next:
+            link.drop_next -= 1
+            reason = "dropped"
+        elif link and link.loss and sim.rng.random() * 100 < link.loss:
+            reason = "lost"
+        copies = 1
+        if reason is None and link and link.duplicate_next:
+            link.duplicate_next -= 1
+            copies = 2
+        if reason:
+            self.dropped += 1
+            lab.emit("drop", id=msg.id, src=src, dst=dst, type=type, reason=reason)
+            return
+        for copy in range(copies):
+            m = msg if copy == 0 else Message(msg.id, src, dst, type, dict(msg.body), sim.now)
+            m.arrive = sim.now + self.transit_time(src, dst) + copy
+            if copy == 0:
+                self.inflight[m.id] = m
+            lab.emit("send", id=m.id, src=src, dst=dst, type=type, arrive=round(m.arrive, 3),
+                     **({"copy": True} if copy else {}), **_summary(m.body))
+            sim.at(m.arrive, self._deliver, m)
+
+    def transit_time(self, src: str, dst: str) -> float:
+        lo, hi = self.latency
+        base = lo + (hi - lo) * self.lab.sim.rng.random()
+        link = self.links.get((src, dst))
+        return round(base + (link.delay if link else 0.0), 3)
+
+    def _deliver(self, msg: Message) -> None:
+        self.inflight.pop(msg.id, None)
+        node = self.lab.nodes.get(msg.dst)
+        if node is None or node.status == "down":
+            self.lab.emit("drop", id=msg.id, src=msg.src, dst=msg.dst, type=msg.type, reason="node down")
+            return
+        node.receive(msg)
+
+    def heal(self) -> None:
+        self.partition = []
+        self.links = {}
+
+    def view(self) -> dict:
+        faults = [
+            {"src": a, "dst": b, **{k: v for k, v in vars(link).items() if v}}
+            for (a, b), link in self.links.items() if not link.clean()
+        ]
+        return {"partition": self.partition, "links": faults,
+                "inflight": [m.view() for m in self.inflight.values()]}
+
+
+def _summary(body: dict) -> dict:
+    """Small, JSON-safe fields of a message body, copied into its event."""
+    return {k: v for k, v in body.items() if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+# --------------------------------------------------------------------------
+# Nodes
+# --------------------------------------------------------------------------
+
+
+class Node:
+    """A process in the cluster: a state machine reacting to messages and
+    timers.  What it keeps in `disk` survives a crash; everything else is
+    memory, rebuilt by `boot()` when the node starts or restarts."""
+
+    role: str | None = None
+
+    def __init__(self, lab: Lab, id: str):
+        self.lab = lab
+        self.id = id
+        self.status = "up"
+        self.disk: dict = {}
+        self.slow_ms = 0.0
+        self._timers: dict[str, int] = {}
+        self._held: list = []  # work waiting while the node is paused
+        self.boot()
+
+    # -- to override ------------------------------------------------------
+    def boot(self) -> None:
+        """(Re)build memory from disk.  Called at start and on restart."""
+
+    def on_message(self, msg: Message) -> None:
+        """React to a message."""
+
+    def on_timer(self, name: str, data: dict) -> None:
+        """React to a timer set with `set_timer`."""
+
+    def view(self) -> dict:
+        """Extra JSON-safe fields shown for this node in the snapshot."""
+        return {}
+
+    # -- helpers for protocols --------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.lab.sim.now
+
+    @property
+    def up(self) -> bool:
+        return self.status == "up"
+
+    def send(self, dst: str, type: str, **body) -> None:
+        if self.status != "down":
+            self.lab.net.send(self.id, dst, type, body)
+
+    def set_timer(self, name: str, delay: float, **data) -> None:
+        """(Re)arm the timer `name`; an earlier one of that name is cancelled."""
+        self.cancel_timer(name)
+        self._timers[name] = self.lab.sim.after(delay, self._fire, name, data)
+
+    def cancel_timer(self, name: str) -> None:
+        self.lab.sim.cancel(self._timers.pop(name, None))
+
+    def has_timer(self, name: str) -> bool:
+        return name in self._timers
+
+    # -- plumbing -----------------------------------------------------------
+    def receive(self, msg: Message) -> None:
+        if self.status == "paused":
+            self._held.append(("msg", msg))
+        elif self.slow_ms:
+            self.lab.sim.after(self.slow_ms, self._handle_if_up, msg)
+        else:
+            self.on_message(msg)
+
+    def _handle_if_up(self, msg: Message) -> None:
+        if self.status == "up":
+            self.on_message(msg)
+        elif self.status == "paused":
+            self._held.append(("msg", msg))
+
+    def _fire(self, name: str, data: dict) -> None:
+        self._timers.pop(name, None)
+        if self.status == "paused":
+            self._held.append(("timer", (name, data)))
+        elif self.status == "up":
+            self.on_timer(name, data)
+
+    def crash(self) -> None:
+        for handle in self._timers.values():
+            self.lab.sim.cancel(handle)
+        self._timers.clear()
+        self._held.clear()
+        self.status = "down"
+        self.role = None
+
+    def restart(self) -> None:
+        self.status = "up"
+        self.slow_ms = 0.0
+        self.boot()
+
+    def resume(self) -> None:
+        self.status = "up"
+        held, self._held = self._held, []
+        for what, item in held:
+            if self.status != "up":
+                break
+            if what == "msg":
+                self.on_message(item)
+            else:
+                self.on_timer(*item)
+
+
+# --------------------------------------------------------------------------
+# Labs
+# --------------------------------------------------------------------------
+
+FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay",
+          "loss", "slow", "drop-next", "duplicate-next")
+
+
+class Lab:
+    """Base of every lab: holds the clock, the network, the nodes, the event
+    stream and the checks, and implements the common fault palette."""
+
+    slug = ""
+    title = ""
+    PARAMS: tuple[Param, ...] = ()
+    # Which of the common faults make sense for this lab (all by default).
+    FAULTS: tuple[str, ...] = FAULTS
+    # Nodes the fault palette may not touch (e.g. a client that only drives traffic).
+    UNFAULTABLE: tuple[str, ...] = ()
+    LATENCY: tuple[float, float] = (4.0, 12.0)
+    ACTIONS: dict[str, ActionSpec] = {}
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        found: dict[str, ActionSpec] = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                spec = getattr(attr, "_action", None)
+                if spec:
+                    found[spec.name] = spec
+        cls.ACTIONS = {name: spec for name, spec in found.items()
+                       if spec.group != "fault" or name in cls.FAULTS}
+
+    def __init__(self, params: dict | None = None, seed: int = 0):
+        self.params = self.parse_params(params or {})
+        self.seed = int(seed)
+        self.sim = Sim(self.seed)
+        self.net = Network(self, self.LATENCY)
+        self.nodes: dict[str, Node] = {}
+        self.seq = 0
+        self.pending: list[dict] = []  # events not yet handed out (see drain)
+        self.metrics: dict[str, Any] = {}
+        self.checks: dict[str, Check] = {}
+        self.setup()
+
+    # -- to override ------------------------------------------------------
+    def setup(self) -> None:
+        """Create nodes, checks and the initial state."""
+
+    def view(self) -> dict:
+        """The lab's own objects for the snapshot (breakers, sagas, keys...)."""
+        return {}
+
+    # -- params -----------------------------------------------------------
+    @classmethod
+    def parse_params(cls, raw: dict) -> dict:
+        known = {p.name: p for p in cls.PARAMS}
+        for name in raw:
+            if name not in known:
+                listed = ", ".join(known) or "none"
+                raise SimError(f"'{cls.slug}' has no param '{name}' (params: {listed})")
+        return {p.name: (p.parse(raw[p.name]) if p.name in raw else p.default) for p in cls.PARAMS}
+
+    @classmethod
+    def describe(cls) -> dict:
+        return {
+            "lab": cls.slug,
+            "title": cls.title,
+            "params": [p.describe() for p in cls.PARAMS],
+            "actions": [{"name": s.name, "usage": s.usage, "help": s.help, "group": s.group}
+                        for s in cls.ACTIONS.values()],
+        }
+
+    # -- building blocks for labs ------------------------------------------
+    def add_node(self, node: Node) -> Node:
+        self.nodes[node.id] = node
+        return node
+
+    def add_check(self, name: str, help: str) -> Check:
+        self.checks[name] = Check(name, help)
+        return self.checks[name]
+
+    def emit(self, kind: str, **fields) -> dict:
+        """Record a state change.  Every event gets the next sequence number."""
+        self.seq += 1
+        event = {"seq": self.seq, "t": round(self.sim.now, 3), "kind": kind, **fields}
+        self.pending.append(event)
+        return event
+
+    def fail(self, name: str, detail: str) -> None:
+        """Mark a check violated by the latest event (once: the first breach is kept)."""
+        check = self.checks[name]
+        if check.ok:
+            check.ok, check.detail = False, detail
+            self.emit("check", name=name, ok=False, detail=detail)
+            check.seq = self.seq
+
+    def holds(self, name: str, detail: str = "") -> None:
+        """Mark a check true again (for invariants that can recover)."""
+        check = self.checks[name]
+        if not check.ok:
+            check.ok, check.detail, check.seq = True, detail, None
+            self.emit("check", name=name, ok=True, detail=detail)
+        elif detail:
+            check.detail = detail
+
+    def count(self, metric: str, by: float = 1) -> None:
+        self.metrics[metric] = self.metrics.get(metric, 0) + by
+
+    # -- running --------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.sim.now
+
+    def run_until(self, t: float) -> None:
+        self.sim.run_until(t)
+
+    def next_event_time(self) -> float | None:
+        return self.sim.next_time()
+
+    def drain(self) -> list[dict]:
+        events, self.pending = self.pending, []
+        return events
+
+    def parse_command(self, name: str, tokens: list[str]) -> list:
+        spec = self.ACTIONS.get(name)
+        if spec is None:
+            raise SimError(f"'{self.slug}' has no action '{name}' (actions: {', '.join(self.ACTIONS)})")
+        if len(tokens) > 8 or any(len(str(t)) > 200 for t in tokens):
+            raise SimError(f"usage: {spec.usage}")
+        values = spec.parse([str(t) for t in tokens], self)
+        if spec.group == "fault" and spec.targets_node and values[0] in self.UNFAULTABLE:
+            raise SimError(f"'{values[0]}' is not part of the experiment; faults apply to the other nodes")
+        return values
+
+    def apply(self, name: str, tokens: list[str]) -> None:
+        """Validate and carry out one command at the current time.  Raises
+        SimError, having changed nothing, when the command is not valid."""
+        values = self.parse_command(name, tokens)
+        spec = self.ACTIONS[name]
+        getattr(self, spec.method)(*values)
+
+    def command(self, name: str, tokens: list[str]) -> str | None:
+        """Apply a logged command; a rejected one becomes a `rejected` event
+        (so live runs and replays agree) and its message is returned."""
+        try:
+            self.apply(name, tokens)
+        except SimError as err:
+            self.emit("rejected", action=name, args=[str(t) for t in tokens], error=str(err))
+            return str(err)
+        return None
+
+    def snapshot(self) -> dict:
+        return {
+            "lab": self.slug,
+            "t": round(self.sim.now, 3),
+            "seq": self.seq,
+            "params": self.params,
+            "nodes": [{"id": n.id, "status": n.status, "role": n.role, **n.view()}
+                      for n in self.nodes.values()],
+            "checks": [c.view() for c in self.checks.values()],
+            "metrics": self.metrics,
+            "network": self.net.view(),
+            **self.view(),
+        }
+
+    # -- the common fault palette ------------------------------------------
+    def node(self, node_id: str) -> Node:
+        return self.nodes[node_id]
+
+    @action("crash", Arg("node"), group="fault", help="Crash a node: memory is lost, disk is kept.")
+    def do_crash(self, node_id: str) -> None:
+        node = self.node(node_id)
+        if node.status == "down":
+            raise SimError(f"{node_id} is already down")
+        node.crash()
+        self.emit("crash", node=node_id)
+        self.after_fault("crash", node_id)
+
+    @action("restart", Arg("node"), group="fault", help="Start a crashed node again; it recovers from its disk.")
+    def do_restart(self, node_id: str) -> None:
+        node = self.node(node_id)
+        if node.status != "down":
+            raise SimError(f"{node_id} is not down (it is {node.status})")
+        node.restart()
+        self.emit("restart", node=node_id)
+        self.after_fault("restart", node_id)
+
+    @action("pause", Arg("node"), group="fault", help="Freeze a node (a long GC pause): it keeps its memory but does nothing.")
+    def do_pause(self, node_id: str) -> None:
+        node = self.node(node_id)
+        if node.status != "up":
+            raise SimError(f"{node_id} is {node.status}; only a running node can be paused")
+        node.status = "paused"
+        self.emit("pause", node=node_id)
+        self.after_fault("pause", node_id)
+
+    @action("resume", Arg("node"), group="fault", help="Unfreeze a paused node; it handles what queued up meanwhile.")
+    def do_resume(self, node_id: str) -> None:
+        node = self.node(node_id)
+        if node.status != "paused":
+            raise SimError(f"{node_id} is not paused")
+        self.emit("resume", node=node_id)
+        node.resume()
+        self.after_fault("resume", node_id)
+
+    @action("partition", Arg("sides", "groups"), group="fault",
+            help="Split the network, e.g. n1,n2|n3,n4,n5: messages between sides are lost.")
+    def do_partition(self, sides: list[list[str]]) -> None:
+        self.net.partition = sides
+        self.emit("partition", sides=sides)
+        self.after_fault("partition", None)
+
+    @action("cut", Arg("from"), Arg("to"), group="fault", help="Cut one direction of a link: from -> to loses every message.")
+    def do_cut(self, src: str, dst: str) -> None:
+        self._distinct(src, dst)
+        self.net.link(src, dst).cut = True
+        self.emit("cut", src=src, dst=dst)
+        self.after_fault("cut", None)
+
+    @action("heal", group="fault", help="Remove every network fault (partitions, cuts, delays, loss).")
+    def do_heal(self) -> None:
+        self.net.heal()
+        self.emit("heal")
+        self.after_fault("heal", None)
+
+    @action("delay", Arg("from"), Arg("to"), Arg("ms", "ms", hi=10_000), group="fault",
+            help="Add latency to the link from -> to.")
+    def do_delay(self, src: str, dst: str, ms: float) -> None:
+        self._distinct(src, dst)
+        self.net.link(src, dst).delay = ms
+        self.emit("delay", src=src, dst=dst, ms=ms)
+
+    @action("loss", Arg("from"), Arg("to"), Arg("percent", "percent"), group="fault",
+            help="Lose this share of the messages on the link from -> to.")
+    def do_loss(self, src: str, dst: str, percent: int) -> None:
+        self._distinct(src, dst)
+        self.net.link(src, dst).loss = percent
+        self.emit("loss", src=src, dst=dst, percent=percent)
+
+    @action("slow", Arg("node"), Arg("ms", "ms", hi=10_000), group="fault",
+            help="Make a node take this long to handle each message (0 = normal).")
+    def do_slow(self, node_id: str, ms: float) -> None:
+        self.node(node_id).slow_ms = ms
+        self.emit("slow", node=node_id, ms=ms)
+        self.after_fault("slow", node_id)
+
+    @action("drop-next", Arg("from"), Arg("to"), group="fault", help="Lose the next message on the link from -> to.")
+    def do_drop_next(self, src: str, dst: str) -> None:
+        self._distinct(src, dst)
+        self.net.link(src, dst).drop_next += 1
+        self.emit("drop-next", src=src, dst=dst)
+
+    @action("duplicate-next", Arg("from"), Arg("to"), group="fault",
+            help="Deliver the next message on the link from -> to twice.")
+    def do_duplicate_next(self, src: str, dst: str) -> None:
+        self._distinct(src, dst)
+        self.net.link(src, dst).duplicate_next += 1
+        self.emit("duplicate-next", src=src, dst=dst)
+
+    def after_fault(self, fault: str, node_id: str | None) -> None:
+        """Hook for labs that react to a fault beyond the node itself."""
+
+    @staticmethod
+    def _distinct(src: str, dst: str) -> None:
+        if src == dst:
+            raise SimError("a link joins two different nodes")
+
+
+def replay(lab_cls: type[Lab], params: dict, seed: int, commands, until: float | None = None) -> Lab:
+    """Rebuild a run: apply each `(t, action, args)` at its time, in order."""
+    lab = lab_cls(params, seed)
+    for t, name, args in commands:
+        lab.run_until(parse_time(t))
+        lab.command(name, list(args))
+    if until is not None:
+        lab.run_until(until)
+    return lab
+
