@@ -1,0 +1,481 @@
+"""Circuit breaker: stop calling a dependency that keeps failing.
+
+The chain is client -> A -> B -> C: the client calls A, A calls B, B calls C.
+A and B serve each call on one of their worker threads and hold that thread
+until the call they make downstream answers or times out.  When C dies, every
+call B makes waits the full call timeout, B's answers to A are slow, A's
+threads fill up with waiting calls, and the client sees slow failures: the
+outage has cascaded up the chain.
+
+A breaker sits on each call edge (A->B owned by A, B->C owned by B), in the
+form Nygard describes in "Release It!" (2007):
+
+  * CLOSED: calls pass.  Each failure (an error or a timeout) adds one to a
+    count of consecutive failures; a success resets it.  When the count
+    reaches the threshold the breaker trips.
+  * OPEN: calls do not go out at all; the caller answers at once with a
+    fallback (a degraded but useful answer).  After the open timeout the
+    breaker lets a few calls test the water.
+  * HALF-OPEN: at most `trials` calls cross; the others still get the
+    fallback.  One failed trial opens the breaker again for another open
+    timeout; when every trial succeeded, the breaker closes.
+
+With breakers off, each caller still has its call timeout, but nothing stops
+it from waiting on a dead dependency again and again.
+"""
+
+from __future__ import annotations
+
+from .kernel import Arg, Lab, Node, Param, SimError, action
+
+WORK_MS = (8.0, 20.0)  # how long C works on one call
+QUEUE_PER_THREAD = 2  # a service queues at most 2 x threads calls waiting for a thread
+A_MARGIN = 250  # A waits for B a little longer than B waits for C, so B's answer comes first
+SAMPLE_EVERY = 250  # ms between two points of A's chart
+SAMPLES = 80  # points kept on the chart (20 s)
+WINDOW = 1000  # A's latency on the chart is the mean of its answers in the last second
+TRANSITIONS_KEPT = 6
+
+
+class Breaker:
+    """The breaker on one call edge.  It lives in its owner's memory: when
+    the owner crashes and restarts, the breaker starts closed again."""
+
+    def __init__(self, lab: CircuitBreaker, owner: str, target: str):
+        self.lab, self.owner, self.target = lab, owner, target
+        self.id = f"{owner}->{target}"
+        self.enabled = lab.params["breakers"] == "on"
+        self.transitions: list[dict] = []  # kept by the lab across restarts (for the page)
+        self.trips = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = "closed"
+        self.failures = 0  # consecutive failures while closed
+        self.trials_sent = 0  # calls let through in this half-open period
+        self.trials_ok = 0
+        self.crossed = 0  # calls that crossed in this half-open period (seen by the audit)
+        self.short_circuited = 0
+        self.since = round(self.lab.now, 3)
+
+    # -- the protocol ---------------------------------------------------------
+    def allow(self) -> str | None:
+        """May a call go out?  Returns 'call', 'trial', or None (use the fallback)."""
+        if not self.enabled or self.state == "closed":
+            return "call"
+        if self.state == "half-open" and self.trials_sent < self.lab.params["trials"]:
+            self.trials_sent += 1
+            return "trial"
+        self.short_circuited += 1
+        self.lab.count("short_circuited")
+        return None
+
+    def on_success(self, kind: str) -> None:
+        if not self.enabled:
+            return
+        if self.state == "closed":
+            self.failures = 0
+        elif self.state == "half-open" and kind == "trial":
+            self.trials_ok += 1
+            if self.trials_ok >= self.lab.params["trials"]:
+                self.move("closed", "trial calls succeeded")
+            self.lab.audit_trial(self, ok=True)
+
+    def on_failure(self, kind: str, why: str) -> None:
+        if not self.enabled:
+            return
+        if self.state == "closed":
+            self.failures += 1
+            self.lab.count(f"failures {self.id}")
+            if self.failures >= self.lab.params["threshold"]:
+                self.trip(f"{self.failures} failures in a row ({why})")
+        elif self.state == "half-open" and kind == "trial":
+            self.trip(f"trial call failed ({why})")
+            self.lab.audit_trial(self, ok=False)
+        # A failure of a call sent before the breaker opened changes nothing.
+
+    def trip(self, why: str) -> None:
+        self.trips += 1
+        self.move("open", why)
+        owner = self.lab.nodes[self.owner]
+        owner.set_timer(f"half-open {self.id}", self.lab.params["open_ms"])
+
+    def half_open(self) -> None:
+        if self.state == "open":
+            self.move("half-open", f"open for {self.lab.params['open_ms']}ms")
+
+    def move(self, state: str, why: str) -> None:
+        old = self.state
+        self.state = state
+        self.since = round(self.lab.now, 3)
+        self.failures = 0
+        self.trials_sent = self.trials_ok = self.crossed = 0
+        self.transitions.append({"t": self.since, "from": old, "to": state, "why": why})
+        del self.transitions[:-TRANSITIONS_KEPT]
+        self.lab.emit("breaker", id=self.id, src=old, dst=state, why=why)
+        owner = self.lab.nodes.get(self.owner)
+        if owner is not None and owner.status != "down":
+            owner.role = state
+
+    def view(self) -> dict:
+        return {"id": self.id, "state": self.state, "enabled": self.enabled, "since": self.since,
+                "failures": self.failures, "threshold": self.lab.params["threshold"],
+                "trials_sent": self.trials_sent, "trials_ok": self.trials_ok,
+                "short_circuited": self.short_circuited, "trips": self.trips,
+                "transitions": list(self.transitions)}
+
+
+class Client(Node):
+    """Sends `rate` requests per second to A and notes how each one ends."""
+
+    def boot(self) -> None:
+        self.role = "client"
+        self.waiting: dict[int, dict] = {}  # request id -> {t, reached}
+        self.set_timer("tick", 1000 / self.lab.params["rate"])
+
+    def view(self) -> dict:
+        return {"calls": 0, "sent": self.lab.sent, "waiting": len(self.waiting),
+                "label": f"{self.lab.params['rate']}/s · waiting {len(self.waiting)}"}
+
+    def request(self) -> None:
+        self.lab.sent += 1
+        rid = self.lab.sent
+        self.waiting[rid] = {"t": self.now, "reached": False}
+        self.send("A", "CALL", cid=rid, rid=rid)
+        self.set_timer(f"give-up {rid}", self.lab.client_timeout, rid=rid)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "tick":
+            self.request()
+            self.set_timer("tick", 1000 / self.lab.params["rate"])
+        elif name.startswith("give-up"):
+            self.finish(data["rid"], "timeout", by="client", why="no answer from A")
+
+    def on_message(self, msg) -> None:
+        if msg.type == "REPLY" and msg.body["cid"] in self.waiting:
+            self.cancel_timer(f"give-up {msg.body['cid']}")
+            body = msg.body
+            outcome = "fallback" if body["fallback"] else ("ok" if body["ok"] else "error")
+            self.finish(body["cid"], outcome, by=body["by"], why=body.get("why", ""))
+
+    def finish(self, rid: int, outcome: str, by: str, why: str) -> None:
+        request = self.waiting.pop(rid)
+        ms = round(self.now - request["t"], 3)
+        self.lab.client_answer(rid, outcome, ms, by, why, request["reached"])
+
+
+class Service(Node):
+    """A or B: serves each call on a worker thread and calls the next service
+    through its breaker."""
+
+    def __init__(self, lab: CircuitBreaker, id: str, callee: str, timeout: float):
+        self.callee, self.timeout = callee, timeout
+        super().__init__(lab, id)
+
+    def boot(self) -> None:
+        self.threads = self.lab.params["threads"]
+        self.busy: dict[int, dict] = {}  # thread -> the call it is serving
+        self.queue: list[dict] = []  # calls waiting for a free thread
+        self.out: dict[int, dict] = {}  # my call id downstream -> the job waiting on it
+        self.fail_percent = 0
+        breaker = self.lab.breakers[f"{self.id}->{self.callee}"]
+        if breaker.state != "closed":  # memory is lost in a crash, and so is the breaker's state
+            breaker.move("closed", f"{self.id} restarted")
+        breaker.reset()
+        self.role = "closed" if breaker.enabled else "service"
+
+    @property
+    def breaker(self) -> Breaker:
+        return self.lab.breakers[f"{self.id}->{self.callee}"]
+
+    def view(self) -> dict:
+        up = self.status != "down"
+        return {"calls": self.lab.calls[self.id], "threads_busy": len(self.busy) if up else 0,
+                "threads": self.threads, "queued": len(self.queue) if up else 0, "fail_percent": self.fail_percent,
+                "label": f"threads {len(self.busy)}/{self.threads} · queue {len(self.queue)}" if up else "down"}
+
+    # -- serving a call ----------------------------------------------------------
+    def on_message(self, msg) -> None:
+        if msg.type == "CALL":
+            self.lab.received(self.id, msg.body["rid"])
+            job = {"from": msg.src, "cid": msg.body["cid"], "rid": msg.body["rid"], "t": self.now}
+            if self.fail_percent and self.lab.sim.rng.random() * 100 < self.fail_percent:
+                self.answer(job, {"ok": False, "fallback": False, "by": self.id, "why": f"{self.id} failed"})
+            elif len(self.busy) < self.threads:
+                self.start(job)
+            elif len(self.queue) < QUEUE_PER_THREAD * self.threads:
+                self.queue.append(job)  # wait for a thread
+            else:
+                self.answer(job, {"ok": False, "fallback": False, "by": self.id,
+                                  "why": f"{self.id} has no free thread"})
+        elif msg.type == "REPLY":
+            job = self.out.pop(msg.body["cid"], None)
+            if job is None:
+                return  # the answer came after my timeout: nobody waits for it any more
+            self.cancel_timer(f"timeout {msg.body['cid']}")
+            self.downstream_done(job, msg.body)
+
+    def start(self, job: dict) -> None:
+        """A thread takes the job and calls the next service, if the breaker lets it."""
+        self.lab.next_thread += 1
+        job["thread"] = self.lab.next_thread
+        self.busy[job["thread"]] = job
+        job["kind"] = self.breaker.allow()
+        if job["kind"] is None:  # open, or half-open with its trials taken: do not even try
+            self.answer(job, self.fallback(f"breaker {self.breaker.id} is {self.breaker.state}"))
+            return
+        self.lab.audit_crossing(self.breaker, job["kind"])
+        self.lab.next_call += 1
+        cid = self.lab.next_call
+        self.out[cid] = job
+        if job["kind"] == "trial":
+            self.lab.emit("trial", breaker=self.breaker.id, rid=job["rid"])
+        self.send(self.callee, "CALL", cid=cid, rid=job["rid"])
+        self.set_timer(f"timeout {cid}", self.timeout, cid=cid)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name.startswith("timeout"):
+            job = self.out.pop(data["cid"], None)
+            if job is not None:
+                why = f"{self.callee} did not answer in {self.timeout:.0f}ms"
+                self.downstream_done(job, {"ok": False, "fallback": False, "by": self.id, "why": why})
+        elif name.startswith("half-open"):
+            self.breaker.half_open()
+
+    def downstream_done(self, job: dict, reply: dict) -> None:
+        """The call downstream answered (a fallback from further down is an
+        answer too, passed on as it is) or failed."""
+        if reply["ok"]:
+            self.breaker.on_success(job["kind"])
+            self.answer(job, reply)
+        else:
+            self.breaker.on_failure(job["kind"], reply["why"])
+            self.answer(job, self.fallback(reply["why"]) if self.breaker.enabled else reply)
+
+    def fallback(self, why: str) -> dict:
+        """The degraded answer given instead of an error when breakers are on."""
+        self.lab.count(f"fallbacks by {self.id}")
+        return {"ok": True, "fallback": True, "by": self.id, "why": why}
+
+    def answer(self, job: dict, reply: dict) -> None:
+        """Reply to the caller, then free the thread for the next queued call."""
+        self.send(job["from"], "REPLY", cid=job["cid"], rid=job["rid"], ok=reply["ok"],
+                  fallback=reply["fallback"], by=reply["by"], why=reply["why"])
+        if job["from"] == "client":
+            self.lab.a_answered(self.now - job["t"])
+        if self.busy.pop(job.get("thread"), None) is not None and self.queue:
+            self.start(self.queue.pop(0))
+
+
+class Backend(Node):
+    """C: does a little work and answers, unless it is made to fail."""
+
+    def boot(self) -> None:
+        self.role = "service"
+        self.fail_percent = 0
+
+    def view(self) -> dict:
+        label = f"calls {self.lab.calls[self.id]}" + (f" · fails {self.fail_percent}%" if self.fail_percent else "")
+        return {"calls": self.lab.calls[self.id], "fail_percent": self.fail_percent, "label": label}
+
+    def on_message(self, msg) -> None:
+        if msg.type == "CALL":
+            self.lab.received(self.id, msg.body["rid"])
+            lo, hi = WORK_MS
+            self.set_timer(f"work {msg.body['cid']}", lo + (hi - lo) * self.lab.sim.rng.random(),
+                           src=msg.src, cid=msg.body["cid"], rid=msg.body["rid"])
+
+    def on_timer(self, name: str, data: dict) -> None:
+        ok = not (self.fail_percent and self.lab.sim.rng.random() * 100 < self.fail_percent)
+        self.send(data["src"], "REPLY", cid=data["cid"], rid=data["rid"], ok=ok, fallback=False,
+                  by="C", why="" if ok else "C failed")
+
+
+class CircuitBreaker(Lab):
+    slug = "circuit-breaker"
+    title = "Circuit breaker"
+    PARAMS = (
+        Param("breakers", "on", "Breakers on the A->B and B->C calls, or plain calls with timeouts.",
+              choices=("on", "off")),
+        Param("rate", 10, "Client requests per second.", lo=1, hi=20),
+        Param("threshold", 5, "Consecutive failures that trip a closed breaker.", lo=1, hi=20),
+        Param("open_ms", 2000, "How long a tripped breaker stays open before trying again (ms).", lo=200, hi=10_000),
+        Param("trials", 1, "Calls a half-open breaker lets through to test the dependency.", lo=1, hi=5),
+        Param("timeout", 1000, "Call timeout of B calling C (ms); A waits 250 ms longer for B.", lo=100, hi=5000),
+        Param("threads", 10, "Worker threads of A and of B.", lo=2, hi=20),
+    )
+    UNFAULTABLE = ("client",)
+
+    def setup(self) -> None:
+        p = self.params
+        self.sent = 0
+        self.next_call = 1_000_000  # call ids between services, apart from the client's request ids
+        self.next_thread = 0
+        self.calls = {"client": 0, "A": 0, "B": 0, "C": 0}
+        self.client_timeout = 3 * (p["timeout"] + A_MARGIN) + 1000
+        self.breakers = {
+            "A->B": Breaker(self, "A", "B"),
+            "B->C": Breaker(self, "B", "C"),
+        }
+        self.a_recent: list[tuple[float, float]] = []  # (t, ms) of A's answers in the last WINDOW ms
+        self.chart = {"t": [], "a_threads": [], "a_latency": []}
+        # no-cascade: how long may the client go without a good answer (ok, or a
+        # quick fallback) while its failures are slow?  As long as a breaker needs to
+        # notice: one call timeout, `threshold` more requests, one more timeout, 1 s.
+        self.cascade_ms = 2 * p["timeout"] + p["threshold"] * 1000 / p["rate"] + 1000
+        self.last_good = 0.0  # when the client last got an ok answer or a quick fallback
+        self.first_slow: float | None = None  # first slow failure since then
+        self.worst_slow = 0.0
+        self.metrics.update({"requests": 0, "ok": 0, "fallback": 0, "error": 0, "timeout": 0,
+                             "short_circuited": 0})
+        self.add_node(Client(self, "client"))
+        self.add_node(Service(self, "A", "B", p["timeout"] + A_MARGIN))
+        self.add_node(Service(self, "B", "C", p["timeout"]))
+        self.add_node(Backend(self, "C"))
+        self.add_check("open-blocks", "While a breaker is open, no call crosses it.")
+        self.add_check("trial-limit", "After the open timeout, at most the configured trial calls cross the half-open breaker.")
+        self.add_check("trial-outcome", "A successful trial closes the breaker; a failed one opens it again.")
+        self.add_check("no-cascade", f"An outage behind A does not reach the client as slow failures: the client never "
+                                     f"goes {self.cascade_ms / 1000:g} s without a good answer (ok, or a quick fallback) "
+                                     f"while its requests fail or fall back only after waiting out a timeout "
+                                     f"(the time a breaker needs to notice, plus 1 s).")
+        if p["breakers"] == "off":
+            for name in ("open-blocks", "trial-limit", "trial-outcome"):
+                self.checks[name].detail = "breakers are off: nothing to check"
+        self.sim.after(SAMPLE_EVERY, self.sample)
+
+    # -- bookkeeping the page and the checks use --------------------------------
+    def received(self, node_id: str, rid: int) -> None:
+        self.calls[node_id] += 1
+        if node_id == "A":
+            request = self.nodes["client"].waiting.get(rid)
+            if request:
+                request["reached"] = True
+
+    def client_answer(self, rid: int, outcome: str, ms: float, by: str, why: str, reached: bool) -> None:
+        self.count("requests")
+        self.count(outcome)
+        self.emit("answer", rid=rid, outcome=outcome, ms=ms, by=by, **({"why": why} if why else {}))
+        # A slow answer waited out at least one call timeout.  A request A never
+        # received (A down, a cut link) is not an outage cascading through A.
+        slow = ms >= self.params["timeout"] and (reached or outcome != "timeout")
+        if outcome == "ok" or (outcome == "fallback" and not slow):
+            self.last_good, self.first_slow = self.now, None
+        elif slow and self.first_slow is None:
+            self.first_slow = self.now
+
+    def a_answered(self, ms: float) -> None:
+        self.a_recent.append((self.now, ms))
+
+    # -- checks -------------------------------------------------------------------
+    def audit_crossing(self, breaker: Breaker, kind: str) -> None:
+        """Called for every call that is about to cross a breaker's edge."""
+        if not breaker.enabled:
+            return
+        if breaker.state == "open":
+            self.fail("open-blocks", f"a call crossed {breaker.id} while it was open")
+        elif breaker.state == "half-open":
+            breaker.crossed += 1
+            limit = self.params["trials"]
+            if breaker.crossed > limit:
+                self.fail("trial-limit", f"{breaker.crossed} calls crossed half-open {breaker.id} (limit {limit})")
+            else:
+                self.holds("trial-limit", f"{breaker.id}: {breaker.crossed} of {limit} trial calls crossed")
+
+    def audit_trial(self, breaker: Breaker, ok: bool) -> None:
+        """Called after the breaker has handled a trial call's result."""
+        if not ok and breaker.state != "open":
+            self.fail("trial-outcome", f"a trial call through {breaker.id} failed but it is {breaker.state}")
+        elif ok and breaker.trials_ok >= self.params["trials"] and breaker.state != "closed":
+            self.fail("trial-outcome", f"every trial through {breaker.id} succeeded but it is {breaker.state}")
+        elif self.checks["trial-outcome"].ok:
+            self.checks["trial-outcome"].detail = f"{breaker.id}: trial {'succeeded' if ok else 'failed'} -> {breaker.state}"
+
+    def sample(self) -> None:
+        """Every SAMPLE_EVERY ms: a point on A's chart, and the no-cascade check."""
+        self.sim.after(SAMPLE_EVERY, self.sample)
+        now = self.now
+        refused = sum(b.short_circuited for b in self.breakers.values())
+        if self.params["breakers"] == "on" and self.checks["open-blocks"].ok:
+            self.checks["open-blocks"].detail = f"{refused} calls answered by fallback without crossing"
+        self.a_recent = [r for r in self.a_recent if r[0] > now - WINDOW]
+        a = self.nodes["A"]
+        busy = len(a.busy) if a.status != "down" else 0
+        latency = sum(ms for _, ms in self.a_recent) / len(self.a_recent) if self.a_recent else 0.0
+        for key, value in (("t", round(now)), ("a_threads", busy), ("a_latency", round(latency, 1))):
+            self.chart[key].append(value)
+            del self.chart[key][:-SAMPLES]
+        # The outage has cascaded when the client has had only failures, slow
+        # ones among them, for longer than a breaker needs to notice.  (A
+        # fallback that comes only after a timeout counts as a slow failure.)
+        check = self.checks["no-cascade"]
+        if self.first_slow is None:
+            if check.ok:
+                check.detail = (f"longest wait through slow failures: {self.worst_slow / 1000:.2f}s"
+                                if self.worst_slow else "no slow failures")
+            return
+        lasted = now - self.last_good
+        self.worst_slow = max(self.worst_slow, lasted)
+        if lasted >= self.cascade_ms:
+            self.fail("no-cascade", f"for {lasted / 1000:.1f}s the client got only failures, slow ones "
+                                    f"(waiting out timeouts); A has {busy}/{a.threads} threads busy")
+        elif check.ok:
+            check.detail = f"only failures for {lasted / 1000:.2f}s so far"
+
+    # -- what the page shows ----------------------------------------------------------
+    def view(self) -> dict:
+        return {
+            "breakers": [b.view() for b in self.breakers.values()],
+            "chart": {**self.chart, **self.chart_points()},
+            "layout": {"client": [10, 50], "A": [37, 50], "B": [63, 50], "C": [90, 50]},
+            "edges": [["client", "A"], ["A", "B"], ["B", "C"]],
+        }
+
+    def chart_points(self) -> dict:
+        """SVG polyline points for the panel (240 x 60 box), ready to draw."""
+        n = len(self.chart["t"])
+        threads = self.params["threads"]
+        top = max([self.params["timeout"] + A_MARGIN, *self.chart["a_latency"]])
+        step = 240 / max(SAMPLES - 1, 1)
+        x0 = 240 - step * (n - 1)
+
+        def points(values, scale):
+            return " ".join(f"{x0 + i * step:.1f},{58 - 54 * v / scale:.1f}" for i, v in enumerate(values))
+
+        return {"threads_points": points(self.chart["a_threads"], threads),
+                "latency_points": points(self.chart["a_latency"], top), "latency_top": round(top),
+                "threads_now": self.chart["a_threads"][-1] if n else 0,
+                "latency_now": round(self.chart["a_latency"][-1]) if n else 0}
+
+    # -- lab actions ----------------------------------------------------------------
+    @action("request", Arg("count", "int", optional=True, default=1, lo=1, hi=50),
+            help="Send a burst of extra requests from the client now.")
+    def do_request(self, count: int) -> None:
+        self.emit("burst", count=count)
+        for _ in range(count):
+            self.nodes["client"].request()
+
+    @action("fail", Arg("node"), Arg("percent", "percent"),
+            help="Make A, B or C answer this share of its calls with an error.")
+    def do_fail(self, node_id: str, percent: int) -> None:
+        node = self.service(node_id)
+        if node.status == "down":
+            raise SimError(f"{node_id} is down; restart it first")
+        node.fail_percent = percent
+        self.emit("fail", node=node_id, percent=percent)
+
+    @action("recover", Arg("node"), help="Heal A, B or C: restart it if down, resume it, no errors, normal speed.")
+    def do_recover(self, node_id: str) -> None:
+        node = self.service(node_id)
+        if node.status == "down":
+            node.restart()
+        elif node.status == "paused":
+            node.resume()
+        node.fail_percent = 0
+        node.slow_ms = 0.0
+        self.emit("recover", node=node_id)
+
+    def service(self, node_id: str) -> Node:
+        if node_id == "client":
+            raise SimError("the client only drives traffic; use A, B or C")
+        return self.nodes[node_id]
