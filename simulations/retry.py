@@ -1,0 +1,572 @@
+"""Retry: clients that try again when a payment call fails.
+
+Three client machines (c1, c2, c3) send payment requests to a `service` that
+charges a card.  A call can fail in several ways, and a careful client treats
+them differently:
+
+  * 500 (a transient fault) or 503 (the service is down or overloaded), or no
+    answer before the client's timeout: the next try may well work, so retry;
+  * 401 (the token is expired): trying again cannot help, so give up at once;
+  * 200: done.
+
+The retry loop, as every client runs it for every request:
+
+    attempt = 1; send CHARGE
+    on 200:                 success
+    on 401:                 give up (a permanent error is never retried)
+    on 5xx / timeout:       if attempt == max_attempts: give up
+                            if the retry budget is spent: give up
+                            wait backoff(attempt); attempt += 1; send CHARGE again
+
+and the waiting time backoff(n) after the n-th failed attempt is
+
+    none         never retry
+    immediate    0
+    fixed        base
+    exponential  min(cap, base * 2^(n-1))
+    jitter       random between 0 and min(cap, base * 2^(n-1))   ("full jitter")
+
+Plain exponential backoff keeps clients that failed together in lock step:
+they all come back at the same instant, and the service sees a spike at
+every retry.  Full jitter spreads each wave over the whole backoff window,
+so the service sees a lower peak, more calls succeed on each try, and fewer
+calls are made in total (Brooker, "Exponential Backoff and Jitter", AWS
+Architecture Blog, 2015).  The lab measures exactly that: `compare` replays
+the same burst of clients through the same outage with both strategies.
+
+A retry is only safe when doing the request twice does no harm.  When the
+service charged the card but the response was lost, the client cannot tell
+this apart from a failure and pays again.  An idempotency key, chosen by the
+client once per payment and sent with every attempt, lets the service
+recognise a repeat: it answers with the stored result instead of charging
+again.  While the first attempt is still being worked on, a repeat gets
+409 (in progress) and is retried later, so two attempts never charge at once.
+
+A retry budget (as in Finagle) caps retries at a share of the requests a
+client makes, so that a client cannot multiply the load on a service that is
+already down.
+"""
+
+from __future__ import annotations
+
+from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms
+
+WINDOW = 20  # ms: the service's load is counted per window of this size (peaks)
+CHART_BIN = 5  # the live chart adds up this many windows per point (100 ms)
+CHART_POINTS = 100  # points in the live chart (the last 10 s)
+WORK_MS = (20.0, 40.0)  # how long the service works on one accepted charge
+BUDGET_RESERVE = 3.0  # retry tokens a client starts with (and at most holds)
+TRANSIENT = (500, 503, 409)  # codes worth another try (plus timeouts)
+COMPARE_SEEDS = 3  # the comparison averages this many runs per strategy
+COMPARE_CLIENTS = 50  # default comparison: this many clients at once...
+COMPARE_OUTAGE = 500  # ...hitting an outage of this many ms
+COMPARE_LIMIT = 120_000  # ms: a comparison run stops here at the latest
+SHOWN_REQUESTS = 10  # requests drawn on the attempts timeline
+
+STRATEGIES = ("none", "immediate", "fixed", "exponential", "jitter")
+
+
+class Client(Node):
+    """A machine that makes payments and retries them by the strategy."""
+
+    role = "client"
+
+    def boot(self) -> None:
+        self.role = "client"
+        self.pending: dict[str, dict] = {}  # request id -> its retry state
+        self.tokens = BUDGET_RESERVE  # the retry budget (when there is one)
+        self.ok = 0
+        self.failed = 0
+
+    def view(self) -> dict:
+        if self.status == "down":
+            return {"label": "down"}
+        return {"pending": len(self.pending), "ok": self.ok, "failed": self.failed,
+                "label": f"{self.ok} ok · {self.failed} failed" + (f" · {len(self.pending)} busy" if self.pending else "")}
+
+    # -- starting a payment ---------------------------------------------------
+    def pay(self, rid: str, token: str) -> None:
+        params = self.lab.params
+        # One key per payment, sent with every attempt of it.
+        key = f"key-{rid}" if params["idempotency"] else None
+        self.pending[rid] = {"attempt": 0, "open": None, "key": key, "token": token}
+        if params["budget"]:
+            # Each request earns a fraction of a retry (budget% of one token).
+            self.tokens = min(BUDGET_RESERVE, self.tokens + params["budget"] / 100)
+        self.attempt(rid)
+
+    def attempt(self, rid: str) -> None:
+        req = self.pending[rid]
+        req["attempt"] += 1
+        req["open"] = req["attempt"]  # the attempt whose answer we wait for
+        self.lab.record_attempt(self.id, rid, req["attempt"])
+        self.send("service", "CHARGE", rid=rid, attempt=req["attempt"], key=req["key"], token=req["token"])
+        self.set_timer(f"timeout:{rid}", self.lab.params["timeout_ms"], rid=rid, attempt=req["attempt"])
+
+    # -- answers and timeouts ---------------------------------------------------
+    def on_message(self, msg) -> None:
+        if msg.type != "RESULT":
+            return
+        rid, code = msg.body["rid"], msg.body["code"]
+        req = self.pending.get(rid)
+        if req is None or req["open"] != msg.body["attempt"]:
+            return  # an answer to an attempt we stopped waiting for
+        req["open"] = None
+        self.cancel_timer(f"timeout:{rid}")
+        self.lab.record_answer(rid, req["attempt"], code)
+        if code == 200:
+            self.finish(rid, True, "paid")
+        elif code not in TRANSIENT and self.lab.params["retry_on"] == "transient":
+            self.finish(rid, False, f"{code} is permanent: not retried")
+        else:
+            self.retry(rid, str(code))
+
+    def on_timer(self, name: str, data: dict) -> None:
+        rid = data["rid"]
+        req = self.pending.get(rid)
+        if req is None:
+            return
+        if name.startswith("timeout:") and req["open"] == data["attempt"]:
+            req["open"] = None
+            self.lab.record_answer(rid, req["attempt"], "timeout")
+            self.retry(rid, "timeout")
+        elif name.startswith("retry:"):
+            self.attempt(rid)
+
+    def retry(self, rid: str, why: str) -> None:
+        params, req = self.lab.params, self.pending[rid]
+        if params["strategy"] == "none":
+            return self.finish(rid, False, f"{why}: no retries")
+        if req["attempt"] >= params["max_attempts"]:
+            return self.finish(rid, False, f"{why}: out of attempts")
+        if params["budget"]:
+            if self.tokens < 1:
+                self.lab.count("budget_refused")
+                return self.finish(rid, False, f"{why}: retry budget spent")
+            self.tokens -= 1
+        delay = self.backoff(req["attempt"])
+        self.lab.emit("retry", client=self.id, rid=rid, after=req["attempt"], why=why, delay=delay)
+        self.set_timer(f"retry:{rid}", delay, rid=rid)
+
+    def backoff(self, n: int) -> float:
+        """How long to wait after the n-th failed attempt."""
+        params = self.lab.params
+        strategy, base, cap = params["strategy"], params["base_ms"], params["cap_ms"]
+        if strategy == "immediate":
+            return 0.0
+        if strategy == "fixed":
+            return float(base)
+        ceiling = min(cap, base * 2 ** (n - 1))
+        if strategy == "exponential":
+            return float(ceiling)
+        return round(self.lab.sim.rng.uniform(0, ceiling), 3)  # full jitter
+
+    def finish(self, rid: str, ok: bool, why: str) -> None:
+        self.pending.pop(rid)
+        self.cancel_timer(f"timeout:{rid}")
+        if ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+        self.lab.record_end(rid, ok, why)
+
+    def crash(self) -> None:
+        lost = list(self.pending)
+        super().crash()
+        for rid in lost:
+            self.lab.record_end(rid, False, "client crashed")
+
+
+class Service(Node):
+    """The payment service: it charges a card per accepted call."""
+
+    role = "service"
+
+    def boot(self) -> None:
+        self.role = "service"
+        # On disk: the payments table and the idempotency keys.
+        self.disk.setdefault("ledger", {})  # request id -> how many times it was charged
+        self.disk.setdefault("keys", {})  # key -> "in-progress" or the stored answer (200)
+        keys = self.disk["keys"]
+        # A charge that was in progress died with the process (the charge and
+        # the key's answer are written together), so its claim is released.
+        for key in [k for k, v in keys.items() if v == "in-progress"]:
+            del keys[key]
+        self.working = 0  # calls being worked on right now
+        self.calls = 0
+
+    def view(self) -> dict:
+        if self.status == "down":
+            return {"label": "down"}
+        lab = self.lab
+        cap = lab.params["capacity"]
+        if lab.now < lab.outage_until:
+            state = f"outage {fmt_ms(lab.outage_until - lab.now)}"
+        else:
+            state = f"busy {self.working}/{cap}"
+        return {"working": self.working, "capacity": cap, "label": state}
+
+    def on_message(self, msg) -> None:
+        if msg.type != "CHARGE":
+            return
+        lab, body = self.lab, msg.body
+        rid, key, attempt = body["rid"], body["key"], body["attempt"]
+        self.calls += 1
+        lab.count_call(attempt > 1)
+        keys = self.disk["keys"]
+        if lab.now < lab.outage_until:
+            return self.answer(msg, 503, "unavailable")
+        if body["token"] != "valid":
+            return self.answer(msg, 401, "token expired")
+        if key is not None and key in keys:
+            if keys[key] == "in-progress":
+                return self.answer(msg, 409, "same key in progress")
+            return self.answer(msg, keys[key], "replayed stored answer")  # no second charge
+        if self.working >= lab.params["capacity"]:
+            return self.answer(msg, 503, "overloaded")
+        self.working += 1
+        if key is not None:
+            keys[key] = "in-progress"  # claim the key before working
+        work = lab.sim.rng.uniform(*WORK_MS)
+        self.set_timer(f"work:{msg.id}:{msg.src}:{rid}:{attempt}", work, src=msg.src, rid=rid, key=key,
+                       attempt=attempt, id=msg.id)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if not name.startswith("work:"):
+            return
+        lab, keys = self.lab, self.disk["keys"]
+        self.working -= 1
+        if lab.sim.rng.random() * 100 < lab.fail_percent:
+            if data["key"] is not None:
+                keys.pop(data["key"], None)  # nothing was charged: release the key
+            return self.reply(data["src"], data["rid"], data["attempt"], 500, "transient fault")
+        # The side effect: charge the card, and store the answer under the key.
+        ledger = self.disk["ledger"]
+        ledger[data["rid"]] = ledger.get(data["rid"], 0) + 1
+        if data["key"] is not None:
+            keys[data["key"]] = 200
+        lab.record_charge(data["rid"], ledger[data["rid"]])
+        self.reply(data["src"], data["rid"], data["attempt"], 200, "charged")
+
+    def answer(self, msg, code: int, why: str) -> None:
+        self.reply(msg.src, msg.body["rid"], msg.body["attempt"], code, why)
+
+    def reply(self, dst: str, rid: str, attempt: int, code: int, why: str) -> None:
+        self.send(dst, "RESULT", rid=rid, attempt=attempt, code=code, why=why)
+
+    def crash(self) -> None:
+        super().crash()
+        self.working = 0
+
+
+class RetryLab(Lab):
+    slug = "retry"
+    title = "Retry"
+    PARAMS = (
+        Param("strategy", "exponential", "How long a client waits before the next attempt.", choices=STRATEGIES),
+        Param("max_attempts", 6, "Attempts per request, the first one included.", lo=1, hi=10),
+        Param("base_ms", 100, "Delay of fixed backoff, and the first delay of exponential backoff (ms).", lo=10, hi=2000),
+        Param("cap_ms", 5000, "Longest exponential backoff delay (ms).", lo=100, hi=30000),
+        Param("timeout_ms", 500, "How long a client waits for an answer before it counts the attempt as failed (ms).",
+              lo=50, hi=5000),
+        Param("idempotency", True, "Send an idempotency key with every attempt so the service charges once."),
+        Param("retry_on", "transient", "Which errors a client retries: transient (5xx, 409, timeouts) or any "
+              "(also 401: a bug).", choices=("transient", "any")),
+        Param("budget", 0, "Retry budget: a client may retry at most this % of its requests (0 = no budget).",
+              lo=0, hi=100),
+        Param("rate", 5.0, "Background payments per second, spread over c1..c3.", lo=0, hi=20),
+        Param("capacity", 5, "Calls the service works on at once; more are refused with 503.", lo=1, hi=50),
+    )
+    FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow",
+              "drop-next", "duplicate-next")
+    LATENCY = (4.0, 12.0)
+    AUTO_COMPARE = True  # measure exponential vs jitter when the run starts
+
+    def setup(self) -> None:
+        self.outage_until = 0.0
+        self.fail_percent = 0
+        self.expired_tokens = 0  # the next this-many requests carry an expired token
+        self.next_rid = 0
+        self.requests: dict[str, dict] = {}  # request id -> what happened to it (for the page)
+        self.windows: dict[int, list[int]] = {}  # window index -> [calls, retries]
+        self.metrics.update({"requests": 0, "succeeded": 0, "failed": 0, "success_rate": 100.0,
+                             "calls": 0, "retries": 0, "peak_calls": 0, "peak_retries": 0,
+                             "charges": 0, "duplicate_charges": 0, "budget_refused": 0, "in_flight": 0})
+        self.add_node(Service(self, "service"))
+        for name in ("c1", "c2", "c3"):
+            self.add_node(Client(self, name))
+        self.add_check("permanent-not-retried", "A permanent error (401) is never retried: the client gives up at once.")
+        self.add_check("no-duplicate-charges", "However often a payment is retried, the card is charged at most once "
+                       "(idempotency keys); a payment reported paid was charged exactly once.")
+        self.add_check("jitter-spreads-load", "Many clients retrying through an outage: exponential backoff with full "
+                       "jitter gives a lower peak load and fewer total calls than without jitter (Brooker 2015).")
+        self.comparison: dict | None = None
+        if self.AUTO_COMPARE:
+            self.run_comparison(COMPARE_CLIENTS, COMPARE_OUTAGE)
+        if self.params["rate"] > 0:
+            self.sim.after(200, self.tick)
+
+    # -- traffic -------------------------------------------------------------------
+    def tick(self) -> None:
+        """Background traffic: one payment every 1/rate seconds, round robin."""
+        self.sim.after(1000 / self.params["rate"], self.tick)
+        clients = [n for n in self.clients() if n.up]
+        if clients:
+            self.start_payment(clients[self.next_rid % len(clients)])
+
+    def clients(self) -> list[Client]:
+        return [n for n in self.nodes.values() if isinstance(n, Client)]
+
+    def start_payment(self, client: Client) -> str:
+        self.next_rid += 1
+        rid = f"r{self.next_rid}"
+        token = "valid"
+        if self.expired_tokens:
+            self.expired_tokens -= 1
+            token = "expired"
+        self.count("requests")
+        self.count("in_flight")
+        self.requests[rid] = {"id": rid, "client": client.id, "start": round(self.now, 3), "end": None,
+                              "status": "pending", "why": "", "attempts": [], "charges": 0,
+                              "token": token, "permanent": False}
+        self.emit("request", rid=rid, client=client.id, token=token)
+        self._trim()
+        client.pay(rid, token)
+        return rid
+
+    def _trim(self) -> None:
+        """Forget finished requests beyond the last few hundred (the page shows the latest)."""
+        if len(self.requests) > 400:
+            for rid in list(self.requests)[:100]:
+                if self.requests[rid]["status"] != "pending":
+                    del self.requests[rid]
+
+    # -- what the clients and the service report --------------------------------------
+    def record_attempt(self, client: str, rid: str, n: int) -> None:
+        rec = self.requests.get(rid)
+        if rec is None:
+            return
+        if rec["permanent"]:
+            self.fail("permanent-not-retried", f"{rid} got a 401 and was sent again (attempt {n})")
+        rec["attempts"].append([round(self.now - rec["start"], 3), None])
+        if n > 1:
+            self.count("retries")
+        self.emit("attempt", rid=rid, client=client, n=n)
+
+    def record_answer(self, rid: str, n: int, code) -> None:
+        rec = self.requests.get(rid)
+        if rec is None or not rec["attempts"]:
+            return
+        rec["attempts"][-1][1] = code
+        if code == 401:
+            rec["permanent"] = True
+        self.emit("answer", rid=rid, n=n, code=code)
+
+    def record_end(self, rid: str, ok: bool, why: str) -> None:
+        rec = self.requests.get(rid)
+        self.count("in_flight", -1)
+        self.count("succeeded" if ok else "failed")
+        done = self.metrics["succeeded"] + self.metrics["failed"]
+        self.metrics["success_rate"] = round(100 * self.metrics["succeeded"] / done, 1)
+        if rec is not None:
+            rec.update(status="paid" if ok else "failed", why=why, end=round(self.now, 3))
+            if ok and rec["charges"] != 1:
+                self.fail("no-duplicate-charges", f"{rid} was reported paid after {rec['charges']} charges")
+        self.emit("paid" if ok else "gave-up", rid=rid, why=why)
+
+    def record_charge(self, rid: str, times: int) -> None:
+        self.count("charges")
+        rec = self.requests.get(rid)
+        if rec is not None:
+            rec["charges"] = times
+        self.emit("charge", rid=rid, times=times)
+        if times > 1:
+            self.count("duplicate_charges")
+            self.fail("no-duplicate-charges", f"{rid} was charged {times} times (the retry repeated the payment)")
+        elif self.checks["no-duplicate-charges"].ok:  # a double charge cannot be undone: no recovery
+            self.checks["no-duplicate-charges"].detail = f"{self.metrics['charges']} charges, none repeated"
+
+    def count_call(self, is_retry: bool) -> None:
+        self.count("calls")
+        w = int(self.now // WINDOW)
+        slot = self.windows.setdefault(w, [0, 0])
+        slot[0] += 1
+        slot[1] += int(is_retry)
+        self.metrics["peak_calls"] = max(self.metrics["peak_calls"], slot[0])
+        self.metrics["peak_retries"] = max(self.metrics["peak_retries"], slot[1])
+        if len(self.windows) > CHART_BIN * CHART_POINTS + 10:  # forget windows the chart no longer shows
+            for old in [k for k in self.windows if k < w - CHART_BIN * CHART_POINTS]:
+                del self.windows[old]
+
+    # -- the measured comparison: exponential vs exponential + full jitter -------------
+    def run_comparison(self, clients: int, outage: float) -> None:
+        rows = []
+        for strategy in ("exponential", "jitter"):
+            runs = [measure(self.params, self.seed * 101 + k, strategy, clients, outage) for k in range(COMPARE_SEEDS)]
+            n = len(runs)
+            rows.append({
+                "strategy": strategy,
+                "peak_retries": round(sum(r["peak_retries"] for r in runs) / n, 1),
+                "peak_calls": round(sum(r["peak_calls"] for r in runs) / n, 1),
+                "calls": round(sum(r["calls"] for r in runs) / n, 1),
+                "succeeded": round(sum(r["succeeded"] for r in runs) / n, 1),
+                "gave_up": round(sum(r["gave_up"] for r in runs) / n, 1),
+                "done_ms": round(sum(r["done_ms"] for r in runs) / n),
+                "series": runs[0]["series"],
+            })
+        exp, jit = rows
+        top = max(max(r["series"] or [1]) for r in rows) or 1
+        span = max(len(r["series"]) for r in rows) or 1
+        for row in rows:
+            row["points"] = _polyline(row.pop("series"), top, 60)
+        self.comparison = {"clients": clients, "outage_ms": outage, "runs": COMPARE_SEEDS, "rows": rows,
+                           "top": top, "span_ms": span * WINDOW, "width": max(span - 1, 1), "window_ms": WINDOW,
+                           "params": f"max_attempts={self.params['max_attempts']} base={self.params['base_ms']}ms "
+                                     f"cap={self.params['cap_ms']}ms capacity={self.params['capacity']}"}
+        lower_peak = jit["peak_retries"] < exp["peak_retries"]
+        fewer_calls = jit["calls"] < exp["calls"]
+        detail = (f"{clients} clients, {fmt_ms(outage)} outage: peak retries per {WINDOW}ms {jit['peak_retries']:g} with jitter vs "
+                  f"{exp['peak_retries']:g} without; total calls {jit['calls']:g} vs {exp['calls']:g}")
+        self.emit("compared", clients=clients, outage_ms=outage, exp_peak=exp["peak_retries"],
+                  jitter_peak=jit["peak_retries"], exp_calls=exp["calls"], jitter_calls=jit["calls"])
+        if lower_peak and fewer_calls:
+            self.holds("jitter-spreads-load", detail)
+        else:
+            why = ""
+            if clients == 1:
+                why = " (one client is no herd: there is nothing to spread)"
+            elif jit["calls"] == exp["calls"] == clients * self.params["max_attempts"]:
+                why = " (every client used all its attempts either way: allow more attempts)"
+            self.fail("jitter-spreads-load", detail + why)
+
+    # -- actions ---------------------------------------------------------------------
+    @action("request", Arg("client", optional=True), group="request",
+            help="One payment from this client (default: the next one in turn).")
+    def do_request(self, client: str | None) -> None:
+        node = self.nodes[client] if client else next((n for n in self.clients() if n.up), None)
+        if node is None or not isinstance(node, Client):
+            raise SimError("payments start at a client: c1, c2 or c3" if client else "every client is down")
+        if not node.up:
+            raise SimError(f"{node.id} is {node.status}; pick a running client")
+        self.start_payment(node)
+
+    @action("clients", Arg("n", "int", lo=1, hi=200), group="request",
+            help="n clients pay at the same instant (a burst spread over c1..c3).")
+    def do_clients(self, n: int) -> None:
+        live = [c for c in self.clients() if c.up]
+        if not live:
+            raise SimError("every client is down; restart one first")
+        self.emit("burst", clients=n)
+        for i in range(n):
+            self.start_payment(live[i % len(live)])
+
+    @action("fail", Arg("percent", "percent"), help="The service fails this share of calls with a transient 500.")
+    def do_fail(self, percent: int) -> None:
+        self.fail_percent = percent
+        self.emit("fail-rate", percent=percent)
+
+    @action("outage", Arg("ms", "ms", lo=1, hi=60_000), help="The service answers 503 to every call for this long.")
+    def do_outage(self, ms: float) -> None:
+        self.outage_until = self.now + ms
+        self.emit("outage", ms=ms, until=round(self.outage_until, 3))
+
+    @action("lose-responses", Arg("percent", "percent"),
+            help="Lose this share of the service's answers: the charge happened, the client never hears of it.")
+    def do_lose_responses(self, percent: int) -> None:
+        for client in self.clients():
+            self.net.link("service", client.id).loss = percent
+        self.emit("lose-responses", percent=percent)
+
+    @action("unauthorized", Arg("n", "int", optional=True, default=1, lo=1, hi=50), group="request",
+            help="The next n payments carry an expired token: the service answers 401, a permanent error.")
+    def do_unauthorized(self, n: int) -> None:
+        self.expired_tokens = n
+        self.emit("expired-tokens", n=n)
+        live = [c for c in self.clients() if c.up]
+        if live and not self.params["rate"]:
+            self.start_payment(live[0])  # with no background traffic, send one now
+
+    @action("compare", Arg("clients", "int", optional=True, default=COMPARE_CLIENTS, lo=1, hi=200),
+            Arg("outage", "ms", optional=True, default=COMPARE_OUTAGE, lo=0, hi=10_000),
+            help="Measure again: this many clients at once hit an outage, exponential backoff vs full jitter.")
+    def do_compare(self, clients: int, outage: float) -> None:
+        self.run_comparison(clients, outage)
+
+    # -- the page ----------------------------------------------------------------------
+    def view(self) -> dict:
+        # The load chart: calls per 100 ms over the last 10 s, and how many were retries.
+        last = int(self.now // WINDOW) // CHART_BIN
+        calls, retries = [], []
+        for b in range(last - CHART_POINTS + 1, last + 1):
+            slots = [self.windows.get(b * CHART_BIN + i, [0, 0]) for i in range(CHART_BIN)]
+            calls.append(sum(s[0] for s in slots))
+            retries.append(sum(s[1] for s in slots))
+        top = max(max(calls), 5)
+        # The attempts timeline: the latest requests that retried or failed, and the very latest ones.
+        reqs = list(self.requests.values())
+        latest = {r["id"] for r in reqs[-3:]}
+        shown = [r for r in reqs if r["id"] in latest or len(r["attempts"]) > 1 or r["status"] == "failed"
+                 or r["charges"] > 1][-SHOWN_REQUESTS:]
+        span = max([1000.0] + [((r["end"] if r["end"] is not None else self.now) - r["start"]) for r in shown])
+        timeline = []
+        for r in shown:
+            end = r["end"] if r["end"] is not None else self.now
+            timeline.append({
+                "id": r["id"], "client": r["client"], "status": r["status"], "why": r["why"],
+                "charges": r["charges"], "tries": len(r["attempts"]),
+                "width": round(100 * (end - r["start"]) / span, 2),
+                "dots": [{"x": round(100 * t / span, 2), "code": "…" if c is None else str(c),
+                          "kind": _kind(c)} for t, c in r["attempts"][-12:]],
+            })
+        return {
+            "layout": {"service": [78, 50], "c1": [18, 20], "c2": [18, 50], "c3": [18, 80]},
+            "edges": [[c.id, "service"] for c in self.clients()],
+            "faults": {"outage_ms": round(max(0.0, self.outage_until - self.now), 3), "fail_percent": self.fail_percent,
+                       "lost_responses": max([self.net.links[k].loss for k in self.net.links
+                                              if k[0] == "service"] or [0]),
+                       "expired_tokens": self.expired_tokens},
+            "load": {"bin_ms": WINDOW * CHART_BIN, "top": top, "shown_peak": max(calls), "width": CHART_POINTS - 1,
+                     "span_ms": CHART_POINTS * CHART_BIN * WINDOW,
+                     "calls": _polyline(calls, top, 80), "retries": _polyline(retries, top, 80)},
+            "timeline": {"span_ms": round(span), "rows": timeline},
+            "comparison": self.comparison,
+        }
+
+
+class Experiment(RetryLab):
+    """The same lab, run off-screen for the comparison (no background traffic)."""
+
+    slug = ""
+    AUTO_COMPARE = False
+
+
+def measure(params: dict, seed: int, strategy: str, clients: int, outage: float) -> dict:
+    """One comparison run: `clients` pay at once at the start of an outage."""
+    lab = Experiment({**{k: str(v) for k, v in params.items()}, "strategy": strategy, "rate": "0"}, seed)
+    if outage:
+        lab.do_outage(outage)
+    lab.do_clients(clients)
+    while lab.metrics["in_flight"] and lab.now < COMPARE_LIMIT:
+        lab.run_until(lab.now + 1000)
+        lab.drain()
+    last = max(lab.windows) if lab.windows else 0
+    series = [lab.windows.get(w, [0, 0])[0] for w in range(0, last + 1)]
+    finished = [r["end"] for r in lab.requests.values() if r["end"] is not None]
+    return {"peak_retries": lab.metrics["peak_retries"], "peak_calls": lab.metrics["peak_calls"],
+            "calls": lab.metrics["calls"], "succeeded": lab.metrics["succeeded"], "gave_up": lab.metrics["failed"],
+            "done_ms": max(finished or [0]), "series": series[:250]}
+
+
+def _kind(code) -> str:
+    if code is None:
+        return "open"
+    if code == 200:
+        return "ok"
+    if code in TRANSIENT or code == "timeout":
+        return "retryable"
+    return "permanent"
+
+
+def _polyline(values: list[int], top: float, height: int) -> str:
+    """SVG points for a line chart of `values`: one x unit per window, y from 0 (top) to height."""
+    return " ".join(f"{i},{height - round(height * v / top)}" for i, v in enumerate(values))
