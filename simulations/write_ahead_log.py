@@ -1,0 +1,610 @@
+"""Write-ahead log: a key-value store that survives a power loss.
+
+The store `db` keeps its table in memory and, before it changes the table,
+appends the change to a log (SET key value, or DEL key).  A client sends it
+writes.  The rules:
+
+  * every change gets the next sequence number (its LSN) and is appended to the log
+    FIRST, then applied to the memory table ("write ahead");
+  * each record carries a CRC (zlib.crc32 of its bytes), so a record that was
+    corrupted on disk, or only half written when the power failed (a torn
+    write), is recognised when it is read back;
+  * an append lands in the operating system's buffer; only an fsync makes it
+    durable.  The flush policy decides when to fsync and when to acknowledge:
+      - every-write: fsync, then acknowledge (writes that arrive during an
+        fsync share the next one: group commit);
+      - batch: acknowledge at once, fsync every N records or T ms, and hold
+        new writes while N unflushed records wait (the bound on what a power
+        loss can take);
+      - never: acknowledge at once and never fsync (only a checkpoint
+        persists anything);
+  * the log is split into segments of bounded size; a checkpoint writes the
+    whole table to disk with the sequence number it covers.  That number is
+    the low-water mark: segments entirely below it are deleted;
+  * recovery after a crash loads the checkpoint, then replays the log record
+    by record: a record whose sequence number is already covered is skipped
+    (so replaying a duplicate changes nothing), and the first record whose CRC
+    does not match ends the log: it and everything after it are cut off
+    (point-in-time recovery, as RocksDB calls it).
+
+The `replay` param can switch the checks off ("naive": apply every record as
+it reads), to show what the CRC and the sequence numbers protect against.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from .kernel import Arg, Lab, Node, Param, SimError, action
+
+REPLAY_STEP = 60  # ms to read and apply one record during recovery (so it can be watched)
+CLIENT_TIMEOUT = 1000  # ms before the client gives up on a write
+SHOWN_SEGMENTS = 5  # segments drawn on the page (the newest ones)
+KEYS = ("k1", "k2", "k3", "k4", "k5")
+
+
+def crc_of(seq: int, payload: str) -> int:
+    """The record's checksum covers its sequence number and its bytes."""
+    return zlib.crc32(f"{seq}|{payload}".encode())
+
+
+def make_record(seq: int, op: str, key: str, value: str = "") -> dict:
+    payload = f"SET {key} {value}" if op == "SET" else f"DEL {key}"
+    return {"seq": seq, "payload": payload, "crc": crc_of(seq, payload), "damage": None, "copy": False}
+
+
+def parse(payload: str) -> tuple[str, str, str]:
+    """Read a record's bytes back as (op, key, value); garbage reads as garbage."""
+    parts = payload.split(" ")
+    op = parts[0]
+    key = parts[1] if len(parts) > 1 else ""
+    return op, key, " ".join(parts[2:])
+
+
+def apply(table: dict, op: str, key: str, value: str) -> None:
+    """SET and DEL on the memory table."""
+    if op == "SET" and key:
+        table[key] = value
+    elif op == "DEL":
+        table.pop(key, None)
+
+
+class Store(Node):
+    """The key-value store with its write-ahead log."""
+
+    def boot(self) -> None:
+        # What survives a power loss lives in self.disk: the flushed segments
+        # and the latest checkpoint.  Everything below is memory.
+        self.disk.setdefault("segments", [])  # [{"id", "records": [...]}], oldest first
+        self.disk.setdefault("checkpoint", None)  # {"seq", "table"}
+        self.disk.setdefault("next_segment", 1)
+        self.table: dict[str, str] = {}
+        self.buffer: list[dict] = []  # appended, not yet fsynced
+        self.syncing: list[dict] = []  # being written by the fsync in progress
+        self.waiting: list = []  # writes held back while the batch is full
+        self.durable_acks: dict[int, dict] = {}  # every-write: seq -> who to acknowledge after the fsync
+        self.applied_seq = 0
+        self.next_seq = 1
+        self.since_checkpoint = 0
+        self.recovery: dict | None = None
+        if self.lab.started:
+            self.start_recovery()
+        else:
+            self.role = "serving"
+            self.active_segment = self.new_segment()
+
+    # -- the write path -----------------------------------------------------------
+    @property
+    def unflushed(self) -> list[dict]:
+        return self.syncing + self.buffer
+
+    def on_message(self, msg) -> None:
+        if msg.type != "WRITE":
+            return
+        if self.role == "recovering":
+            self.send(msg.src, "REJECT", req=msg.body["req"], why="recovering")
+        elif self.lab.flush == "batch" and len(self.unflushed) >= self.lab.batch_size:
+            self.waiting.append(msg)  # the batch is full: wait for the fsync
+            self.lab.emit("hold", req=msg.body["req"], unflushed=len(self.unflushed))
+        else:
+            self.write(msg)
+
+    def write(self, msg) -> None:
+        body = msg.body
+        record = make_record(self.next_seq, body["op"], body["key"], body.get("value", ""))
+        self.next_seq += 1
+        self.append(record)  # 1. log it
+        apply(self.table, body["op"], body["key"], body.get("value", ""))  # 2. then change memory
+        self.applied_seq = record["seq"]
+        self.lab.emit("append", lsn=record["seq"], op=body["op"], key=body["key"], value=body.get("value", ""),
+                      crc=record["crc"], segment=record["segment"])
+        who = {"client": msg.src, "req": body["req"], "seq": record["seq"]}
+        flush = self.lab.flush
+        if flush == "every-write":
+            self.durable_acks[record["seq"]] = who  # acknowledge once it is on disk
+            self.flush()
+        else:
+            self.acknowledge(who)  # acknowledge now: it is only in memory
+            if flush == "batch":
+                if len(self.unflushed) >= self.lab.batch_size:
+                    self.flush()
+                elif not self.has_timer("batch"):
+                    self.set_timer("batch", self.lab.batch_ms)
+        self.since_checkpoint += 1
+        if self.lab.checkpoint_every and self.since_checkpoint >= self.lab.checkpoint_every:
+            self.checkpoint()
+
+    def append(self, record: dict) -> None:
+        """Add a record to the active segment (in the buffer until an fsync);
+        a full segment is closed and the next one opened."""
+        record["segment"] = self.active_segment
+        self.buffer.append(record)
+        if self.segment_size(self.active_segment) >= self.lab.segment_size:
+            self.active_segment = self.new_segment()
+
+    def acknowledge(self, who: dict) -> None:
+        self.lab.acked[who["seq"]] = round(self.now, 3)
+        self.send(who["client"], "ACK", req=who["req"], lsn=who["seq"])
+
+    def flush(self) -> None:
+        """Start an fsync of everything buffered (one at a time)."""
+        if self.syncing or not self.buffer:
+            return
+        self.cancel_timer("batch")
+        self.syncing, self.buffer = self.buffer, []
+        self.lab.emit("fsync-start", lsns=[r["seq"] for r in self.syncing], ms=self.lab.fsync_ms)
+        self.set_timer("fsync", self.lab.fsync_ms)
+
+    def fsync_done(self) -> None:
+        done, self.syncing = self.syncing, []
+        for record in done:  # now they are on disk
+            self.segment_on_disk(record["segment"])["records"].append(record)
+            self.lab.record_durable(record)
+        self.lab.count("fsyncs")
+        self.lab.count("fsync_ms", self.lab.fsync_ms)
+        self.lab.emit("fsync", lsns=[r["seq"] for r in done], ms=self.lab.fsync_ms)
+        for record in done:
+            who = self.durable_acks.pop(record["seq"], None)
+            if who:
+                self.acknowledge(who)
+        flush = self.lab.flush
+        if self.buffer and (flush == "every-write" or len(self.buffer) >= self.lab.batch_size):
+            self.flush()
+        elif self.buffer and flush == "batch" and not self.has_timer("batch"):
+            self.set_timer("batch", self.lab.batch_ms)
+        while self.waiting and len(self.unflushed) < self.lab.batch_size:
+            self.write(self.waiting.pop(0))
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "fsync":
+            self.fsync_done()
+        elif name == "batch":
+            self.flush()
+        elif name == "replay":
+            self.replay_next()
+
+    # -- segments, checkpoints and the low-water mark --------------------------------
+    def new_segment(self) -> int:
+        seg_id = self.disk["next_segment"]
+        self.disk["next_segment"] += 1
+        self.disk["segments"].append({"id": seg_id, "records": []})
+        self.lab.emit("segment", id=seg_id)
+        return seg_id
+
+    def segment_on_disk(self, seg_id: int) -> dict:
+        return next(s for s in self.disk["segments"] if s["id"] == seg_id)
+
+    def segment_size(self, seg_id: int) -> int:
+        on_disk = len(self.segment_on_disk(seg_id)["records"])
+        return on_disk + len([r for r in self.unflushed if r["segment"] == seg_id])
+
+    def checkpoint(self) -> None:
+        """Write the whole table with the seq it covers; drop segments below it."""
+        seq = self.applied_seq
+        self.disk["checkpoint"] = {"seq": seq, "table": dict(self.table)}
+        self.since_checkpoint = 0
+        self.lab.count("fsyncs")
+        self.lab.count("fsync_ms", self.lab.fsync_ms)
+        self.lab.count("checkpoints")
+        self.lab.record_checkpoint(seq, self.table)
+        self.lab.emit("checkpoint", lsn=seq, keys=len(self.table))
+        # The low-water mark: a segment whose records are all <= seq is no longer needed.
+        keep = []
+        for seg in self.disk["segments"]:
+            records = seg["records"]
+            pending = any(r["segment"] == seg["id"] for r in self.unflushed)
+            if seg["id"] != self.active_segment and not pending and all(r["seq"] <= seq for r in records):
+                self.lab.segment_deleted(seg["id"], len(records))
+            else:
+                keep.append(seg)
+        self.disk["segments"] = keep
+
+    # -- power loss and recovery -------------------------------------------------------
+    def crash(self) -> None:
+        self.lab.power_loss(self.unflushed)
+        super().crash()
+        self.buffer, self.syncing, self.waiting, self.durable_acks = [], [], [], {}
+        self.table = {}
+        self.recovery = None
+        self.role = None
+
+    def start_recovery(self) -> None:
+        self.role = "recovering"
+        checkpoint = self.disk["checkpoint"]
+        self.table = dict(checkpoint["table"]) if checkpoint else {}
+        self.applied_seq = checkpoint["seq"] if checkpoint else 0
+        queue = [(seg["id"], i) for seg in self.disk["segments"] for i in range(len(seg["records"]))]
+        self.recovery = {"total": len(queue), "done": 0, "applied": 0, "skipped": 0, "bad": None,
+                         "from_checkpoint": checkpoint["seq"] if checkpoint else 0, "queue": queue, "last": []}
+        self.lab.emit("recovery-start", checkpoint=self.recovery["from_checkpoint"], records=len(queue))
+        self.set_timer("replay", REPLAY_STEP)
+
+    def replay_next(self) -> None:
+        rec = self.recovery
+        if not rec["queue"]:
+            return self.finish_recovery()
+        seg_id, index = rec["queue"].pop(0)
+        record = self.segment_on_disk(seg_id)["records"][index]
+        seq, payload = record["seq"], record["payload"]
+        checked = self.lab.replay_mode == "checked"
+        crc_ok = crc_of(seq, payload) == record["crc"]
+        before = dict(self.table)
+        if checked and not crc_ok:
+            verdict = "crc-failed"  # the end of the usable log
+        elif checked and seq <= self.applied_seq:
+            verdict = "skipped"  # already applied (in the checkpoint, or a duplicate)
+        else:
+            op, key, value = parse(payload)
+            apply(self.table, op, key, value)
+            verdict = "applied"
+        rec["done"] += 1
+        rec["applied" if verdict == "applied" else "skipped"] += verdict != "crc-failed"
+        rec["last"] = ([{"seq": seq, "verdict": verdict}] + rec["last"])[:6]
+        self.lab.count("replayed")
+        self.lab.emit("replay", lsn=seq, segment=seg_id, verdict=verdict, crc=record["crc"],
+                      computed=crc_of(seq, payload), payload=payload)
+        self.lab.judge_replay(record, verdict, crc_ok, before, self.table, self.applied_seq)
+        if verdict == "applied":
+            self.applied_seq = max(self.applied_seq, seq)
+        if verdict == "crc-failed":
+            rec["bad"] = seq
+            self.truncate(seg_id, index)
+            return self.finish_recovery()
+        self.set_timer("replay", REPLAY_STEP)
+
+    def truncate(self, seg_id: int, index: int) -> None:
+        """Cut the log at a bad record: it and everything after it are dropped."""
+        cut = 0
+        segments = self.disk["segments"]
+        for pos, seg in enumerate(segments):
+            if seg["id"] == seg_id:
+                cut = len(seg["records"]) - index + sum(len(s["records"]) for s in segments[pos + 1:])
+                seg["records"] = seg["records"][:index]
+                del segments[pos + 1:]
+                break
+        self.lab.emit("truncate", segment=seg_id, at=index, records=cut)
+
+    def finish_recovery(self) -> None:
+        rec = self.recovery
+        rec["queue"] = []
+        seqs = [r["seq"] for s in self.disk["segments"] for r in s["records"]]
+        self.next_seq = max([self.applied_seq, *seqs]) + 1
+        self.applied_seq = self.next_seq - 1
+        segments = self.disk["segments"]
+        if segments and len(segments[-1]["records"]) < self.lab.segment_size:
+            self.active_segment = segments[-1]["id"]
+        else:
+            self.active_segment = self.new_segment()
+        self.role = "serving"
+        self.lab.emit("recovered", applied=rec["applied"], skipped=rec["skipped"], bad=rec["bad"],
+                      keys=len(self.table), next_lsn=self.next_seq)
+        self.lab.judge_recovery(self.table)
+
+    def view(self) -> dict:
+        label = {"serving": f"seq {self.applied_seq} · {len(self.table)} keys",
+                 "recovering": f"replaying {self.recovery['done']}/{self.recovery['total']}" if self.recovery else ""}
+        return {"label": label.get(self.role or "", "power off"), "unflushed": len(self.unflushed)}
+
+
+class Client(Node):
+    """Sends writes to the store and waits for the acknowledgement."""
+
+    def boot(self) -> None:
+        self.role = "client"
+        self.next_req = 1
+        self.counter = 0
+        self.outstanding: dict[int, dict] = {}
+
+    def send_write(self, op: str, key: str, value: str = "") -> None:
+        req = self.next_req
+        self.next_req += 1
+        self.outstanding[req] = {"t": self.now, "op": op, "key": key}
+        self.send("db", "WRITE", req=req, op=op, key=key, value=value)
+        self.lab.count("writes")
+        self.set_timer(f"timeout-{req}", CLIENT_TIMEOUT, req=req)
+
+    def next_write(self) -> tuple[str, str, str]:
+        """The background workload: mostly SETs of a few keys, some removals."""
+        self.counter += 1
+        key = KEYS[self.lab.sim.rng.randrange(len(KEYS))]
+        if self.lab.sim.rng.random() < 0.15:
+            return "DEL", key, ""
+        return "SET", key, f"v{self.counter}"
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "tick":
+            self.send_write(*self.next_write())
+            self.set_timer("tick", 1000 / self.lab.params["rate"])
+        elif name.startswith("timeout-") and self.outstanding.pop(data["req"], None):
+            self.lab.count("timeouts")
+            self.lab.emit("timeout", req=data["req"])
+
+    def on_message(self, msg) -> None:
+        sent = self.outstanding.pop(msg.body["req"], None)
+        self.cancel_timer(f"timeout-{msg.body['req']}")
+        if sent is None:
+            return
+        if msg.type == "ACK":
+            self.lab.count("acks")
+            self.lab.latencies.append(self.now - sent["t"])
+            self.lab.metrics["ack_ms"] = round(sum(self.lab.latencies) / len(self.lab.latencies), 1)
+        elif msg.type == "REJECT":
+            self.lab.count("rejected")
+
+
+class WriteAheadLog(Lab):
+    slug = "write-ahead-log"
+    title = "Write-ahead log"
+    PARAMS = (
+        Param("flush", "every-write", "When the log is fsynced, and so when a write is acknowledged.",
+              choices=("every-write", "batch", "never")),
+        Param("batch_size", 5, "batch: fsync once this many records wait (and never let more wait).", lo=1, hi=50),
+        Param("batch_ms", 200, "batch: fsync at the latest this long after the first waiting record.", lo=10, hi=5000),
+        Param("fsync_ms", 10, "How long one fsync takes (its cost).", lo=1, hi=200),
+        Param("segment_size", 6, "Records per log segment.", lo=2, hi=40),
+        Param("checkpoint_every", 20, "Take a checkpoint every this many writes (0 = only when asked).", lo=0, hi=500),
+        Param("rate", 4, "Background writes per second from the client (0 = only yours).", lo=0, hi=20),
+        Param("replay", "checked", "checked: verify CRCs and skip seqs already applied; naive: apply every record.",
+              choices=("checked", "naive")),
+    )
+    FAULTS = ("crash", "restart", "pause", "resume", "delay", "slow", "drop-next", "duplicate-next")
+    UNFAULTABLE = ("client",)
+    LATENCY = (2.0, 5.0)
+
+    def setup(self) -> None:
+        self.started = False
+        p = self.params
+        self.flush, self.batch_size, self.batch_ms = p["flush"], p["batch_size"], p["batch_ms"]
+        self.fsync_ms, self.segment_size, self.checkpoint_every = p["fsync_ms"], p["segment_size"], p["checkpoint_every"]
+        self.replay_mode = p["replay"]
+        self.metrics.update({"writes": 0, "acks": 0, "fsyncs": 0, "fsync_ms": 0, "ack_ms": 0, "lost_acked": 0,
+                             "checkpoints": 0, "segments_deleted": 0, "replayed": 0})
+        self.latencies: list[float] = []
+        # What the lab knows independently of the store (to judge it):
+        self.acked: dict[int, float] = {}  # seq -> when the store acknowledged it
+        self.durable: dict[int, tuple] = {}  # seq -> (op, key, value) once an fsync wrote it
+        self.truth_checkpoint: tuple[int, dict] = (0, {})
+        self.damaged: list[int] = []  # seqs of records the learner corrupted or tore
+        self.lost_reported: list[int] = []
+        self.deleted_segments: list[dict] = []
+        self.db = self.add_node(Store(self, "db"))
+        self.client = self.add_node(Client(self, "client"))
+        self.started = True
+        self.add_check("no-acked-write-lost", "Every write the store acknowledged is still there after a crash and recovery.")
+        self.add_check("loss-bounded", "A power loss takes at most the unflushed batch: no acknowledged write with "
+                                       "every-write, at most batch_size with batch.")
+        self.add_check("recovery-exact", "Recovery rebuilds exactly the last durable state: the checkpoint plus the "
+                                         "flushed records, up to the first damaged one.")
+        self.add_check("bad-record-rejected", "A corrupted or torn record is caught by its CRC and never applied.")
+        self.add_check("replay-idempotent", "Replaying a record that was already applied (a duplicate, or one the "
+                                            "checkpoint covers) changes nothing.")
+        if p["rate"]:
+            self.client.set_timer("tick", 1000 / p["rate"])
+
+    # -- what the lab records to judge the store ------------------------------------
+    def record_durable(self, record: dict) -> None:
+        if record["seq"] not in self.durable and not record["copy"]:
+            self.durable[record["seq"]] = parse(record["payload"])
+
+    def record_checkpoint(self, seq: int, table: dict) -> None:
+        self.truth_checkpoint = (seq, dict(table))
+        for s in [s for s in self.durable if s <= seq]:
+            del self.durable[s]  # covered by the checkpoint now
+
+    def segment_deleted(self, seg_id: int, records: int) -> None:
+        self.count("segments_deleted")
+        self.deleted_segments = (self.deleted_segments + [{"id": seg_id, "records": records}])[-6:]
+        self.emit("segment-deleted", id=seg_id, records=records, low_water=self.truth_checkpoint[0])
+
+    def bound(self) -> int:
+        return 0 if self.flush == "every-write" else self.batch_size
+
+    def power_loss(self, unflushed: list[dict]) -> None:
+        """The machine loses power: what was not fsynced is gone."""
+        lost = [r["seq"] for r in unflushed if r["seq"] in self.acked and not r["copy"]]
+        self.emit("power-loss", unflushed=len(unflushed), acked_lost=lost)
+        self.report_lost(lost, "power loss")
+        if len(lost) > self.bound():
+            why = "flush=never has no bound" if self.flush == "never" else f"the bound is {self.bound()}"
+            self.fail("loss-bounded", f"one power loss took {len(lost)} acknowledged writes; {why}")
+        else:
+            self.note("loss-bounded", f"last power loss took {len(lost)} acknowledged writes (bound {self.bound()})")
+
+    def note(self, name: str, detail: str) -> None:
+        """Update a passing check's detail (a breach, once recorded, stays)."""
+        if self.checks[name].ok:
+            self.checks[name].detail = detail
+
+    def report_lost(self, seqs: list[int], how: str) -> None:
+        if not seqs:
+            return
+        for seq in seqs:
+            del self.acked[seq]  # lost for good; the seq may be reused after a truncation
+        self.lost_reported += seqs
+        self.count("lost_acked", len(seqs))
+        shown = ", ".join(str(s) for s in seqs[:6]) + ("..." if len(seqs) > 6 else "")
+        self.fail("no-acked-write-lost", f"{how} lost {len(seqs)} acknowledged writes (seq {shown})")
+
+    def expected_state(self) -> tuple[dict, list[int]]:
+        """The last durable state, from the lab's own records: the checkpoint,
+        then each flushed record in order up to the first damaged one."""
+        cp_seq, table = self.truth_checkpoint
+        table = dict(table)
+        kept = []
+        first_bad = min(self.damaged) if self.damaged else None
+        for seq in sorted(self.durable):
+            if seq <= cp_seq:
+                continue
+            if first_bad is not None and seq >= first_bad:
+                break
+            apply(table, *self.durable[seq])
+            kept.append(seq)
+        return table, kept
+
+    def judge_replay(self, record: dict, verdict: str, crc_ok: bool, before: dict, after: dict, applied: int) -> None:
+        seq = record["seq"]
+        if not crc_ok:
+            if verdict == "applied":
+                self.fail("bad-record-rejected", f"seq {seq} failed its CRC ({record['damage']}) but was applied")
+            else:
+                self.note("bad-record-rejected", f"seq {seq} ({record['damage']}): CRC mismatch caught, log cut there")
+        elif seq <= applied and verdict == "applied" and before != after:
+            changed = next(k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k))
+            self.fail("replay-idempotent", f"replaying seq {seq} again changed {changed} from "
+                                           f"{before.get(changed, '(none)')} to {after.get(changed, '(none)')}")
+        elif seq <= applied:
+            self.note("replay-idempotent", f"seq {seq} was already applied: skipped")
+
+    def judge_recovery(self, table: dict) -> None:
+        expected, kept = self.expected_state()
+        cp_seq = self.truth_checkpoint[0]
+        lost = [s for s in self.acked if s > cp_seq and s not in kept]
+        self.report_lost(lost, "recovery")
+        if table != expected:
+            diff = next(k for k in sorted(set(table) | set(expected)) if table.get(k) != expected.get(k))
+            self.fail("recovery-exact", f"after recovery {diff} = {table.get(diff, '(none)')}, "
+                                        f"but the durable state says {expected.get(diff, '(none)')}")
+        else:
+            self.note("recovery-exact", f"recovered {len(table)} keys = checkpoint {cp_seq} + {len(kept)} records")
+        if not self.lost_reported:
+            self.note("no-acked-write-lost", f"all {len(self.acked)} acknowledged writes survived")
+        if self.replay_mode == "checked":
+            # The store cut the log at the first bad record: the lab's record of
+            # the durable log is now exactly what is left.
+            self.durable = {s: self.durable[s] for s in kept}
+            self.damaged = []
+
+    # -- actions ----------------------------------------------------------------------
+    def require_store(self) -> None:
+        if self.db.status != "up":
+            raise SimError(f"db is {self.db.status}; restart it first")
+
+    @action("set", Arg("key", "text"), Arg("value", "text"), group="request", help="Client: SET key value.")
+    def do_set(self, key: str, value: str) -> None:
+        self.client.send_write("SET", key, value)
+
+    @action("remove", Arg("key", "text"), group="request", help="Client: REMOVE key.")
+    def do_remove(self, key: str) -> None:
+        self.client.send_write("DEL", key)
+
+    @action("checkpoint", help="Write the table to disk now; segments below the low-water mark are deleted.")
+    def do_checkpoint(self) -> None:
+        self.require_store()
+        if self.db.role != "serving":
+            raise SimError("db is still recovering; checkpoint once it serves again")
+        self.db.checkpoint()
+
+    @action("corrupt", Arg("seq", "int", lo=1), help="Flip a bit in a flushed record on disk (bit rot).")
+    def do_corrupt(self, seq: int) -> None:
+        records = [r for s in self.db.disk["segments"] for r in s["records"]]
+        record = next((r for r in records if r["seq"] == seq and not r["damage"]), None)
+        if record is None:
+            on_disk = sorted({r["seq"] for r in records if not r["damage"]})
+            where = f"{on_disk[0]}..{on_disk[-1]}" if on_disk else "none yet"
+            raise SimError(f"no intact record {seq} on disk (flushed seqs: {where}); buffered records are not on disk")
+        last = record["payload"][-1]
+        record["payload"] = record["payload"][:-1] + chr(ord(last) ^ 1)  # one flipped bit
+        record["damage"] = "corrupted"
+        if not record["copy"]:
+            self.damaged.append(seq)
+        self.emit("corrupt", lsn=seq, payload=record["payload"], crc=record["crc"])
+
+    @action("tear", help="Cut the power while a record is being written: it reaches the disk half-written.")
+    def do_tear(self) -> None:
+        self.require_store()
+        db = self.db
+        if db.role != "serving":
+            raise SimError("db is recovering; tear cuts the power during a write, so wait until it serves")
+        if db.unflushed:
+            record = db.unflushed[0]
+        else:  # the next write the store was about to make (never acknowledged)
+            op, key, value = self.client.next_write()
+            record = make_record(db.next_seq, op, key, value)
+            db.next_seq += 1
+            db.append(record)
+        torn = dict(record, payload=record["payload"][: len(record["payload"]) // 2], damage="torn")
+        db.segment_on_disk(record["segment"])["records"].append(torn)
+        if not record["copy"]:
+            self.damaged.append(record["seq"])
+        self.emit("tear", lsn=record["seq"], payload=torn["payload"])
+        self.do_crash("db")
+
+    @action("duplicate", Arg("seq", "int", lo=1), help="Append a second copy of record seq to the log (a retried append).")
+    def do_duplicate(self, seq: int) -> None:
+        self.require_store()
+        db = self.db
+        if db.role != "serving":
+            raise SimError("db is recovering; duplicate a record once it serves again")
+        records = [r for s in db.disk["segments"] for r in s["records"]] + db.unflushed
+        original = next((r for r in records if r["seq"] == seq and not r["damage"]), None)
+        if original is None:
+            raise SimError(f"no record {seq} in the log (it may be below the low-water mark); "
+                           f"current seqs end at {db.next_seq - 1}")
+        copy = dict(original, copy=True)
+        db.append(copy)
+        self.emit("duplicate", lsn=seq, segment=copy["segment"])
+        if self.flush == "every-write":
+            db.flush()
+        elif self.flush == "batch" and not db.has_timer("batch"):
+            db.set_timer("batch", self.batch_ms)
+
+    # -- the page ---------------------------------------------------------------------
+    def view(self) -> dict:
+        db = self.db
+        up = db.status != "down"
+        segments = []
+        for seg in db.disk["segments"][-SHOWN_SEGMENTS:]:
+            records = [self.record_view(r, True) for r in seg["records"]]
+            if up:
+                records += [self.record_view(r, False) for r in db.unflushed if r["segment"] == seg["id"]]
+            segments.append({"id": seg["id"], "records": records})
+        rec = db.recovery
+        recovery = None
+        if rec:
+            recovery = {k: rec[k] for k in ("total", "done", "applied", "skipped", "bad", "from_checkpoint", "last")}
+        checkpoint = db.disk["checkpoint"]
+        return {
+            "layout": {"client": [20, 50], "db": [70, 50]},
+            "edges": [["client", "db"]],
+            "wal": {
+                "flush": self.flush,
+                "replay": self.replay_mode,
+                "table": [[k, v] for k, v in sorted(db.table.items())] if up else [],
+                "segments": segments,
+                "hidden_segments": max(0, len(db.disk["segments"]) - SHOWN_SEGMENTS),
+                "unflushed": len(db.unflushed) if up else 0,
+                "low_water": checkpoint["seq"] if checkpoint else 0,
+                "checkpoint_keys": len(checkpoint["table"]) if checkpoint else 0,
+                "deleted": self.deleted_segments,
+                "recovery": recovery,
+                "acked": len(self.acked),
+                "lost": self.lost_reported[-12:],
+            },
+        }
+
+    @staticmethod
+    def record_view(record: dict, flushed: bool) -> dict:
+        op, key, value = parse(record["payload"])
+        return {"seq": record["seq"], "op": op, "key": key, "value": value, "flushed": flushed,
+                "damage": record["damage"], "copy": record["copy"],
+                "crc": f"{record['crc']:08x}", "crc_ok": crc_of(record["seq"], record["payload"]) == record["crc"]}
