@@ -1,0 +1,671 @@
+"""Sharding: a router spreads the keys of one data set over several shards.
+
+Each shard holds only part of the data; a router (or a smart client) knows
+the *placement*, the rule that says which shard owns a key, and forwards each
+read or write there.  Three placement rules are in common use:
+
+  * hash mod N:   owner = shards[hash(key) mod N].  Even, simple, and brutal
+                  to change: when N becomes N+1 a key stays put only if
+                  hash mod N == hash mod (N+1), so about N/(N+1) of all keys move.
+  * ranges:       each shard owns a contiguous range of keys (u00000-u24999,
+                  ...), as in Bigtable, HBase or MongoDB's ranged shards.
+                  Range scans stay on one shard; a new shard takes over half of
+                  the fullest range (a split), so only that half moves.
+  * consistent hashing (Karger et al. 1997): every shard places V virtual
+                  nodes at random tokens on a hash ring; a key belongs to the
+                  first virtual node clockwise from hash(key).  A new shard
+                  only takes the arcs in front of its own tokens, about
+                  1/(N+1) of the keys; with many virtual nodes per shard the
+                  arcs average out (Dynamo, Cassandra).
+
+Rebalancing (add or remove a shard) is "copy, then switch":
+
+  1. the router computes the target placement and writes it to its disk;
+     every key whose owner changes is *moving*: requests for it are held;
+  2. once the requests already sent for moving keys have finished, the
+     router asks each losing shard to COPY its moving keys to the gaining
+     shard, which stores them and tells the router COPIED (retried until
+     every copy is acknowledged, so a crash only delays the rebalance);
+  3. the router switches to the target placement, tells the losing shards to
+     DROP the keys they gave away, and releases the held requests.
+
+A shard that fails takes only its own keys with it: requests for keys on
+other shards keep succeeding.  The router itself is not sharded: crash it
+and every key fails (replicate the router, or let clients route).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+
+from .kernel import Arg, Lab, Node, Param, SimError, action
+
+KEY_SPACE = 100_000  # keys are u00000 .. u99999
+SHARD_TIMEOUT = 300  # ms the router waits for a shard
+CLIENT_TIMEOUT = 1000  # ms the client waits for the router
+COPY_RETRY = 500  # ms between retries of unacknowledged copies
+LOAD_WINDOW = 2000  # ms over which the load per shard is measured
+MAX_SHARDS = 10
+WRITE_SHARE = 0.3  # share of the background requests that are writes
+RING_ALLOWANCE = 0.35  # consistent hashing: spread allowed by the ring itself (relative)
+GRID = 100  # keys shown in the key -> shard map
+
+
+def key_hash(key: str) -> int:
+    """A stable 64-bit hash of a key (never Python's hash(), which changes per process)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+class Placement:
+    """Which shard owns a key, for one strategy and one configuration.
+
+    The configuration is plain data kept on the router's disk:
+    {"shards": [ids in order], "ranges": [[first key, shard], ...],
+     "tokens": {shard: [ring positions]}}."""
+
+    def __init__(self, strategy: str, config: dict):
+        self.strategy = strategy
+        self.shards = list(config["shards"])
+        self.starts = [start for start, _ in config.get("ranges", [])]
+        self.range_owner = [shard for _, shard in config.get("ranges", [])]
+        ring = sorted((token, shard) for shard in self.shards for token in config.get("tokens", {}).get(shard, []))
+        self.ring_tokens = [token for token, _ in ring]
+        self.ring_shards = [shard for _, shard in ring]
+
+    def owner(self, key: str) -> str:
+        if self.strategy == "mod":
+            return self.shards[key_hash(key) % len(self.shards)]
+        if self.strategy == "range":
+            return self.range_owner[bisect.bisect_right(self.starts, key) - 1]
+        # consistent: the first virtual node clockwise from the key's hash
+        i = bisect.bisect_right(self.ring_tokens, key_hash(key))
+        return self.ring_shards[i % len(self.ring_shards)]
+
+    def ring_share(self) -> dict[str, float]:
+        """Share of the ring each shard owns (consistent hashing only)."""
+        share = {s: 0.0 for s in self.shards}
+        toks, owners, full = self.ring_tokens, self.ring_shards, 2 ** 64
+        for i, token in enumerate(toks):
+            # the arc (previous token, token] belongs to this token's shard
+            prev = toks[i - 1] if i else toks[-1] - full
+            share[owners[i]] += (token - prev) / full
+        return share
+
+
+# --------------------------------------------------------------------------
+# Nodes
+# --------------------------------------------------------------------------
+
+
+class Shard(Node):
+    """Stores its keys on disk and answers GET / PUT; copies keys on request."""
+
+    role = "shard"
+
+    def boot(self) -> None:
+        self.role = "shard"
+        self.disk.setdefault("data", {})
+
+    def view(self) -> dict:
+        lab = self.lab
+        return {"keys": lab.key_count.get(self.id, 0), "color": lab.colors[self.id],
+                "label": f"{lab.key_count.get(self.id, 0)} keys · {lab.rate_of(self.id):.0f} r/s"}
+
+    def on_message(self, msg) -> None:
+        body, data = msg.body, self.disk["data"]
+        if msg.type == "GET":
+            self.send(msg.src, "REPLY", rid=body["rid"], value=data.get(body["key"]))
+        elif msg.type == "PUT":
+            data[body["key"]] = body["value"]
+            self.send(msg.src, "REPLY", rid=body["rid"], value=body["value"])
+        elif msg.type == "COPY":
+            # Hand my copies of the moving keys to their new owner.
+            items = {k: data[k] for k in body["keys"] if k in data}
+            self.send(body["to"], "HANDOFF", rebalance=body["rebalance"], n=len(items), items=items)
+        elif msg.type == "HANDOFF":
+            data.update(body["items"])
+            self.send("router", "COPIED", rebalance=body["rebalance"], giver=msg.src, n=body["n"])
+        elif msg.type == "DROP":
+            for k in body["keys"]:
+                data.pop(k, None)
+
+
+class Router(Node):
+    """Routes each request to the owner of its key; runs rebalances."""
+
+    role = "router"
+
+    def boot(self) -> None:
+        self.role = "router"
+        self.disk.setdefault("config", self.lab.initial_config())
+        self.placement = Placement(self.lab.strategy, self.disk["config"])
+        self.pending: dict[int, dict] = {}  # requests a shard is working on
+        self.held: list[dict] = []  # requests for keys in motion
+        self.moving: dict[str, list[str]] = {}  # key -> [from, to] during a rebalance
+        self.unacked: dict[str, list[str]] = {}  # "from>to" -> keys not yet confirmed copied
+        self.phase = "idle"
+        self.target: Placement | None = None  # the placement a rebalance is moving to
+        target = self.disk.get("target")
+        if target:  # a rebalance was under way when I crashed: resume it from my disk
+            self.lab.emit("rebalance-resumed", node=self.id, rebalance=target["id"])
+            self.begin(target)
+
+    def view(self) -> dict:
+        return {"phase": self.phase, "label": f"{self.lab.strategy} · {self.phase}"}
+
+    # -- requests -------------------------------------------------------------------
+    def on_message(self, msg) -> None:
+        body = msg.body
+        if msg.type == "REQ":
+            self.route(dict(body))
+        elif msg.type == "REPLY":
+            req = self.pending.pop(body["rid"], None)
+            if req:  # (None: it already timed out)
+                self.cancel_timer(f"r{req['rid']}")
+                self.send("client", "RESP", rid=req["rid"], ok=True, value=body["value"], shard=req["shard"])
+                self.maybe_copy()
+        elif msg.type == "COPIED":
+            self.copied(body["rebalance"], body["giver"], msg.src)
+
+    def route(self, req: dict) -> None:
+        shard = self.placement.owner(req["key"])
+        if req["key"] in self.moving or (self.target and self.target.owner(req["key"]) != shard):
+            self.held.append(req)  # its owner changes: wait for the switch
+            self.lab.count("held")
+            return
+        req["shard"] = shard
+        self.pending[req["rid"]] = req
+        self.lab.note_load(shard)
+        if req["op"] == "read":
+            self.send(shard, "GET", rid=req["rid"], key=req["key"])
+        else:
+            self.send(shard, "PUT", rid=req["rid"], key=req["key"], value=req["value"])
+        self.set_timer(f"r{req['rid']}", SHARD_TIMEOUT, rid=req["rid"])
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "copy-retry":
+            self.send_copies()
+            return
+        req = self.pending.pop(data["rid"], None)
+        if req:
+            self.send("client", "RESP", rid=req["rid"], ok=False, shard=req["shard"],
+                      error=f"{req['shard']} did not answer in {SHARD_TIMEOUT}ms")
+            self.maybe_copy()
+
+    # -- rebalancing: copy, then switch ------------------------------------------------
+    def begin(self, target: dict) -> None:
+        self.disk["target"] = target
+        self.target = Placement(self.lab.strategy, target["config"])
+        self.moving = {k: list(v) for k, v in target["moved"].items()}
+        self.unacked = {}
+        for key, (src, dst) in self.moving.items():
+            self.unacked.setdefault(f"{src}>{dst}", []).append(key)
+        self.phase = "draining"
+        self.maybe_copy()
+
+    def maybe_copy(self) -> None:
+        """Copy once no request already sent for a moving key can still land on its old shard."""
+        if self.phase == "draining" and not any(r["key"] in self.moving for r in self.pending.values()):
+            self.phase = "copying"
+            self.send_copies()
+
+    def send_copies(self) -> None:
+        if self.phase != "copying":
+            return
+        for pair, keys in self.unacked.items():
+            src, dst = pair.split(">")
+            self.send(src, "COPY", rebalance=self.disk["target"]["id"], to=dst, n=len(keys), keys=keys)
+        self.set_timer("copy-retry", COPY_RETRY)
+        if not self.unacked:
+            self.switch()
+
+    def copied(self, rebalance: int, src: str, dst: str) -> None:
+        target = self.disk.get("target")
+        if not target or rebalance != target["id"]:
+            return  # an old duplicate
+        self.unacked.pop(f"{src}>{dst}", None)
+        if not self.unacked and self.phase == "copying":
+            self.switch()
+
+    def switch(self) -> None:
+        target = self.disk.pop("target")
+        self.disk["config"] = target["config"]
+        self.placement = Placement(self.lab.strategy, target["config"])
+        self.cancel_timer("copy-retry")
+        drops: dict[str, list[str]] = {}
+        for key, (src, _) in self.moving.items():
+            drops.setdefault(src, []).append(key)
+        for src, keys in drops.items():
+            self.send(src, "DROP", n=len(keys), keys=keys)
+        self.moving, self.phase, self.target = {}, "idle", None
+        held, self.held = self.held, []
+        self.lab.switched(target)
+        for req in held:
+            self.route(req)
+
+
+class Client(Node):
+    """Drives traffic: background reads and writes of random keys, and the learner's requests."""
+
+    role = "client"
+
+    def boot(self) -> None:
+        self.role = "client"
+        rate = self.lab.params["rate"]
+        if rate:
+            self.set_timer("tick", 1000 / rate)
+
+    def view(self) -> dict:
+        return {"label": f"{self.lab.params['rate']} req/s"}
+
+    def on_timer(self, name: str, data: dict) -> None:
+        lab = self.lab
+        if name == "tick":
+            self.set_timer("tick", 1000 / lab.params["rate"])
+            key = lab.keys[int(lab.sim.rng.random() * len(lab.keys))]
+            if lab.sim.rng.random() < WRITE_SHARE:
+                self.request("write", key, f"v{int(lab.now)}")
+            else:
+                self.request("read", key)
+        elif name.startswith("hot"):
+            self.request("read", data["key"])
+        else:  # c<rid>: the router never answered this request
+            lab.finish(data["rid"], False, error="the router did not answer")
+
+    def request(self, op: str, key: str, value: str | None = None) -> None:
+        rid = self.lab.open_request(op, key)
+        self.send("router", "REQ", rid=rid, op=op, key=key, value=value)
+        self.set_timer(f"c{rid}", CLIENT_TIMEOUT, rid=rid)
+
+    def on_message(self, msg) -> None:
+        body = msg.body
+        if msg.type == "RESP" and self.has_timer(f"c{body['rid']}"):
+            self.cancel_timer(f"c{body['rid']}")
+            self.lab.finish(body["rid"], body["ok"], value=body.get("value"), shard=body.get("shard"),
+                            error=body.get("error"))
+
+
+# --------------------------------------------------------------------------
+# The lab
+# --------------------------------------------------------------------------
+
+
+class Sharding(Lab):
+    slug = "sharding"
+    title = "Sharding"
+    PARAMS = (
+        Param("strategy", "mod", "How the router maps a key to a shard: hash mod N, key ranges, "
+              "or consistent hashing with virtual nodes.", choices=("mod", "consistent", "range")),
+        Param("shards", 4, "How many shards to start with (s1..sN).", lo=2, hi=8),
+        Param("vnodes", 128, "Consistent hashing: virtual nodes (ring tokens) per shard.", lo=1, hi=256),
+        Param("keys", 2000, "How many keys the data set holds at the start.", lo=1000, hi=5000),
+        Param("rate", 8, "Background requests per second (30% writes).", lo=0, hi=20),
+    )
+    FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow")
+    UNFAULTABLE = ("client",)
+
+    def setup(self) -> None:
+        p = self.params
+        self.strategy = p["strategy"]
+        self.started = False
+        self.next_shard = 1
+        self.colors: dict[str, int] = {}
+        self.requests: dict[int, dict] = {}
+        self.next_rid = 0
+        self.loads: dict[str, list[float]] = {}
+        self.stats: dict[str, dict] = {}
+        self.failures: list[dict] = []
+        self.trouble: dict[str, dict] = {}  # shard -> {"since": t or None, "until": t}
+        self.rebalance: dict | None = None
+        self.rebalances = 0
+        self.moved_keys: dict[str, bool] = {}
+        # The data set: distinct random keys u00000..u99999, drawn with the run's generator.
+        numbers = self.sim.rng.sample(range(KEY_SPACE), p["keys"])
+        self.keys = [f"u{n:05d}" for n in numbers]
+        self.sorted_keys = sorted(self.keys)
+        self.known = dict.fromkeys(self.keys, True)
+        self.metrics.update({"requests": 0, "ok": 0, "failed": 0, "held": 0, "moved": 0})
+        self.add_node(Client(self, "client"))
+        shard_ids = [self.new_shard_id() for _ in range(p["shards"])]
+        self.initial_shards = shard_ids
+        router = self.add_node(Router(self, "router"))
+        for sid in shard_ids:
+            self.add_shard_node(sid)
+        # Load the data set onto its owners.
+        for key in self.keys:
+            owner = router.placement.owner(key)
+            self.nodes[owner].disk["data"][key] = "v0"
+        self.recount()
+        self.add_check("moved-share", "A rebalance moves the share of keys the strategy predicts: about N/(N+1) "
+                       "for hash mod N, about 1/(N+1) for consistent hashing (Karger et al. 1997).")
+        self.add_check("isolation", "A request fails only if its key's own shard is down or cut off: a crashed "
+                       "shard fails only its own keys.")
+        self.checks["moved-share"].detail = "no rebalance yet: add or remove a shard"
+        self.started = True
+        self.sim.after(100, self.audit)
+
+    # -- shards and placement ---------------------------------------------------
+    def new_shard_id(self) -> str:
+        sid = f"s{self.next_shard}"
+        self.next_shard += 1
+        self.colors[sid] = (int(sid[1:]) - 1) % 10
+        return sid
+
+    def add_shard_node(self, sid: str) -> Shard:
+        self.stats[sid] = {"ok": 0, "failed": 0}
+        self.loads[sid] = []
+        self.trouble[sid] = {"since": None, "until": -1.0}
+        return self.add_node(Shard(self, sid))
+
+    def tokens(self, count: int) -> list[int]:
+        """Random ring positions for a new shard's virtual nodes (as Cassandra picks them)."""
+        return [self.sim.rng.getrandbits(64) for _ in range(count)]
+
+    def initial_config(self) -> dict:
+        shards = self.initial_shards
+        n = len(shards)
+        config = {"shards": list(shards)}
+        if self.strategy == "range":
+            # Equal slices of the key space: u00000.., u25000.., u50000.., u75000..
+            config["ranges"] = [["" if i == 0 else f"u{i * KEY_SPACE // n:05d}", s] for i, s in enumerate(shards)]
+        if self.strategy == "consistent":
+            config["tokens"] = {s: self.tokens(self.params["vnodes"]) for s in shards}
+        return config
+
+    @property
+    def router(self) -> Router:
+        return self.nodes["router"]
+
+    def shards(self) -> list[str]:
+        return [n for n in self.nodes if n.startswith("s")]
+
+    def recount(self) -> None:
+        """Keys per shard under the placement the router uses now."""
+        placement = self.router.placement
+        counts = {s: 0 for s in placement.shards}
+        for key in self.keys:
+            counts[placement.owner(key)] += 1
+        self.key_count = counts
+
+    # -- requests ----------------------------------------------------------------
+    def open_request(self, op: str, key: str) -> int:
+        self.next_rid += 1
+        self.requests[self.next_rid] = {"rid": self.next_rid, "op": op, "key": key, "start": self.now}
+        self.count("requests")
+        return self.next_rid
+
+    def note_load(self, shard: str) -> None:
+        times = self.loads.setdefault(shard, [])
+        times.append(self.now)
+        while times and times[0] < self.now - LOAD_WINDOW:
+            times.pop(0)
+
+    def rate_of(self, shard: str) -> float:
+        return sum(1 for t in self.loads.get(shard, []) if t >= self.now - LOAD_WINDOW) * 1000 / LOAD_WINDOW
+
+    def finish(self, rid: int, ok: bool, value=None, shard: str | None = None, error: str | None = None) -> None:
+        req = self.requests.pop(rid, None)
+        if req is None:
+            return
+        key = req["key"]
+        owners = [shard] if shard else self.owners_of(key)
+        self.stats.setdefault(owners[0], {"ok": 0, "failed": 0})["ok" if ok else "failed"] += 1
+        self.count("ok" if ok else "failed")
+        ms = round(self.now - req["start"], 3)
+        self.emit("done", rid=rid, op=req["op"], key=key, shard=owners[0], ok=ok, ms=ms,
+                  **({"value": value} if ok else {"error": error}))
+        if ok:
+            return
+        self.failures.append({"t": round(self.now), "key": key, "shard": owners[0], "error": error})
+        del self.failures[:-6]
+        # Isolation: a failure must be explained by a fault of the key's own shard.
+        self.update_trouble()
+        if not any(self.troubled_during(o, req["start"]) for o in owners):
+            self.fail("isolation", f"{key} failed although its shard {'/'.join(owners)} is healthy: {error}")
+        else:
+            self.checks["isolation"].detail = f"last failure: {key} on faulty {'/'.join(owners)}"
+
+    def owners_of(self, key: str) -> list[str]:
+        """The shard(s) responsible for a key now: both ends while it is moving."""
+        router = self.router
+        if key in router.moving:
+            return list(router.moving[key])
+        owner = router.placement.owner(key)
+        if router.target and router.target.owner(key) != owner:
+            return [owner, router.target.owner(key)]
+        return [owner]
+
+    # -- which shards are faulty (for the isolation check) -------------------------
+    def healthy(self, shard: str) -> bool:
+        node, net = self.nodes.get(shard), self.net
+        if node is None:
+            return True  # retired
+        if node.status != "up" or node.slow_ms:
+            return False
+        if net.partition and net.side_of(shard) != net.side_of("router"):
+            return False
+        return not any(not link.clean() for (a, b), link in net.links.items()
+                       if shard in (a, b) and "router" in (a, b))
+
+    def update_trouble(self) -> None:
+        for sid, trouble in self.trouble.items():
+            bad = not self.healthy(sid)
+            if bad and trouble["since"] is None:
+                trouble["since"] = self.now
+            elif not bad and trouble["since"] is not None:
+                trouble["since"], trouble["until"] = None, self.now
+
+    def troubled_during(self, shard: str, start: float) -> bool:
+        trouble = self.trouble.get(shard)
+        return bool(trouble) and (trouble["since"] is not None or trouble["until"] >= start)
+
+    def after_fault(self, fault: str, node_id: str | None) -> None:
+        self.update_trouble()
+
+    def audit(self) -> None:
+        self.sim.after(100, self.audit)
+        self.update_trouble()
+
+    # -- rebalancing -----------------------------------------------------------------
+    def plan(self, op: str, shard: str) -> dict:
+        """The target configuration and the keys whose owner changes."""
+        old = self.router.disk["config"]
+        shards = list(old["shards"])
+        n = len(shards)
+        new = {"shards": shards}
+        note = ""
+        if op == "add":
+            new["shards"] = shards + [shard]
+        else:
+            new["shards"] = [s for s in shards if s != shard]
+        if self.strategy == "range":
+            ranges = [list(r) for r in old["ranges"]]
+            if op == "add":
+                # Split the fullest range at its median key; the new shard takes the upper half.
+                fullest = max(shards, key=lambda s: (self.key_count.get(s, 0), -shards.index(s)))
+                mine = sorted(k for k in self.keys if self.router.placement.owner(k) == fullest)
+                median = mine[len(mine) // 2]
+                ranges.append([median, shard])
+                ranges.sort()
+                note = f"half of the fullest range ({fullest})"
+            else:
+                i = next(i for i, r in enumerate(ranges) if r[1] == shard)
+                del ranges[i]
+                if i == 0:
+                    ranges[0][0] = ""  # the next range now starts at the very beginning
+                note = f"all of {shard}'s range, merged into its neighbour"
+            new["ranges"] = ranges
+        if self.strategy == "consistent":
+            tokens = {s: list(t) for s, t in old["tokens"].items() if s != shard}
+            if op == "add":
+                tokens[shard] = self.tokens(self.params["vnodes"])
+            new["tokens"] = tokens
+        before, after = Placement(self.strategy, old), Placement(self.strategy, new)
+        moved = {}
+        for key in self.keys:
+            a, b = before.owner(key), after.owner(key)
+            if a != b:
+                moved[key] = [a, b]
+        # What theory predicts for this change.
+        if self.strategy == "mod":
+            expected = mod_moved_share(shards, new["shards"])
+            m = len(new["shards"])
+            note = f"N/(N+1) = {n}/{m}" if op == "add" else f"about (N-1)/N = {m}/{n}"
+        elif self.strategy == "consistent":
+            expected = 1 / len(new["shards"]) if op == "add" else 1 / n
+            note = f"1/(N+1) = 1/{n + 1}" if op == "add" else f"1/N = 1/{n}"
+        else:
+            expected = len(moved) / len(self.keys)  # a split moves exactly the half it hands over
+        return {"config": new, "moved": moved, "expected": expected, "note": note}
+
+    def start_rebalance(self, op: str, shard: str) -> None:
+        plan = self.plan(op, shard)
+        self.rebalances += 1
+        total, moved = len(self.keys), len(plan["moved"])
+        share, expected = moved / total, plan["expected"]
+        se = math.sqrt(max(expected * (1 - expected), 1e-9) / total)
+        tolerance = 5 * se + (RING_ALLOWANCE * expected if self.strategy == "consistent" else 0.0) + 1 / total
+        self.moved_keys = dict.fromkeys(plan["moved"], True)
+        self.rebalance = {"id": self.rebalances, "op": op, "shard": shard, "strategy": self.strategy,
+                          "from": len(self.router.placement.shards), "to": len(plan["config"]["shards"]),
+                          "moved": moved, "total": total, "share": round(share, 4),
+                          "expected": round(expected, 4), "note": plan["note"], "tolerance": round(tolerance, 4),
+                          "ok": abs(share - expected) <= tolerance, "phase": "copying", "start": round(self.now, 3),
+                          "end": None}
+        self.count("moved", moved)
+        self.emit("rebalance", **{k: v for k, v in self.rebalance.items() if k not in ("end", "phase")})
+        detail = (f"{op} {shard}: moved {share:.1%} of keys, expected {expected:.1%} ({plan['note']}), "
+                  f"tolerance ±{tolerance:.1%}")
+        if self.rebalance["ok"]:
+            self.holds("moved-share", detail)
+        else:
+            self.fail("moved-share", detail)
+        self.router.begin({"id": self.rebalances, "op": op, "shard": shard, "config": plan["config"],
+                           "moved": plan["moved"]})
+
+    def switched(self, target: dict) -> None:
+        """The router switched to the new placement."""
+        self.recount()
+        if self.rebalance and self.rebalance["id"] == target["id"]:
+            self.rebalance.update(phase="done", end=round(self.now, 3))
+        self.emit("rebalanced", rebalance=target["id"], shards=list(self.router.placement.shards),
+                  ms=round(self.now - (self.rebalance or {}).get("start", self.now), 3))
+        if target["op"] == "remove":
+            # The emptied shard leaves the cluster.
+            del self.nodes[target["shard"]]
+            self.trouble.pop(target["shard"], None)
+            self.emit("retired", node=target["shard"])
+
+    def ready_to_rebalance(self) -> None:
+        router = self.router
+        if router.status != "up":
+            raise SimError(f"the router is {router.status}: restart or resume it first")
+        if router.phase != "idle":
+            raise SimError("a rebalance is still under way; wait for it to finish")
+        for sid in self.shards():
+            if self.nodes[sid].status != "up":
+                raise SimError(f"{sid} is {self.nodes[sid].status}: a rebalance copies keys from every shard, "
+                               f"so restart or resume it first")
+
+    # -- views ------------------------------------------------------------------------
+    def view(self) -> dict:
+        placement = self.router.placement
+        total = max(len(self.keys), 1)
+        ring = placement.ring_share() if self.strategy == "consistent" else {}
+        ranges = self.router.disk["config"].get("ranges", [])
+        shards = []
+        for sid in self.shards():
+            node = self.nodes[sid]
+            span = ""
+            for i, (start, owner) in enumerate(ranges):
+                if owner == sid:
+                    end = ranges[i + 1][0] if i + 1 < len(ranges) else "end"
+                    span = f"{start or 'start'} – {end}"
+            count = self.key_count.get(sid, 0)
+            shards.append({"id": sid, "status": node.status, "color": self.colors[sid], "keys": count,
+                           "share": round(count / total, 4), "pct": round(100 * count / total, 1),
+                           "rate": round(self.rate_of(sid), 1), "ok": self.stats[sid]["ok"],
+                           "failed": self.stats[sid]["failed"], "range": span,
+                           "ring": round(ring.get(sid, 0.0), 4)})
+        peak = max([s["rate"] for s in shards] + [1.0])
+        for s in shards:
+            s["bar"] = round(100 * s["rate"] / peak)
+        ordered = self.sorted_keys
+        sample = [ordered[i * len(ordered) // GRID] for i in range(min(GRID, len(ordered)))]
+        grid = []
+        for key in sample:
+            owner = placement.owner(key)
+            grid.append({"key": key, "shard": owner, "color": self.colors.get(owner, 0),
+                         "moved": key in self.moved_keys})
+        sids = self.shards()
+        layout = {"client": [8, 50], "router": [32, 50]}
+        for i, sid in enumerate(sids):
+            layout[sid] = [78, round(8 + 84 * (i + 0.5) / len(sids), 1)]
+        return {
+            "strategy": self.strategy,
+            "vnodes": self.params["vnodes"] if self.strategy == "consistent" else None,
+            "shards": shards,
+            "rebalance": self.rebalance,
+            "grid": grid,
+            "grid_moved": sum(1 for g in grid if g["moved"]),
+            "failures": list(self.failures),
+            "total_keys": len(self.keys),
+            "layout": layout,
+            "edges": [["client", "router"]] + [["router", s] for s in sids],
+        }
+
+    # -- actions ------------------------------------------------------------------------
+    def client_request(self, op: str, key: str, value: str | None = None) -> None:
+        if op == "write" and key not in self.known:
+            if len(self.keys) >= 10_000:
+                raise SimError("the data set is full (10,000 keys); write to an existing key")
+            self.known[key] = True
+            self.keys.append(key)
+            self.sorted_keys = sorted(self.keys)
+            self.recount()
+        self.nodes["client"].request(op, key, value)
+
+    @action("write", Arg("key", "text"), Arg("value", "text"), help="Write a value under a key (e.g. u01234 hello).")
+    def do_write(self, key: str, value: str) -> None:
+        self.client_request("write", key, value)
+
+    @action("read", Arg("key", "text"), help="Read a key through the router.")
+    def do_read(self, key: str) -> None:
+        self.client_request("read", key)
+
+    @action("add-shard", help="Add a shard and rebalance: watch how many keys move.")
+    def do_add_shard(self) -> None:
+        self.ready_to_rebalance()
+        if len(self.shards()) >= MAX_SHARDS:
+            raise SimError(f"at most {MAX_SHARDS} shards")
+        sid = self.new_shard_id()
+        self.add_shard_node(sid)
+        self.emit("shard-added", node=sid)
+        self.start_rebalance("add", sid)
+
+    @action("remove-shard", Arg("node"), help="Move a shard's keys to the others and retire it.")
+    def do_remove_shard(self, shard: str) -> None:
+        if shard not in self.shards():
+            raise SimError(f"'{shard}' is not a shard (shards: {', '.join(self.shards())})")
+        if len(self.shards()) <= 2:
+            raise SimError("keep at least two shards")
+        self.ready_to_rebalance()
+        self.start_rebalance("remove", shard)
+
+    @action("hot-key", Arg("key", "text", optional=True), Arg("count", "int", optional=True, default=100, lo=1, hi=200),
+            help="A burst of reads of one key over one second (a celebrity key): one shard takes it all.")
+    def do_hot_key(self, key: str | None, count: int) -> None:
+        key = key or self.sorted_keys[0]
+        client = self.nodes["client"]
+        for i in range(count):
+            client.set_timer(f"hot{self.now}:{i}", i * 1000 / count, key=key)
+        self.emit("hot-key", key=key, count=count, shard=self.owners_of(key)[0])
+
+
+def mod_moved_share(old: list[str], new: list[str]) -> float:
+    """Exact share of keys that change shard under hash mod N when the shard list
+    changes from `old` to `new`: hash values repeat their pattern every lcm(N, N')."""
+    period = math.lcm(len(old), len(new))
+    return sum(old[r % len(old)] != new[r % len(new)] for r in range(period)) / period
