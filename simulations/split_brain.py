@@ -1,0 +1,582 @@
+"""Split brain: two leaders after a partition, and the two classic cures.
+
+Five replicas n1..n5 sit in two racks (rack A: n1, n2; rack B: n3, n4, n5)
+and hold one replicated register.  One of them leads: clients may send a
+write to any node; a follower FORWARDs it to the leader it knows (or rejects
+it if it knows none), and only the leader changes the register and copies it
+to the others (REPLICATE, and in every HEARTBEAT it sends every 500 ms).
+
+A follower that hears no heartbeat for a while suspects the leader and tries
+to take over.  What happens next depends on the mode:
+
+naive
+  * the first node that notices the silence declares itself leader: no votes,
+    no quorum, no generation number;
+  * two leaders that meet settle it by id (the higher one stays) and every
+    follower copies whatever its leader holds.
+  A partition therefore gives each side its own leader, both accept writes,
+  and on heal one side's acknowledged writes are silently overwritten.
+
+generation  (the article's fix: a "generation clock")
+  * every election increments a generation number, written to disk before
+    the new leader acts (a restarted node must not reuse an old one);
+  * every request a leader sends carries its generation; a node that has
+    seen a higher one REJECTs it and says which generation it is in;
+  * a leader that gets a rejection knows it is stale and steps down.
+  The stale leader is fenced off as soon as it talks to the new generation.
+  But with no quorum both sides still accept writes during the partition, and
+  on heal the lower generation's writes are overwritten.
+
+quorum  (what Raft and Paxos add, Ongaro and Ousterhout 2014)
+  * a candidate needs the votes of a majority (3 of 5) to lead, each node
+    votes once per generation and only for a candidate whose register is at
+    least as recent as its own;
+  * it first asks "would you vote for me?" (PRE-VOTE) and only bumps its
+    generation once a majority says yes, so a cut-off minority does not
+    inflate generations (Raft's pre-vote, Ongaro's thesis section 9.6);
+  * a write is acknowledged only once a majority has stored it;
+  * a leader that cannot hear a majority steps down (check-quorum).
+  The minority side cannot elect anyone nor acknowledge anything, so no two
+  leaders accept writes in one generation and no acknowledged write is lost.
+
+Bookkeeping for the checks (not part of the protocol): every write has an
+id and remembers the write it replaced, so the lab can tell whether an
+acknowledged write is still in the history of some node's register, and
+every leadership gets a running number ("tenure").
+"""
+
+from __future__ import annotations
+
+from .kernel import Arg, Lab, Message, Node, Param, SimError, action
+
+HEARTBEAT_EVERY = 500  # ms between a leader's heartbeats
+SUSPECT_AFTER = 1500  # ms of silence before a follower suspects its leader
+SUSPECT_JITTER = 500  # random extra wait, so followers do not all move at once
+LEADER_ALIVE = 1000  # quorum: a node that heard a leader this recently refuses pre-votes
+VOTE_WAIT = 400  # quorum: how long a candidate waits for votes before trying again
+WRITE_TIMEOUT = 1200  # ms a client waits for an answer to its write
+
+RACKS = {"rack A": ["n1", "n2"], "rack B": ["n3", "n4", "n5"]}
+MAJORITY = 3
+FIRST_LEADER = "n5"
+
+
+def rank(node_id: str) -> int:
+    return int(node_id[1:])
+
+
+class Replica(Node):
+    """One copy of the register, and a would-be leader."""
+
+    def boot(self) -> None:
+        lab = self.lab
+        # What survives a crash: the register and (with generations) the generation.
+        self.disk.setdefault("register", lab.initial_register())
+        if lab.generations:
+            self.disk.setdefault("generation", 1)
+        self.generation: int | None = self.disk.get("generation")  # None in naive mode
+        self.reg: dict = dict(self.disk["register"])
+        self.role = "follower"
+        self.leader: str | None = None
+        self.heard_at: float | None = None
+        self.phase = ""  # quorum candidate: "pre-vote" or "vote"
+        self.votes: list[str] = []
+        # Leader state.
+        self.tenure = 0  # bookkeeping: which leadership this is
+        self.since = 0.0
+        self.acked_writes = 0
+        self.match: dict[str, list] = {}  # quorum: newest stamp each follower stored
+        self.heard_from: dict[str, float] = {}
+        self.pending: list[int] = []  # quorum: writes waiting for a majority
+        self.seen = [0, 0]  # bookkeeping: newest leadership this node accepted
+        if lab.started:
+            self.watch()
+
+    def view(self) -> dict:
+        if self.status == "down":
+            return {"generation": self.generation, "value": self.reg["value"], "leader": None,
+                    "rack": self.lab.rack_of(self.id), "label": f"down · v={self.reg['value']}"}
+        gen = "" if self.generation is None else f"gen {self.generation} · "
+        return {"generation": self.generation, "value": self.reg["value"], "write": self.reg["wid"],
+                "leader": self.leader, "rack": self.lab.rack_of(self.id),
+                "label": f"{gen}v={self.reg['value']}" + ("" if self.leader else " · no leader")}
+
+    # -- helpers ----------------------------------------------------------------
+    @property
+    def gen(self) -> int:
+        return self.generation or 0
+
+    def others(self) -> list[str]:
+        return [n for n in self.lab.nodes if n != self.id]
+
+    def watch(self) -> None:
+        self.set_timer("suspect", SUSPECT_AFTER + self.lab.sim.rng.random() * SUSPECT_JITTER)
+
+    def set_generation(self, gen: int) -> None:
+        """Generations only go up, and hit the disk before anything else happens."""
+        if gen != self.generation:
+            self.generation = self.disk["generation"] = gen
+            self.lab.emit("generation", node=self.id, gen=gen)
+
+    def store(self, reg: dict, why: str) -> None:
+        old = self.reg
+        self.reg = dict(reg)
+        self.disk["register"] = dict(reg)
+        self.lab.register_changed(self, old, why)
+
+    # -- timers -------------------------------------------------------------------
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "heartbeat" and self.role == "leader":
+            self.heartbeat()
+        elif name == "suspect" and self.role != "leader":
+            self.lab.emit("suspect", node=self.id, leader=self.leader)
+            self.leader = None
+            if self.lab.mode == "quorum":
+                self.ask_prevotes()
+            else:
+                self.claim_leadership()
+        elif name == "election" and self.role == "candidate":
+            self.ask_prevotes()  # no majority in time: try again
+
+    # -- leading ------------------------------------------------------------------
+    def claim_leadership(self) -> None:
+        """naive and generation modes: no vote, whoever notices first leads."""
+        if self.lab.generations:
+            self.set_generation(self.gen + 1)  # a new generation, on disk first
+        self.become_leader("leader silent, no quorum needed")
+
+    def become_leader(self, why: str) -> None:
+        self.role, self.leader, self.phase = "leader", self.id, ""
+        self.cancel_timer("suspect")
+        self.cancel_timer("election")
+        self.since = self.now
+        self.acked_writes = 0
+        self.match, self.pending = {}, []
+        self.heard_from = {n: self.now for n in self.others()}
+        self.lab.open_tenure(self, why)
+        self.heartbeat()
+
+    def heartbeat(self) -> None:
+        if self.lab.mode == "quorum":
+            # check-quorum: a leader that has not heard a majority lately steps down.
+            recent = [n for n, t in self.heard_from.items() if self.now - t < SUSPECT_AFTER]
+            if len(recent) + 1 < MAJORITY:
+                self.step_down("cannot hear a majority", None)
+                return
+        for other in self.others():
+            self.send(other, "HEARTBEAT", **self.leader_fields())
+        self.set_timer("heartbeat", HEARTBEAT_EVERY)
+
+    def leader_fields(self) -> dict:
+        # Every request carries the generation (None in naive mode) and the register.
+        return {"gen": self.generation, "leader": self.id, "tenure": self.tenure, "value": self.reg["value"],
+                "wid": self.reg["wid"], "stamp": list(self.reg["stamp"])}
+
+    def step_down(self, why: str, new_leader: str | None) -> None:
+        self.role, self.leader = "follower", new_leader
+        self.cancel_timer("heartbeat")
+        self.pending = []  # their clients will time out
+        self.lab.close_tenure(self, why)
+        self.watch()
+
+    # -- client writes --------------------------------------------------------------
+    def client_write(self, wid: int, value: int, via: str | None) -> None:
+        if self.role == "leader":
+            self.accept_write(wid, value)
+        elif via is None and self.role == "follower" and self.leader:
+            self.lab.note_forward(wid, self.id, self.leader)
+            self.send(self.leader, "FORWARD", wid=wid, value=value)
+        elif via is None:
+            self.lab.reject_write(wid, self.id, f"{self.id} knows no leader")
+        else:
+            self.lab.reject_write(wid, self.id, f"{self.id} is no longer the leader")
+
+    def accept_write(self, wid: int, value: int) -> None:
+        stamp = [self.gen, self.reg["stamp"][1] + 1]
+        self.lab.note_applied(wid, self, prev=self.reg["wid"])
+        self.store({"value": value, "wid": wid, "stamp": stamp, "gen": self.gen, "by": self.id},
+                   "write")
+        for other in self.others():
+            self.send(other, "REPLICATE", **self.leader_fields())
+        if self.lab.mode == "quorum":
+            self.pending.append(wid)  # acknowledged once a majority stores it
+            self.try_commit()
+        else:
+            self.lab.acknowledge(wid, self)  # stored here: good enough without a quorum
+
+    def try_commit(self) -> None:
+        for wid in list(self.pending):
+            stamp = self.lab.writes[wid]["stamp"]
+            stored = 1 + sum(1 for s in self.match.values() if s >= stamp)
+            if stored >= MAJORITY:
+                self.pending.remove(wid)
+                self.lab.acknowledge(wid, self)
+
+    # -- messages ---------------------------------------------------------------------
+    def on_message(self, msg: Message) -> None:
+        kind, body = msg.type, msg.body
+        if kind == "WRITE":
+            self.client_write(body["wid"], body["value"], None)
+        elif kind == "FORWARD":
+            self.client_write(body["wid"], body["value"], msg.src)
+        elif kind in ("HEARTBEAT", "REPLICATE"):
+            self.from_leader(msg.src, body)
+        elif kind == "ACK" and self.role == "leader" and body["gen"] == self.generation:
+            self.heard_from[msg.src] = self.now
+            self.match[msg.src] = max(self.match.get(msg.src, [0, 0]), body["stamp"])
+            self.try_commit()
+        elif kind == "REJECT":
+            self.rejected(msg.src, body)
+        elif kind == "PRE-VOTE":
+            self.on_prevote(msg.src, body)
+        elif kind == "VOTE":
+            self.on_vote(msg.src, body)
+        elif kind in ("PRE-VOTE-REPLY", "VOTE-REPLY"):
+            self.on_vote_reply(msg.src, kind, body)
+
+    def from_leader(self, src: str, body: dict) -> None:
+        """A HEARTBEAT or REPLICATE from a node that believes it leads."""
+        gen = body["gen"] or 0
+        newer = gen > self.gen
+        if self.lab.generations:
+            if gen < self.gen:
+                # Fencing: an older generation is rejected, and told so.
+                self.lab.emit("reject", node=self.id, src=src, gen=gen, mine=self.gen)
+                self.send(src, "REJECT", gen=self.gen, leader=self.leader)
+                return
+            if gen > self.gen:
+                self.set_generation(gen)
+                if self.role == "leader":
+                    self.step_down(f"{src} leads generation {gen}", src)
+                    self.lab.fenced(self, src, gen)
+        if self.role == "leader":
+            if rank(src) < rank(self.id):
+                return  # a rival leader of my generation with a lower id: it will yield to me
+            self.step_down(f"{src} also leads and has a higher id", src)
+        elif (self.leader not in (None, src) and rank(src) < rank(self.leader) and self.heard_at is not None
+              and self.now - self.heard_at < SUSPECT_AFTER and not newer):
+            return  # I follow a live leader with a higher id
+        self.follow(src, body)
+        self.adopt(body)
+        if self.lab.mode == "quorum":
+            self.send(src, "ACK", gen=self.generation, stamp=list(self.reg["stamp"]))
+
+    def follow(self, leader: str, body: dict) -> None:
+        self.lab.accepted_from(self, body)
+        if self.role != "follower" or self.leader != leader:
+            self.role, self.leader, self.phase = "follower", leader, ""
+            self.cancel_timer("election")
+            self.lab.emit("follow", node=self.id, leader=leader, gen=self.generation)
+        self.heard_at = self.now
+        self.watch()
+
+    def adopt(self, body: dict) -> None:
+        """Copy the leader's register.  From a new leader (or generation) its copy
+        wins whatever I hold; from the same leader only a newer write counts
+        (messages may arrive out of order)."""
+        reg = self.reg
+        same_leader = [body["gen"] or 0, body["leader"]] == [reg["gen"], reg["by"]]
+        if body["wid"] == reg["wid"] or (same_leader and body["stamp"] <= reg["stamp"]):
+            return
+        self.store({"value": body["value"], "wid": body["wid"], "stamp": list(body["stamp"]),
+                    "gen": body["gen"] or 0, "by": body["leader"]}, f"copied from {body['leader']}")
+
+    def rejected(self, src: str, body: dict) -> None:
+        if body["gen"] > self.gen:
+            self.set_generation(body["gen"])
+            if self.role == "leader":
+                self.step_down(f"rejected by {src}: it is in generation {body['gen']}", body["leader"])
+                self.lab.fenced(self, src, body["gen"])
+
+    # -- quorum elections ---------------------------------------------------------------
+    def leader_alive(self) -> bool:
+        return self.role == "leader" or (self.heard_at is not None and self.now - self.heard_at < LEADER_ALIVE)
+
+    def ask_prevotes(self) -> None:
+        """Would you vote for me in generation gen+1?  Nothing changes on disk yet."""
+        self.role, self.phase, self.votes = "candidate", "pre-vote", [self.id]
+        self.lab.emit("candidate", node=self.id, phase="pre-vote", gen=self.gen + 1)
+        for other in self.others():
+            self.send(other, "PRE-VOTE", gen=self.gen + 1, stamp=list(self.reg["stamp"]))
+        self.set_timer("election", VOTE_WAIT + self.lab.sim.rng.random() * VOTE_WAIT)
+
+    def on_prevote(self, src: str, body: dict) -> None:
+        yes = body["gen"] > self.gen and not self.leader_alive() and body["stamp"] >= self.reg["stamp"]
+        self.send(src, "PRE-VOTE-REPLY", gen=body["gen"], granted=yes)
+
+    def start_vote(self) -> None:
+        self.set_generation(self.gen + 1)  # the new generation is on disk before anyone is asked
+        self.disk["voted"] = [self.gen, self.id]
+        self.phase, self.votes = "vote", [self.id]
+        self.lab.emit("candidate", node=self.id, phase="vote", gen=self.gen)
+        for other in self.others():
+            self.send(other, "VOTE", gen=self.gen, stamp=list(self.reg["stamp"]))
+
+    def on_vote(self, src: str, body: dict) -> None:
+        gen = body["gen"]
+        if gen > self.gen:
+            self.set_generation(gen)
+            if self.role == "leader":
+                self.step_down(f"{src} runs for generation {gen}", None)
+                self.lab.fenced(self, src, gen)
+            elif self.role == "candidate":
+                self.role, self.phase = "follower", ""
+        voted = self.disk.get("voted", [0, None])
+        free = voted[0] < gen or voted[1] == src
+        yes = gen == self.gen and free and body["stamp"] >= self.reg["stamp"]
+        if yes:
+            self.disk["voted"] = [gen, src]  # one vote per generation, remembered on disk
+            self.watch()
+        self.send(src, "VOTE-REPLY", gen=gen, granted=yes)
+
+    def on_vote_reply(self, src: str, kind: str, body: dict) -> None:
+        if self.role != "candidate" or not body["granted"] or src in self.votes:
+            return
+        if kind == "PRE-VOTE-REPLY" and self.phase == "pre-vote" and body["gen"] == self.gen + 1:
+            self.votes.append(src)
+            if len(self.votes) >= MAJORITY:
+                self.start_vote()
+        elif kind == "VOTE-REPLY" and self.phase == "vote" and body["gen"] == self.gen:
+            self.votes.append(src)
+            if len(self.votes) >= MAJORITY:
+                self.become_leader(f"won {len(self.votes)} of {len(self.lab.nodes)} votes")
+
+
+class SplitBrain(Lab):
+    slug = "split-brain"
+    title = "Split brain"
+    PARAMS = (
+        Param("mode", "naive", "How the cluster copes with a partition: naive (each side elects its own leader), "
+              "generation (generation numbers fence a stale leader), quorum (a leader and a write need a majority).",
+              choices=("naive", "generation", "quorum")),
+    )
+
+    def setup(self) -> None:
+        self.started = False
+        self.mode = self.params["mode"]
+        self.generations = self.mode != "naive"
+        self.writes: dict[int, dict] = {0: {"id": 0, "node": None, "leader": FIRST_LEADER, "value": 0,
+                                            "gen": self.generation0(), "stamp": [self.generation0(), 0],
+                                            "prev": None, "client": "ok", "why": "initial value",
+                                            "applied": True, "t": 0}}
+        self.next_wid = 1
+        self.unlost: dict[int, bool] = {0: True}  # acknowledged writes not (yet) lost
+        self.tenures: list[dict] = []
+        self.metrics.update({"writes": 0, "acknowledged": 0, "rejected": 0, "lost": 0, "elections": 0,
+                             "leaders_now": 1, "most_leaders": 1})
+        for i in range(1, 6):
+            self.add_node(Replica(self, f"n{i}"))
+        for node in self.nodes.values():
+            node.leader, node.heard_at = FIRST_LEADER, 0.0
+            node.seen = self.key(node.generation, 1)
+            node.watch()
+        self.nodes[FIRST_LEADER].become_leader("initial leader")
+        self.started = True
+        self.add_check("single-writer", "Two leaders never accept writes in the same generation (naive mode has no "
+                       "generations, so any two leaders accepting writes at once count).")
+        self.add_check("stale-leader-fenced", "No node accepts a request from a leader older than one it already "
+                       "followed; a stale leader is rejected and steps down.")
+        self.add_check("no-lost-write", "No acknowledged write is ever lost: it stays in the history of some "
+                       "replica's register (with quorum, acknowledged means stored by a majority).")
+
+    def generation0(self) -> int:
+        return 1 if self.generations else 0
+
+    def initial_register(self) -> dict:
+        return {"value": 0, "wid": 0, "stamp": [self.generation0(), 0], "gen": self.generation0(),
+                "by": FIRST_LEADER}
+
+    @staticmethod
+    def rack_of(node_id: str) -> str:
+        return next(name for name, members in RACKS.items() if node_id in members)
+
+    # -- leaderships (bookkeeping) --------------------------------------------------
+    def open_tenure(self, node: Replica, why: str) -> None:
+        node.tenure = len(self.tenures) + 1
+        node.seen = self.key(node.generation, node.tenure)
+        self.tenures.append({"n": node.tenure, "leader": node.id, "gen": node.generation,
+                             "from": round(self.now, 3), "to": None, "writes": 0, "end": ""})
+        if self.started:
+            self.count("elections")
+        self.emit("leader", node=node.id, gen=node.generation, why=why, tenure=node.tenure)
+        self.count_leaders()
+
+    def close_tenure(self, node: Replica, why: str) -> None:
+        for tenure in self.tenures:
+            if tenure["n"] == node.tenure and tenure["to"] is None:
+                tenure.update(to=round(self.now, 3), end=why)
+        self.emit("step-down", node=node.id, gen=node.generation, why=why)
+        self.count_leaders()
+
+    def count_leaders(self) -> None:
+        now = sum(1 for n in self.nodes.values() if n.status != "down" and n.role == "leader")
+        self.metrics["leaders_now"] = now
+        self.metrics["most_leaders"] = max(self.metrics["most_leaders"], now)
+
+    def key(self, gen: int | None, tenure: int) -> list:
+        """How the checks order leaderships: by generation when there are
+        generations, by time of election when there are none."""
+        return [gen or 0, 0] if self.generations else [0, tenure]
+
+    def after_fault(self, fault: str, node_id: str | None) -> None:
+        if fault == "crash":
+            node = self.nodes[node_id]
+            if any(t["n"] == node.tenure and t["to"] is None for t in self.tenures):
+                self.close_tenure(node, "crashed")
+        self.count_leaders()
+
+    # -- checks ------------------------------------------------------------------------
+    def accepted_from(self, node: Replica, body: dict) -> None:
+        """`node` accepts a request from leader body['leader']: was that leader stale?"""
+        key = self.key(body["gen"], body["tenure"])
+        if key < node.seen:
+            self.fail("stale-leader-fenced", f"{node.id} accepted a request from stale leader {body['leader']} "
+                      f"(leadership #{body['tenure']}) after following a newer one")
+        node.seen = max(node.seen, key)
+
+    def fenced(self, leader: Replica, by: str, gen: int) -> None:
+        self.holds("stale-leader-fenced", f"{leader.id} learned generation {gen} from {by} and stepped down "
+                   f"at {self.now / 1000:.2f}s")
+
+    def acknowledge(self, wid: int, leader: Replica) -> None:
+        w = self.writes[wid]
+        if w["client"] != "waiting":
+            return  # the client gave up already
+        w.update(client="ok", why=f"acknowledged by {leader.id}")
+        self.unlost[wid] = True
+        self.count("acknowledged")
+        for tenure in self.tenures:
+            if tenure["n"] == leader.tenure:
+                tenure["writes"] += 1
+        self.emit("write-ok", wid=wid, leader=leader.id, gen=leader.generation, value=w["value"])
+        for other in self.nodes.values():
+            if (other is not leader and other.status != "down" and other.role == "leader"
+                    and other.gen == leader.gen and other.acked_writes):
+                if self.generations:
+                    detail = f"{other.id} and {leader.id} both accepted writes in generation {leader.gen}"
+                else:
+                    detail = f"{other.id} and {leader.id} both accepted writes at once (no generations)"
+                self.fail("single-writer", detail)
+        leader.acked_writes += 1
+
+    def register_changed(self, node: Replica, old: dict, why: str) -> None:
+        new = node.reg
+        self.emit("apply", node=node.id, wid=new["wid"], value=new["value"], why=why)
+        if not self.descends(new["wid"], old["wid"]):
+            # A divergent branch is thrown away on this node.
+            self.emit("overwrite", node=node.id, dropped=old["wid"], value=old["value"], by=new["wid"])
+            self.audit_lost(node)
+
+    def descends(self, wid: int | None, ancestor: int) -> bool:
+        while wid is not None:
+            if wid == ancestor:
+                return True
+            wid = self.writes[wid]["prev"]
+        return False
+
+    def held(self) -> dict[int, bool]:
+        """Every write that is still in the history of some node's register
+        (crashed nodes count: their register is on disk)."""
+        held: dict[int, bool] = {}
+        for node in self.nodes.values():
+            wid = node.reg["wid"]
+            while wid is not None and wid not in held:
+                held[wid] = True
+                wid = self.writes[wid]["prev"]
+        return held
+
+    def audit_lost(self, node: Replica) -> None:
+        held = self.held()
+        for wid in list(self.unlost):
+            if wid not in held:
+                del self.unlost[wid]
+                w = self.writes[wid]
+                self.count("lost")
+                self.emit("write-lost", wid=wid, value=w["value"], leader=w["leader"], on=node.id)
+                self.fail("no-lost-write", f"acknowledged write w{wid} (value {w['value']} via {w['leader']}) "
+                          f"was overwritten when {node.id} copied another leader's register")
+
+    # -- the client's side of a write -----------------------------------------------------
+    def note_forward(self, wid: int, node: str, leader: str) -> None:
+        self.writes[wid]["why"] = f"forwarded by {node} to {leader}"
+        self.emit("forward", wid=wid, node=node, leader=leader)
+
+    def note_applied(self, wid: int, leader: Replica, prev: int) -> None:
+        w = self.writes[wid]
+        w.update(leader=leader.id, gen=leader.generation, prev=prev, applied=True,
+                 stamp=[leader.gen, leader.reg["stamp"][1] + 1])
+
+    def reject_write(self, wid: int, node: str, why: str) -> None:
+        w = self.writes[wid]
+        if w["client"] == "waiting":
+            w.update(client="rejected", why=why)
+            self.count("rejected")
+            self.emit("write-rejected", wid=wid, node=node, why=why)
+
+    def client_gives_up(self, wid: int) -> None:
+        w = self.writes[wid]
+        if w["client"] == "waiting":
+            w.update(client="failed", why=f"no answer within {WRITE_TIMEOUT} ms")
+            self.emit("write-failed", wid=wid, why=w["why"])
+
+    @action("write", Arg("node"), Arg("value", "int", lo=0, hi=9999), group="request",
+            help="A client writes this value through the given node (a follower forwards it to its leader).")
+    def do_write(self, node_id: str, value: int) -> None:
+        node = self.nodes[node_id]
+        if node.status == "down":
+            raise SimError(f"{node_id} is down; write through a running node")
+        wid = self.next_wid
+        self.next_wid += 1
+        self.count("writes")
+        self.writes[wid] = {"id": wid, "node": node_id, "leader": None, "value": value, "gen": None,
+                            "stamp": None, "prev": None, "client": "waiting", "why": "", "applied": False,
+                            "t": round(self.now, 3)}
+        self.emit("write", wid=wid, node=node_id, value=value)
+        node.receive(Message(0, "client", node_id, "WRITE", {"wid": wid, "value": value}, self.now, self.now))
+        self.sim.after(WRITE_TIMEOUT, self.client_gives_up, wid)
+
+    # -- the page -------------------------------------------------------------------------
+    def view(self) -> dict:
+        held = self.held()
+        writes = []
+        for w in list(self.writes.values())[-14:]:
+            if w["id"] == 0:
+                continue
+            if not w["applied"]:
+                outcome = "pending" if w["client"] == "waiting" else "rejected"
+            else:
+                outcome = "kept" if w["id"] in held else "overwritten"
+            writes.append({"id": f"w{w['id']}", "node": w["node"], "leader": w["leader"], "value": w["value"],
+                           "gen": w["gen"], "client": w["client"], "why": w["why"], "outcome": outcome,
+                           "lost": w["client"] == "ok" and outcome == "overwritten"})
+        sides = self.net.partition or [list(self.nodes)]
+        side_views = []
+        for i, side in enumerate(sides):
+            up = [self.nodes[n] for n in side if self.nodes[n].status != "down"]
+            side_views.append({
+                "n": i + 1, "nodes": side,
+                "leaders": [{"id": n.id, "gen": n.generation} for n in up if n.role == "leader"],
+                "values": sorted({n.reg["value"] for n in up}),
+                "majority": len(side) >= MAJORITY,
+            })
+        racks = []
+        for name, members in RACKS.items():
+            nodes = [self.nodes[n] for n in members]
+            racks.append({
+                "name": name,
+                "leaders": [{"id": n.id, "gen": n.generation} for n in nodes
+                            if n.status != "down" and n.role == "leader"],
+                "nodes": [{"id": n.id, "status": n.status, "role": n.role or "down", "gen": n.generation,
+                           "value": n.reg["value"], "leader": n.leader if n.status != "down" else None}
+                          for n in nodes],
+            })
+        return {
+            "mode": self.mode,
+            "majority": MAJORITY,
+            "racks": racks,
+            "sides": side_views,
+            "writes": writes,
+            "leaderships": self.tenures[-6:],
+            "layout": {"n1": [14, 35], "n2": [14, 72], "n3": [66, 22], "n4": [66, 78], "n5": [88, 50]},
+            "edges": [["n1", "n2"], ["n3", "n4"], ["n4", "n5"], ["n3", "n5"], ["n2", "n3"]],
+        }
