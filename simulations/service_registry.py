@@ -1,0 +1,594 @@
+"""Service registry: finding instances whose addresses keep changing.
+
+Instances of one service (`orders`) come and go; each new one gets a fresh
+address.  The registry holds a table of live instances, each entry a lease:
+
+  * an instance that starts sends REGISTER(name, address); the registry
+    stores it with a lease of `ttl` ms and answers REGISTERED;
+  * every `heartbeat` ms the instance sends HEARTBEAT(address), which renews
+    the lease (a registry that lost its table answers UNKNOWN, and the
+    instance registers again);
+  * an instance that shuts down gracefully sends DEREGISTER: its entry goes
+    at once.  It keeps serving for a short drain period, for callers whose
+    list is not refreshed yet;
+  * an instance that crashes says nothing: its entry stays until its lease
+    runs out, and callers keep sending requests to a dead address meanwhile.
+
+Discovery (who asks the registry):
+
+  * client-side: each client LOOKUPs the list, caches it, refreshes it every
+    `refresh` ms, and picks an instance itself (round robin);
+  * server-side: clients send every request to a balancer `lb`, which keeps
+    the cached list and picks for them.
+
+With `cache` off the caller looks the list up for every request instead of
+keeping it, so the registry sits on the path of every call.
+
+The registry here is one node that keeps its table in memory (like a single
+Eureka server); real deployments replicate it, because losing it means new
+instances cannot be found.
+"""
+
+from __future__ import annotations
+
+from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms
+
+SERVICE = "orders"
+SWEEP_EVERY = 100  # ms between the registry's scans for expired leases
+REGISTER_RETRY = 500  # ms an instance waits for REGISTERED before trying again
+LOOKUP_TIMEOUT = 300  # ms a caller waits for the registry's list
+REQUEST_TIMEOUT = 300  # ms a caller waits for an instance's answer
+STARTUP = 150  # ms after the start before callers first look the list up
+DRAIN = 2000  # ms a gracefully stopping instance keeps serving after deregistering
+WORK_MS = (8.0, 20.0)
+MAX_INSTANCES = 8
+
+
+class Instance(Node):
+    """One instance of the service: registers, heartbeats, answers requests."""
+
+    def boot(self) -> None:
+        self.role = "instance"
+        self.addr = self.lab.new_address()  # a new container gets a new address
+        self.registered = False
+        self.stopping = False
+        self.lab.emit("address", node=self.id, addr=self.addr)
+        self.register()
+
+    def register(self) -> None:
+        self.send("registry", "REGISTER", service=SERVICE, addr=self.addr)
+        self.set_timer("register-retry", REGISTER_RETRY)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "register-retry" and not self.registered and not self.stopping:
+            self.register()
+        elif name == "heartbeat" and self.registered and not self.stopping:
+            self.send("registry", "HEARTBEAT", addr=self.addr)
+            self.set_timer("heartbeat", self.lab.params["heartbeat"])
+        elif name == "exit":
+            self.lab.instance_gone(self)
+        elif name.startswith("work:"):
+            self.send(data["to"], "RESP", rid=data["rid"], instance=self.id, addr=self.addr)
+
+    def on_message(self, msg) -> None:
+        if msg.type == "REGISTERED" and msg.body["addr"] == self.addr and not self.stopping:
+            self.registered = True
+            self.cancel_timer("register-retry")
+            self.set_timer("heartbeat", self.lab.params["heartbeat"])
+        elif msg.type == "UNKNOWN" and not self.stopping:
+            self.registered = False  # the registry forgot me (it restarted): register again
+            self.register()
+        elif msg.type == "REQ":
+            self.lab.served(self.id)
+            lo, hi = WORK_MS
+            self.set_timer(f"work:{msg.body['rid']}", lo + (hi - lo) * self.lab.sim.rng.random(),
+                           rid=msg.body["rid"], to=msg.src)
+
+    def shutdown(self) -> None:
+        """Graceful stop: deregister first, drain, then exit."""
+        self.stopping = True
+        self.role = "draining"
+        self.cancel_timer("heartbeat")
+        self.cancel_timer("register-retry")
+        self.send("registry", "DEREGISTER", addr=self.addr)
+        self.set_timer("exit", DRAIN)
+
+    def view(self) -> dict:
+        return {"addr": self.addr, "label": self.addr if self.status != "down" else f"{self.addr} (dead)"}
+
+
+class Registry(Node):
+    """The table of leases.  Kept in memory: a crash empties it."""
+
+    def boot(self) -> None:
+        self.role = "registry"
+        self.leases: dict[str, dict] = {}
+        self.set_timer("sweep", SWEEP_EVERY)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "sweep":
+            ttl = self.lab.params["ttl"]
+            if ttl:
+                for addr, lease in list(self.leases.items()):
+                    if self.now >= lease["expires"]:
+                        del self.leases[addr]
+                        self.lab.emit("expire", node=self.id, instance=lease["instance"], addr=addr,
+                                      silent_ms=round(self.now - lease["renewed"], 3))
+            self.set_timer("sweep", SWEEP_EVERY)
+
+    def on_message(self, msg) -> None:
+        body, ttl = msg.body, self.lab.params["ttl"]
+        if msg.type == "REGISTER":
+            new = body["addr"] not in self.leases
+            self.leases[body["addr"]] = {"instance": msg.src, "addr": body["addr"], "since": self.now,
+                                         "renewed": self.now, "expires": self.now + ttl if ttl else None}
+            self.send(msg.src, "REGISTERED", addr=body["addr"])
+            if new:
+                self.lab.emit("register", node=self.id, instance=msg.src, addr=body["addr"])
+                self.lab.registered(msg.src, body["addr"])
+        elif msg.type == "HEARTBEAT":
+            lease = self.leases.get(body["addr"])
+            if lease is None:
+                self.send(msg.src, "UNKNOWN", addr=body["addr"])
+            else:
+                lease["renewed"] = self.now
+                lease["expires"] = self.now + ttl if ttl else None
+        elif msg.type == "DEREGISTER":
+            if self.leases.pop(body["addr"], None):
+                self.lab.emit("deregister", node=self.id, instance=msg.src, addr=body["addr"])
+        elif msg.type == "LOOKUP":
+            self.send(msg.src, "LIST", addrs=list(self.leases), rid=body.get("rid"))
+
+
+class Caller(Node):
+    """Something that discovers instances: a client (client-side discovery)
+    or the balancer (server-side discovery).  Keeps the cached list."""
+
+    def boot(self) -> None:
+        self.cache: list[str] = []
+        self.fetched_at: float | None = None
+        self.turn = 0
+        self.pending: dict[int, dict] = {}
+        if self.discovers():
+            # At the very start, give the instances a moment to register first.
+            self.set_timer("refresh", 0 if self.lab.started else STARTUP)
+
+    def discovers(self) -> bool:
+        return True
+
+    def refresh(self) -> None:
+        self.send("registry", "LOOKUP")
+        every = self.lab.params["refresh"]
+        if every and self.lab.params["cache"]:
+            self.set_timer("refresh", every)
+
+    def on_list(self, body: dict) -> None:
+        if body.get("rid") is None:
+            changed = body["addrs"] != self.cache
+            self.cache, self.fetched_at = list(body["addrs"]), self.now
+            if changed:
+                self.lab.emit("cache", node=self.id, addrs=",".join(self.cache))
+        else:
+            req = self.pending.get(body["rid"])
+            if req and req.get("looking"):
+                self.cancel_timer(f"lookup:{body['rid']}")
+                req["looking"] = False
+                self.call_instance(body["rid"], self.pick(body["addrs"]))
+
+    def pick(self, addrs: list[str]) -> str | None:
+        if not addrs:
+            return None
+        addr = addrs[self.turn % len(addrs)]
+        self.turn += 1
+        return addr
+
+    def start_call(self, rid: int, reply_to: str | None) -> None:
+        """Find an instance for request `rid` and send it there."""
+        self.pending[rid] = {"reply_to": reply_to, "looking": False}
+        if self.lab.params["cache"]:
+            self.call_instance(rid, self.pick(self.cache))
+        else:  # no cache: ask the registry for every request
+            self.pending[rid]["looking"] = True
+            self.send("registry", "LOOKUP", rid=rid)
+            self.set_timer(f"lookup:{rid}", LOOKUP_TIMEOUT, rid=rid)
+
+    def call_instance(self, rid: int, addr: str | None) -> None:
+        if addr is None:
+            self.end_call(rid, None, None, "no-instance", "no instance known: the list is empty")
+            return
+        target = self.lab.resolve(addr)
+        if target is None:  # nothing listens at that address any more
+            self.end_call(rid, addr, None, "refused", f"connection refused at {addr}")
+            return
+        self.pending[rid].update(addr=addr, instance=target, sent=self.now)
+        self.send(target, "REQ", rid=rid, addr=addr)
+        self.set_timer(f"req:{rid}", REQUEST_TIMEOUT, rid=rid)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "refresh":
+            self.refresh()
+        elif name.startswith("lookup:"):
+            if self.pending.get(data["rid"], {}).get("looking"):
+                self.end_call(data["rid"], None, None, "registry", "the registry did not answer the lookup")
+        elif name.startswith("req:"):
+            req = self.pending.get(data["rid"])
+            if req:
+                self.end_call(data["rid"], req["addr"], req["instance"], "timeout",
+                              f"{req['instance']} at {req['addr']} did not answer")
+
+    def on_message(self, msg) -> None:
+        if msg.type == "LIST":
+            self.on_list(msg.body)
+        elif msg.type == "RESP" and msg.body["rid"] in self.pending:
+            self.cancel_timer(f"req:{msg.body['rid']}")
+            self.end_call(msg.body["rid"], msg.body["addr"], msg.body["instance"], "ok", "")
+
+    def end_call(self, rid: int, addr, instance, outcome: str, why: str) -> None:
+        self.pending.pop(rid, None)
+
+    def view(self) -> dict:
+        return {"cache": list(self.cache) if self.status != "down" else [],
+                "label": f"cache: {len(self.cache)}" if self.status != "down" and self.discovers() else ""}
+
+
+class Client(Caller):
+    """Sends requests at the lab's rate, through its own cache or through the balancer."""
+
+    def boot(self) -> None:
+        self.role = "client"
+        self.next_rid = 0
+        super().boot()
+        self.schedule()
+
+    def discovers(self) -> bool:
+        return self.lab.mode == "client-side"
+
+    def schedule(self) -> None:
+        rate = self.lab.rate
+        if rate > 0:
+            first = 0 if self.lab.started else 2 * STARTUP
+            self.set_timer("next", first + (1000 / rate) * (0.5 + self.lab.sim.rng.random()))
+        else:
+            self.cancel_timer("next")
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "next":
+            self.schedule()
+            self.next_rid += 1
+            rid = self.lab.new_rid()
+            self.lab.count("requests")
+            if self.discovers():
+                self.start_call(rid, None)
+            else:
+                self.pending[rid] = {"via": "lb", "sent": self.now}
+                self.send("lb", "REQ", rid=rid)
+                self.set_timer(f"via:{rid}", REQUEST_TIMEOUT + 200, rid=rid)
+        elif name.startswith("via:"):
+            if self.pending.pop(data["rid"], None) is not None:
+                self.lab.outcome(self.id, data["rid"], None, None, "timeout", "the balancer did not answer")
+        else:
+            super().on_timer(name, data)
+
+    def on_message(self, msg) -> None:
+        if msg.type == "RESULT":  # server-side: the balancer's answer
+            if self.pending.pop(msg.body["rid"], None) is not None:
+                self.cancel_timer(f"via:{msg.body['rid']}")
+                b = msg.body
+                self.lab.outcome(self.id, b["rid"], b.get("addr"), b.get("instance"), b["outcome"], b.get("why", ""))
+        else:
+            super().on_message(msg)
+
+    def end_call(self, rid: int, addr, instance, outcome: str, why: str) -> None:
+        super().end_call(rid, addr, instance, outcome, why)
+        self.lab.outcome(self.id, rid, addr, instance, outcome, why)
+
+
+class Balancer(Caller):
+    """Server-side discovery: the balancer holds the list and picks for the clients."""
+
+    def boot(self) -> None:
+        self.role = "balancer"
+        super().boot()
+
+    def on_message(self, msg) -> None:
+        if msg.type == "REQ" and msg.src != self.id:
+            self.start_call(msg.body["rid"], msg.src)
+        else:
+            super().on_message(msg)
+
+    def end_call(self, rid: int, addr, instance, outcome: str, why: str) -> None:
+        req = self.pending.get(rid, {})
+        super().end_call(rid, addr, instance, outcome, why)
+        if req.get("reply_to"):
+            self.send(req["reply_to"], "RESULT", rid=rid, addr=addr, instance=instance, outcome=outcome, why=why)
+
+
+class ServiceRegistry(Lab):
+    slug = "service-registry"
+    title = "Service registry"
+    PARAMS = (
+        Param("mode", "client-side", "Who asks the registry: each client, or a balancer in front of the service.",
+              choices=("client-side", "server-side")),
+        Param("ttl", 1500, "Lease time-to-live in ms: an entry without a heartbeat for this long is removed "
+                           "(0 = entries never expire).", lo=0, hi=10_000),
+        Param("heartbeat", 500, "Milliseconds between an instance's heartbeats.", lo=100, hi=5000),
+        Param("refresh", 1000, "Milliseconds between refreshes of a caller's cached list "
+                               "(0 = look it up once, never refresh).", lo=0, hi=10_000),
+        Param("cache", True, "Callers keep the last list (off = ask the registry for every request)."),
+        Param("instances", 3, "Instances running at the start.", lo=1, hi=6),
+        Param("rate", 4, "Requests per second from each client.", lo=0, hi=15),
+    )
+    FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow",
+              "drop-next", "duplicate-next")
+
+    def setup(self) -> None:
+        p = self.params
+        self.mode = p["mode"]
+        self.rate = p["rate"]
+        self.rid = 0
+        self.addresses: dict[str, str] = {}  # address -> instance listening there now
+        self.stats: dict[str, dict] = {}
+        self.crashes: list[dict] = []  # crashed instances whose entry must expire
+        self.shutdowns: list[dict] = []  # graceful stops whose entry must go at once
+        self.waiting_traffic: dict[str, dict] = {}  # newly registered, not served yet
+        self.registry_down_since: float | None = None
+        self.outage = {"served": 0, "failed": 0}
+        self.gone: list[dict] = []
+        self.recent: list[dict] = []
+        self.metrics.update({"requests": 0, "ok": 0, "dead_instance": 0, "registry_errors": 0,
+                             "no_instance": 0})
+        self.started = False
+        self.add_node(Registry(self, "registry"))
+        for i in range(1, p["instances"] + 1):
+            self.add_instance(f"s{i}")
+        if self.mode == "server-side":
+            self.add_node(Balancer(self, "lb"))
+        self.add_node(Client(self, "c1"))
+        self.add_node(Client(self, "c2"))
+        self.started = True
+        self.add_check("crashed-expires", "An instance that crashes (no deregistration) leaves the registry "
+                                          "within the TTL of its last heartbeat.")
+        self.add_check("graceful-at-once", "An instance that shuts down gracefully leaves the registry at once.")
+        self.add_check("cache-survives", "While the registry is down, callers keep reaching live instances "
+                                         "from their cached list.")
+        self.add_check("new-gets-traffic", "A new instance gets traffic soon after it is registered "
+                                           "(within one refresh of the callers' lists).")
+        self.sim.after(SWEEP_EVERY, self.audit)
+
+    # -- bookkeeping --------------------------------------------------------------
+    def add_instance(self, node_id: str) -> Instance:
+        self.stats.setdefault(node_id, {"served": 0, "errors": 0})
+        return self.add_node(Instance(self, node_id))
+
+    def instances(self) -> list[Instance]:
+        return [n for n in self.nodes.values() if isinstance(n, Instance)]
+
+    def callers(self) -> list[Caller]:
+        return [n for n in self.nodes.values() if isinstance(n, Caller) and n.discovers()]
+
+    def new_address(self) -> str:
+        rng = self.sim.rng
+        while True:
+            addr = f"10.0.{rng.randint(1, 9)}.{rng.randint(2, 250)}:8080"
+            if addr not in self.addresses:
+                return addr
+
+    def new_rid(self) -> int:
+        self.rid += 1
+        return self.rid
+
+    def resolve(self, addr: str) -> str | None:
+        """Which node listens at `addr` now (a crashed one still owns its address)."""
+        node_id = self.addresses.get(addr)
+        node = self.nodes.get(node_id) if node_id else None
+        return node_id if node is not None and getattr(node, "addr", None) == addr else None
+
+    def emit(self, kind: str, **fields) -> dict:
+        if kind == "address":
+            self.addresses[fields["addr"]] = fields["node"]
+        return super().emit(kind, **fields)
+
+    def registry(self) -> Registry:
+        return self.nodes["registry"]
+
+    # -- measurements ---------------------------------------------------------------
+    def registered(self, instance: str, addr: str) -> None:
+        node = self.nodes.get(instance)
+        if self.started and node is not None and node.status == "up" and instance not in self.waiting_traffic:
+            self.waiting_traffic[instance] = {"since": self.now, "addr": addr}
+
+    def served(self, instance: str) -> None:
+        self.stats[instance]["served"] += 1
+        waited = self.waiting_traffic.pop(instance, None)
+        if waited is not None:
+            self.emit("first-traffic", node=instance, after_ms=round(self.now - waited["since"], 3))
+            if self.checks["new-gets-traffic"].ok:
+                self.checks["new-gets-traffic"].detail = (
+                    f"{instance} got its first request {fmt_ms(self.now - waited['since'])} after registering")
+
+    def outcome(self, client: str, rid: int, addr, instance, outcome: str, why: str) -> None:
+        registry_down = self.registry().status != "up"
+        if outcome == "ok":
+            self.count("ok")
+            if registry_down:
+                self.outage["served"] += 1
+        else:
+            if outcome in ("timeout", "refused"):
+                self.count("dead_instance")
+            elif outcome == "registry":
+                self.count("registry_errors")
+            else:
+                self.count("no_instance")
+            if instance in self.stats:
+                self.stats[instance]["errors"] += 1
+            self.emit("error", node=client, rid=rid, addr=addr, instance=instance, outcome=outcome, why=why)
+            if registry_down:
+                self.outage["failed"] += 1
+                if outcome in ("registry", "no-instance"):
+                    self.fail("cache-survives", f"with the registry down, {client}'s request {rid} failed: {why}")
+        if registry_down and self.checks["cache-survives"].ok:
+            self.checks["cache-survives"].detail = (
+                f"registry down: {self.outage['served']} requests served from cached lists")
+        self.recent.append({"rid": rid, "client": client, "addr": addr, "instance": instance, "outcome": outcome})
+        del self.recent[:-10]
+
+    def instance_gone(self, node: Instance) -> None:
+        """A gracefully stopped instance exits: it leaves the cluster."""
+        self.gone.append({"id": node.id, "addr": node.addr, "t": round(self.now, 3)})
+        del self.gone[:-5]
+        node.crash()
+        del self.nodes[node.id]
+        self.waiting_traffic.pop(node.id, None)
+        self.emit("exit", node=node.id, addr=node.addr)
+
+    def traffic_bound(self) -> float:
+        refresh = self.params["refresh"] if self.params["cache"] else 0
+        if self.params["cache"] and not refresh:
+            refresh = 1000  # never refreshed: judge by what a 1s refresh would have done
+        gap = 1000 / max(1, self.rate)
+        return refresh + 4 * gap + 300
+
+    def audit(self) -> None:
+        self.sim.after(SWEEP_EVERY, self.audit)
+        registry = self.registry()
+        ttl, hb = self.params["ttl"], self.params["heartbeat"]
+        table = registry.leases if registry.up else None
+        for crash in list(self.crashes):
+            if table is None or crash["addr"] not in table:
+                self.crashes.remove(crash)
+                if table is not None and self.checks["crashed-expires"].ok:
+                    self.checks["crashed-expires"].detail = (
+                        f"{crash['node']}'s entry left {fmt_ms(self.now - crash['t'])} after its crash")
+                continue
+            bound = (ttl or 3 * hb) + 200
+            if self.now - crash["t"] > bound:
+                self.fail("crashed-expires", f"{crash['node']} crashed {fmt_ms(self.now - crash['t'])} ago and "
+                                             f"{crash['addr']} is still listed" + ("" if ttl else " (no TTL)"))
+                self.crashes.remove(crash)
+        for stop in list(self.shutdowns):
+            if table is None or stop["addr"] not in table:
+                self.shutdowns.remove(stop)
+                if table is not None and self.checks["graceful-at-once"].ok:
+                    self.checks["graceful-at-once"].detail = (
+                        f"{stop['node']} left the registry {fmt_ms(self.now - stop['t'])} after its shutdown")
+                continue
+            if self.now - stop["t"] > 100:
+                self.fail("graceful-at-once", f"{stop['node']} shut down gracefully but {stop['addr']} is still "
+                                              f"listed {fmt_ms(self.now - stop['t'])} later")
+                self.shutdowns.remove(stop)
+        for instance, waited in list(self.waiting_traffic.items()):
+            node = self.nodes.get(instance)
+            if node is None or node.status != "up" or self.rate == 0:
+                self.waiting_traffic.pop(instance)
+                continue
+            if self.now - waited["since"] > self.traffic_bound():
+                self.fail("new-gets-traffic", f"{instance} registered {fmt_ms(self.now - waited['since'])} ago "
+                                              "and has not had a single request")
+                self.waiting_traffic.pop(instance)
+
+    def after_fault(self, fault: str, node_id: str | None) -> None:
+        node = self.nodes.get(node_id) if node_id else None
+        if isinstance(node, Instance) and fault == "crash":
+            self.crashes.append({"node": node_id, "addr": node.addr, "t": self.now})
+            self.waiting_traffic.pop(node_id, None)
+        if node_id == "registry":
+            if fault == "crash":
+                self.registry_down_since = self.now
+                self.outage = {"served": 0, "failed": 0}
+            elif fault == "restart":
+                self.registry_down_since = None
+
+    # -- lab actions -------------------------------------------------------------
+    @action("scale-up", help="Start one more instance (it gets a new address and registers).")
+    def do_scale_up(self) -> None:
+        if len(self.instances()) >= MAX_INSTANCES:
+            raise SimError(f"at most {MAX_INSTANCES} instances; scale down first")
+        n = 1
+        while f"s{n}" in self.nodes:
+            n += 1
+        self.add_instance(f"s{n}")
+        self.emit("scale-up", node=f"s{n}")
+
+    @action("scale-down", help="Gracefully stop the newest running instance.")
+    def do_scale_down(self) -> None:
+        running = [n for n in self.instances() if n.up and not n.stopping]
+        if len(running) <= 1:
+            raise SimError("only one instance is running; it stays")
+        self.do_shutdown(running[-1].id)
+
+    @action("shutdown", Arg("instance"), help="Stop an instance gracefully: it deregisters, drains, then exits.")
+    def do_shutdown(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        if not isinstance(node, Instance):
+            raise SimError(f"'{node_id}' is not an instance (instances: {', '.join(n.id for n in self.instances())})")
+        if not node.up or node.stopping:
+            raise SimError(f"{node_id} is {'stopping' if node.stopping else node.status}; only a running instance "
+                           "can shut down")
+        self.emit("shutdown", node=node_id, addr=node.addr)
+        if self.registry().up:
+            self.shutdowns.append({"node": node_id, "addr": node.addr, "t": self.now})
+        self.waiting_traffic.pop(node_id, None)
+        node.shutdown()
+
+    @action("delay-heartbeats", Arg("instance"), Arg("ms", "ms", hi=10_000),
+            help="Make an instance's messages to the registry (heartbeats) arrive this much later (0 = normal).")
+    def do_delay_heartbeats(self, node_id: str, ms: float) -> None:
+        if not isinstance(self.nodes[node_id], Instance):
+            raise SimError(f"'{node_id}' is not an instance")
+        self.net.link(node_id, "registry").delay = ms
+        self.emit("delay-heartbeats", node=node_id, ms=ms)
+
+    @action("traffic", Arg("rate", "int", lo=0, hi=15), group="request",
+            help="Requests per second from each client (0 stops).")
+    def do_traffic(self, rate: int) -> None:
+        self.rate = rate
+        self.emit("traffic", rate=rate)
+        for node in self.nodes.values():
+            if isinstance(node, Client) and node.up:
+                node.schedule()
+
+    # -- the snapshot -----------------------------------------------------------------
+    def view(self) -> dict:
+        registry = self.registry()
+        insts = self.instances()
+        layout = {"registry": [50, 10], "c1": [8, 40], "c2": [8, 75]}
+        edges = []
+        for i, node in enumerate(insts):
+            y = 22 + (70 * i / max(1, len(insts) - 1) if len(insts) > 1 else 35)
+            layout[node.id] = [86, round(y, 1)]
+            edges.append([node.id, "registry"])
+        if self.mode == "server-side":
+            layout["lb"] = [46, 58]
+            edges += [["c1", "lb"], ["c2", "lb"], ["lb", "registry"]] + [["lb", n.id] for n in insts]
+        else:
+            edges += [[c, "registry"] for c in ("c1", "c2")] + [[c, n.id] for c in ("c1", "c2") for n in insts]
+
+        def alive(addr: str) -> bool:
+            target = self.resolve(addr)
+            return target is not None and self.nodes[target].status != "down" and not getattr(
+                self.nodes[target], "stopping", False)
+
+        leases = []
+        if registry.status != "down":
+            for addr, lease in registry.leases.items():
+                left = None if lease["expires"] is None else round(max(0.0, lease["expires"] - self.now))
+                leases.append({"addr": addr, "instance": lease["instance"], "since": round(lease["since"], 3),
+                               "renewed_ago": round(self.now - lease["renewed"]), "expires_in": left,
+                               "alive": alive(addr)})
+        caches = []
+        for caller in self.callers():
+            caches.append({"node": caller.id, "status": caller.status,
+                           "age": None if caller.fetched_at is None or caller.status == "down"
+                           else round(self.now - caller.fetched_at),
+                           "entries": [{"addr": a, "alive": alive(a)} for a in
+                                       (caller.cache if caller.status != "down" else [])]})
+        return {
+            "layout": layout, "edges": edges,
+            "registry": {"status": registry.status, "ttl": self.params["ttl"], "leases": leases,
+                         "down_since": self.registry_down_since, "outage": dict(self.outage)},
+            "caches": caches,
+            "instances": [{"id": n.id, "addr": n.addr, "status": n.status, "stopping": n.stopping,
+                           "registered": n.registered, **self.stats[n.id]} for n in insts],
+            "gone": list(self.gone),
+            "recent": list(self.recent),
+        }
