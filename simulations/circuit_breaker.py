@@ -427,6 +427,8 @@ class CircuitBreaker(Lab):
         return {
             "breakers": [b.view() for b in self.breakers.values()],
             "chart": {**self.chart, **self.chart_points()},
+            "answers": {k: self.metrics.get(k, 0) for k in ("requests", "ok", "fallback", "error", "timeout")},
+            "fallbacks_by": {n: self.metrics.get(f"fallbacks by {n}", 0) for n in ("A", "B")},
             "layout": {"client": [10, 50], "A": [37, 50], "B": [63, 50], "C": [90, 50]},
             "edges": [["client", "A"], ["A", "B"], ["B", "C"]],
         }
