@@ -1,0 +1,106 @@
+"""The overview page and the lab pages."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.shortcuts import render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+
+from pattern_lab.runs.frames import node_actions
+from pattern_lab.runs.identity import uid
+from pattern_lab.runs.models import Run
+from pattern_lab.runs.services import Rejected, ensure_actor, start_run
+from simulations import get_lab
+from simulations.kernel import SimError
+
+from .pages import grouped, pages
+
+RESERVED = {"seed", "run", "fresh"}
+
+
+def overview(request):
+    return render(request, "overview.html", {"groups": grouped(), "count": len(pages())})
+
+
+def error(request, message: str, status: int, page=None):
+    return render(request, "error.html", {"message": message, "page": page, "groups": grouped()}, status=status)
+
+
+def template_exists(name: str) -> bool:
+    try:
+        get_template(name)
+        return True
+    except TemplateDoesNotExist:
+        return False
+
+
+def lab_page(request, slug: str):
+    page = pages().get(slug)
+    if page is None:
+        return error(request, f"There is no lab called '{slug[:40]}'. Pick one of the labs below.", 404)
+    lab_cls = get_lab(slug)
+    who = uid(request)
+    query = request.GET
+    try:
+        if query.get("run"):
+            run = Run.objects.filter(id=query["run"][:16], lab=slug).first()
+            if run is None:
+                raise Rejected(f"There is no {page.title.lower()} run '{query['run'][:16]}'. "
+                               "The link may be old; start a new run below.", 404)
+        else:
+            names = {p.name for p in lab_cls.PARAMS}
+            unknown = sorted(set(query) - names - RESERVED)
+            if unknown:
+                raise Rejected(f"'{unknown[0][:30]}' is not a setting of this lab "
+                               f"(settings: {', '.join(sorted(names)) or 'none'}, seed).", 400)
+            raw = {k: query[k] for k in names if k in query}
+            run = None
+            if "fresh" not in query and not query.get("seed"):
+                # Coming back to a lab rejoins your latest run with the same settings.
+                try:
+                    params = lab_cls.parse_params(raw)
+                except SimError as err:
+                    raise Rejected(str(err), 400) from None
+                run = Run.objects.filter(owner=who, lab=slug, params=params).order_by("-created").first()
+            if run is None:
+                run = start_run(slug, raw, query.get("seed"), who)
+    except Rejected as err:
+        return error(request, err.message, err.status, page)
+    ensure_actor(run.id)
+    return render(request, "lab.html", lab_context(request, page, lab_cls, run, who))
+
+
+def lab_context(request, page, lab_cls, run: Run, who: str) -> dict:
+    described = lab_cls.describe()
+    one_node = {a["name"] for a in node_actions(lab_cls)}
+    forms = [spec for spec in lab_cls.ACTIONS.values() if spec.name not in one_node]
+    fields = [{**p.describe(), "value": run.params.get(p.name, p.default)} for p in lab_cls.PARAMS]
+    slug = page.slug
+    return {
+        "page": page,
+        "lab": described,
+        "run": run,
+        "rid": run.id,
+        "owner": run.owner == who,
+        "fields": fields,
+        "params": run.params,
+        "snap": lab_cls(run.params, run.seed).snapshot(),  # the initial state, for static controls
+        "forms": [f for f in forms if f.group != "fault"],
+        "fault_forms": [f for f in forms if f.group == "fault"],
+        "explain": f"labs/{slug}/explain.html" if template_exists(f"labs/{slug}/explain.html") else None,
+        "controls": f"labs/{slug}/controls.html" if template_exists(f"labs/{slug}/controls.html") else None,
+        "lab_css": f"labs/{slug}.css" if finders.find(f"labs/{slug}.css") else None,
+        "frame_ms": settings.PATTERN_LAB["FRAME_MS"],
+        "speeds": [0.25, 0.5, 1, 2, 4],
+    }
+
+
+def not_found(request, exception=None):
+    return error(request, "There is no page at this address.", 404)
+
+
+def server_error(request):
+    return render(request, "error.html", {"message": "Something went wrong on our side. Try again in a moment.",
+                                          "groups": []}, status=500)

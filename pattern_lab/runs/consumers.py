@@ -1,0 +1,175 @@
+"""Websockets of the live runs.
+
+A stock Channels consumer receives each frame through the channel layer:
+one Redis message per socket, then a dispatch per socket that also hops to a
+thread to close database connections.  For a run watched by a whole
+classroom that is the bottleneck (see the README's benchmark).  Here each
+daphne process subscribes once per run to the run's pub/sub channel (the
+FrameHub) and writes every frame straight to its local sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import redis.asyncio as aioredis
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from . import keys
+from .models import Run
+from .services import Rejected, ensure_actor, submit_command
+
+log = logging.getLogger(__name__)
+WATCH_TTL_S = 30
+WATCHDOG_S = 1.0
+
+
+class FrameHub:
+    """One per daphne process: Redis pub/sub in, local websockets out."""
+
+    def __init__(self):
+        self.sockets: dict[str, set] = {}
+        self.redis = None
+        self.pubsub = None
+        self.tasks: list[asyncio.Task] = []
+
+    async def _start(self):
+        if self.redis is None:
+            self.redis = aioredis.Redis.from_url(settings.REDIS_URL)
+            self.pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            await self.pubsub.subscribe("pl:hub-alive")  # listen() needs one subscription
+            self.tasks = [asyncio.ensure_future(self._listen()), asyncio.ensure_future(self._watchdog())]
+
+    async def join(self, run_id: str, socket) -> None:
+        await self._start()
+        members = self.sockets.setdefault(run_id, set())
+        if not members:
+            await self.pubsub.subscribe(keys.frames(run_id))
+            await self.redis.set(keys.watched(run_id), "1", ex=WATCH_TTL_S)
+        members.add(socket)
+
+    async def leave(self, run_id: str, socket) -> None:
+        members = self.sockets.get(run_id)
+        if members is None:
+            return
+        members.discard(socket)
+        if not members:
+            del self.sockets[run_id]
+            await self.pubsub.unsubscribe(keys.frames(run_id))
+
+    async def _listen(self):
+        while True:
+            try:
+                async for message in self.pubsub.listen():
+                    channel = message["channel"].decode()
+                    members = self.sockets.get(channel.partition(":")[2])
+                    if not members:
+                        continue
+                    seq, _, frame = message["data"].decode().partition("|")
+                    seq = int(seq)
+                    for socket in list(members):
+                        await socket.deliver(seq, frame)
+            except Exception:  # a Redis hiccup must not end the process's fan-out
+                log.exception("frame hub: reconnecting to Redis")
+                await asyncio.sleep(0.5)
+
+    async def _watchdog(self):
+        """Keep runs that have viewers marked as watched, and alive: if a run's
+        lease has expired (its worker died), queue its actor again."""
+        tick = 0
+        while True:
+            await asyncio.sleep(WATCHDOG_S)
+            tick += 1
+            for run_id in list(self.sockets):
+                try:
+                    if tick % 5 == 0:
+                        await self.redis.set(keys.watched(run_id), "1", ex=WATCH_TTL_S)
+                    if not await self.redis.exists(keys.lease(run_id)):
+                        await asyncio.to_thread(ensure_actor, run_id)
+                except Exception:
+                    log.exception("frame hub watchdog")
+
+
+hub = FrameHub()
+
+
+class RunConsumer(AsyncWebsocketConsumer):
+    """One viewer of one run.  Sends the full state on connect, then every
+    frame; accepts commands (same validation path as the POST form)."""
+
+    # No channel layer per socket: frames come from the FrameHub.
+    channel_layer_alias = None
+
+    async def connect(self):
+        self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
+        self.last_seq = -1
+        self.ready = False
+        self.pending: list[tuple[int, str]] = []
+        self.run = await database_sync_to_async(Run.objects.filter(id=self.run_id).first)()
+        if self.run is None:
+            await self.close(code=4404)
+            return
+        session = self.scope.get("session")
+        self.who = session.get("uid", "") if session is not None else ""
+        await self.accept()
+        await hub.join(self.run_id, self)
+        await self.send_full()
+        await asyncio.to_thread(ensure_actor, self.run_id)
+
+    async def send_full(self):
+        """The latest full frame; frames that arrived meanwhile follow it."""
+        self.ready = False
+        raw = await hub.redis.get(keys.full(self.run_id))
+        if raw:
+            seq, _, frame = raw.decode().partition("|")
+            await self.send(frame)
+            self.last_seq = int(seq)
+        self.ready = True
+        pending, self.pending = self.pending, []
+        for seq, frame in pending:
+            await self.deliver(seq, frame)
+
+    async def deliver(self, seq: int, frame: str):
+        if not self.ready:
+            self.pending.append((seq, frame))
+        elif seq >= self.last_seq:
+            self.last_seq = seq
+            await self.send(frame)
+
+    async def disconnect(self, code):
+        if getattr(self, "run", None) is not None:
+            await hub.leave(self.run_id, self)
+
+    async def receive(self, text_data=None, bytes_data=None):
+        try:
+            msg = json.loads(text_data or "")
+            if not isinstance(msg, dict):
+                raise ValueError
+        except ValueError:
+            await self.flash("That message was not understood (expected JSON with an action).")
+            return
+        kind = msg.get("type", "command")
+        if kind == "sync":
+            await self.send_full()
+            return
+        if kind == "ping":
+            return
+        if kind != "command":
+            await self.flash(f"Unknown message type '{str(kind)[:20]}'.")
+            return
+        try:
+            _, error = await database_sync_to_async(submit_command)(
+                self.run, self.who, msg.get("action"), msg.get("args"), wait=True)
+        except Rejected as err:
+            error = err.message
+        if error:
+            await self.flash(error)
+
+    async def flash(self, text: str):
+        from django.utils.html import escape
+
+        await self.send(f'<div id="flash-{self.run_id}" hx-swap-oob="true" class="flash bad" role="alert">'
+                        f'{escape(text)}</div>')

@@ -1,0 +1,59 @@
+"""Redis keys and scripts shared by the web processes and the workers.
+
+run:<id>:lease    the actor's lease: its fencing token, with a short TTL
+run:<id>:fence    counter handing out fencing tokens
+run:<id>:wake     list the actor blocks on: "cmd" (new commands), "ctl" (speed...)
+run:<id>:full     the latest full frame (sent to every socket that (re)connects)
+run:<id>:pos      "t seq" of the latest published frame (where a new actor resumes)
+run:<id>:watched  set while a daphne process has viewers of the run (TTL)
+run:<id>:starting set while an actor task is queued (de-duplicates the queueing)
+frames:<id>       pub/sub channel with every frame, "<seq>|<html>"
+"""
+
+from functools import cache
+
+import redis
+from django.conf import settings
+
+FRAME_TTL_S = 24 * 3600
+
+
+def lease(run_id): return f"run:{run_id}:lease"
+def fence(run_id): return f"run:{run_id}:fence"
+def wake(run_id): return f"run:{run_id}:wake"
+def full(run_id): return f"run:{run_id}:full"
+def pos(run_id): return f"run:{run_id}:pos"
+def watched(run_id): return f"run:{run_id}:watched"
+def starting(run_id): return f"run:{run_id}:starting"
+def frames(run_id): return f"frames:{run_id}"
+
+
+@cache
+def client() -> redis.Redis:
+    """The process's synchronous Redis client (thread-safe connection pool)."""
+    return redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
+
+
+# Publish a frame only while holding the lease: the fencing token check and the
+# writes happen atomically inside Redis, so an actor that lost its lease (a
+# paused or partitioned worker) can never overwrite the new owner's frames.
+PUBLISH = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[2], ARGV[3], 'EX', ARGV[5])
+redis.call('set', KEYS[3], ARGV[4], 'EX', ARGV[5])
+redis.call('publish', KEYS[4], ARGV[2])
+return 1
+"""
+
+# Extend the lease only if it is still ours.
+RENEW = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('pexpire', KEYS[1], ARGV[2])
+return 1
+"""
+
+# Give the lease back only if it is still ours.
+RELEASE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('del', KEYS[1])
+"""

@@ -1,0 +1,184 @@
+"""The one path every command takes, whether it came from a form POST or the
+websocket: check who sends it, how fast, and that it is well formed; store it
+(the run's write-ahead log); wake the run's actor; wait briefly for its verdict."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from simulations import get_lab
+from simulations.kernel import SimError
+
+from . import keys
+from .models import Command, Run
+
+NODE_ID = re.compile(r"^[A-Za-z][\w.>-]{0,23}$")
+GROUPS = re.compile(r"^[\w,|.-]{1,200}$")
+VERDICT_WAIT_S = 1.5
+
+
+@dataclass
+class Rejected(Exception):
+    """A command or request we refuse, with the message the user sees."""
+
+    message: str
+    status: int = 422
+
+    def __str__(self):
+        return self.message
+
+
+def new_seed() -> int:
+    return secrets.randbelow(1_000_000)
+
+
+def lab_or_404(slug: str):
+    try:
+        return get_lab(slug)
+    except SimError as err:
+        raise Rejected(str(err), 404) from None
+
+
+def start_run(slug: str, raw_params: dict, seed, owner: str) -> Run:
+    lab_cls = lab_or_404(slug)
+    try:
+        params = lab_cls.parse_params(raw_params)
+    except SimError as err:
+        raise Rejected(str(err), 400) from None
+    if seed in (None, ""):
+        seed = new_seed()
+    try:
+        seed = int(seed)
+        if not 0 <= seed < 2**31:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise Rejected("seed must be a whole number from 0 to 2147483647", 400) from None
+    return Run.objects.create(lab=slug, params=params, seed=seed, owner=owner)
+
+
+def check_shape(lab_cls, action: str, tokens: list[str]) -> None:
+    """Validate what can be validated without the run's current state: the
+    action exists, the argument count and formats fit.  (Whether node n7
+    exists right now is for the actor to say, against the live state.)"""
+    spec = lab_cls.ACTIONS.get(action)
+    if spec is None:
+        raise Rejected(f"'{lab_cls.slug}' has no action '{action[:40]}' (actions: {', '.join(lab_cls.ACTIONS)})")
+    required = [a for a in spec.args if not a.optional]
+    if not len(required) <= len(tokens) <= len(spec.args):
+        raise Rejected(f"usage: {spec.usage}")
+    for arg, tok in zip(spec.args, tokens):
+        if arg.kind == "node":
+            if not NODE_ID.match(tok):
+                raise Rejected(f"{arg.name} must be a node id like n1; got '{tok[:24]}'")
+        elif arg.kind == "groups":
+            if not GROUPS.match(tok):
+                raise Rejected("a partition looks like n1,n2|n3,n4")
+        else:
+            try:
+                arg.parse(tok, None)
+            except SimError as err:
+                raise Rejected(str(err)) from None
+
+
+def normalise_args(args) -> list[str]:
+    if args is None:
+        return []
+    if isinstance(args, str):
+        args = [args]
+    if not isinstance(args, list) or len(args) > 8:
+        raise Rejected("args must be a short list of words")
+    tokens: list[str] = []
+    for item in args:
+        if not isinstance(item, (str, int, float)) or isinstance(item, bool):
+            raise Rejected("args must be words or numbers")
+        tokens += str(item).split()
+    if len(tokens) > 8 or any(len(t) > 200 for t in tokens):
+        raise Rejected("too many or too long arguments")
+    return tokens
+
+
+def rate_limit(run_id: str, who: str) -> None:
+    per_s = settings.PATTERN_LAB["COMMANDS_PER_S"]
+    window = int(time.time() // 2)
+    key = f"rl:{run_id}:{who}:{window}"
+    r = keys.client()
+    count, _ = r.pipeline().incr(key).expire(key, 4).execute()
+    if count > per_s * 2:
+        raise Rejected(f"Slow down: at most {per_s * 2} commands every two seconds on one run.", 429)
+
+
+def submit_command(run: Run, who: str, action, args, wait: bool = True) -> tuple[Command, str | None]:
+    """Store and dispatch one command.  Returns (command, error): error is the
+    actor's rejection, if it gave one within the wait."""
+    if run.owner != who:
+        raise Rejected("This run belongs to someone else. Fork it to experiment on your own copy.", 403)
+    if not isinstance(action, str) or not action:
+        raise Rejected("a command needs an action")
+    tokens = normalise_args(args)
+    check_shape(lab_or_404(run.lab), action, tokens)
+    rate_limit(run.id, who)
+    with transaction.atomic():
+        cmd = Command.objects.create(run=run, action=action, args=tokens, author=who)
+    r = keys.client()
+    r.rpush(keys.wake(run.id), "cmd")
+    ensure_actor(run.id)
+    if not wait:
+        return cmd, None
+    reply = r.blpop([f"cmd:{cmd.id}:verdict"], timeout=VERDICT_WAIT_S)
+    return cmd, (reply[1].decode() or None) if reply else None
+
+
+def control(run: Run, who: str, what: str, value=None) -> None:
+    """Run-level controls: freeze / play the clock, change the speed."""
+    if run.owner != who:
+        raise Rejected("Only the run's owner can change its clock.", 403)
+    if what == "freeze":
+        run.frozen = True
+    elif what == "play":
+        run.frozen = False
+    elif what == "speed":
+        try:
+            speed = float(value)
+        except (TypeError, ValueError):
+            raise Rejected("speed must be a number from 0.25 to 4") from None
+        if not 0.25 <= speed <= 4:
+            raise Rejected("speed must be from 0.25 to 4")
+        run.speed = speed
+    else:
+        raise Rejected("unknown control; use freeze, play or speed")
+    run.save(update_fields=["frozen", "speed", "updated"])
+    keys.client().rpush(keys.wake(run.id), "ctl")
+    ensure_actor(run.id)
+
+
+def ensure_actor(run_id: str) -> None:
+    """Make sure some worker drives the run: queue the actor task unless one
+    holds the lease or was queued a moment ago."""
+    r = keys.client()
+    if r.exists(keys.lease(run_id)):
+        return
+    if r.set(keys.starting(run_id), "1", nx=True, px=4000):
+        from .tasks import drive_run
+
+        drive_run.delay(run_id)
+
+
+def fork(run: Run, owner: str) -> Run:
+    """A private copy of a run: same lab, params, seed and command log, so it
+    replays to the same state and continues from there."""
+    r = keys.client()
+    pos = r.get(keys.pos(run.id))
+    sim_t = float(pos.split()[0]) if pos else run.sim_t
+    with transaction.atomic():
+        copy = Run.objects.create(lab=run.lab, params=run.params, seed=run.seed, owner=owner, sim_t=sim_t)
+        Command.objects.bulk_create(
+            Command(run=copy, action=c.action, args=c.args, t=c.t, error=c.error, author=c.author)
+            for c in run.commands.exclude(t=None)
+        )
+    return copy
