@@ -239,7 +239,7 @@ class Orchestrator(Node):
         self.replay_log()
         if self.lab.started:
             for saga, st in self.active.items():
-                self.lab.emit("resume", node=self.id, saga=saga, phase=st["phase"],
+                self.lab.emit("saga-resumed", node=self.id, saga=saga, phase=st["phase"],
                               at=STEPS[st["step"]] if st["phase"] == "forward" else st["plan"][0])
                 self.set_timer(f"go:{saga}", 0)
 

@@ -138,7 +138,7 @@ def test_reverse_order_check_catches_a_choreography_shortcut():
 def test_restarted_orchestrator_resumes_from_its_durable_log(seed):
     lab = run("saga", "100ms create-product", "200ms create-product", "600ms crash orchestrator",
               "2s restart orchestrator", seed=seed, until="8s")
-    resumed = [e["saga"] for e in events(lab, "resume")]
+    resumed = [e["saga"] for e in events(lab, "saga-resumed")]
     assert resumed == ["s1", "s2"]
     assert [s["status"] for s in sagas(lab).values()] == ["completed", "completed"]
     assert check(lab, "resumes-from-log")["ok"] and "resumed 2" in check(lab, "resumes-from-log")["detail"]
