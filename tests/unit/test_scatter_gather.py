@@ -1,0 +1,163 @@
+"""Scatter-gather: a video transcoded into five resolutions, sequentially or scattered."""
+
+import pytest
+
+from simulations.kernel import SimError
+from simulations.scatter_gather import COST, RESOLUTIONS
+
+from ..simhelpers import check, events, run, step
+
+SEEDS = [1, 2, 3]
+
+
+def job(lab):
+    return lab.snapshot()["job"]
+
+
+def costs(lab):
+    return {t["res"]: t["cost"] for t in job(lab)["tasks"]}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_scattered_takes_the_longest_task_sequential_the_sum(seed):
+    scat = run("scatter-gather", seed=seed, until="4s", mode="scattered")
+    seq = run("scatter-gather", seed=seed, until="7s", mode="sequential")
+    for lab in (scat, seq):
+        assert job(lab)["status"] == "complete" and not job(lab)["missing"]
+        assert check(lab, "time-model")["ok"] and check(lab, "result-complete")["ok"]
+    longest, total = max(costs(scat).values()), sum(costs(seq).values())
+    t_scat, t_seq = job(scat)["elapsed"], job(seq)["elapsed"]
+    assert longest <= t_scat <= longest + 120  # longest task + one scatter/gather round trip + the manifest
+    assert total <= t_seq <= total + 250  # the sum + five round trips + the manifest
+    assert 1.6 < t_seq / t_scat < 2.2  # bounded by sum / longest (about 1.9 for these five sizes)
+
+
+def test_speedup_is_measured_once_both_modes_ran():
+    lab = run("scatter-gather", "3s job sequential", until="9s")
+    m = lab.metrics
+    assert m["speedup_basis"] == "measured"
+    assert m["speedup"] == round(m["last_sequential_ms"] / m["last_scattered_ms"], 2)
+    assert m["speedup"] > 1.6
+
+
+def test_task_costs_grow_with_resolution():
+    ordered = [COST[res] for res, _ in RESOLUTIONS]
+    assert ordered == sorted(ordered) and ordered[-1] > 10 * ordered[0]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_crashed_worker_task_is_redone_elsewhere(seed):
+    lab = run("scatter-gather", "1s crash w1", seed=seed, until="8s")
+    j = job(lab)
+    assert j["status"] == "complete" and not j["missing"]
+    assert [x["res"] for x in j["lost"]] == ["1080p"] and j["lost"][0]["redone_by"] not in (None, "w1")
+    done_by = {t["res"]: t["worker"] for t in j["tasks"]}
+    assert done_by["1080p"] != "w1"
+    assert events(lab, "suspect") and lab.metrics["reassigned"] >= 1
+    assert check(lab, "redone-elsewhere")["ok"]
+    # Detection and redoing cost time: the job no longer fits the longest-task model.
+    assert j["elapsed"] > max(costs(lab).values()) + 1000
+    assert not check(lab, "time-model")["ok"] and "lost with w1" in check(lab, "time-model")["detail"]
+
+
+def test_sequential_crash_moves_on_to_another_worker():
+    lab = run("scatter-gather", "1.5s crash w1", seed=1, until="9s", mode="sequential")
+    j = job(lab)
+    assert j["status"] == "complete" and j["lost"] and j["lost"][0]["redone_by"] == "w2"
+
+
+def test_without_reassignment_the_job_never_completes():
+    lab = run("scatter-gather", "1s crash w1", until="8s", reassign="off")
+    assert job(lab)["status"] == "running"
+    broken = check(lab, "redone-elsewhere")
+    assert not broken["ok"] and "1080p" in broken["detail"] and broken["seq"] is not None
+
+
+def test_when_every_worker_is_gone_nobody_can_redo_the_task():
+    crashes = [f"1s crash w{i}" for i in range(1, 6)]
+    lab = run("scatter-gather", *crashes, until="5s")
+    assert not check(lab, "redone-elsewhere")["ok"]
+    assert "no live worker" in check(lab, "redone-elsewhere")["detail"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_gather_timeout_returns_a_partial_result_naming_what_is_missing(seed):
+    lab = run("scatter-gather", "100ms timeout 1200", seed=seed, until="4s")
+    j = job(lab)
+    assert j["status"] == "partial" and j["elapsed"] == pytest.approx(1200, abs=WATCH_SLACK)
+    # Measured: what finished after the deadline is exactly what the result says is missing.
+    gathered_at = {e["res"]: e["t"] for e in events(lab, "gathered")}
+    ended = job_start(lab) + j["elapsed"]
+    late = sorted(r for r, _ in RESOLUTIONS if gathered_at.get(r, 1e9) > ended)
+    assert sorted(j["missing"]) == late and "1080p" in late and "240p" not in late
+    assert all(t["state"] == "missing" for t in j["tasks"] if t["res"] in late)
+    assert all(t["link"] for t in j["tasks"] if t["res"] not in late)
+    broken = check(lab, "result-complete")
+    assert not broken["ok"] and "partial" in broken["detail"] and "1080p" in broken["detail"]
+    # The next job, without the timeout, is complete again.
+    step(lab, "8s", "4s timeout 0", "4s job")
+    assert job(lab)["status"] == "complete" and check(lab, "result-complete")["ok"]
+
+
+WATCH_SLACK = 101  # the coordinator looks at the deadline every 100 ms
+
+
+def job_start(lab):
+    return next(e["t"] for e in events(lab, "job") if e["job"] == job(lab)["id"])
+
+
+def test_timeout_applies_to_the_job_under_way():
+    lab = run("scatter-gather", "1s timeout 1500", until="3s")
+    assert job(lab)["status"] == "partial" and job(lab)["missing"] == ["1080p"]
+
+
+def test_straggler_on_the_longest_task_slows_the_whole_job():
+    lab = run("scatter-gather", "100ms straggle w1 3", until="9s")
+    assert job(lab)["status"] == "complete"
+    assert job(lab)["elapsed"] > 2.5 * max(costs(lab).values())
+    assert not check(lab, "time-model")["ok"] and "straggler" in check(lab, "time-model")["detail"]
+
+
+def test_straggler_on_a_short_task_does_not_matter():
+    lab = run("scatter-gather", "100ms straggle w5 3", until="5s")  # w5 has 240p: 3x still shorter than 1080p
+    assert check(lab, "time-model")["ok"]
+
+
+def test_backup_tasks_cut_the_straggler_short():
+    slow = run("scatter-gather", "100ms straggle w1 3", until="9s")
+    backed = run("scatter-gather", "100ms straggle w1 3", until="9s", backups="on")
+    assert backed.metrics["backups"] == 1
+    assert job(backed)["elapsed"] < job(slow)["elapsed"] - 500
+    done_by = {t["res"]: t["worker"] for t in job(backed)["tasks"]}
+    assert done_by["1080p"] != "w1"
+    assert any(e["kind"] == "task-cancelled" and e["worker"] == "w1" for e in backed.log)
+
+
+def test_fewer_workers_than_tasks_takes_the_busiest_queue():
+    lab = run("scatter-gather", until="6s", workers=2)
+    j = job(lab)
+    assert j["status"] == "complete" and check(lab, "time-model")["ok"]
+    assert j["elapsed"] >= j["plan_ms"] >= max(costs(lab).values())
+
+
+def test_add_workers_up_to_eight():
+    lab = run("scatter-gather", "1s add-worker", "1s add-worker", "1s add-worker", until="2s")
+    assert [n for n in lab.nodes][-1] == "w8" and "w8" in lab.snapshot()["layout"]
+    with pytest.raises(SimError, match="already 8"):
+        lab.apply("add-worker", [])
+    lab2 = run("scatter-gather", "1s add-worker", "3s job", until="6s", workers=2)
+    assert len([r for r in lab2.snapshot()["gantt"]["rows"] if r["bars"]]) == 3
+
+
+def test_restarted_coordinator_resumes_its_job_from_disk():
+    lab = run("scatter-gather", "600ms crash coordinator", "1s restart coordinator", until="6s")
+    assert events(lab, "resume-job")
+    assert job(lab)["status"] == "complete" and not job(lab)["missing"]
+
+
+def test_one_job_at_a_time():
+    lab = run("scatter-gather", until="1s")
+    with pytest.raises(SimError, match="still running"):
+        lab.apply("job", [])
+    with pytest.raises(SimError):
+        lab.apply("straggle", ["coordinator", "2"])
