@@ -1,0 +1,347 @@
+"""Bulkhead: give each dependency its own pool of threads.
+
+Service A serves the client's requests on worker threads.  Some requests
+need the slow dependency B, the others only the fast dependency C.  A thread
+that calls a dependency is held until the answer comes back or the call
+times out; a request that finds no free thread waits in the pool's queue,
+and one that finds the queue full is rejected at once.
+
+  * shared: one pool for everything.  When B slows down, the requests for B
+    hold their threads longer and longer until they hold all of them; the
+    requests for C then queue behind them, or are rejected, although C is
+    perfectly healthy.
+  * bulkheads: one pool (and queue) per dependency, like the watertight
+    compartments of a ship's hull (Nygard, "Release It!", 2007).  B's slowness
+    fills B's pool and B's queue, and the extra requests for B are rejected
+    at once; C's pool is untouched, so requests for C keep their latency.
+
+The price: a pool per dependency cannot lend its idle threads to the other,
+so the sizes must be chosen (and changed) with the traffic in mind.
+"""
+
+from __future__ import annotations
+
+from .kernel import Arg, Lab, Node, Param, SimError, action
+
+WORK_MS = {"B": 60.0, "C": 10.0}  # how long each dependency normally works on a call
+C_SLA = 250  # ms: a request for C answered slower than this has been stalled
+SAMPLE_EVERY = 500  # ms between two points of the latency chart
+SAMPLES = 40  # points kept (20 s)
+WINDOW = 1000  # each point is the mean latency of the answers of the last second
+DEPS = ("B", "C")
+
+
+class Pool:
+    """A fixed number of worker slots plus a bounded queue of waiting requests."""
+
+    def __init__(self, name: str, size: int, queue_limit: int):
+        self.name, self.size, self.queue_limit = name, size, queue_limit
+        self.slots: dict[int, dict] = {}  # slot index -> the request it serves
+        self.queue: list[dict] = []
+        self.rejected = 0
+
+    def free_slot(self) -> int | None:
+        for i in range(self.size):
+            if i not in self.slots:
+                return i
+        return None
+
+    def view(self) -> dict:
+        top = max([self.size, *(i + 1 for i in self.slots)])
+        slots = []
+        for i in range(top):
+            job = self.slots.get(i)
+            slots.append({"i": i, "busy": job is not None, "dep": job["dep"] if job else "",
+                          "retiring": i >= self.size})
+        return {"name": self.name, "size": self.size, "busy": len(self.slots), "slots": slots,
+                "queued": len(self.queue), "queue_limit": self.queue_limit,
+                "queue": [job["dep"] for job in self.queue], "rejected": self.rejected}
+
+
+class Client(Node):
+    """Sends `rate` requests per second to A; `mix` percent of them need B."""
+
+    def boot(self) -> None:
+        self.role = "client"
+        self.waiting: dict[int, dict] = {}  # request id -> {t, dep}
+        self.set_timer("tick", 1000 / self.lab.params["rate"])
+
+    def view(self) -> dict:
+        return {"calls": 0, "waiting": len(self.waiting),
+                "label": f"{self.lab.params['rate']}/s · {self.lab.mix}% need B"}
+
+    def request(self, dep: str | None = None) -> None:
+        if dep is None:
+            dep = "B" if self.lab.sim.rng.random() * 100 < self.lab.mix else "C"
+        self.lab.sent += 1
+        rid = self.lab.sent
+        self.waiting[rid] = {"t": self.now, "dep": dep}
+        self.send("A", "CALL", rid=rid, dep=dep)
+        self.set_timer(f"give-up {rid}", self.lab.client_timeout, rid=rid)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "tick":
+            self.request()
+            self.set_timer("tick", 1000 / self.lab.params["rate"])
+        elif name.startswith("give-up"):
+            self.finish(data["rid"], "timeout", "no answer from A")
+
+    def on_message(self, msg) -> None:
+        if msg.type == "REPLY" and msg.body["rid"] in self.waiting:
+            self.cancel_timer(f"give-up {msg.body['rid']}")
+            self.finish(msg.body["rid"], "ok" if msg.body["ok"] else "error", msg.body["why"])
+
+    def finish(self, rid: int, outcome: str, why: str) -> None:
+        request = self.waiting.pop(rid)
+        self.lab.client_answer(rid, request["dep"], outcome, round(self.now - request["t"], 3), why)
+
+
+class Service(Node):
+    """A: takes each request on a thread of the right pool and calls the dependency."""
+
+    def boot(self) -> None:
+        self.role = "service"
+        lab = self.lab
+        self.pools = {name: Pool(name, size, lab.params["queue"]) for name, size in lab.sizes.items()}
+        self.out: dict[int, dict] = {}  # request id -> the request waiting on its dependency
+
+    def pool_for(self, dep: str) -> Pool:
+        return self.pools["shared"] if "shared" in self.pools else self.pools[dep]
+
+    def view(self) -> dict:
+        if self.status == "down":
+            return {"calls": self.lab.calls["A"], "label": "down"}
+        label = " · ".join(f"{p.name} {len(p.slots)}/{p.size} q{len(p.queue)}" for p in self.pools.values())
+        return {"calls": self.lab.calls["A"], "label": label}
+
+    def on_message(self, msg) -> None:
+        if msg.type == "CALL":
+            self.lab.calls["A"] += 1
+            job = {"rid": msg.body["rid"], "dep": msg.body["dep"], "t": self.now}
+            pool = self.pool_for(job["dep"])
+            if pool.free_slot() is not None:
+                self.start(pool, job)
+            elif len(pool.queue) < pool.queue_limit:
+                pool.queue.append(job)  # wait for a thread of this pool
+            else:
+                pool.rejected += 1
+                self.lab.count(f"rejected {pool.name}")
+                self.reply(job, False, f"pool {pool.name} full")
+        elif msg.type == "REPLY":
+            job = self.out.pop(msg.body["rid"], None)
+            if job is not None:  # else it came after my timeout
+                self.cancel_timer(f"timeout {job['rid']}")
+                self.done(job, msg.body["ok"], msg.body["why"])
+
+    def start(self, pool: Pool, job: dict) -> None:
+        """A free thread of the pool takes the request and calls the dependency."""
+        job["slot"] = pool.free_slot()
+        job["pool"] = pool.name
+        pool.slots[job["slot"]] = job
+        self.out[job["rid"]] = job
+        self.send(job["dep"], "CALL", rid=job["rid"])
+        self.set_timer(f"timeout {job['rid']}", self.lab.params["timeout"], rid=job["rid"])
+
+    def on_timer(self, name: str, data: dict) -> None:
+        job = self.out.pop(data["rid"], None)
+        if job is not None:
+            self.done(job, False, f"{job['dep']} did not answer in {self.lab.params['timeout']}ms")
+
+    def done(self, job: dict, ok: bool, why: str) -> None:
+        """Answer the client, free the thread, and give it to the next request in the queue."""
+        self.reply(job, ok, why)
+        pool = self.pools[job["pool"]]
+        del pool.slots[job["slot"]]
+        self.drain(pool)
+
+    def drain(self, pool: Pool) -> None:
+        while pool.queue and pool.free_slot() is not None:
+            self.start(pool, pool.queue.pop(0))
+
+    def reply(self, job: dict, ok: bool, why: str) -> None:
+        self.send("client", "REPLY", rid=job["rid"], ok=ok, why=why)
+
+
+class Dependency(Node):
+    """B or C: works on each call for a while and answers, unless it hangs."""
+
+    def boot(self) -> None:
+        self.role = "dependency"
+        self.hanging = False
+
+    def view(self) -> dict:
+        state = "hangs" if self.hanging else (f"+{self.slow_ms:.0f}ms" if self.slow_ms else "normal")
+        return {"calls": self.lab.calls[self.id], "hanging": self.hanging,
+                "label": f"calls {self.lab.calls[self.id]} · {state}" if self.status != "down" else "down"}
+
+    def on_message(self, msg) -> None:
+        if msg.type == "CALL":
+            self.lab.calls[self.id] += 1
+            if self.hanging:
+                return  # takes the call and never answers: the caller waits for its timeout
+            work = WORK_MS[self.id] * (0.8 + 0.4 * self.lab.sim.rng.random())
+            self.set_timer(f"work {msg.body['rid']}", work, rid=msg.body["rid"], src=msg.src)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        self.send(data["src"], "REPLY", rid=data["rid"], ok=True, why="")
+
+
+class Bulkhead(Lab):
+    slug = "bulkhead"
+    title = "Bulkhead"
+    PARAMS = (
+        Param("mode", "shared", "One thread pool for all calls, or one pool per dependency.",
+              choices=("shared", "bulkheads")),
+        Param("rate", 20, "Client requests per second.", lo=1, hi=40),
+        Param("mix", 30, "Percent of requests that need B (the rest need only C).", lo=0, hi=100),
+        Param("threads", 10, "Size of the shared pool (mode shared).", lo=1, hi=30),
+        Param("b_threads", 4, "Size of B's pool (mode bulkheads).", lo=1, hi=30),
+        Param("c_threads", 6, "Size of C's pool (mode bulkheads).", lo=1, hi=30),
+        Param("queue", 10, "How many requests may wait in each pool's queue.", lo=0, hi=50),
+        Param("timeout", 3000, "How long A waits for a dependency (ms).", lo=100, hi=10_000),
+    )
+    UNFAULTABLE = ("client",)
+
+    def setup(self) -> None:
+        p = self.params
+        self.mode = p["mode"]
+        self.mix = p["mix"]
+        self.sizes = ({"shared": p["threads"]} if self.mode == "shared"
+                      else {"B": p["b_threads"], "C": p["c_threads"]})
+        self.sent = 0
+        self.calls = {"A": 0, "B": 0, "C": 0}
+        self.client_timeout = 2 * p["timeout"] + 1000
+        self.stats = {dep: {"answered": 0, "ok": 0, "error": 0, "timeout": 0, "worst": 0.0} for dep in DEPS}
+        self.c_latencies: list[float] = []  # the last 200 latencies of requests for C
+        self.recent: list[tuple[float, str, float]] = []  # (t, dep, ms) of the last WINDOW ms
+        self.chart = {"t": [], "B": [], "C": []}
+        self.metrics.update({"requests": 0, "ok": 0, "error": 0, "timeout": 0})
+        self.add_node(Client(self, "client"))
+        self.add_node(Service(self, "A"))
+        self.add_node(Dependency(self, "B"))
+        self.add_node(Dependency(self, "C"))
+        self.add_check("c-unaffected", f"Requests that need only C keep their latency whatever B does: each is "
+                                       f"answered, successfully, within {C_SLA} ms.")
+        self.sim.after(SAMPLE_EVERY, self.sample)
+
+    # -- measuring what the client sees ---------------------------------------------
+    def client_answer(self, rid: int, dep: str, outcome: str, ms: float, why: str) -> None:
+        self.count("requests")
+        self.count(outcome)
+        stats = self.stats[dep]
+        stats["answered"] += 1
+        stats[outcome] += 1
+        stats["worst"] = max(stats["worst"], ms)
+        self.recent.append((self.now, dep, ms))
+        self.emit("answer", rid=rid, dep=dep, outcome=outcome, ms=ms, **({"why": why} if why else {}))
+        if dep == "C":
+            self.c_latencies.append(ms)
+            del self.c_latencies[:-200]
+            if outcome != "ok":
+                self.fail("c-unaffected", f"request {rid} for C failed after {ms:.0f}ms: {why}")
+            elif ms > C_SLA:
+                self.fail("c-unaffected", f"request {rid} for C took {ms:.0f}ms (limit {C_SLA}ms)")
+
+    def sample(self) -> None:
+        """Every SAMPLE_EVERY ms: a point per dependency on the chart; catch C requests stuck in a queue."""
+        self.sim.after(SAMPLE_EVERY, self.sample)
+        now = self.now
+        self.recent = [r for r in self.recent if r[0] > now - WINDOW]
+        self.chart["t"].append(round(now))
+        for dep in DEPS:
+            values = [ms for _, d, ms in self.recent if d == dep]
+            self.chart[dep].append(round(sum(values) / len(values), 1) if values else None)
+        for key in self.chart:
+            del self.chart[key][:-SAMPLES]
+        client = self.nodes["client"]
+        stuck = [(rid, now - r["t"]) for rid, r in client.waiting.items() if r["dep"] == "C" and now - r["t"] > C_SLA]
+        if stuck:
+            rid, waited = stuck[0]
+            self.fail("c-unaffected", f"request {rid} for C has waited {waited:.0f}ms (limit {C_SLA}ms)")
+        elif self.checks["c-unaffected"].ok and self.c_latencies:
+            self.checks["c-unaffected"].detail = (f"requests for C: p95 {self.c_p95():.0f}ms, "
+                                                  f"worst {self.stats['C']['worst']:.0f}ms")
+
+    def c_p95(self) -> float:
+        ordered = sorted(self.c_latencies)
+        return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0.0
+
+    # -- what the page shows ----------------------------------------------------------
+    def view(self) -> dict:
+        a = self.nodes["A"]
+        pools = [p.view() for p in a.pools.values()] if a.status != "down" else [
+            Pool(name, size, self.params["queue"]).view() for name, size in self.sizes.items()]
+        return {
+            "mode": self.mode,
+            "mix": self.mix,
+            "pools": pools,
+            "deps": {dep: {**self.stats[dep], "worst": round(self.stats[dep]["worst"], 1),
+                           "now": self.chart[dep][-1] if self.chart[dep] else None} for dep in DEPS},
+            "c_p95": round(self.c_p95(), 1),
+            "chart": {**self.chart, **self.chart_points()},
+            "layout": {"client": [10, 50], "A": [45, 50], "B": [85, 22], "C": [85, 78]},
+            "edges": [["client", "A"], ["A", "B"], ["A", "C"]],
+        }
+
+    def chart_points(self) -> dict:
+        """SVG polyline points (240 x 60 box) for each dependency's latency."""
+        values = [v for dep in DEPS for v in self.chart[dep] if v is not None]
+        top = max([C_SLA * 2, *values])
+        step = 240 / (SAMPLES - 1)
+        x0 = 240 - step * (len(self.chart["t"]) - 1)
+        out = {"top": round(top), "sla_y": round(58 - 54 * C_SLA / top, 1)}
+        for dep in DEPS:
+            out[f"{dep}_points"] = " ".join(f"{x0 + i * step:.1f},{58 - 54 * v / top:.1f}"
+                                            for i, v in enumerate(self.chart[dep]) if v is not None)
+        return out
+
+    # -- lab actions ----------------------------------------------------------------
+    @action("hang", Arg("node"), help="Make B (or C) take calls and never answer: callers wait for their timeout.")
+    def do_hang(self, node_id: str) -> None:
+        node = self.dependency(node_id)
+        if node.status != "up":
+            raise SimError(f"{node_id} is {node.status}; only a running dependency can hang")
+        node.hanging = True
+        self.emit("hang", node=node_id)
+
+    @action("recover", Arg("node"), help="Make B (or C) healthy again: restarted if down, no hang, normal speed.")
+    def do_recover(self, node_id: str) -> None:
+        node = self.dependency(node_id)
+        if node.status == "down":
+            node.restart()
+        elif node.status == "paused":
+            node.resume()
+        node.hanging = False
+        node.slow_ms = 0.0
+        self.emit("recover", node=node_id)
+
+    @action("mix", Arg("percent", "percent"), help="Change the share of requests that need B.")
+    def do_mix(self, percent: int) -> None:
+        self.mix = percent
+        self.emit("mix", percent=percent)
+
+    @action("pool", Arg("pool", "word", choices=("shared", "B", "C")), Arg("size", "int", lo=1, hi=30),
+            help="Resize a pool (shared in mode shared; B or C in mode bulkheads).")
+    def do_pool(self, name: str, size: int) -> None:
+        if name not in self.sizes:
+            raise SimError(f"mode {self.mode} has the pool(s) {', '.join(self.sizes)}; there is no pool '{name}'")
+        self.sizes[name] = size
+        a = self.nodes["A"]
+        if a.status != "down":
+            pool = a.pools[name]
+            pool.size = size  # busy slots above the new size finish their call, then disappear
+            a.drain(pool)
+        self.emit("pool", pool=name, size=size)
+
+    @action("request", Arg("count", "int", lo=1, hi=50), Arg("dep", "word", optional=True, default="mix",
+                                                               choices=("B", "C", "mix")),
+            help="Send a burst of extra requests now: all for B, all for C, or following the mix.")
+    def do_request(self, count: int, dep: str) -> None:
+        self.emit("burst", count=count, dep=dep)
+        for _ in range(count):
+            self.nodes["client"].request(None if dep == "mix" else dep)
+
+    def dependency(self, node_id: str) -> Dependency:
+        if node_id not in DEPS:
+            raise SimError(f"only the dependencies B and C can do that; got '{node_id}'")
+        return self.nodes[node_id]
