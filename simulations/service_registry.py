@@ -574,7 +574,8 @@ class ServiceRegistry(Lab):
                 left = None if lease["expires"] is None else round(max(0.0, lease["expires"] - self.now))
                 leases.append({"addr": addr, "instance": lease["instance"], "since": round(lease["since"], 3),
                                "renewed_ago": round(self.now - lease["renewed"]), "expires_in": left,
-                               "alive": alive(addr)})
+                               "alive": alive(addr),
+                               "bar": None if left is None else round(60 * left / max(1, self.params["ttl"]))})
         caches = []
         for caller in self.callers():
             caches.append({"node": caller.id, "status": caller.status,
