@@ -27,7 +27,7 @@ WORK_MS = {"B": 60.0, "C": 10.0}  # how long each dependency normally works on a
 C_SLA = 250  # ms: a request for C answered slower than this has been stalled
 SAMPLE_EVERY = 500  # ms between two points of the latency chart
 SAMPLES = 40  # points kept (20 s)
-WINDOW = 1000  # each point is the mean latency of the answers of the last second
+WINDOW = 1000  # each point is the slowest successful answer of the last second
 DEPS = ("B", "C")
 
 
@@ -213,7 +213,7 @@ class Bulkhead(Lab):
         self.client_timeout = 2 * p["timeout"] + 1000
         self.stats = {dep: {"answered": 0, "ok": 0, "error": 0, "timeout": 0, "worst": 0.0} for dep in DEPS}
         self.c_latencies: list[float] = []  # the last 200 latencies of requests for C
-        self.recent: list[tuple[float, str, float]] = []  # (t, dep, ms) of the last WINDOW ms
+        self.recent: list[tuple[float, str, float]] = []  # (t, dep, ms) of the ok answers of the last WINDOW ms
         self.chart = {"t": [], "B": [], "C": []}
         self.metrics.update({"requests": 0, "ok": 0, "error": 0, "timeout": 0})
         self.add_node(Client(self, "client"))
@@ -232,7 +232,8 @@ class Bulkhead(Lab):
         stats["answered"] += 1
         stats[outcome] += 1
         stats["worst"] = max(stats["worst"], ms)
-        self.recent.append((self.now, dep, ms))
+        if outcome == "ok":
+            self.recent.append((self.now, dep, ms))
         self.emit("answer", rid=rid, dep=dep, outcome=outcome, ms=ms, **({"why": why} if why else {}))
         if dep == "C":
             self.c_latencies.append(ms)
@@ -250,7 +251,7 @@ class Bulkhead(Lab):
         self.chart["t"].append(round(now))
         for dep in DEPS:
             values = [ms for _, d, ms in self.recent if d == dep]
-            self.chart[dep].append(round(sum(values) / len(values), 1) if values else None)
+            self.chart[dep].append(round(max(values), 1) if values else None)
         for key in self.chart:
             del self.chart[key][:-SAMPLES]
         client = self.nodes["client"]
