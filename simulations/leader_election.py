@@ -218,7 +218,8 @@ class LeaderElection(Lab):
         if self.current is None:
             self.count("elections")
             self.current = {"n": self.metrics["elections"], "started_by": node.id, "why": why,
-                            "start": round(self.now, 3), "end": None, "winner": None, "messages": 0}
+                            "start": round(self.now, 3), "end": None, "took": None, "winner": None,
+                            "messages": 0}
             self.elections.append(self.current)
             del self.elections[:-8]
 
@@ -229,7 +230,8 @@ class LeaderElection(Lab):
         in_air = any(m.type in ("ELECTION", "OK", "COORDINATOR") for m in self.net.inflight.values())
         if not busy and not in_air:
             leaders = [n.id for n in self.nodes.values() if n.up and n.role == "leader"]
-            self.current.update(end=round(self.now, 3), winner=",".join(leaders) or None)
+            self.current.update(end=round(self.now, 3), winner=",".join(leaders) or None,
+                                took=round(self.now - self.current["start"], 1))
             self.emit("elected", leader=self.current["winner"], messages=self.current["messages"],
                       ms=round(self.now - self.current["start"], 3))
             self.current = None
