@@ -61,7 +61,7 @@ COMPARE_SEEDS = 3  # the comparison averages this many runs per strategy
 COMPARE_CLIENTS = 50  # default comparison: this many clients at once...
 COMPARE_OUTAGE = 500  # ...hitting an outage of this many ms
 COMPARE_LIMIT = 120_000  # ms: a comparison run stops here at the latest
-SHOWN_REQUESTS = 10  # requests drawn on the attempts timeline
+SHOWN_REQUESTS = 8  # requests drawn on the attempts timeline
 
 STRATEGIES = ("none", "immediate", "fixed", "exponential", "jitter")
 
@@ -415,12 +415,16 @@ class RetryLab(Lab):
                 "series": runs[0]["series"],
             })
         exp, jit = rows
-        top = max(max(r["series"] or [1]) for r in rows) or 1
-        span = max(len(r["series"]) for r in rows) or 1
+        for row in rows:  # the sparklines add up CHART_BIN windows per point, like the live chart
+            series = row.pop("series")
+            row["bins"] = [sum(series[i:i + CHART_BIN]) for i in range(0, len(series), CHART_BIN)]
+        top = max(max(r["bins"] or [1]) for r in rows) or 1
+        span = max(len(r["bins"]) for r in rows) or 1
         for row in rows:
-            row["points"] = _polyline(row.pop("series"), top, 60)
+            row["points"] = _polyline(row.pop("bins"), top, 60)
         self.comparison = {"clients": clients, "outage_ms": outage, "runs": COMPARE_SEEDS, "rows": rows,
-                           "top": top, "span_ms": span * WINDOW, "width": max(span - 1, 1), "window_ms": WINDOW,
+                           "top": top, "span_ms": span * WINDOW * CHART_BIN, "width": max(span - 1, 1),
+                           "window_ms": WINDOW, "bin_ms": WINDOW * CHART_BIN,
                            "params": f"max_attempts={self.params['max_attempts']} base={self.params['base_ms']}ms "
                                      f"cap={self.params['cap_ms']}ms capacity={self.params['capacity']}"}
         lower_peak = jit["peak_retries"] < exp["peak_retries"]
@@ -515,8 +519,8 @@ class RetryLab(Lab):
                 "id": r["id"], "client": r["client"], "status": r["status"], "why": r["why"],
                 "charges": r["charges"], "tries": len(r["attempts"]),
                 "width": round(100 * (end - r["start"]) / span, 2),
-                "dots": [{"x": round(100 * t / span, 2), "code": "…" if c is None else str(c),
-                          "kind": _kind(c)} for t, c in r["attempts"][-12:]],
+                "codes": " → ".join("…" if c is None else str(c) for _, c in r["attempts"]),
+                "marks": _marks(r["attempts"][-12:], span),
             })
         return {
             "layout": {"service": [78, 50], "c1": [18, 20], "c2": [18, 50], "c3": [18, 80]},
@@ -567,6 +571,21 @@ def _kind(code) -> str:
     return "permanent"
 
 
+def _marks(attempts: list, span: float) -> list[dict]:
+    """One SVG path per kind of answer: a short vertical tick at each attempt's time (x in 0..100)."""
+    paths: dict[str, str] = {}
+    for t, code in attempts:
+        kind = _kind(code)
+        paths[kind] = paths.get(kind, "") + f"M{round(100 * t / span, 1):g},1v8"
+    return [{"kind": k, "d": d} for k, d in paths.items()]
+
+
 def _polyline(values: list[int], top: float, height: int) -> str:
-    """SVG points for a line chart of `values`: one x unit per window, y from 0 (top) to height."""
-    return " ".join(f"{i},{height - round(height * v / top)}" for i, v in enumerate(values))
+    """SVG points for a line chart of `values`: one x unit per window, y from 0 (top) to height.
+    Points in the middle of a flat stretch add nothing to the line and are left out."""
+    points = []
+    for i, v in enumerate(values):
+        flat = 0 < i < len(values) - 1 and values[i - 1] == v == values[i + 1]
+        if not flat:
+            points.append(f"{i},{height - round(height * v / top)}")
+    return " ".join(points)
