@@ -437,6 +437,7 @@ class Sidecar(Lab):
                     "offset": src["offset"], "backlog": len(src["lines"]) - src["offset"],
                     "in_flight": dict(sidecar.in_flight) if sidecar.status != "down" and sidecar.in_flight else None,
                     "stored": len(docs), "written": len(self.all_lines),
+                    "bar": round(300 * len(docs) / max(1, len(self.all_lines))),
                     "duplicates": sum(1 for c in docs.values() if c > 1)},
             "latency": self.latency_summary(),
             "recent_latency": self.latencies[-30:],
