@@ -1,0 +1,426 @@
+"""Read repair: a read notices a stale replica and fixes it.
+
+Three replicas n1, n2, n3 hold every key (N = 3) as a value with a version
+number.  A coordinator takes the client's requests:
+
+Write (W of N):
+  * give the key its next version number and send it to all three replicas;
+  * report success once W replicas acknowledged.  A replica that was down or
+    partitioned away misses the write and keeps an older version.
+
+Read (R of N):
+  * ask R replicas (another one if a replica does not answer in time);
+  * compare the versions they return; the highest wins;
+  * read repair: send the newest value back to every replica that answered
+    with an older one.  `blocking` waits for those write-backs before
+    answering the client (the client never sees an older value again from
+    those replicas); `async` answers first and repairs in the background.
+
+The other two ways to converge do not touch reads:
+  * `anti-entropy`: in the background, each replica periodically sends the
+    versions it holds (a Merkle tree in Dynamo and Cassandra; a plain list
+    here) to the others, which push back what is newer and ask for what
+    they lack;
+  * `on-write`: the coordinator remembers which replica missed which write
+    and keeps re-sending the key's newest version until that replica
+    acknowledges it.
+
+Whatever the mode, a read whose R replicas overlap the W that took the latest
+write (R + W > N) sees it; with R + W <= N it can hit only stale replicas.
+"""
+
+from __future__ import annotations
+
+from .kernel import Arg, Lab, Node, Param, SimError, action
+
+REPLICAS = ("n1", "n2", "n3")
+N = len(REPLICAS)
+ACK_WAIT = 200  # ms the coordinator waits for a replica before moving on
+RETRY_EVERY = 500  # ms between re-sends of a missed write (on-write mode)
+VERIFY_AFTER = 200  # ms after a read's answer before the check looks at its replicas
+KEYS = ("x", "y", "z")
+
+
+class Replica(Node):
+    """Stores versioned values; the newer version always wins."""
+
+    role = "replica"
+
+    def boot(self) -> None:
+        self.role = "replica"
+        self.disk.setdefault("data", {})  # key -> {"value", "version"}
+        self.data: dict = self.disk["data"]
+        if self.lab.mode == "anti-entropy":
+            self.set_timer("anti-entropy", self.lab.params["ae_every"] * (1 + self.lab.sim.rng.random()))
+
+    def store(self, key: str, value: str, version: int) -> bool:
+        have = self.data.get(key)
+        if have and have["version"] >= version:
+            return False
+        self.data[key] = {"value": value, "version": version}
+        return True
+
+    def version(self, key: str) -> int:
+        return self.data.get(key, {}).get("version", 0)
+
+    def on_message(self, msg) -> None:
+        kind, body, src = msg.type, msg.body, msg.src
+        if kind == "WRITE":
+            self.store(body["key"], body["value"], body["version"])
+            self.send(src, "WROTE", op=body["op"], key=body["key"], version=body["version"])
+        elif kind == "READ":
+            have = self.data.get(body["key"]) or {"value": None, "version": 0}
+            self.send(src, "VALUE", op=body["op"], key=body["key"], value=have["value"], version=have["version"])
+        elif kind == "REPAIR":
+            if self.store(body["key"], body["value"], body["version"]):
+                self.lab.emit("repaired", node=self.id, key=body["key"], version=body["version"], by=src)
+            self.send(src, "REPAIRED", op=body.get("op", 0), key=body["key"], version=body["version"])
+        elif kind == "DIGEST":  # anti-entropy: compare versions key by key
+            behind = []
+            for key, version in body["versions"]:
+                if self.version(key) > version:
+                    self.send(src, "REPAIR", key=key, value=self.data[key]["value"], version=self.version(key))
+                elif self.version(key) < version:
+                    behind.append(key)
+            mine = [k for k in self.data if k not in [kv[0] for kv in body["versions"]]]
+            for key in mine:  # keys the sender does not have at all
+                self.send(src, "REPAIR", key=key, value=self.data[key]["value"], version=self.version(key))
+            if behind:
+                self.send(src, "WANT", keys=behind)
+        elif kind == "WANT":
+            for key in body["keys"]:
+                self.send(src, "REPAIR", key=key, value=self.data[key]["value"], version=self.version(key))
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "anti-entropy":
+            self.anti_entropy()
+            self.set_timer("anti-entropy", self.lab.params["ae_every"])
+
+    def anti_entropy(self) -> None:
+        self.lab.count("anti_entropy_rounds")
+        self.lab.emit("anti-entropy", node=self.id, keys=len(self.data))
+        versions = [[k, self.data[k]["version"]] for k in sorted(self.data)]
+        for other in REPLICAS:
+            if other != self.id:
+                self.send(other, "DIGEST", versions=versions)
+
+    def view(self) -> dict:
+        key = self.lab.focus
+        have = self.data.get(key) if key else None
+        return {"label": f"{key}={have['value']} v{have['version']}" if have and self.status != "down" else ""}
+
+
+class Coordinator(Node):
+    """Takes reads and writes, compares replies, and (by mode) repairs."""
+
+    def boot(self) -> None:
+        self.role = "coordinator"
+        self.disk.setdefault("versions", {})  # key -> last version given out
+        self.disk.setdefault("missed", {})  # on-write: "node key" -> True for writes a replica missed
+        self.ops: dict[int, dict] = {}
+        self.next_op = 1
+        if self.lab.params["rate"]:
+            self.set_timer("tick", 1000 / self.lab.params["rate"])
+        if self.disk["missed"]:
+            self.set_timer("retry", RETRY_EVERY)
+
+    # -- writes ---------------------------------------------------------------------------
+    def write(self, key: str, value: str) -> None:
+        version = self.disk["versions"].get(key, 0) + 1
+        self.disk["versions"][key] = version
+        op = self.new_op("write", key=key, value=value, version=version, acks=[], waiting=list(REPLICAS))
+        self.lab.emit("write", key=key, value=value, version=version, w=self.lab.w)
+        for node in REPLICAS:
+            self.send(node, "WRITE", op=op["op"], key=key, value=value, version=version)
+        self.set_timer(f"op:{op['op']}", ACK_WAIT, op=op["op"])
+
+    def new_op(self, kind: str, **fields) -> dict:
+        op = {"op": self.next_op, "kind": kind, "start": self.now, "replied": False, **fields}
+        self.next_op += 1
+        self.ops[op["op"]] = op
+        return op
+
+    def on_wrote(self, node: str, op: dict) -> None:
+        op["waiting"].remove(node)
+        op["acks"].append(node)
+        self.disk["missed"].pop(f"{node} {op['key']}", None)
+        if not op["replied"] and len(op["acks"]) >= self.lab.w:
+            op["replied"] = True
+            self.lab.write_done(op, ok=True)
+        if not op["waiting"]:
+            self.close(op)
+
+    def write_timed_out(self, op: dict) -> None:
+        if not op["replied"]:
+            op["replied"] = True
+            self.lab.write_done(op, ok=False)
+        for node in op["waiting"]:
+            self.lab.emit("missed", node=node, key=op["key"], version=op["version"])
+            if self.lab.mode == "on-write":  # repair on write: keep pushing until it lands
+                self.disk["missed"][f"{node} {op['key']}"] = True
+                if not self.has_timer("retry"):
+                    self.set_timer("retry", RETRY_EVERY)
+        self.close(op)
+
+    def retry_missed(self) -> None:
+        for item in list(self.disk["missed"]):
+            node, key = item.split(" ")
+            version = self.disk["versions"][key]
+            newest = self.lab.newest_known(key)  # the value the coordinator wrote last
+            self.send(node, "REPAIR", key=key, value=newest, version=version)
+        if self.disk["missed"]:
+            self.set_timer("retry", RETRY_EVERY)
+
+    # -- reads ----------------------------------------------------------------------------
+    def read(self, key: str, r: int, first: str | None) -> None:
+        order = list(REPLICAS)
+        self.lab.sim.rng.shuffle(order)
+        if first:
+            order.remove(first)
+            order.insert(0, first)
+        op = self.new_op("read", key=key, r=r, order=order, asked=[], answers={}, repairs=[], repaired=[],
+                         latest=self.lab.latest.get(key, {}).get("version", 0))
+        for node in order[:r]:
+            self.ask(op, node)
+        self.set_timer(f"op:{op['op']}", ACK_WAIT, op=op["op"])
+
+    def ask(self, op: dict, node: str) -> None:
+        op["asked"].append(node)
+        self.send(node, "READ", op=op["op"], key=op["key"])
+
+    def on_value(self, node: str, op: dict, body: dict) -> None:
+        if node in op["answers"] or op.get("compared"):
+            return
+        op["answers"][node] = {"value": body["value"], "version": body["version"]}
+        if len(op["answers"]) >= op["r"]:
+            self.compare(op)
+
+    def read_timed_out(self, op: dict) -> None:
+        """Some replica did not answer: ask one not asked yet, or give up."""
+        spare = [n for n in op["order"] if n not in op["asked"]]
+        missing = op["r"] - len(op["answers"])
+        if spare and missing > 0:
+            for node in spare[:missing]:
+                self.ask(op, node)
+            self.set_timer(f"op:{op['op']}", ACK_WAIT, op=op["op"])
+        elif op["answers"] and not op.get("compared"):
+            self.lab.read_failed(op)
+            self.close(op)
+        elif not op.get("compared"):
+            self.lab.read_failed(op)
+            self.close(op)
+        elif op["repairs"]:  # blocking repair did not complete: answer anyway
+            self.answer(op)
+
+    def compare(self, op: dict) -> None:
+        """The heart of read repair: the highest version wins, older answers are repaired."""
+        op["compared"] = True
+        self.cancel_timer(f"op:{op['op']}")
+        answers = op["answers"]
+        newest_node = max(answers, key=lambda n: answers[n]["version"])
+        op["newest"] = dict(answers[newest_node])
+        stale = [n for n in answers if answers[n]["version"] < op["newest"]["version"]]
+        self.lab.emit("compare", key=op["key"], answers=[[n, answers[n]["version"]] for n in answers],
+                      newest=op["newest"]["version"], stale=stale)
+        mode = self.lab.mode
+        if stale and mode in ("blocking", "async"):
+            for node in stale:
+                op["repairs"].append(node)
+                self.lab.count("read_repairs")
+                self.lab.emit("write-back", node=node, key=op["key"], version=op["newest"]["version"],
+                              blocking=mode == "blocking")
+                self.send(node, "REPAIR", op=op["op"], key=op["key"], value=op["newest"]["value"],
+                          version=op["newest"]["version"])
+        if mode == "blocking" and op["repairs"]:
+            self.set_timer(f"op:{op['op']}", ACK_WAIT, op=op["op"])  # wait for the write-backs
+        else:
+            self.answer(op)
+
+    def on_repaired(self, node: str, op: dict) -> None:
+        if op["kind"] == "read" and node in op["repairs"] and node not in op["repaired"]:
+            op["repaired"].append(node)
+            if len(op["repaired"]) == len(op["repairs"]) and not op["replied"]:
+                self.answer(op)
+
+    def answer(self, op: dict) -> None:
+        if not op["replied"]:
+            op["replied"] = True
+            self.cancel_timer(f"op:{op['op']}")
+            self.lab.read_done(op)
+            self.close(op)
+
+    def close(self, op: dict) -> None:
+        self.cancel_timer(f"op:{op['op']}")
+        self.ops.pop(op["op"], None)
+
+    # -- plumbing --------------------------------------------------------------------------
+    def on_message(self, msg) -> None:
+        body = msg.body
+        op = self.ops.get(body.get("op", 0))
+        if msg.type == "REPAIRED":
+            self.disk["missed"].pop(f"{msg.src} {body['key']}", None)
+        if op is None:
+            return
+        if msg.type == "WROTE" and msg.src in op["waiting"]:
+            self.on_wrote(msg.src, op)
+        elif msg.type == "VALUE":
+            self.on_value(msg.src, op, body)
+        elif msg.type == "REPAIRED":
+            self.on_repaired(msg.src, op)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "tick":
+            rng = self.lab.sim.rng
+            key = KEYS[rng.randrange(len(KEYS))]
+            if rng.random() < 0.5:
+                self.write(key, str(rng.randrange(10, 100)))
+            else:
+                self.read(key, self.lab.params["r"], None)
+            self.set_timer("tick", 1000 / self.lab.params["rate"])
+        elif name == "retry":
+            self.retry_missed()
+        elif name.startswith("op:") and data["op"] in self.ops:
+            op = self.ops[data["op"]]
+            if op["kind"] == "write":
+                self.write_timed_out(op)
+            else:
+                self.read_timed_out(op)
+
+    def view(self) -> dict:
+        return {"label": f"W={self.lab.w} · {self.lab.mode}"}
+
+
+class ReadRepair(Lab):
+    slug = "read-repair"
+    title = "Read repair"
+    PARAMS = (
+        Param("mode", "blocking", "How stale replicas get fixed: on reads (blocking or async write-back), by "
+                                  "background anti-entropy, or by re-sending missed writes.",
+              choices=("blocking", "async", "anti-entropy", "on-write")),
+        Param("w", 2, "Write quorum W: replica acknowledgements before a write succeeds.", lo=1, hi=3),
+        Param("r", 2, "Read quorum R for the background reads.", lo=1, hi=3),
+        Param("ae_every", 5000, "anti-entropy: ms between a replica's comparison rounds.", lo=500, hi=60_000),
+        Param("rate", 1, "Background operations per second (half writes, half reads of x, y, z).", lo=0, hi=10),
+    )
+    FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow",
+              "drop-next", "duplicate-next")
+
+    def setup(self) -> None:
+        self.started = False
+        self.mode, self.w = self.params["mode"], self.params["w"]
+        self.latest: dict[str, dict] = {}  # key -> latest acknowledged write {"value", "version"}
+        self.written: dict[str, str] = {}  # key -> the value of its newest version (acknowledged or not)
+        self.focus: str | None = None  # the key the page shows on the nodes
+        self.last_read: dict | None = None
+        self.write_backs: list[dict] = []
+        self.metrics.update({"writes": 0, "writes_failed": 0, "reads": 0, "stale_reads": 0, "read_repairs": 0,
+                             "anti_entropy_rounds": 0})
+        for node_id in REPLICAS:
+            self.add_node(Replica(self, node_id))
+        self.coordinator = self.add_node(Coordinator(self, "coordinator"))
+        self.started = True
+        self.add_check("answered-replicas-newest", "After a read, every replica that answered holds the newest "
+                                                   "version the read saw.")
+        self.add_check("read-returns-latest", "A read returns the latest acknowledged write; guaranteed when "
+                                              "R + W > N, not when R + W <= N.")
+
+    def newest_known(self, key: str) -> str:
+        return self.written[key]
+
+    # -- what the coordinator reports ----------------------------------------------------
+    def write_done(self, op: dict, ok: bool) -> None:
+        key = op["key"]
+        self.written[key] = op["value"]
+        self.focus = key
+        self.count("writes")
+        if ok:
+            self.latest[key] = {"value": op["value"], "version": op["version"]}
+            self.emit("write-ok", key=key, version=op["version"], acks=",".join(op["acks"]),
+                      ms=round(self.now - op["start"], 3))
+        else:
+            self.count("writes_failed")
+            self.emit("write-failed", key=key, version=op["version"], acks=",".join(op["acks"]))
+
+    def read_failed(self, op: dict) -> None:
+        self.count("reads")
+        self.emit("read-failed", key=op["key"], r=op["r"], answers=len(op["answers"]))
+
+    def read_done(self, op: dict) -> None:
+        key, newest, latest = op["key"], op["newest"], op["latest"]
+        self.focus = key
+        self.count("reads")
+        stale = newest["version"] < latest
+        self.count("stale_reads", 1 if stale else 0)
+        ms = round(self.now - op["start"], 3)
+        self.last_read = {"key": key, "r": op["r"], "w": self.w, "answers": [
+            {"node": n, "version": a["version"], "value": a["value"],
+             "stale": a["version"] < newest["version"]} for n, a in op["answers"].items()],
+            "value": newest["value"], "version": newest["version"], "latest": latest, "stale": stale,
+            "repairs": list(op["repairs"]), "ms": ms, "mode": self.mode}
+        self.emit("read", key=key, r=op["r"], value=newest["value"], version=newest["version"], latest=latest,
+                  stale=stale, ms=ms)
+        if stale:
+            overlap = "R + W > N, so this should not happen" if op["r"] + self.w > N else "R + W <= N"
+            self.fail("read-returns-latest", f"read {key} with R={op['r']} returned v{newest['version']}, "
+                                             f"the latest acknowledged is v{latest} ({overlap})")
+        elif self.checks["read-returns-latest"].ok:
+            self.checks["read-returns-latest"].detail = f"last read {key} v{newest['version']} (R={op['r']}, W={self.w})"
+        self.sim.after(VERIFY_AFTER, self.verify_read, key, list(op["answers"]), newest["version"])
+        for node in op["repairs"]:
+            self.write_backs = (self.write_backs + [{"node": node, "key": key, "version": newest["version"],
+                                                     "at": round(self.now, 3)}])[-6:]
+
+    def verify_read(self, key: str, answered: list[str], newest: int) -> None:
+        behind = [n for n in answered if self.nodes[n].version(key) < newest]
+        if behind:
+            self.fail("answered-replicas-newest", f"{VERIFY_AFTER}ms after reading {key}, "
+                                                  f"{', '.join(behind)} still hold an older version than v{newest} "
+                                                  f"(mode {self.mode})")
+        elif self.checks["answered-replicas-newest"].ok:
+            self.checks["answered-replicas-newest"].detail = f"{key}: {', '.join(answered)} hold v{newest}"
+
+    # -- actions ---------------------------------------------------------------------------
+    def require_coordinator(self) -> None:
+        if self.coordinator.status != "up":
+            raise SimError(f"the coordinator is {self.coordinator.status}; restart or resume it first")
+
+    @action("write", Arg("key", "text"), Arg("value", "text"), group="request",
+            help="Write key = value to all replicas; succeed after W acknowledgements.")
+    def do_write(self, key: str, value: str) -> None:
+        self.require_coordinator()
+        self.coordinator.write(key, value)
+
+    @action("read", Arg("key", "text"), Arg("r", "int", lo=1, hi=3), Arg("first", optional=True), group="request",
+            help="Read a key from R replicas (optionally starting with one you name) and compare versions.")
+    def do_read(self, key: str, r: int, first: str | None) -> None:
+        if first is not None and first not in REPLICAS:
+            raise SimError(f"first must be a replica ({', '.join(REPLICAS)}); got '{first}'")
+        self.require_coordinator()
+        self.coordinator.read(key, r, first)
+
+    @action("anti-entropy", help="Run one anti-entropy round now: every live replica compares versions with the others.")
+    def do_anti_entropy(self) -> None:
+        live = [n for n in REPLICAS if self.nodes[n].status == "up"]
+        if len(live) < 2:
+            raise SimError("anti-entropy needs at least two live replicas")
+        for node in live:
+            self.nodes[node].anti_entropy()
+
+    # -- the page ----------------------------------------------------------------------------
+    def view(self) -> dict:
+        keys = []
+        for key in sorted(set(self.written) | set(self.latest))[:6]:
+            latest = self.latest.get(key, {}).get("version", 0)
+            newest = max(self.nodes[n].version(key) for n in REPLICAS)
+            keys.append({"key": key, "latest": latest, "replicas": [
+                {"node": n, "value": (self.nodes[n].data.get(key) or {}).get("value"),
+                 "version": self.nodes[n].version(key), "stale": self.nodes[n].version(key) < newest,
+                 "status": self.nodes[n].status} for n in REPLICAS]})
+        missed = [item.split(" ") for item in self.coordinator.disk["missed"]]
+        return {
+            "layout": {"coordinator": [18, 50], "n1": [72, 18], "n2": [72, 50], "n3": [72, 82]},
+            "edges": [["coordinator", n] for n in REPLICAS],
+            "repair": {"mode": self.mode, "n": N, "w": self.w, "r": self.params["r"], "keys": keys,
+                       "last_read": self.last_read, "write_backs": self.write_backs,
+                       "missed": [{"node": n, "key": k} for n, k in missed]},
+        }
