@@ -1,0 +1,533 @@
+"""Two-phase commit: one coordinator, three participants, all or nothing.
+
+An order touches three services: inventory (take one item from stock),
+payment (charge 30 from the balance) and shipping (book a courier slot).
+Each participant guards its resource with a lock and keeps a durable log;
+the coordinator keeps a durable log of its own (Gray 1978; Bernstein,
+Hadzilacos and Goodman 1987, chapter 7).
+
+Phase 1, prepare (voting):
+  * the coordinator logs BEGIN with the participant list and sends PREPARE
+    to every participant at once (in parallel, not one after the other);
+  * a participant takes the lock on its resource (waiting if another
+    transaction holds it), checks it can do its part, writes PREPARED to its
+    log (the change it will make) and votes YES; if it cannot, it votes NO
+    and aborts on its own, which is allowed because nothing was promised;
+  * the coordinator waits for every vote, up to a timeout.
+
+Phase 2, commit (completion):
+  * all YES: the coordinator writes COMMIT to its log (this write is the
+    moment the transaction commits) and sends COMMIT to everyone;
+  * a NO, or a missing vote when the timeout fires: it writes ABORT and
+    sends ABORT;
+  * each participant applies or drops its change, logs the outcome, releases
+    its lock and ACKs; the coordinator resends the decision until everyone
+    has ACKed, then logs END.
+
+A participant that voted YES is *in doubt*: it must not decide alone and
+keeps its lock until it learns the decision, asking the coordinator every
+second.  If the coordinator is down it waits, blocking every other
+transaction that needs the same lock; this is 2PC's famous weakness.
+
+Recovery from the logs:
+  * a restarted participant re-takes the locks of every PREPARED transaction
+    without an outcome and asks the coordinator again;
+  * a restarted coordinator resends every logged decision that has no END,
+    and aborts every transaction it began but never decided (presumed abort:
+    no COMMIT record means abort).
+
+The `heuristic` mode shows why the rule "never decide alone" exists: an
+in-doubt participant that waits too long aborts on its own (what XA calls a
+heuristic decision), and if the coordinator had decided COMMIT the
+transaction is no longer atomic.
+"""
+
+from __future__ import annotations
+
+from .kernel import Arg, Lab, Message, Node, Param, SimError, action
+
+PARTICIPANTS = ("inventory", "payment", "shipping")
+RESOURCES = {  # name of the locked resource, initial value, change per order
+    "inventory": ("stock", 20, -1),
+    "payment": ("balance", 300, -30),
+    "shipping": ("courier slots", 10, -1),
+}
+RETRY_EVERY = 1000  # ms between resends of a decision that is not yet ACKed
+ASK_EVERY = 1000  # ms between an in-doubt participant's questions to the coordinator
+RECOVER_WITHIN = 5000  # ms of a calm network after which a restarted coordinator must be done
+
+
+class Coordinator(Node):
+    role = "coordinator"
+
+    def boot(self) -> None:
+        self.role = "coordinator"
+        self.disk.setdefault("log", [])
+        self.txs: dict[str, dict] = {}
+        # Rebuild what every transaction was doing from the log.
+        for rec in self.disk["log"]:
+            if rec["rec"] == "begin":
+                self.txs[rec["tx"]] = {"decision": None, "votes": {}, "acks": [], "done": False}
+            elif rec["rec"] in ("commit", "abort"):
+                self.txs[rec["tx"]]["decision"] = rec["rec"]
+            elif rec["rec"] == "end":
+                self.txs[rec["tx"]]["done"] = True
+        if self.lab.started:
+            self.set_timer("recover", 0)  # first thing after the restart
+
+    def view(self) -> dict:
+        open_txs = [tx for tx, s in self.txs.items() if not s["done"]] if self.status != "down" else []
+        label = f"{len(open_txs)} open · log {len(self.disk['log'])}"
+        return {"open": open_txs, "label": label}
+
+    def log(self, tx: str, rec: str, **extra) -> None:
+        """A forced write to the durable log: it survives a crash."""
+        self.disk["log"].append({"tx": tx, "rec": rec, "t": round(self.now, 3), **extra})
+        self.lab.emit("log", node=self.id, tx=tx, rec=rec)
+
+    def recover(self) -> None:
+        for tx, state in self.txs.items():
+            if state["done"]:
+                continue
+            if state["decision"] is None:
+                # Began but never decided: presumed abort.
+                self.lab.emit("recover", node=self.id, tx=tx, found="no decision", action="abort")
+                self.decide(tx, "abort", "coordinator restarted without a decision (presumed abort)")
+            else:
+                self.lab.emit("recover", node=self.id, tx=tx, found=state["decision"], action="resend")
+                self.lab.tx_phase(tx, "committing" if state["decision"] == "commit" else "aborting")
+                self.send_decision(tx)
+
+    # -- phase 1 ----------------------------------------------------------------
+    def begin(self, tx: str) -> None:
+        self.txs[tx] = {"decision": None, "votes": {}, "acks": [], "done": False}
+        self.log(tx, "begin", parts=list(PARTICIPANTS))
+        for p in PARTICIPANTS:  # all participants at once
+            self.send(p, "PREPARE", tx=tx)
+        self.set_timer(f"votes:{tx}", self.lab.params["vote_timeout"], tx=tx)
+        self.lab.tx_phase(tx, "preparing")
+        self.lab.armed_crash(self, "after-prepare")
+
+    def on_vote(self, src: str, tx: str, vote: str) -> None:
+        state = self.txs.get(tx)
+        if state is None or state["decision"] is not None:
+            return  # a late vote: the transaction is already decided
+        state["votes"][src] = vote
+        self.lab.tx_vote(tx, src, vote)
+        if vote == "no":
+            self.decide(tx, "abort", f"{src} voted NO")
+        elif len(state["votes"]) == len(PARTICIPANTS):
+            self.decide(tx, "commit", "every participant voted YES")
+
+    # -- phase 2 ----------------------------------------------------------------
+    def decide(self, tx: str, decision: str, why: str) -> None:
+        state = self.txs[tx]
+        self.cancel_timer(f"votes:{tx}")
+        state["decision"] = decision
+        self.log(tx, decision)  # the commit point
+        self.lab.tx_decided(tx, decision, why, state["votes"])
+        if self.lab.armed_crash(self, "after-decision"):
+            return
+        self.send_decision(tx)
+
+    def send_decision(self, tx: str) -> None:
+        state = self.txs[tx]
+        kind = "COMMIT" if state["decision"] == "commit" else "ABORT"
+        for p in PARTICIPANTS:
+            if p in state["acks"]:
+                continue
+            self.send(p, kind, tx=tx)
+            if self.lab.armed_crash(self, "mid-commit"):
+                return  # crashed after the first decision left
+        self.set_timer(f"retry:{tx}", RETRY_EVERY, tx=tx)
+
+    def on_ack(self, src: str, tx: str) -> None:
+        state = self.txs.get(tx)
+        if state is None or state["done"] or src in state["acks"]:
+            return
+        state["acks"].append(src)
+        if len(state["acks"]) == len(PARTICIPANTS):
+            state["done"] = True
+            self.cancel_timer(f"retry:{tx}")
+            self.log(tx, "end")
+            self.lab.tx_ended(tx)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "recover":
+            self.recover()
+            return
+        tx = data["tx"]
+        if name.startswith("votes:"):
+            missing = [p for p in PARTICIPANTS if p not in self.txs[tx]["votes"]]
+            self.decide(tx, "abort", f"timeout: no vote from {', '.join(missing)}")
+        elif name.startswith("retry:") and not self.txs[tx]["done"]:
+            self.send_decision(tx)
+
+    def on_message(self, msg: Message) -> None:
+        body = msg.body
+        if msg.type == "BEGIN":
+            self.begin(body["tx"])
+        elif msg.type == "VOTE":
+            self.on_vote(msg.src, body["tx"], body["vote"])
+        elif msg.type == "ACK":
+            self.on_ack(msg.src, body["tx"])
+        elif msg.type == "STATUS?":
+            # An in-doubt participant asks.  Unknown transaction: presumed abort.
+            state = self.txs.get(body["tx"])
+            decision = "abort" if state is None else state["decision"]
+            if decision:
+                self.send(msg.src, "COMMIT" if decision == "commit" else "ABORT", tx=body["tx"])
+
+
+class Participant(Node):
+    role = "participant"
+
+    def boot(self) -> None:
+        self.role = "participant"
+        name, initial, _ = RESOURCES[self.id]
+        self.disk.setdefault("value", initial)
+        self.disk.setdefault("log", [])
+        self.value = self.disk["value"]
+        self.state: dict[str, str] = {}  # tx -> prepared / committed / aborted
+        self.change: dict[str, int] = {}
+        self.lock: str | None = None
+        self.waiting: list[str] = []  # transactions whose PREPARE waits for the lock
+        self.doubt_since: dict[str, float] = {}
+        for rec in self.disk["log"]:
+            self.state[rec["tx"]] = rec["rec"]
+            if rec["rec"] == "prepared":
+                self.change[rec["tx"]] = rec["new"]
+        # Recovery: a prepared transaction without an outcome is still in doubt,
+        # so its lock is taken again before anything else runs.
+        for tx, st in self.state.items():
+            if st == "prepared":
+                self.lock = tx
+                self.doubt_since[tx] = self.now
+                self.lab.emit("in-doubt", node=self.id, tx=tx, why="recovered from the log")
+                self.set_timer("ask", ASK_EVERY)
+                self.arm_heuristic()
+
+    def view(self) -> dict:
+        if self.status == "down":
+            return {"lock": None, "in_doubt": [], "value": self.disk["value"], "label": "down"}
+        doubt = list(self.doubt_since)
+        label = (f"{doubt[0]} in doubt" if doubt else f"lock {self.lock}" if self.lock else "free") + f" · {self.value}"
+        return {"lock": self.lock, "in_doubt": doubt, "waiting": list(self.waiting), "value": self.value,
+                "label": label}
+
+    def log(self, tx: str, rec: str, **extra) -> None:
+        self.disk["log"].append({"tx": tx, "rec": rec, "t": round(self.now, 3), **extra})
+        self.state[tx] = rec
+        self.lab.emit("log", node=self.id, tx=tx, rec=rec)
+
+    # -- phase 1: prepare and vote --------------------------------------------------
+    def on_prepare(self, tx: str) -> None:
+        st = self.state.get(tx)
+        if st is not None:  # a repeated PREPARE: repeat the answer
+            self.send("coordinator", "VOTE", tx=tx, vote="no" if st == "aborted" else "yes")
+            return
+        if tx in self.waiting:
+            return
+        if self.lab.armed_crash(self, "before-vote"):
+            return
+        if self.lock is not None and self.lock != tx:
+            self.waiting.append(tx)  # the lock is taken: this transaction is blocked
+            self.lab.emit("blocked", node=self.id, tx=tx, behind=self.lock)
+            self.lab.tx_blocked(tx, self.id, self.lock)
+            return
+        self.vote(tx)
+
+    def vote(self, tx: str) -> None:
+        _, _, delta = RESOURCES[self.id]
+        new = self.value + delta
+        if self.lab.vote_no_armed(self.id) or new < 0:
+            # Nothing promised yet, so a NO voter may abort on its own.
+            self.log(tx, "aborted", how="voted no")
+            self.lab.outcome(tx, self.id, "aborted", "voted no")
+            self.send("coordinator", "VOTE", tx=tx, vote="no")
+            self.next_waiting()
+            return
+        self.lock = tx
+        self.change[tx] = new
+        self.log(tx, "prepared", new=new)  # on disk before the YES leaves
+        self.doubt_since[tx] = self.now
+        self.lab.tx_vote(tx, self.id, "yes", sent=True)
+        self.send("coordinator", "VOTE", tx=tx, vote="yes")
+        self.set_timer("ask", ASK_EVERY)
+        self.arm_heuristic()
+        self.lab.armed_crash(self, "after-vote")
+
+    def next_waiting(self) -> None:
+        while self.lock is None and self.waiting:
+            self.vote(self.waiting.pop(0))
+
+    # -- phase 2: learn the decision ----------------------------------------------------
+    def on_decision(self, tx: str, decision: str, how: str = "coordinator") -> None:
+        st = self.state.get(tx)
+        if st in ("committed", "aborted"):
+            if how == "coordinator":
+                self.send("coordinator", "ACK", tx=tx)
+            return
+        if tx in self.waiting:
+            self.waiting.remove(tx)
+        if decision == "commit" and st == "prepared":
+            self.value = self.disk["value"] = self.change[tx]
+            self.log(tx, "committed", how=how)
+        else:
+            self.log(tx, "aborted", how=how)
+        self.lab.outcome(tx, self.id, "committed" if decision == "commit" and st == "prepared" else "aborted", how)
+        self.doubt_since.pop(tx, None)
+        self.change.pop(tx, None)
+        if self.lock == tx:
+            self.lock = None
+        if not self.doubt_since:
+            self.cancel_timer("ask")
+            self.cancel_timer("heuristic")
+        if how == "coordinator":
+            self.send("coordinator", "ACK", tx=tx)
+        self.next_waiting()
+
+    def arm_heuristic(self) -> None:
+        if self.lab.params["mode"] == "heuristic" and not self.has_timer("heuristic"):
+            self.set_timer("heuristic", self.lab.params["heuristic_after"])
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "ask" and self.doubt_since:
+            for tx in self.doubt_since:
+                self.send("coordinator", "STATUS?", tx=tx)
+            self.set_timer("ask", ASK_EVERY)
+        elif name == "heuristic":
+            # heuristic mode only: give up waiting and abort alone.  Unsafe!
+            for tx in list(self.doubt_since):
+                self.lab.emit("heuristic", node=self.id, tx=tx, decision="abort")
+                self.on_decision(tx, "abort", how="alone")
+
+    def on_message(self, msg: Message) -> None:
+        tx = msg.body["tx"]
+        if msg.type == "PREPARE":
+            self.on_prepare(tx)
+        elif msg.type in ("COMMIT", "ABORT"):
+            self.on_decision(tx, msg.type.lower())
+
+
+class TwoPhaseCommit(Lab):
+    slug = "two-phase-commit"
+    title = "Two-phase commit"
+    PARAMS = (
+        Param("mode", "standard", "standard: an in-doubt participant waits for the coordinator however long it "
+              "takes; heuristic: it aborts alone after a while (unsafe, for comparison).",
+              choices=("standard", "heuristic")),
+        Param("vote_timeout", 1500, "How long (ms) the coordinator waits for the votes before it aborts.",
+              lo=200, hi=10_000),
+        Param("heuristic_after", 3000, "heuristic mode: how long (ms) a participant stays in doubt before it "
+              "aborts alone.", lo=500, hi=20_000),
+    )
+
+    def setup(self) -> None:
+        self.started = False
+        self.add_node(Coordinator(self, "coordinator"))
+        for p in PARTICIPANTS:
+            self.add_node(Participant(self, p))
+        self.started = True
+        self.txs: dict[str, dict] = {}
+        self.next_tx = 1
+        self.armed: dict[str, str] = {}  # node -> crash point armed for its next transaction
+        self.vote_no: dict[str, str] = {}  # participant -> "next" or "always"
+        self.recovering: dict[str, bool] = {}  # transactions a restarted coordinator must finish
+        self.calm_since = 0.0
+        self.metrics.update({"transactions": 0, "committed": 0, "aborted": 0, "in_doubt_now": 0,
+                             "longest_doubt_ms": 0})
+        self.add_check("atomicity", "Every transaction is all or nothing: no participant commits while another aborts.")
+        self.add_check("yes-voter-waits", "A participant that voted YES never decides alone and keeps its lock until "
+                       "it learns the decision (it blocks while the coordinator is down).")
+        self.add_check("coordinator-recovers", "A restarted coordinator finishes every transaction in its log "
+                       "(resends logged decisions, aborts undecided ones).")
+        self.add_check("timeout-aborts", "The coordinator commits only with a YES from every participant; a vote "
+                       "that does not arrive before the timeout aborts the transaction.")
+        self.sim.after(250, self.audit)
+
+    # -- transactions as the page shows them -----------------------------------------
+    def tx_phase(self, tx: str, phase: str) -> None:
+        self.txs[tx]["phase"] = phase
+        self.emit("phase", tx=tx, phase=phase)
+
+    def tx_vote(self, tx: str, participant: str, vote: str, sent: bool = False) -> None:
+        t = self.txs[tx]
+        if sent:
+            t["voted_yes"][participant] = True  # the participant's side: it promised
+            return
+        t["votes"][participant] = vote  # the coordinator's side: it heard the vote
+        self.emit("vote", tx=tx, node=participant, vote=vote)
+
+    def tx_blocked(self, tx: str, participant: str, behind: str) -> None:
+        self.txs[tx]["blocked"][participant] = behind
+
+    def tx_decided(self, tx: str, decision: str, why: str, votes: dict) -> None:
+        t = self.txs[tx]
+        t.update(decision=decision, why=why)
+        self.tx_phase(tx, "committing" if decision == "commit" else "aborting")
+        if decision == "commit" and [votes.get(p) for p in PARTICIPANTS] != ["yes"] * len(PARTICIPANTS):
+            self.fail("timeout-aborts", f"{tx} committed without a YES from every participant")
+        elif why.startswith("timeout"):
+            self.holds("timeout-aborts", f"{tx}: {why} → aborted")
+
+    def tx_ended(self, tx: str) -> None:
+        t = self.txs[tx]
+        t["end"] = round(self.now, 3)
+        mixed = set(t["outcomes"].values()) == {"committed", "aborted"}
+        self.tx_phase(tx, "half-done" if mixed else "committed" if t["decision"] == "commit" else "aborted")
+        self.count("committed" if t["decision"] == "commit" else "aborted")
+        if self.recovering.pop(tx, None):
+            self.holds("coordinator-recovers", f"the restarted coordinator finished {tx} ({t['decision']}) "
+                       "from its log")
+
+    def outcome(self, tx: str, participant: str, result: str, how: str) -> None:
+        t = self.txs[tx]
+        t["outcomes"][participant] = result
+        if how == "alone" and t["voted_yes"].get(participant):
+            self.fail("yes-voter-waits", f"{participant} voted YES on {tx} and then aborted alone, without the "
+                      "coordinator's decision")
+        results = set(t["outcomes"].values())
+        if results == {"committed", "aborted"}:
+            split = ", ".join(f"{p} {r}" for p, r in t["outcomes"].items())
+            self.fail("atomicity", f"{tx} is half done: {split}")
+
+    # -- armed faults -------------------------------------------------------------------
+    def armed_crash(self, node: Node, point: str) -> bool:
+        """Crash `node` here if the learner armed this crash point for it."""
+        if self.armed.get(node.id) != point:
+            return False
+        del self.armed[node.id]
+        self.emit("armed-crash", node=node.id, point=point)
+        self.do_crash(node.id)
+        return True
+
+    def vote_no_armed(self, participant: str) -> bool:
+        how = self.vote_no.get(participant)
+        if how == "next":
+            del self.vote_no[participant]
+        return how is not None
+
+    # -- checks ---------------------------------------------------------------------------
+    def after_fault(self, fault: str, node_id: str | None) -> None:
+        self.calm_since = self.now
+        if fault == "restart" and node_id == "coordinator":
+            for tx, state in self.nodes["coordinator"].txs.items():
+                if not state["done"]:
+                    self.recovering[tx] = True
+
+    def calm(self) -> bool:
+        return (all(n.status == "up" for n in self.nodes.values()) and not self.net.partition
+                and not any(link.cut or link.loss or link.delay for link in self.net.links.values()))
+
+    def audit(self) -> None:
+        self.sim.after(250, self.audit)
+        doubting = 0
+        for p in PARTICIPANTS:
+            node = self.nodes[p]
+            if node.status == "down":
+                continue
+            for tx, since in node.doubt_since.items():
+                doubting += 1
+                self.metrics["longest_doubt_ms"] = max(self.metrics["longest_doubt_ms"], round(self.now - since))
+                if node.lock != tx:
+                    self.fail("yes-voter-waits", f"{p} is in doubt on {tx} but does not hold its lock")
+        self.metrics["in_doubt_now"] = doubting
+        if not self.calm():
+            self.calm_since = self.now
+        elif self.recovering and self.now - self.calm_since > RECOVER_WITHIN:
+            stuck = ", ".join(self.recovering)
+            self.fail("coordinator-recovers", f"{stuck} still unfinished {RECOVER_WITHIN / 1000:.0f}s after the "
+                      "restarted coordinator could reach everyone")
+
+    # -- actions ----------------------------------------------------------------------------
+    @action("begin", group="request", help="The coordinator starts a new order transaction (prepare all three).")
+    def do_begin(self) -> None:
+        coord = self.nodes["coordinator"]
+        if coord.status != "up":
+            raise SimError(f"the coordinator is {coord.status}; "
+                           f"{'restart' if coord.status == 'down' else 'resume'} it first")
+        tx = f"T{self.next_tx}"
+        self.next_tx += 1
+        self.count("transactions")
+        self.txs[tx] = {"id": tx, "start": round(self.now, 3), "phase": "new", "votes": {}, "voted_yes": {},
+                        "decision": None, "why": "", "outcomes": {}, "blocked": {}, "end": None}
+        self.emit("begin", tx=tx)
+        coord.receive(Message(0, "client", "coordinator", "BEGIN", {"tx": tx}, self.now, self.now))
+
+    @action("vote-no", Arg("participant"), Arg("when", "word", choices=("next", "always", "off")),
+            help="Make a participant vote NO on its next transaction, on every one, or stop doing so.")
+    def do_vote_no(self, participant: str, when: str) -> None:
+        if participant not in PARTICIPANTS:
+            raise SimError(f"only a participant votes ({', '.join(PARTICIPANTS)}); got '{participant}'")
+        if when == "off":
+            self.vote_no.pop(participant, None)
+        else:
+            self.vote_no[participant] = when
+        self.emit("vote-no", node=participant, when=when)
+
+    @action("crash-participant", Arg("participant"), Arg("when", "word", choices=("before-vote", "after-vote")),
+            help="Arm a crash for the participant's next PREPARE: before it votes, or right after it voted YES.")
+    def do_crash_participant(self, participant: str, when: str) -> None:
+        if participant not in PARTICIPANTS:
+            raise SimError(f"pick a participant ({', '.join(PARTICIPANTS)}); got '{participant}'")
+        if self.nodes[participant].status == "down":
+            raise SimError(f"{participant} is already down")
+        self.armed[participant] = when
+        self.emit("armed", node=participant, point=when)
+
+    @action("crash-coordinator", Arg("when", "word", choices=("after-prepare", "after-decision", "mid-commit")),
+            help="Arm a coordinator crash for the next transaction: right after sending PREPARE, right after "
+                 "logging the decision, or after the decision reached only the first participant.")
+    def do_crash_coordinator(self, when: str) -> None:
+        if self.nodes["coordinator"].status == "down":
+            raise SimError("the coordinator is already down")
+        self.armed["coordinator"] = when
+        self.emit("armed", node="coordinator", point=when)
+
+    def part_state(self, t: dict, p: str) -> str:
+        node = self.nodes[p]
+        if p in t["outcomes"]:
+            return t["outcomes"][p]
+        if node.status == "down":
+            return "down"
+        return "in doubt" if t["id"] in node.doubt_since else "waiting" if t["id"] in node.waiting else "—"
+
+    # -- the page -----------------------------------------------------------------------------
+    def view(self) -> dict:
+        coord = self.nodes["coordinator"]
+        txs = []
+        for t in list(self.txs.values())[-6:]:
+            blocked = []
+            if coord.status == "down" and t["end"] is None and any(
+                    t["id"] in self.nodes[p].doubt_since for p in PARTICIPANTS):
+                blocked.append("coordinator down, participants in doubt")
+            blocked += [f"{p} waits for lock held by {b}" for p, b in t["blocked"].items()
+                        if t["id"] in self.nodes[p].waiting]
+            txs.append({
+                "id": t["id"], "phase": t["phase"], "decision": t["decision"], "why": t["why"],
+                "start": t["start"], "end": t["end"],
+                "parts": [{"p": p, "vote": t["votes"].get(p) or ("yes" if t["voted_yes"].get(p) else None),
+                           "heard": p in t["votes"], "state": self.part_state(t, p)} for p in PARTICIPANTS],
+                "blocked": blocked,
+            })
+        parts = []
+        for p in PARTICIPANTS:
+            node = self.nodes[p]
+            name, _, _ = RESOURCES[p]
+            parts.append({"id": p, "status": node.status, "resource": name,
+                          "value": node.value if node.status != "down" else node.disk["value"],
+                          "lock": node.lock if node.status != "down" else None,
+                          "in_doubt": list(node.doubt_since) if node.status != "down" else [],
+                          "waiting": list(node.waiting) if node.status != "down" else [],
+                          "armed": self.armed.get(p) or (f"vote NO {self.vote_no[p]}" if p in self.vote_no else ""),
+                          "log": node.disk["log"][-4:]})
+        return {
+            "mode": self.params["mode"],
+            "transactions": txs,
+            "coordinator_log": coord.disk["log"][-8:],
+            "coordinator_armed": self.armed.get("coordinator", ""),
+            "participants": parts,
+            "layout": {"coordinator": [18, 50], "inventory": [74, 16], "payment": [74, 50], "shipping": [74, 84]},
+            "edges": [["coordinator", p] for p in PARTICIPANTS],
+        }
