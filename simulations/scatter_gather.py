@@ -69,9 +69,9 @@ class Worker(Node):
         busy = self.current["res"] if self.current and self.status != "down" else None
         parts = [f"{busy}" if busy else "idle"]
         if self.queue and self.status != "down":
-            parts.append(f"+{len(self.queue)} queued")
+            parts.append(f"+{len(self.queue)}")
         if self.factor > 1:
-            parts.append(f"x{self.factor} slow")
+            parts.append(f"×{self.factor} slow")
         return {"task": busy, "queued": len(self.queue) if self.status != "down" else 0, "factor": self.factor,
                 "label": " · ".join(parts) if self.status != "down" else "down"}
 
@@ -517,9 +517,14 @@ class ScatterGather(Lab):
     # -- the page -------------------------------------------------------------------------------
     def view(self) -> dict:
         workers = self.worker_ids()
-        layout = {"coordinator": [15, 50]}
+        # The coordinator on the left, the workers in one column (up to 4) or two on the right.
+        layout = {"coordinator": [14, 50]}
+        columns = 1 if len(workers) <= 4 else 2
+        per_column = -(-len(workers) // columns)
         for i, w in enumerate(workers):
-            layout[w] = [78, round(10 + 80 * (i + 0.5) / len(workers), 1)]
+            col, row = divmod(i, per_column)
+            x = 76 if columns == 1 else (58 + 30 * col)
+            layout[w] = [x, round(12 + 76 * (row + 0.5) / per_column, 1)]
         job = self.current_job()
         return {
             "layout": layout,
@@ -560,9 +565,10 @@ class ScatterGather(Lab):
                              "x": round(100 * (b["start"] - job["start"]) / span, 2),
                              "w": round(max(0.5, 100 * (stop - b["start"]) / span), 2),
                              "ms": round(stop - b["start"])})
-            rows.append({"worker": w, "status": self.nodes[w].status, "bars": bars})
+            rows.append({"worker": w, "status": self.nodes[w].status, "bars": bars, "y": 4 + 16 * len(rows)})
         marks = {"end": round(100 * (end - job["start"]) / span, 2) if job["end"] is not None else None,
                  "deadline": round(100 * (job["deadline"] - job["start"]) / span, 2)
                  if job["deadline"] is not None and job["deadline"] - job["start"] <= span else None,
                  "now": round(100 * (self.now - job["start"]) / span, 2) if job["end"] is None else None}
-        return {"span_ms": round(span), "rows": rows, "marks": marks}
+        return {"span_ms": round(span), "rows": rows, "marks": marks, "height": 16 * len(rows) + 18,
+                "axis_y": 16 * len(rows) + 4}
