@@ -1,0 +1,569 @@
+"""Bloom filter: a small bit array in front of a slow store.
+
+The store holds the items (say, the keys of an on-disk table) and every
+lookup costs a slow read.  The filter (Bloom, 1970) answers the question
+"could the store have this item?" from memory, so most lookups for absent
+items never reach the store:
+
+  * the filter is an array of m bits, all 0, and k hash functions;
+  * insert(x): set the k bits at positions g_1(x) .. g_k(x);
+  * query(x):  if any of those k bits is 0, x was never inserted:
+               answer "definitely not" (no store lookup);
+               if all k are 1, answer "maybe" and ask the store, because
+               other items may have set those bits (a false positive).
+
+A false negative is impossible: inserting x set all of x's bits and nothing
+clears a bit.  The false-positive rate after n inserts is about
+(1 - e^(-kn/m))^k, smallest when k = (m/n) ln 2.
+
+Positions come from one 128-bit blake2b hash split into h1 and h2, with
+enhanced double hashing (Kirsch and Mitzenmacher 2006; Dillinger and
+Manolios 2004):  g_i(x) = h1 + i*h2 + (i^3 - i)/6  (mod m).
+Plain double hashing (h1 + i*h2) repeats patterns when m is small and k
+large, and then measures above the formula.
+
+The filter lives in memory.  After a crash it starts empty, so until it
+has rebuilt itself from a scan of the store it must not answer "definitely
+not": it sends every query to the store.  Items the store confirms are
+added to the filter as well, so an insert that races a rebuild is never
+missed.
+
+A Bloom filter cannot delete: clearing an item's bits also clears bits
+that other items share, and those items become false negatives.  The
+`delete` action does exactly that, to show why (counting Bloom filters,
+Fan et al. 2000, keep a counter per position instead of a bit).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+from .kernel import Arg, Lab, Node, Param, SimError, action
+
+CLIENT_TIMEOUT = 1500  # ms the client waits for an answer
+SCAN_RETRY = 500  # ms between attempts to scan the store while rebuilding
+MAX_ITEMS = 100_000  # items the store accepts
+SHOWN_BITS = 4096  # bits drawn in the bit array (the first ones)
+COLUMNS = 64  # bits per row in the drawing
+Z = 4.5  # the FP check allows this many standard errors
+TARGET_FP = 0.01  # "design capacity": items the filter holds at 1% with the best k
+
+
+def hashes(item: str) -> tuple[int, int]:
+    h = int.from_bytes(hashlib.blake2b(item.encode(), digest_size=16).digest(), "big")
+    return h >> 64, h & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def formula(m: int, k: int, n: int) -> float:
+    """The textbook false-positive rate (1 - e^(-kn/m))^k."""
+    return (1 - math.exp(-k * n / m)) ** k if n else 0.0
+
+
+def best_k(m: int, n: int) -> float:
+    return (m / n) * math.log(2) if n else float("inf")
+
+
+def capacity(m: int) -> int:
+    """Items the filter holds at TARGET_FP when k is optimal: n = m (ln 2)^2 / ln(1/p)."""
+    return max(1, int(m * math.log(2) ** 2 / math.log(1 / TARGET_FP)))
+
+
+def fp_standard_error(m: int, k: int, n: int, queries: int) -> float:
+    """How far a measured FP rate may stray by chance: the binomial error of the
+    queries plus the spread of the filter itself (how many bits kn throws set)."""
+    p = formula(m, k, n)
+    throws = k * n
+    empty = m * (1 - 1 / m) ** throws
+    var_set = empty + m * (m - 1) * (1 - 2 / m) ** throws - empty * empty  # variance of the number of 0 bits
+    fill = 1 - math.exp(-k * n / m)
+    sd_fill = k * fill ** (k - 1) * math.sqrt(max(var_set, 0.0)) / m
+    return math.sqrt(p * (1 - p) / queries + sd_fill ** 2)
+
+
+class Bloom:
+    """m bits and k hash functions."""
+
+    def __init__(self, m: int, k: int):
+        self.m, self.k = m, k
+        self.bits = bytearray(m)
+        self.ones = 0  # bits set
+        self.steps = [(i, (i ** 3 - i) // 6) for i in range(k)]
+
+    def positions(self, item: str) -> list[int]:
+        h1, h2 = hashes(item)
+        return [(h1 + i * h2 + c) % self.m for i, c in self.steps]
+
+    def add(self, item: str) -> None:
+        for p in self.positions(item):
+            if not self.bits[p]:
+                self.bits[p] = 1
+                self.ones += 1
+
+    def might_contain(self, item: str) -> bool:
+        h1, h2 = hashes(item)
+        bits, m = self.bits, self.m
+        for i, c in self.steps:
+            if not bits[(h1 + i * h2 + c) % m]:
+                return False  # one 0 bit is enough: definitely not
+        return True
+
+    def clear(self, item: str) -> None:
+        """The naive delete: clear the item's bits (other items share them!)."""
+        for p in self.positions(item):
+            if self.bits[p]:
+                self.bits[p] = 0
+                self.ones -= 1
+
+
+# --------------------------------------------------------------------------
+# Nodes
+# --------------------------------------------------------------------------
+
+
+class Store(Node):
+    """The slow source of truth: every read or write takes store_ms."""
+
+    role = "store"
+
+    def boot(self) -> None:
+        self.role = "store"
+        self.disk.setdefault("items", {})  # item -> True (a dict keeps insertion order)
+        self.disk.setdefault("bytes", 0)
+
+    def view(self) -> dict:
+        return {"items": len(self.disk["items"]),
+                "label": f"{len(self.disk['items'])} items · {self.lab.params['store_ms']}ms"}
+
+    def on_message(self, msg) -> None:
+        # The store is slow: it answers after store_ms.
+        self.set_timer(f"io{msg.id}:{msg.type}", self.lab.params["store_ms"], type=msg.type, src=msg.src,
+                       body=msg.body)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        items, body = self.disk["items"], data["body"]
+        if data["type"] == "GET":
+            self.send(data["src"], "FOUND", rid=body["rid"], item=body["item"], found=body["item"] in items)
+        elif data["type"] == "PUT":
+            for item in body["items"]:
+                if item not in items:
+                    items[item] = True
+                    self.disk["bytes"] += len(item.encode())
+            self.send(data["src"], "STORED", rid=body.get("rid"), n=len(body["items"]), items=body["items"])
+        elif data["type"] == "DEL":
+            if items.pop(body["item"], None):
+                self.disk["bytes"] -= len(body["item"].encode())
+        elif data["type"] == "SCAN":
+            self.send(data["src"], "SCANNED", n=len(items), items=list(items))
+
+
+class Filter(Node):
+    """The service in front of the store; its Bloom filter lives in memory."""
+
+    role = "filter"
+
+    def boot(self) -> None:
+        self.role = "filter"
+        lab = self.lab
+        self.bloom = Bloom(lab.m, lab.k)
+        self.last: dict | None = None  # the item last inserted or queried (for the drawing)
+        self.waiting: dict[int, str] = {}  # queries waiting for the store: rid -> my answer
+        self.state = "ready"
+        if lab.started:  # (re)started: memory is empty, rebuild from the store first
+            self.state = "rebuilding"
+            self.set_timer("rebuild", 0)
+
+    def view(self) -> dict:
+        return {"state": self.state, "bits_set": self.bloom.ones,
+                "label": f"{self.state} · {100 * self.bloom.ones / self.bloom.m:.0f}% bits set"}
+
+    def rebuild(self) -> None:
+        self.bloom = Bloom(self.lab.m, self.lab.k)
+        self.state = "rebuilding"
+        self.lab.emit("rebuilding", node=self.id, m=self.bloom.m, k=self.bloom.k)
+        self.scan()
+
+    def scan(self) -> None:
+        self.send("store", "SCAN")
+        self.set_timer("scan-retry", SCAN_RETRY)
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if name == "rebuild":
+            self.rebuild()
+        elif name == "scan-retry" and self.state == "rebuilding":
+            self.scan()
+
+    def show(self, item: str, op: str, answer: str | None = None) -> None:
+        positions = self.bloom.positions(item)
+        self.last = {"item": item, "op": op, "answer": answer, "t": round(self.now, 3),
+                     "bits": [{"pos": p, "lit": bool(self.bloom.bits[p])} for p in positions]}
+
+    def on_message(self, msg) -> None:
+        body, lab = msg.body, self.lab
+        if msg.type == "INSERT":
+            self.bloom.add(body["item"])
+            self.show(body["item"], "insert")
+            self.send("store", "PUT", rid=body["rid"], items=[body["item"]])
+        elif msg.type == "STORED":
+            for item in body["items"]:  # the store has it: so must the filter (covers a racing rebuild)
+                self.bloom.add(item)
+            self.send("client", "INSERTED", rid=body["rid"])
+        elif msg.type == "DELETE":
+            self.bloom.clear(body["item"])  # the naive delete: other items lose bits too
+            self.show(body["item"], "delete")
+            self.send("store", "DEL", item=body["item"])
+            self.send("client", "DELETED", rid=body["rid"])
+        elif msg.type == "QUERY":
+            item = body["item"]
+            if lab.mode == "no-filter" or self.state != "ready":
+                answer = "no filter" if lab.mode == "no-filter" else "maybe (rebuilding)"
+            elif self.bloom.might_contain(item):
+                answer = "maybe"
+            else:
+                answer = "definitely not"
+            self.show(item, "query", answer)
+            lab.answered(body["rid"], item, answer)
+            if answer == "definitely not":
+                self.send("client", "ANSWER", rid=body["rid"], answer=answer)
+            else:
+                self.waiting[body["rid"]] = answer
+                self.send("store", "GET", rid=body["rid"], item=item)
+        elif msg.type == "FOUND":
+            answer = self.waiting.pop(body["rid"], "maybe")
+            self.send("client", "ANSWER", rid=body["rid"], answer=answer, found=body["found"])
+        elif msg.type == "SCANNED" and self.state == "rebuilding":
+            for item in body["items"]:
+                self.bloom.add(item)
+            self.state = "ready"
+            self.cancel_timer("scan-retry")
+            lab.emit("rebuilt", node=self.id, items=body["n"], bits_set=self.bloom.ones)
+
+
+class Client(Node):
+    """Asks about items: some that were inserted, most that never were."""
+
+    role = "client"
+
+    def boot(self) -> None:
+        self.role = "client"
+        if self.lab.params["rate"]:
+            self.set_timer("tick", 1000 / self.lab.params["rate"])
+
+    def view(self) -> dict:
+        return {"label": f"{self.lab.params['rate']} queries/s"}
+
+    def on_timer(self, name: str, data: dict) -> None:
+        lab = self.lab
+        if name == "tick":
+            self.set_timer("tick", 1000 / lab.params["rate"])
+            rng = lab.sim.rng
+            if lab.inserted and rng.random() * 100 < lab.params["present"]:
+                item = lab.inserted[int(rng.random() * len(lab.inserted))]
+            else:
+                item = lab.random_item("user")
+            self.ask("QUERY", item)
+        else:  # a request nobody answered
+            lab.finish(data["rid"], {"error": "no answer"})
+
+    def ask(self, kind: str, item: str) -> None:
+        rid = self.lab.open_request(kind, item)
+        self.send("filter", kind, rid=rid, item=item)
+        self.set_timer(f"c{rid}", CLIENT_TIMEOUT, rid=rid)
+
+    def on_message(self, msg) -> None:
+        rid = msg.body.get("rid")
+        if self.has_timer(f"c{rid}"):
+            self.cancel_timer(f"c{rid}")
+            self.lab.finish(rid, msg.body)
+
+
+# --------------------------------------------------------------------------
+# The lab
+# --------------------------------------------------------------------------
+
+
+class BloomFilterLab(Lab):
+    slug = "bloom-filter"
+    title = "Bloom filter"
+    PARAMS = (
+        Param("mode", "bloom", "Put a Bloom filter in front of the store, or send every query to the store.",
+              choices=("bloom", "no-filter")),
+        Param("m", 1024, "Bits in the filter.", lo=64, hi=65536),
+        Param("k", 4, "Hash functions (bits set per item).", lo=1, hi=16),
+        Param("items", 100, "Random items inserted at the start.", lo=0, hi=5000),
+        Param("rate", 4, "Background queries per second.", lo=0, hi=20),
+        Param("present", 20, "Percent of background queries that ask for an inserted item.", lo=0, hi=100),
+        Param("store_ms", 40, "How long one store read or write takes (ms).", lo=1, hi=1000),
+    )
+    FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow")
+    UNFAULTABLE = ("client",)
+
+    def setup(self) -> None:
+        p = self.params
+        self.started = False
+        self.mode = p["mode"]
+        self.m, self.k = p["m"], p["k"]
+        self.requests: dict[int, dict] = {}
+        self.next_rid = 0
+        self.recent: list[dict] = []
+        self.points: list[dict] = []  # measurements for the chart (this m and k)
+        self.last_measure: dict | None = None
+        self.inserted: list[str] = []  # every item ever inserted (the client's memory)
+        self.metrics.update({"queries": 0, "definitely_not": 0, "maybe": 0, "false_positives": 0,
+                             "store_lookups": 0, "lookups_saved": 0, "false_negatives": 0, "errors": 0})
+        self.add_node(Client(self, "client"))
+        self.add_node(Filter(self, "filter"))
+        self.add_node(Store(self, "store"))
+        self.add_check("no-false-negatives", "The filter never says \"definitely not\" for an item the store holds.")
+        self.add_check("fp-rate", f"The measured false-positive rate is within {Z} standard errors of "
+                       "(1 - e^(-kn/m))^k.")
+        self.checks["fp-rate"].detail = "not measured yet: run measure"
+        if p["items"]:
+            items = [self.random_item("user") for _ in range(p["items"])]
+            for item in items:
+                self.filter.bloom.add(item)
+                self.store.disk["items"][item] = True
+                self.store.disk["bytes"] += len(item.encode())
+            self.inserted += items
+        self.started = True
+
+    @property
+    def filter(self) -> Filter:
+        return self.nodes["filter"]
+
+    @property
+    def store(self) -> Store:
+        return self.nodes["store"]
+
+    def random_item(self, prefix: str) -> str:
+        return f"{prefix}:{self.sim.rng.getrandbits(40):010x}"
+
+    def n(self) -> int:
+        return len(self.store.disk["items"])
+
+    # -- requests -------------------------------------------------------------------
+    def open_request(self, kind: str, item: str) -> int:
+        self.next_rid += 1
+        self.requests[self.next_rid] = {"kind": kind, "item": item, "start": self.now}
+        if kind == "INSERT" and item not in self.inserted:
+            self.inserted.append(item)
+        return self.next_rid
+
+    def answered(self, rid: int, item: str, answer: str) -> None:
+        """The filter's verdict, judged against the truth in the store."""
+        self.count("queries")
+        if answer == "definitely not":
+            self.count("definitely_not")
+            self.count("lookups_saved")
+            if item in self.store.disk["items"]:
+                self.count("false_negatives")
+                self.fail("no-false-negatives", f"\"definitely not\" for {item}, which the store holds")
+        else:
+            self.count("store_lookups")
+            if answer == "maybe":
+                self.count("maybe")
+
+    def finish(self, rid: int, body: dict) -> None:
+        req = self.requests.pop(rid, None)
+        if req is None or req["kind"] != "QUERY":
+            return
+        answer, found = body.get("answer"), body.get("found")
+        if body.get("error"):
+            self.count("errors")
+            outcome = "no answer"
+        elif answer == "definitely not":
+            outcome = "no lookup"
+        elif found:
+            outcome = "found"
+        elif answer == "maybe":
+            outcome = "false positive"
+            self.count("false_positives")
+        else:
+            outcome = "not found"
+        entry = {"item": req["item"], "answer": answer or "-", "outcome": outcome,
+                 "ms": round(self.now - req["start"], 1)}
+        self.recent.append(entry)
+        del self.recent[:-8]
+        self.emit("answer", rid=rid, **entry)
+
+    # -- measuring -------------------------------------------------------------------
+    def measure(self, queries: int) -> dict:
+        """Query the filter with items that were never inserted and count the 'maybe's;
+        then ask it about every stored item: any 'definitely not' is a false negative."""
+        bloom, m, k, n = self.filter.bloom, self.m, self.k, self.n()
+        positives = sum(bloom.might_contain(self.random_item("probe")) for _ in range(queries))
+        stored = list(self.store.disk["items"])[:20_000]
+        misses = [item for item in stored if not bloom.might_contain(item)]
+        measured, expected = positives / queries, formula(m, k, n)
+        tolerance = Z * fp_standard_error(m, k, n, queries) + 1 / queries
+        result = {"n": n, "queries": queries, "positives": positives, "measured": round(measured, 5),
+                  "formula": round(expected, 5), "from_fill": round((bloom.ones / m) ** k, 5),
+                  "tolerance": round(tolerance, 5), "ok": abs(measured - expected) <= tolerance,
+                  "members": len(stored), "false_negatives": len(misses),
+                  "best_k": round(best_k(m, n), 2) if n else None}
+        self.last_measure = result
+        self.points.append({"n": n, "measured": result["measured"], "formula": result["formula"]})
+        del self.points[:-24]
+        self.emit("measured", m=m, k=k, **result)
+        detail = (f"n={n}: measured {measured:.2%} over {queries} queries, formula {expected:.2%}, "
+                  f"tolerance ±{tolerance:.2%}")
+        if result["ok"]:
+            self.holds("fp-rate", detail)
+        else:
+            self.fail("fp-rate", detail)
+        if misses:
+            self.count("false_negatives", len(misses))
+            self.fail("no-false-negatives", f"{len(misses)} of {len(stored)} stored items get \"definitely not\" "
+                      f"(e.g. {misses[0]})")
+        else:
+            self.checks["no-false-negatives"].detail = f"all {len(stored)} stored items answer \"maybe\""
+        return result
+
+    def bulk_insert(self, count: int) -> None:
+        """A batch load: random items go into the store and the filter in one step."""
+        items = [self.random_item("user") for _ in range(count)]
+        self.inserted += items
+        stored = self.store.disk
+        for item in items:
+            self.filter.bloom.add(item)
+            if item not in stored["items"]:
+                stored["items"][item] = True
+                stored["bytes"] += len(item.encode())
+        self.emit("inserted", count=count, n=self.n(), bits_set=self.filter.bloom.ones)
+
+    def ready(self, what: str) -> None:
+        if self.store.status != "up":
+            raise SimError(f"the store is {self.store.status}: restart or resume it to {what}")
+        if self.filter.status != "up":
+            raise SimError(f"the filter is {self.filter.status}: restart or resume it to {what}")
+        if self.filter.state != "ready":
+            raise SimError(f"the filter is still rebuilding from the store; wait to {what}")
+
+    # -- views -------------------------------------------------------------------------
+    def view(self) -> dict:
+        bloom, m, k, n = self.filter.bloom, self.m, self.k, self.n()
+        shown = min(m, SHOWN_BITS)
+        runs = []
+        for row in range(0, shown, COLUMNS):
+            x = 0
+            line = bloom.bits[row:min(row + COLUMNS, shown)]
+            while x < len(line):
+                if line[x]:
+                    start = x
+                    while x < len(line) and line[x]:
+                        x += 1
+                    runs.append(f"M{start} {row // COLUMNS + 0.5}h{x - start}")
+                else:
+                    x += 1
+        last = self.filter.last
+        if last:
+            last = {**last, "bits": [{**b, "x": b["pos"] % COLUMNS, "y": b["pos"] // COLUMNS,
+                                      "shown": b["pos"] < shown} for b in last["bits"]]}
+        store_bytes = self.store.disk["bytes"]
+        hash_set = int(store_bytes + n * 16 / 0.75)  # item bytes + (hash, pointer) per slot at 75% load
+        saved = self.metrics["lookups_saved"]
+        asked = self.metrics["queries"]
+        absent = self.metrics["false_positives"] + self.metrics["definitely_not"]
+        return {
+            "mode": self.mode, "m": m, "k": k, "n": n,
+            "capacity": capacity(m),
+            "fill": round(bloom.ones / m, 4),
+            "bits_set": bloom.ones,
+            "best_k": round(best_k(m, n), 2) if n else None,
+            "formula": round(formula(m, k, n), 5),
+            "bits": {"rows": math.ceil(shown / COLUMNS), "shown": shown, "path": "".join(runs)},
+            "last": last,
+            "recent": list(self.recent),
+            "measure": self.last_measure,
+            "chart": self.chart(),
+            "live_fp": round(self.metrics["false_positives"] / absent, 4) if absent else None,
+            "saved_share": round(saved / asked, 4) if asked else None,
+            "memory": {"bloom": math.ceil(m / 8), "hash_set": hash_set,
+                       "bits_per_item": round(m / n, 1) if n else None,
+                       "bloom_pct": round(100 * math.ceil(m / 8) / max(hash_set, math.ceil(m / 8)), 1)},
+            "layout": {"client": [12, 50], "filter": [50, 50], "store": [88, 50]},
+            "edges": [["client", "filter"], ["filter", "store"]],
+        }
+
+    def chart(self) -> dict:
+        """FP rate against n (log scale), formula vs measured, and the optimal k against n."""
+        m, k = self.m, self.k
+        top = max([4 * capacity(m), self.n()] + [p["n"] for p in self.points])
+        top = int(top * 1.05) + 1
+        w, h = 300.0, 150.0
+
+        def x(n):
+            return round(w * n / top, 1)
+
+        def y(fp):  # log10 from 1e-4 (bottom) to 1 (top)
+            return round(h * -max(math.log10(max(fp, 1e-4)), -4) / 4, 1)
+
+        steps = [top * i / 60 for i in range(1, 61)]
+        curve = "M0 150" + "".join(f"L{x(n)} {y(formula(m, k, n))}" for n in steps)
+        best = "M0 150" + "".join(
+            f"L{x(n)} {y(min(formula(m, j, n) for j in range(1, 33)))}" for n in steps)
+        kmax = 20.0
+        kopt = "".join(f"{'M' if i == 0 else 'L'}{x(n)} {round(h - h * min(best_k(m, n), kmax) / kmax, 1)}"
+                       for i, n in enumerate(steps))
+        return {"top": top, "curve": curve, "best": best, "kopt": kopt,
+                "k_y": round(h - h * min(k, kmax) / kmax, 1), "k_cross": x(m * math.log(2) / k),
+                "n_x": x(self.n()),
+                "points": [{**p, "x": x(p["n"]), "y": y(p["measured"])} for p in self.points]}
+
+    # -- actions --------------------------------------------------------------------------
+    @action("insert", Arg("item", "text"), help="Insert an item: the filter sets its k bits, the store keeps it.")
+    def do_insert(self, item: str) -> None:
+        if self.n() >= MAX_ITEMS:
+            raise SimError(f"the store is full ({MAX_ITEMS} items)")
+        self.nodes["client"].ask("INSERT", item)
+
+    @action("query", Arg("item", "text"), help="Ask whether an item is there: \"definitely not\" or \"maybe\".")
+    def do_query(self, item: str) -> None:
+        self.nodes["client"].ask("QUERY", item)
+
+    @action("delete", Arg("item", "text"),
+            help="Delete an item the naive way, clearing its k bits: items sharing a bit become false negatives.")
+    def do_delete(self, item: str) -> None:
+        if item not in self.store.disk["items"]:
+            raise SimError(f"the store has no item '{item}'")
+        self.nodes["client"].ask("DELETE", item)
+
+    @action("insert-random", Arg("count", "int", lo=1, hi=20_000),
+            help="Insert this many random items at once, then measure the false-positive rate.")
+    def do_insert_random(self, count: int) -> None:
+        self.ready("insert in bulk")
+        if self.n() + count > MAX_ITEMS:
+            raise SimError(f"the store holds at most {MAX_ITEMS} items ({self.n()} now)")
+        self.bulk_insert(count)
+        self.measure(10_000)
+
+    @action("measure", Arg("queries", "int", optional=True, default=10_000, lo=100, hi=20_000),
+            help="Query the filter with items never inserted and compare the false-positive rate with the formula.")
+    def do_measure(self, queries: int) -> None:
+        self.ready("measure")
+        self.measure(queries)
+
+    @action("overfill", help="Keep inserting well past the filter's capacity, measuring as n grows.")
+    def do_overfill(self) -> None:
+        self.ready("overfill it")
+        target = max(4 * capacity(self.m), 2 * self.n())
+        if target > MAX_ITEMS:
+            raise SimError(f"the store holds at most {MAX_ITEMS} items; use a smaller m or resize")
+        start = self.n()
+        for step in range(1, 7):
+            goal = start + (target - start) * step // 6
+            if goal > self.n():
+                self.bulk_insert(goal - self.n())
+            self.measure(5_000)
+
+    @action("resize", Arg("m", "int", lo=64, hi=65536), Arg("k", "int", lo=1, hi=16),
+            help="Build a new filter with m bits and k hashes from the items in the store.")
+    def do_resize(self, m: int, k: int) -> None:
+        if self.filter.status != "up":
+            raise SimError(f"the filter is {self.filter.status}: restart or resume it first")
+        if self.store.status == "down":
+            raise SimError("the store is down: a new filter is built by scanning it")
+        self.m, self.k = m, k
+        self.points, self.last_measure = [], None
+        self.emit("resize", m=m, k=k)
+        self.filter.rebuild()
