@@ -497,7 +497,7 @@ class TwoPhaseCommit(Lab):
     def view(self) -> dict:
         coord = self.nodes["coordinator"]
         txs = []
-        for t in list(self.txs.values())[-6:]:
+        for t in list(self.txs.values())[-5:]:
             blocked = []
             if coord.status == "down" and t["end"] is None and any(
                     t["id"] in self.nodes[p].doubt_since for p in PARTICIPANTS):
@@ -525,7 +525,7 @@ class TwoPhaseCommit(Lab):
         return {
             "mode": self.params["mode"],
             "transactions": txs,
-            "coordinator_log": coord.disk["log"][-8:],
+            "coordinator_log": coord.disk["log"][-6:],
             "coordinator_armed": self.armed.get("coordinator", ""),
             "participants": parts,
             "layout": {"coordinator": [18, 50], "inventory": [74, 16], "payment": [74, 50], "shipping": [74, 84]},
