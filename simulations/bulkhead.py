@@ -103,7 +103,7 @@ class Service(Node):
         self.role = "service"
         lab = self.lab
         self.pools = {name: Pool(name, size, lab.params["queue"]) for name, size in lab.sizes.items()}
-        self.out: dict[int, dict] = {}  # request id -> the request waiting on its dependency
+        self.out: dict[int, dict] = {}  # call id -> the request waiting on its dependency
 
     def pool_for(self, dep: str) -> Pool:
         return self.pools["shared"] if "shared" in self.pools else self.pools[dep]
@@ -128,9 +128,9 @@ class Service(Node):
                 self.lab.count(f"rejected {pool.name}")
                 self.reply(job, False, f"pool {pool.name} full")
         elif msg.type == "REPLY":
-            job = self.out.pop(msg.body["rid"], None)
+            job = self.out.pop(msg.body["cid"], None)
             if job is not None:  # else it came after my timeout
-                self.cancel_timer(f"timeout {job['rid']}")
+                self.cancel_timer(f"timeout {msg.body['cid']}")
                 self.done(job, msg.body["ok"], msg.body["why"])
 
     def start(self, pool: Pool, job: dict) -> None:
@@ -138,12 +138,14 @@ class Service(Node):
         job["slot"] = pool.free_slot()
         job["pool"] = pool.name
         pool.slots[job["slot"]] = job
-        self.out[job["rid"]] = job
-        self.send(job["dep"], "CALL", rid=job["rid"])
-        self.set_timer(f"timeout {job['rid']}", self.lab.params["timeout"], rid=job["rid"])
+        self.lab.next_call += 1
+        cid = self.lab.next_call  # one id per call, even if the client's request came twice
+        self.out[cid] = job
+        self.send(job["dep"], "CALL", cid=cid, rid=job["rid"])
+        self.set_timer(f"timeout {cid}", self.lab.params["timeout"], cid=cid)
 
     def on_timer(self, name: str, data: dict) -> None:
-        job = self.out.pop(data["rid"], None)
+        job = self.out.pop(data["cid"], None)
         if job is not None:
             self.done(job, False, f"{job['dep']} did not answer in {self.lab.params['timeout']}ms")
 
@@ -180,10 +182,10 @@ class Dependency(Node):
             if self.hanging:
                 return  # takes the call and never answers: the caller waits for its timeout
             work = WORK_MS[self.id] * (0.8 + 0.4 * self.lab.sim.rng.random())
-            self.set_timer(f"work {msg.body['rid']}", work, rid=msg.body["rid"], src=msg.src)
+            self.set_timer(f"work {msg.body['cid']}", work, cid=msg.body["cid"], rid=msg.body["rid"], src=msg.src)
 
     def on_timer(self, name: str, data: dict) -> None:
-        self.send(data["src"], "REPLY", rid=data["rid"], ok=True, why="")
+        self.send(data["src"], "REPLY", cid=data["cid"], rid=data["rid"], ok=True, why="")
 
 
 class Bulkhead(Lab):
@@ -209,6 +211,7 @@ class Bulkhead(Lab):
         self.sizes = ({"shared": p["threads"]} if self.mode == "shared"
                       else {"B": p["b_threads"], "C": p["c_threads"]})
         self.sent = 0
+        self.next_call = 0
         self.calls = {"A": 0, "B": 0, "C": 0}
         self.client_timeout = 2 * p["timeout"] + 1000
         self.stats = {dep: {"answered": 0, "ok": 0, "error": 0, "timeout": 0, "worst": 0.0} for dep in DEPS}
