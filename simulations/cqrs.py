@@ -1,0 +1,544 @@
+"""CQRS: commands change a write model; queries read separate read models.
+
+The article's bank example: accounts `alice`, `bob` and `carol` take
+deposits and withdrawals (commands) and answer balance inquiries (queries).
+
+Command side (`write`)
+  * validates each command against its own, always current, write model
+    (a withdrawal larger than the balance is rejected);
+  * an accepted command becomes an event appended to the event log
+    (Deposited / Withdrew, with a sequence number), and the write model is
+    updated in the same write to disk;
+  * it answers the client and nudges the projector ("the log grew").
+
+Projector
+  * tails the event log: FETCH events after the slowest read model's
+    position, then send each read model the events it lacks (UPDATE);
+  * remembers each read model's position (its checkpoint) from their ACKs
+    and polls every `poll_ms` anyway, so lost messages are made up for.
+
+Read models (`read1`, `read2`, ... : replicas of a query database)
+  * apply events strictly in sequence order and skip any they already have
+    (param `idempotent`), so a repeated UPDATE changes nothing;
+  * answer queries at once from their own copy: fast, but *eventually*
+    consistent -- a read is stale while the projector lags behind;
+  * can be rebuilt from scratch by replaying the whole event log, and the
+    result must be identical, because a read model is nothing but a
+    projection (a fold) of the log.
+
+Mode `dual-write` shows the shortcut CQRS avoids: the command handler
+updates the read models itself, straight away and before it has validated
+the command.  There is no projector and no replay: a rejected overdraft
+still lands on the read side, and a lost update is never made up for.
+"""
+
+from __future__ import annotations
+
+from .kernel import Arg, Lab, Node, Param, SimError, action
+
+ACCOUNTS = ("alice", "bob", "carol")
+OPENING = 100  # each account opens with this balance (events 1-3 of the log)
+BATCH = 20  # events per FETCH / UPDATE
+AUDIT_EVERY = 250
+MAX_REPLICAS = 5
+RECENT = 8  # commands and reads kept for the page
+
+
+def apply_event(model: dict, event: dict) -> None:
+    """The projection: fold one event into a read model (balance and count per account)."""
+    row = model.setdefault(event["account"], {"balance": 0, "tx": 0})
+    row["balance"] += event["delta"]
+    row["tx"] += 1
+
+
+def project(events: list[dict]) -> dict:
+    model: dict = {}
+    for event in events:
+        apply_event(model, event)
+    return model
+
+
+# --------------------------------------------------------------------------
+# Command side
+# --------------------------------------------------------------------------
+
+
+class WriteSide(Node):
+    """The write store: the event log and the balances it implies."""
+
+    def boot(self) -> None:
+        self.role = "write"
+        if "log" not in self.disk:
+            self.disk["log"] = [{"seq": i + 1, "type": "Opened", "account": a, "delta": OPENING, "cmd": f"open-{a}"}
+                                for i, a in enumerate(ACCOUNTS)]
+            self.disk["balances"] = {a: OPENING for a in ACCOUNTS}
+
+    @property
+    def log(self) -> list[dict]:
+        return self.disk["log"]
+
+    def view(self) -> dict:
+        return {"log_size": len(self.log), "balances": self.disk["balances"], "label": f"log {len(self.log)} events"}
+
+    def on_message(self, msg) -> None:
+        body = msg.body
+        if msg.type == "COMMAND":
+            self.handle_command(msg.src, body)
+        elif msg.type == "FETCH":
+            after = body["after"]
+            self.send(msg.src, "EVENTS", events=self.log[after:after + BATCH], end=len(self.log))
+
+    def handle_command(self, client: str, cmd: dict) -> None:
+        account, amount = cmd["account"], cmd["amount"]
+        delta = amount if cmd["op"] == "deposit" else -amount
+        if self.lab.mode == "dual-write":
+            # The shortcut: push the change to every read model first, validate afterwards.
+            for replica in self.lab.replica_ids():
+                self.send(replica, "DIRECT", cmd=cmd["cmd"], account=account, delta=delta)
+        balances = self.disk["balances"]
+        if balances[account] + delta < 0:
+            self.lab.rejected(cmd["cmd"], f"{account} has {balances[account]}, cannot withdraw {amount}")
+            self.send(client, "REJECTED", cmd=cmd["cmd"], reason="insufficient funds")
+            return
+        event = {"seq": len(self.log) + 1, "type": "Deposited" if delta > 0 else "Withdrew",
+                 "account": account, "delta": delta, "cmd": cmd["cmd"]}
+        self.log.append(event)  # event and balance are written together
+        balances[account] += delta
+        self.lab.emit("appended", pos=event["seq"], type=event["type"], account=account, delta=delta,
+                      balance=balances[account])
+        self.send(client, "ACCEPTED", cmd=cmd["cmd"], seq=event["seq"])
+        if self.lab.mode == "projector":
+            self.send("projector", "NEW", end=len(self.log))
+
+
+# --------------------------------------------------------------------------
+# The projector
+# --------------------------------------------------------------------------
+
+
+class Projector(Node):
+    """Tails the event log and feeds every read model the events it lacks."""
+
+    def boot(self) -> None:
+        self.role = "projector"
+        self.disk.setdefault("cursors", {})  # replica -> last position it acknowledged (the checkpoint)
+        self.sent: dict[str, int] = {}  # replica -> last event sent to it, not yet acknowledged
+        self.sent_at: dict[str, float] = {}
+        self.fetching = False
+        self.set_timer("poll", 0)
+
+    @property
+    def cursors(self) -> dict:
+        return self.disk["cursors"]
+
+    def view(self) -> dict:
+        end = len(self.lab.write.log)
+        behind = max((end - c for c in self.cursors.values()), default=0)
+        return {"cursors": self.cursors, "label": f"max lag {behind}"}
+
+    def on_timer(self, name: str, data: dict) -> None:
+        # Anything sent long ago and still unacknowledged is sent again (at-least-once).
+        for replica, last in list(self.sent.items()):
+            if self.cursors.get(replica, 0) < last and self.now - self.sent_at[replica] >= self.lab.params["poll_ms"]:
+                del self.sent[replica]
+        self.fetching = False  # a FETCH still unanswered is given up
+        self.fetch()
+        self.set_timer("poll", self.lab.params["poll_ms"])
+
+    def position_of(self, replica: str) -> int:
+        return max(self.cursors[replica], self.sent.get(replica, 0))
+
+    def fetch(self) -> None:
+        if self.fetching or not self.cursors:
+            return
+        self.fetching = True
+        self.send("write", "FETCH", after=min(self.position_of(r) for r in self.cursors))
+
+    def on_message(self, msg) -> None:
+        body = msg.body
+        if msg.type == "NEW":
+            self.fetch()
+        elif msg.type == "EVENTS":
+            self.fetching = False
+            events = body["events"]
+            for replica in self.cursors:
+                position = self.position_of(replica)
+                missing = [e for e in events if e["seq"] > position]
+                if missing and missing[0]["seq"] == position + 1:  # only what follows on from its position
+                    self.send(replica, "UPDATE", events=missing, first=missing[0]["seq"], last=missing[-1]["seq"])
+                    self.sent[replica], self.sent_at[replica] = missing[-1]["seq"], self.now
+            if any(self.position_of(r) < body["end"] for r in self.cursors):
+                self.fetch()  # more to read
+        elif msg.type == "ACK":
+            if body.get("reset"):  # the read model restarted or is rebuilding: go on from its word
+                self.cursors[msg.src] = body["position"]
+                self.sent.pop(msg.src, None)
+                self.fetch()
+            else:
+                self.cursors[msg.src] = max(self.cursors.get(msg.src, 0), body["position"])
+
+
+# --------------------------------------------------------------------------
+# Read models
+# --------------------------------------------------------------------------
+
+
+class ReadModel(Node):
+    """A query database: balances per account, and the log position it reflects."""
+
+    def boot(self) -> None:
+        self.role = "replica"
+        self.disk.setdefault("model", {})
+        self.disk.setdefault("position", 0)
+        self.disk.setdefault("applied", {})  # command ids reflected here
+        self.disk.setdefault("rebuild", None)  # {"old": model, "at": position} while rebuilding
+        self.announced = -1
+        if self.lab.mode == "projector":
+            self.announce()
+
+    def announce(self) -> None:
+        """Tell the projector where I am ("here I am, at this position").  While a
+        rebuild makes no progress, say it again: the first word may have been lost."""
+        self.announced = self.position
+        self.send("projector", "ACK", position=self.position, reset=True)
+        if self.disk["rebuild"]:
+            self.set_timer("announce", self.lab.params["poll_ms"])
+
+    def on_timer(self, name: str, data: dict) -> None:
+        if self.disk["rebuild"] and self.position == self.announced:
+            self.announce()
+        elif self.disk["rebuild"]:
+            self.announced = self.position
+            self.set_timer("announce", self.lab.params["poll_ms"])
+
+    @property
+    def position(self) -> int:
+        return self.disk["position"]
+
+    @property
+    def model(self) -> dict:
+        return self.disk["model"]
+
+    def view(self) -> dict:
+        behind = self.lab.behind(self)
+        rebuild = self.disk["rebuild"]
+        label = f"at {self.position}" + (f" · {behind} behind" if behind else "") + (" · rebuilding" if rebuild else "")
+        if self.lab.mode == "dual-write":
+            label = f"{self.position} updates"
+        return {"position": self.position, "behind": behind, "model": self.model,
+                "rebuilding": bool(rebuild), "label": label}
+
+    def on_message(self, msg) -> None:
+        body = msg.body
+        if msg.type == "UPDATE":
+            gap = False
+            for event in body["events"]:
+                if self.lab.idempotent and event["seq"] != self.position + 1:
+                    gap = gap or event["seq"] > self.position + 1
+                    continue  # already applied, or too new: events must be applied in order
+                self.apply(event, event["seq"])
+            # A gap means an earlier UPDATE was lost: ask the projector to go on from my position.
+            self.send(msg.src, "ACK", position=self.position, **({"reset": True} if gap else {}))
+        elif msg.type == "DIRECT":  # dual-write: a change straight from the command handler
+            self.apply(body, self.position + 1)
+        elif msg.type == "QUERY":
+            row = self.model.get(body["account"], {"balance": 0})
+            self.send(msg.src, "ANSWER", q=body["q"], account=body["account"], balance=row["balance"],
+                      position=self.position)
+
+    def apply(self, event: dict, position: int) -> None:
+        apply_event(self.model, event)
+        self.disk["position"] = max(self.position, position) if self.lab.idempotent else position
+        self.disk["applied"][event["cmd"]] = True
+        self.lab.applied(self, event)
+        rebuild = self.disk["rebuild"]
+        if rebuild and self.position >= rebuild["at"]:
+            self.disk["rebuild"] = None
+            self.lab.rebuilt(self, rebuild["old"], rebuild["at"])
+
+    def start_rebuild(self) -> None:
+        """Throw the read model away and replay the event log from the start."""
+        if self.position:
+            self.disk["rebuild"] = {"old": self.model, "at": self.position}
+        self.disk.update(model={}, position=0, applied={})
+        self.announce()
+
+
+# --------------------------------------------------------------------------
+# The client: commands and queries
+# --------------------------------------------------------------------------
+
+
+class Client(Node):
+    def boot(self) -> None:
+        self.role = "client"
+        self.next_replica = 0
+        self.pending: dict[str, dict] = {}
+        if self.lab.params["commands"]:
+            self.set_timer("command", self.gap(self.lab.params["commands"]))
+        if self.lab.params["queries"]:
+            self.set_timer("query", self.gap(self.lab.params["queries"]))
+
+    def gap(self, per_second: int) -> float:
+        return 1000 / per_second * (0.5 + self.lab.sim.rng.random())
+
+    def on_timer(self, name: str, data: dict) -> None:
+        rng = self.lab.sim.rng
+        account = ACCOUNTS[rng.randrange(len(ACCOUNTS))]
+        if name == "command":
+            kind = "deposit" if rng.random() < 0.5 else "withdraw"
+            self.command(kind, account, rng.randint(1, 8) * 10)
+            self.set_timer("command", self.gap(self.lab.params["commands"]))
+        else:
+            self.query(account, None)
+            self.set_timer("query", self.gap(self.lab.params["queries"]))
+
+    def command(self, kind: str, account: str, amount: int) -> None:
+        cmd = self.lab.new_command(kind, account, amount)
+        self.send("write", "COMMAND", **cmd)
+
+    def query(self, account: str, replica: str | None) -> None:
+        if replica is None:  # a simple balancer: the next read model that is not down
+            live = [r for r in self.lab.replica_ids() if self.lab.nodes[r].status != "down"]
+            if not live:
+                return
+            replica = live[self.next_replica % len(live)]
+            self.next_replica += 1
+        q = self.lab.new_read(account, replica)
+        self.send(replica, "QUERY", q=q, account=account)
+
+    def on_message(self, msg) -> None:
+        body = msg.body
+        if msg.type in ("ACCEPTED", "REJECTED"):
+            self.lab.command_answered(body["cmd"], msg.type.lower(), body.get("reason", ""))
+        elif msg.type == "ANSWER":
+            self.lab.read_answered(body["q"], body["balance"], body["position"])
+
+
+# --------------------------------------------------------------------------
+# The lab
+# --------------------------------------------------------------------------
+
+
+class Cqrs(Lab):
+    slug = "cqrs"
+    title = "CQRS"
+    PARAMS = (
+        Param("mode", "projector", "How read models learn about changes: a projector tailing the event log, or the "
+              "command handler writing them directly before it validates (dual write).",
+              choices=("projector", "dual-write")),
+        Param("replicas", 2, "Read models at the start (read1..).", lo=1, hi=MAX_REPLICAS),
+        Param("commands", 1, "Random deposits and withdrawals per second sent by the client (0 = only yours).", lo=0, hi=10),
+        Param("queries", 2, "Random balance queries per second (0 = only yours).", lo=0, hi=20),
+        Param("poll_ms", 1000, "How often (ms) the projector polls the log besides being nudged.", lo=100, hi=10_000),
+        Param("idempotent", True, "Read models skip events they already applied (by sequence number)."),
+    )
+    FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow",
+              "drop-next", "duplicate-next")
+    UNFAULTABLE = ("client",)
+    LATENCY = (15.0, 40.0)
+
+    def setup(self) -> None:
+        self.mode = self.params["mode"]
+        self.idempotent = self.params["idempotent"]
+        self.commands: dict[str, dict] = {}
+        self.reads: dict[str, dict] = {}
+        self.rejected_cmds: dict[str, bool] = {}
+        self.metrics.update({"commands": 0, "accepted": 0, "rejected": 0, "reads": 0, "stale_reads": 0,
+                             "rebuilds": 0})
+        self.add_node(Client(self, "client"))
+        self.write = self.add_node(WriteSide(self, "write"))
+        if self.mode == "projector":
+            self.add_node(Projector(self, "projector"))
+        for _ in range(self.params["replicas"]):
+            self.add_replica()
+        self.add_check("read-models-converge",
+                       "Once a read model has caught up, it equals the projection of the write side's event log.")
+        self.add_check("rebuild-identical", "Rebuilding a read model by replaying the event log gives the identical read model.")
+        self.add_check("rejected-never-read", "A command the write side rejects (an overdraft) never shows up on the read side.")
+        self.checks["read-models-converge"].detail = "no read model has caught up yet"
+        self.checks["rebuild-identical"].detail = "no rebuild yet"
+        self.checks["rejected-never-read"].detail = "no command rejected yet"
+        self.sim.after(AUDIT_EVERY, self.audit)
+
+    def replica_ids(self) -> list[str]:
+        return [n for n in self.nodes if n.startswith("read")]
+
+    def add_replica(self) -> ReadModel:
+        node_id = f"read{len(self.replica_ids()) + 1}"
+        node = self.add_node(ReadModel(self, node_id))
+        if self.mode == "dual-write":  # a read model that starts now can only be seeded from the write side
+            node.disk["model"] = project(self.write.log)
+            node.disk["position"] = len(self.write.log)
+        elif "projector" in self.nodes:
+            self.nodes["projector"].cursors.setdefault(node_id, 0)
+        return node
+
+    def behind(self, replica: ReadModel) -> int:
+        return max(len(self.write.log) - replica.position, 0) if self.mode == "projector" else 0
+
+    # -- what the page shows -------------------------------------------------------
+    def view(self) -> dict:
+        projection = project(self.write.log)
+        replicas = [{"id": r, "status": self.nodes[r].status, "position": self.nodes[r].position,
+                     "behind": self.behind(self.nodes[r]), "model": self.nodes[r].model,
+                     "matches": self.nodes[r].model == projection,
+                     "rebuilding": bool(self.nodes[r].disk["rebuild"])} for r in self.replica_ids()]
+        layout = {"client": [8, 50], "write": [34, 22], "projector": [60, 22]}
+        ids = self.replica_ids()
+        for i, r in enumerate(ids):
+            layout[r] = [88, 14 + (72 * i / max(len(ids) - 1, 1) if len(ids) > 1 else 36)]
+        source = "projector" if self.mode == "projector" else "write"
+        edges = [["client", "write"]] + ([["write", "projector"]] if self.mode == "projector" else [])
+        edges += [[source, r] for r in ids] + [["client", r] for r in ids]
+        return {
+            "mode": self.mode,
+            "accounts": self.write.disk["balances"],
+            "projection": projection,
+            "log": self.write.log[-10:],
+            "log_size": len(self.write.log),
+            "lag": {r["id"]: r["behind"] for r in replicas},
+            "replicas": replicas,
+            "commands": list(self.commands.values())[-RECENT:],
+            "reads": list(self.reads.values())[-RECENT:],
+            "layout": layout,
+            "edges": edges,
+        }
+
+    # -- bookkeeping the client and the nodes report to --------------------------------
+    def new_command(self, kind: str, account: str, amount: int) -> dict:
+        self.count("commands")
+        cmd = f"c{self.metrics['commands']}"
+        self.commands[cmd] = {"cmd": cmd, "op": kind, "account": account, "amount": amount,
+                              "status": "sent", "t": round(self.now, 3)}
+        self._trim(self.commands)
+        self.emit("command", cmd=cmd, op=kind, account=account, amount=amount)
+        return {"cmd": cmd, "op": kind, "account": account, "amount": amount}
+
+    def command_answered(self, cmd: str, status: str, reason: str) -> None:
+        self.count(status)
+        if cmd in self.commands:
+            self.commands[cmd]["status"] = status
+        self.emit("answer", cmd=cmd, status=status, **({"reason": reason} if reason else {}))
+
+    def rejected(self, cmd: str, why: str) -> None:
+        self.rejected_cmds[cmd] = True
+        self.emit("rejected-command", cmd=cmd, why=why)
+        seen = [r for r in self.replica_ids() if cmd in self.nodes[r].disk["applied"]]
+        if seen:
+            self.fail("rejected-never-read", f"{cmd} was rejected ({why}) but {', '.join(seen)} already applied it")
+        else:
+            self.note("rejected-never-read", f"{len(self.rejected_cmds)} rejected, none visible on the read side")
+
+    def applied(self, replica: ReadModel, event: dict) -> None:
+        if event["cmd"] in self.rejected_cmds:
+            self.fail("rejected-never-read", f"{replica.id} applied {event['cmd']}, which the write side rejected")
+
+    def new_read(self, account: str, replica: str) -> str:
+        self.count("reads")
+        q = f"q{self.metrics['reads']}"
+        self.reads[q] = {"q": q, "account": account, "replica": replica, "balance": None, "truth": None,
+                         "stale": None, "behind": None, "t": round(self.now, 3)}
+        self._trim(self.reads)
+        return q
+
+    def read_answered(self, q: str, balance: int, position: int) -> None:
+        read = self.reads.get(q)
+        if read is None:
+            return
+        truth = self.write.disk["balances"][read["account"]]
+        behind = max(len(self.write.log) - position, 0) if self.mode == "projector" else None
+        read.update(balance=balance, truth=truth, stale=balance != truth, behind=behind)
+        if read["stale"]:
+            self.count("stale_reads")
+        self.emit("read", q=q, replica=read["replica"], account=read["account"], balance=balance,
+                  stale=read["stale"], **({"truth": truth} if read["stale"] else {}))
+
+    @staticmethod
+    def _trim(recent: dict) -> None:
+        while len(recent) > 40:
+            del recent[next(iter(recent))]
+
+    def rebuilt(self, replica: ReadModel, old: dict, at: int) -> None:
+        same = replica.model == old
+        self.emit("rebuilt", node=replica.id, position=at, identical=same)
+        if same:
+            self.note("rebuild-identical", f"{replica.id} replayed {at} events: identical read model")
+        else:
+            diff = [a for a in sorted(set(old) | set(replica.model)) if old.get(a) != replica.model.get(a)]
+            self.fail("rebuild-identical", f"{replica.id} replayed {at} events and differs from before on {', '.join(diff)}")
+
+    # -- checks ------------------------------------------------------------------------
+    def note(self, check: str, detail: str) -> None:
+        if self.checks[check].ok:
+            self.checks[check].detail = detail
+
+    def audit(self) -> None:
+        self.sim.after(AUDIT_EVERY, self.audit)
+        projection = project(self.write.log)
+        caught_up = []
+        for r in self.replica_ids():
+            node = self.nodes[r]
+            if node.status == "down" or node.disk["rebuild"]:
+                continue
+            if self.mode == "projector":
+                done = node.position == len(self.write.log)
+            else:  # dual write: nothing on its way to this read model
+                done = node.status == "up" and not any(
+                    m.dst == r and m.type == "DIRECT" for m in self.net.inflight.values()) and not node._held
+            if not done:
+                continue
+            caught_up.append(r)
+            if node.model != projection:
+                diff = [a for a in ACCOUNTS if node.model.get(a) != projection.get(a)]
+                got = ", ".join(f"{a}={node.model.get(a, {}).get('balance')}" for a in diff)
+                want = ", ".join(f"{a}={projection.get(a, {}).get('balance')}" for a in diff)
+                self.fail("read-models-converge", f"{r} caught up but reads {got}; the log says {want}")
+        lagging = [f"{r} {self.behind(self.nodes[r])} behind" for r in self.replica_ids() if r not in caught_up]
+        self.note("read-models-converge", ", ".join(
+            ([f"{', '.join(caught_up)} caught up and equal to the log's projection"] if caught_up else []) + lagging))
+
+    # -- lab actions ---------------------------------------------------------------------
+    def _client_command(self, kind: str, account: str, amount: int) -> None:
+        if account not in ACCOUNTS:
+            raise SimError(f"account must be one of {', '.join(ACCOUNTS)}; got '{account}'")
+        self.nodes["client"].command(kind, account, amount)
+
+    @action("deposit", Arg("account", "word", choices=ACCOUNTS), Arg("amount", "int", lo=1, hi=10_000),
+            group="request", help="Command: put money into an account.")
+    def do_deposit(self, account: str, amount: int) -> None:
+        self._client_command("deposit", account, amount)
+
+    @action("withdraw", Arg("account", "word", choices=ACCOUNTS), Arg("amount", "int", lo=1, hi=10_000),
+            group="request", help="Command: take money out; the write side rejects an overdraft.")
+    def do_withdraw(self, account: str, amount: int) -> None:
+        self._client_command("withdraw", account, amount)
+
+    @action("query", Arg("account", "word", choices=ACCOUNTS), Arg("replica", "text", optional=True),
+            group="request", help="Query: ask a read model for a balance (the next one, or the one you name).")
+    def do_query(self, account: str, replica: str | None) -> None:
+        if replica is not None and replica not in self.replica_ids():
+            raise SimError(f"no read model '{replica}' (read models: {', '.join(self.replica_ids())})")
+        self.nodes["client"].query(account, replica)
+
+    @action("add-replica", help="Add a read model; it fills up from the event log (dual write: seeded once, then direct writes).")
+    def do_add_replica(self) -> None:
+        if len(self.replica_ids()) >= MAX_REPLICAS:
+            raise SimError(f"at most {MAX_REPLICAS} read models")
+        node = self.add_replica()
+        self.emit("replica-added", node=node.id, position=node.position)
+
+    @action("rebuild", Arg("replica", "text"), help="Throw a read model away and rebuild it by replaying the event log.")
+    def do_rebuild(self, replica: str) -> None:
+        if replica not in self.replica_ids():
+            raise SimError(f"no read model '{replica}' (read models: {', '.join(self.replica_ids())})")
+        node = self.nodes[replica]
+        if self.mode != "projector":
+            raise SimError("dual write has no projector to replay the log: rebuilds need mode=projector")
+        if node.status != "up":
+            raise SimError(f"{replica} is {node.status}; restart or resume it first")
+        if node.disk["rebuild"]:
+            raise SimError(f"{replica} is already rebuilding")
+        self.count("rebuilds")
+        self.emit("rebuild", node=replica, position=node.position)
+        node.start_rebuild()
