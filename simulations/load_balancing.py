@@ -557,17 +557,17 @@ class LoadBalancing(Lab):
     # -- the snapshot -------------------------------------------------------------------
     def view(self) -> dict:
         lb = self.active()
-        layout = {"client": [6, 50], "lb": [32, 40]}
+        layout = {"client": [6, 50], "lb": [30, 50]}
         edges = [["client", "lb"]]
         if "lb2" in self.nodes:
-            layout["lb2"] = [32, 70]
+            layout["lb2"] = [30, 80]
             edges += [["client", "lb2"], ["lb", "lb2"]]
         replicas = []
-        for pool, (top, bottom) in (("frontend", (10, 38)), ("api", (55, 92))):
+        for pool, y, (left, right) in (("frontend", 16, (60, 90)), ("api", 84, (52, 94))):
             members = self.pools[pool]
             for i, r in enumerate(members):
-                y = top + (bottom - top) * (i / max(1, len(members) - 1)) if len(members) > 1 else (top + bottom) / 2
-                layout[r] = [78, round(y, 1)]
+                x = left + (right - left) * i / (len(members) - 1) if len(members) > 1 else (left + right) / 2
+                layout[r] = [round(x, 1), y]
                 for b in self.balancers():
                     edges.append([b, r])
                 node = self.nodes[r]
