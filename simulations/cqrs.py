@@ -106,7 +106,7 @@ class WriteSide(Node):
         balances[account] += delta
         self.lab.emit("appended", pos=event["seq"], type=event["type"], account=account, delta=delta,
                       balance=balances[account])
-        self.send(client, "ACCEPTED", cmd=cmd["cmd"], seq=event["seq"])
+        self.send(client, "ACCEPTED", cmd=cmd["cmd"], pos=event["seq"])
         if self.lab.mode == "projector":
             self.send("projector", "NEW", end=len(self.log))
 
