@@ -76,9 +76,12 @@ class Coordinator(Node):
             self.set_timer("recover", 0)  # first thing after the restart
 
     def view(self) -> dict:
-        open_txs = [tx for tx, s in self.txs.items() if not s["done"]] if self.status != "down" else []
-        label = f"{len(open_txs)} open · log {len(self.disk['log'])}"
-        return {"open": open_txs, "label": label}
+        records = f"log {len(self.disk['log'])}"
+        if self.status == "down":
+            return {"open": [], "label": f"down · {records}"}
+        open_txs = [tx for tx, s in self.txs.items() if not s["done"]]
+        label = f"open {','.join(open_txs[-2:])}" if open_txs else "idle"
+        return {"open": open_txs, "label": f"{label} · {records}"}
 
     def log(self, tx: str, rec: str, **extra) -> None:
         """A forced write to the durable log: it survives a crash."""
