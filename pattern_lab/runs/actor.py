@@ -20,6 +20,8 @@ no gap or repeat in the sequence numbers.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 
 from django.conf import settings
@@ -33,6 +35,10 @@ from .frames import FrameBuilder, node_actions
 from .models import Command, Run
 
 log = logging.getLogger(__name__)
+
+# Set when the worker is asked to shut down: actors hand their runs back at
+# once (releasing the lease) so another worker takes over without waiting.
+SHUTDOWN = threading.Event()
 
 
 class LeaseLost(Exception):
@@ -57,7 +63,8 @@ class Actor:
         if not self.r.set(keys.lease(self.run_id), token, nx=True, px=self.lease_ms):
             return False
         self.token = token
-        self.r.delete(keys.starting(self.run_id))
+        self.r.pipeline().delete(keys.starting(self.run_id)).set(
+            keys.worker(self.run_id), os.getpid(), ex=keys.FRAME_TTL_S).execute()
         return True
 
     def keep_lease(self) -> None:
@@ -112,7 +119,7 @@ class Actor:
     def loop(self) -> None:
         last_seen = time.monotonic()
         next_lease = 0.0
-        while True:
+        while not SHUTDOWN.is_set():
             now = time.monotonic()
             if now >= next_lease:
                 self.keep_lease()

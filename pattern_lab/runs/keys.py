@@ -7,6 +7,7 @@ run:<id>:full     the latest full frame (sent to every socket that (re)connects)
 run:<id>:pos      "t seq" of the latest published frame (where a new actor resumes)
 run:<id>:watched  set while a daphne process has viewers of the run (TTL)
 run:<id>:starting set while an actor task is queued (de-duplicates the queueing)
+run:<id>:worker   pid of the worker process driving the run (for operators and tests)
 frames:<id>       pub/sub channel with every frame, "<seq>|<html>"
 """
 
@@ -26,6 +27,7 @@ def pos(run_id): return f"run:{run_id}:pos"
 def watched(run_id): return f"run:{run_id}:watched"
 def starting(run_id): return f"run:{run_id}:starting"
 def frames(run_id): return f"frames:{run_id}"
+def worker(run_id): return f"run:{run_id}:worker"
 
 
 @cache

@@ -118,11 +118,11 @@ def submit_command(run: Run, who: str, action, args, wait: bool = True) -> tuple
     actor's rejection, if it gave one within the wait."""
     if run.owner != who:
         raise Rejected("This run belongs to someone else. Fork it to experiment on your own copy.", 403)
+    rate_limit(run.id, who)  # before anything else: a flood of bad commands is a flood too
     if not isinstance(action, str) or not action:
         raise Rejected("a command needs an action")
     tokens = normalise_args(args)
     check_shape(lab_or_404(run.lab), action, tokens)
-    rate_limit(run.id, who)
     with transaction.atomic():
         cmd = Command.objects.create(run=run, action=action, args=tokens, author=who)
     r = keys.client()

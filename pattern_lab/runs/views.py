@@ -88,5 +88,6 @@ def export(request, run_id: str):
     cli = ["python -m simulations run", run.lab, f"--seed {run.seed}"]
     cli += [f"--param {k}={v}" for k, v in run.params.items()]
     cli += [f'--do "{c["t"]:g} {" ".join([c["action"], *c["args"]])}"' for c in commands]
-    body = {"lab": run.lab, "params": run.params, "seed": run.seed, "commands": commands, "cli": " ".join(cli)}
+    body = {"lab": run.lab, "params": run.params, "seed": run.seed, "status": run.status, "sim_t": run.sim_t,
+            "commands": commands, "cli": " ".join(cli)}
     return HttpResponse(json.dumps(body, indent=2), content_type="application/json")
