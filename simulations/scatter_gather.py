@@ -392,6 +392,7 @@ class ScatterGather(Lab):
             else:
                 self.fail("time-model", detail + f": {fmt_ms(elapsed - job['plan_ms'])} late ({self.blame(job)})")
         else:
+            self.holds("time-model", f"job {job['id']} was cut short by the gather timeout: no full time to compare")
             self.fail("result-complete", f"job {job['id']} partial after {fmt_ms(elapsed)}: missing "
                       f"{', '.join(job['missing'])}")
         for loss in self.lost:
@@ -468,6 +469,12 @@ class ScatterGather(Lab):
         job = self.current_job()
         if not job or job["status"] != "running":
             return
+        # A task sent to a worker that is down (it crashed before the task arrived) is lost too.
+        for res in [r for r, _ in RESOLUTIONS if r not in job["results"]]:
+            worker = job["tasks"][res]["worker"]
+            if worker and self.nodes[worker].status == "down" and not any(
+                    x["res"] == res and x["worker"] == worker for x in self.lost):
+                self.lost.append({"res": res, "worker": worker, "at": round(self.now, 3)})
         for loss in self.lost:
             task = job["tasks"][loss["res"]]
             stuck = loss["res"] not in job["results"] and task["worker"] in (loss["worker"], None)
@@ -519,12 +526,12 @@ class ScatterGather(Lab):
         workers = self.worker_ids()
         # The coordinator on the left, the workers in one column (up to 4) or two on the right.
         layout = {"coordinator": [14, 50]}
-        columns = 1 if len(workers) <= 4 else 2
+        columns = -(-len(workers) // 3)  # at most three rows, so labels never overlap
         per_column = -(-len(workers) // columns)
         for i, w in enumerate(workers):
             col, row = divmod(i, per_column)
-            x = 76 if columns == 1 else (58 + 30 * col)
-            layout[w] = [x, round(12 + 76 * (row + 0.5) / per_column, 1)]
+            x = 74 if columns == 1 else round(50 + 40 * col / (columns - 1))
+            layout[w] = [x, round(8 + 88 * (row + 0.5) / per_column, 1)]
         job = self.current_job()
         return {
             "layout": layout,

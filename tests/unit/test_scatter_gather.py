@@ -60,6 +60,24 @@ def test_crashed_worker_task_is_redone_elsewhere(seed):
     assert not check(lab, "time-model")["ok"] and "lost with w1" in check(lab, "time-model")["detail"]
 
 
+def test_worker_that_crashed_before_its_task_arrived_is_covered_too():
+    lab = run("scatter-gather", "300ms crash w1", until="5s")  # the job's TASKs are sent at 300 ms
+    j = job(lab)
+    assert any(e["kind"] == "drop" and e["dst"] == "w1" for e in lab.log)
+    assert j["status"] == "complete" and j["lost"] and j["lost"][0]["redone_by"] not in (None, "w1")
+    assert check(lab, "redone-elsewhere")["ok"] and "redone on" in check(lab, "redone-elsewhere")["detail"]
+
+
+def test_layout_keeps_at_most_three_rows():
+    for workers in (1, 3, 5, 8):
+        layout = run("scatter-gather", until="100ms", workers=workers).snapshot()["layout"]
+        rows = {}
+        for node, (x, y) in layout.items():
+            if node != "coordinator":
+                rows.setdefault(x, []).append(y)
+        assert all(len(ys) <= 3 for ys in rows.values())
+
+
 def test_sequential_crash_moves_on_to_another_worker():
     lab = run("scatter-gather", "1.5s crash w1", seed=1, until="9s", mode="sequential")
     j = job(lab)
