@@ -333,9 +333,10 @@ class Replica(Node):
                 self.set_timer("handoff", HANDOFF_EVERY)
 
     def view(self) -> dict:
+        hints = f"{len(self.hints)} hint{'s' if len(self.hints) != 1 else ''}"
         if self.status == "down":
-            return {"label": f"down · {len(self.hints)} hints on disk" if self.hints else "down"}
-        label = f"{len(self.data)} keys" + (f" · {len(self.hints)} hints" if self.hints else "")
+            return {"label": f"down · {hints} on disk" if self.hints else "down"}
+        label = f"{len(self.data)} key{'s' if len(self.data) != 1 else ''}" + (f" · {hints}" if self.hints else "")
         return {"label": label, "hints": len(self.hints), "suspects": list(self.suspects)}
 
 
@@ -555,9 +556,9 @@ class HintedHandoff(Lab):
         hints = [{"holder": n, "intended": h["for"], "key": h["key"], "version": h["version"], "hint": h["hint"],
                   "expires_in": max(0, round(h["stored"] + self.hint_ttl - self.now))}
                  for n in RING for h in self.nodes[n].hints][:12]
-        layout = {n: [round(50 + 38 * math.sin(math.radians(token(n))), 1),
-                      round(50 - 38 * math.cos(math.radians(token(n))), 1)] for n in RING}
-        layout["client"] = [50, 50]
+        layout = {n: [round(58 + 30 * math.sin(math.radians(token(n))), 1),
+                      round(50 - 32 * math.cos(math.radians(token(n))), 1)] for n in RING}
+        layout["client"] = [8, 50]
         return {
             "layout": layout,
             "edges": [[RING[i], RING[(i + 1) % len(RING)]] for i in range(len(RING))],
