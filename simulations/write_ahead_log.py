@@ -301,7 +301,7 @@ class Store(Node):
         self.lab.judge_recovery(self.table)
 
     def view(self) -> dict:
-        label = {"serving": f"seq {self.applied_seq} · {len(self.table)} keys",
+        label = {"serving": f"LSN {self.applied_seq} · {len(self.table)} keys",
                  "recovering": f"replaying {self.recovery['done']}/{self.recovery['total']}" if self.recovery else ""}
         return {"label": label.get(self.role or "", "power off"), "unflushed": len(self.unflushed)}
 
