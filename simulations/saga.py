@@ -530,6 +530,7 @@ class SagaLab(Lab):
             rec["ended"] = round(self.now, 3)
             self.count(status)
             self.audit_saga(rec)
+            self.note_totals()
 
     def retried(self, saga: str, service: str) -> None:
         self.count("retries")
@@ -630,6 +631,9 @@ class SagaLab(Lab):
                 counts = {s: len(self.rows_of(s, rec["id"])) for s in STEPS}
                 self.fail("completed-or-compensated",
                           f"{rec['id']} stuck {rec['status']} for {stuck_after / 1000:.0f}s with rows {counts}")
+        self.note_totals()
+
+    def note_totals(self) -> None:
         done = [r for r in self.sagas if r["status"] in FINAL]
         self.note("completed-or-compensated",
                   f"{self.metrics['completed']} completed, {self.metrics['compensated']} compensated, "
