@@ -397,9 +397,15 @@ class Network:
                 "inflight": [m.view() for m in self.inflight.values()]}
 
 
+RESERVED = ("seq", "t", "kind")
+_SEND_FIELDS = (*RESERVED, "id", "src", "dst", "type", "arrive", "copy")
+
+
 def _summary(body: dict) -> dict:
-    """Small, JSON-safe fields of a message body, copied into its event."""
-    return {k: v for k, v in body.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    """Small, JSON-safe fields of a message body, copied into its event (a
+    body field named like an event field gets a trailing underscore)."""
+    return {(k + "_" if k in _SEND_FIELDS else k): v for k, v in body.items()
+            if isinstance(v, (str, int, float, bool)) or v is None}
 
 
 # --------------------------------------------------------------------------
@@ -593,6 +599,8 @@ class Lab:
 
     def emit(self, kind: str, **fields) -> dict:
         """Record a state change.  Every event gets the next sequence number."""
+        if any(name in fields for name in RESERVED):
+            raise ValueError(f"event fields may not be named {', '.join(RESERVED)}")
         self.seq += 1
         event = {"seq": self.seq, "t": round(self.sim.now, 3), "kind": kind, **fields}
         self.pending.append(event)

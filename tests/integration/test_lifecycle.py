@@ -1,0 +1,83 @@
+"""A run's life: reconnecting viewers, idle runs stopping and coming back."""
+
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from .helpers import RECORDER, stack_redis
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def quick_idle_stack():
+    """A stack whose runs stop 3 s after their last viewer leaves."""
+    from pattern_lab.stack import Stack, free_port
+
+    var = Path(tempfile.mkdtemp(prefix="pattern-lab-idle-"))
+    env = {"PATTERN_LAB_IDLE_S": "3", "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}"}
+    s = Stack(var, port=free_port(), quiet=True, env=env, concurrency=8).start()
+    s.base_url = f"http://127.0.0.1:{s.port}"
+    yield s
+    s.stop()
+    shutil.rmtree(var, ignore_errors=True)
+
+
+def test_reconnecting_browser_gets_full_state_and_no_repeats(stack, open_lab):
+    page = open_lab("leader-election")
+    page.evaluate(RECORDER)
+    rid = page.get_attribute("[data-run-id]", "data-run-id")
+    page.click('[data-action="crash"][data-target="n5"]')
+    expect(page.locator('[data-node="n5"]')).to_have_attribute("data-status", "down")
+    # The server goes away (as in a deploy) and comes back on the same port.
+    old = stack.daphne_procs.pop()
+    old.send_signal(signal.SIGKILL)
+    old.wait()
+    expect(page.locator("[data-run-id]")).to_have_attribute("data-connected", "false")
+    seq_offline = int(page.get_attribute("[data-run-id]", "data-seq"))
+    stack.start_daphne(stack.port)
+    stack.wait_http(stack.port)
+    expect(page.locator("[data-run-id]")).to_have_attribute("data-connected", "true", timeout=20_000)
+    page.wait_for_function(f"+document.querySelector('[data-run-id]').dataset.seq > {seq_offline}")
+    # The full state came back: n5 still down, n4 leads, the run is the same.
+    expect(page.locator('[data-node="n5"]')).to_have_attribute("data-status", "down")
+    expect(page.locator('[data-node="n4"]')).to_have_attribute("data-role", "leader")
+    assert page.get_attribute("[data-run-id]", "data-run-id") == rid
+    seqs = page.evaluate("window.__seqs")
+    assert all(b >= a for a, b in zip(seqs, seqs[1:])), "data-seq went backwards"
+    shown = [int(x) for x in page.eval_on_selector_all("ol.log li", "els => els.map(e => e.dataset.seq)")]
+    assert shown == sorted(set(shown))
+
+
+def test_idle_run_stops_and_resumes_where_it_was(quick_idle_stack, browser):
+    ctx = browser.new_context(base_url=quick_idle_stack.base_url)
+    try:
+        page = ctx.new_page()
+        page.goto("/patterns/leader-election/?fresh=1")
+        page.wait_for_selector('[data-connected="true"]')
+        rid = page.get_attribute("[data-run-id]", "data-run-id")
+        page.click('[data-action="crash"][data-target="n5"]')
+        expect(page.locator('[data-node="n4"]')).to_have_attribute("data-role", "leader", timeout=15_000)
+        page.goto("about:blank")  # nobody watches any more
+        r = stack_redis(quick_idle_stack)
+        deadline = time.monotonic() + 45
+        while r.exists(f"run:{rid}:lease"):
+            assert time.monotonic() < deadline, "the idle run never stopped"
+            time.sleep(0.25)
+        scenario = page.request.get(f"/runs/{rid}/scenario.json").json()
+        assert scenario["status"] == "idle" and scenario["sim_t"] > 0
+        stopped_at = int(r.get(f"run:{rid}:pos").split()[1])
+        # Coming back resumes the same run from where it stopped.
+        page.goto(f"/patterns/leader-election/?run={rid}")
+        page.wait_for_selector('[data-connected="true"]')
+        page.wait_for_function(f"+document.querySelector('[data-run-id]').dataset.seq > {stopped_at}")
+        expect(page.locator('[data-node="n5"]')).to_have_attribute("data-status", "down")
+        expect(page.locator('[data-node="n4"]')).to_have_attribute("data-role", "leader")
+        assert r.exists(f"run:{rid}:lease")
+    finally:
+        ctx.close()
