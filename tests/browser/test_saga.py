@@ -4,12 +4,14 @@ orchestrator mid-saga; a duplicated event without idempotency breaks the check."
 import pytest
 from playwright.sync_api import expect
 
+from ..conftest import screenshot
+
 pytestmark = pytest.mark.browser
 
 WAIT = 20_000  # ms: simulated seconds pass at the run's speed
 
 
-def test_failing_price_compensates_the_saga(open_lab, screenshot):
+def test_failing_price_compensates_the_saga(open_lab):
     page = open_lab("saga")
     page.locator('[data-action="fail-step"][data-target="price"][data-args="always"]').click()
     expect(page.locator('[data-fault="price"]')).to_be_visible(timeout=WAIT)
@@ -35,7 +37,7 @@ def test_orchestrator_crash_and_restart_resumes_the_saga(open_lab):
     expect(page.locator('[data-check="resumes-from-log"]')).to_have_attribute("data-ok", "true")
 
 
-def test_duplicate_event_without_idempotency_breaks_the_check(open_lab, screenshot):
+def test_duplicate_event_without_idempotency_breaks_the_check(open_lab):
     page = open_lab("saga", mode="choreography", idempotent="off")
     page.locator('[data-action="duplicate-next"][data-target="bus"][data-args="price"]').click()
     page.locator('[data-action="create-product"]').first.click()
