@@ -44,7 +44,7 @@ from .kernel import Arg, Lab, Node, Param, SimError, action
 CLIENT_TIMEOUT = 1500  # ms the client waits for an answer
 SCAN_RETRY = 500  # ms between attempts to scan the store while rebuilding
 MAX_ITEMS = 100_000  # items the store accepts
-SHOWN_BITS = 4096  # bits drawn in the bit array (the first ones)
+SHOWN_BITS = 1024  # bits drawn in the bit array (the first ones)
 COLUMNS = 64  # bits per row in the drawing
 Z = 4.5  # the FP check allows this many standard errors
 TARGET_FP = 0.01  # "design capacity": items the filter holds at 1% with the best k
@@ -166,7 +166,7 @@ class Filter(Node):
         self.role = "filter"
         lab = self.lab
         self.bloom = Bloom(lab.m, lab.k)
-        self.last: dict | None = None  # the item last inserted or queried (for the drawing)
+        self.last: dict | None = None  # the learner's last item (for the drawing)
         self.waiting: dict[int, str] = {}  # queries waiting for the store: rid -> my answer
         self.state = "ready"
         if lab.started:  # (re)started: memory is empty, rebuild from the store first
@@ -221,7 +221,8 @@ class Filter(Node):
                 answer = "maybe"
             else:
                 answer = "definitely not"
-            self.show(item, "query", answer)
+            if body.get("learner"):
+                self.show(item, "query", answer)
             lab.answered(body["rid"], item, answer)
             if answer == "definitely not":
                 self.send("client", "ANSWER", rid=body["rid"], answer=answer)
@@ -261,13 +262,13 @@ class Client(Node):
                 item = lab.inserted[int(rng.random() * len(lab.inserted))]
             else:
                 item = lab.random_item("user")
-            self.ask("QUERY", item)
+            self.ask("QUERY", item, learner=False)
         else:  # a request nobody answered
             lab.finish(data["rid"], {"error": "no answer"})
 
-    def ask(self, kind: str, item: str) -> None:
+    def ask(self, kind: str, item: str, learner: bool = True) -> None:
         rid = self.lab.open_request(kind, item)
-        self.send("filter", kind, rid=rid, item=item)
+        self.send("filter", kind, rid=rid, item=item, learner=learner)
         self.set_timer(f"c{rid}", CLIENT_TIMEOUT, rid=rid)
 
     def on_message(self, msg) -> None:
@@ -441,7 +442,9 @@ class BloomFilterLab(Lab):
 
     # -- views -------------------------------------------------------------------------
     def view(self) -> dict:
-        bloom, m, k, n = self.filter.bloom, self.m, self.k, self.n()
+        m, k, n = self.m, self.k, self.n()
+        # A crashed filter has lost its memory: draw it empty.
+        bloom = self.filter.bloom if self.filter.status != "down" else Bloom(m, k)
         shown = min(m, SHOWN_BITS)
         runs = []
         for row in range(0, shown, COLUMNS):
@@ -455,7 +458,7 @@ class BloomFilterLab(Lab):
                     runs.append(f"M{start} {row // COLUMNS + 0.5}h{x - start}")
                 else:
                     x += 1
-        last = self.filter.last
+        last = self.filter.last if self.filter.status != "down" else None
         if last:
             last = {**last, "bits": [{**b, "x": b["pos"] % COLUMNS, "y": b["pos"] // COLUMNS,
                                       "shown": b["pos"] < shown} for b in last["bits"]]}
@@ -466,6 +469,7 @@ class BloomFilterLab(Lab):
         absent = self.metrics["false_positives"] + self.metrics["definitely_not"]
         return {
             "mode": self.mode, "m": m, "k": k, "n": n,
+            "filter_state": self.filter.state if self.filter.status != "down" else "down",
             "capacity": capacity(m),
             "fill": round(bloom.ones / m, 4),
             "bits_set": bloom.ones,
@@ -498,7 +502,7 @@ class BloomFilterLab(Lab):
         def y(fp):  # log10 from 1e-4 (bottom) to 1 (top)
             return round(h * -max(math.log10(max(fp, 1e-4)), -4) / 4, 1)
 
-        steps = [top * i / 60 for i in range(1, 61)]
+        steps = [top * i / 40 for i in range(1, 41)]
         curve = "M0 150" + "".join(f"L{x(n)} {y(formula(m, k, n))}" for n in steps)
         best = "M0 150" + "".join(
             f"L{x(n)} {y(min(formula(m, j, n) for j in range(1, 33)))}" for n in steps)

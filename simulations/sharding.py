@@ -111,7 +111,7 @@ class Shard(Node):
     def view(self) -> dict:
         lab = self.lab
         return {"keys": lab.key_count.get(self.id, 0), "color": lab.colors[self.id],
-                "label": f"{lab.key_count.get(self.id, 0)} keys · {lab.rate_of(self.id):.0f} r/s"}
+                "label": f"{lab.key_count.get(self.id, 0)} keys · {lab.rate_of(self.id):.0f}/s"}
 
     def on_message(self, msg) -> None:
         body, data = msg.body, self.disk["data"]
@@ -533,9 +533,9 @@ class Sharding(Lab):
                           "moved": moved, "total": total, "share": round(share, 4),
                           "expected": round(expected, 4), "note": plan["note"], "tolerance": round(tolerance, 4),
                           "ok": abs(share - expected) <= tolerance, "phase": "copying", "start": round(self.now, 3),
-                          "end": None}
+                          "end": None, "ms": None}
         self.count("moved", moved)
-        self.emit("rebalance", **{k: v for k, v in self.rebalance.items() if k not in ("end", "phase")})
+        self.emit("rebalance", **{k: v for k, v in self.rebalance.items() if k not in ("end", "phase", "ms")})
         detail = (f"{op} {shard}: moved {share:.1%} of keys, expected {expected:.1%} ({plan['note']}), "
                   f"tolerance ±{tolerance:.1%}")
         if self.rebalance["ok"]:
@@ -549,7 +549,7 @@ class Sharding(Lab):
         """The router switched to the new placement."""
         self.recount()
         if self.rebalance and self.rebalance["id"] == target["id"]:
-            self.rebalance.update(phase="done", end=round(self.now, 3))
+            self.rebalance.update(phase="done", end=round(self.now, 3), ms=round(self.now - self.rebalance["start"], 1))
         self.emit("rebalanced", rebalance=target["id"], shards=list(self.router.placement.shards),
                   ms=round(self.now - (self.rebalance or {}).get("start", self.now), 3))
         if target["op"] == "remove":
@@ -600,9 +600,8 @@ class Sharding(Lab):
             grid.append({"key": key, "shard": owner, "color": self.colors.get(owner, 0),
                          "moved": key in self.moved_keys})
         sids = self.shards()
-        layout = {"client": [8, 50], "router": [32, 50]}
-        for i, sid in enumerate(sids):
-            layout[sid] = [78, round(8 + 84 * (i + 0.5) / len(sids), 1)]
+        layout = {"client": [8, 49.2], "router": [52, 49.2]}
+        layout.update(zip(sids, spokes(len(sids))))
         return {
             "strategy": self.strategy,
             "vnodes": self.params["vnodes"] if self.strategy == "consistent" else None,
@@ -662,6 +661,24 @@ class Sharding(Lab):
         for i in range(count):
             client.set_timer(f"hot{self.now}:{i}", i * 1000 / count, key=key)
         self.emit("hot-key", key=key, count=count, shard=self.owners_of(key)[0])
+
+
+def spokes(n: int) -> list[list[float]]:
+    """Drawing positions for n shards spread evenly (by arc length) on an ellipse around
+    the router, leaving a gap on the left for the client.  Layout y is 0..100 (drawn 0..60)."""
+    rx, ry, cx, cy, gap = 40, 21, 52, 29.5, math.radians(38)
+    a0, a1 = math.pi + gap, 3 * math.pi - gap
+    angles = [a0 + (a1 - a0) * i / 400 for i in range(401)]
+    points = [(cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in angles]
+    length = [0.0]
+    for p, q in zip(points, points[1:]):
+        length.append(length[-1] + math.dist(p, q))
+    out, j = [], 0
+    for i in range(n):
+        while length[j] < length[-1] * (i + 0.5) / n:
+            j += 1
+        out.append([round(points[j][0], 1), round(points[j][1] / 0.6, 1)])
+    return out
 
 
 def mod_moved_share(old: list[str], new: list[str]) -> float:

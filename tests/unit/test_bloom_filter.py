@@ -134,3 +134,8 @@ def test_bad_commands_change_nothing():
         with pytest.raises(SimError):
             lab.apply(name, args)
     assert json.dumps(lab.snapshot()) == before
+
+
+def test_background_traffic_does_not_replace_the_learners_item():
+    lab = run("bloom-filter", "1s query alice", until="5s", rate=10)
+    assert lab.snapshot()["last"]["item"] == "alice"
