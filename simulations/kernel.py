@@ -250,7 +250,9 @@ class Sim:
         return self._counter
 
     def after(self, delay: float, fn: Callable, *args) -> int:
-        return self.at(self.now + delay, fn, *args)
+        self._counter += 1
+        heapq.heappush(self._heap, (self.now + (delay if delay > 0 else 0), self._counter, fn, args))
+        return self._counter
 
     def cancel(self, handle: int | None) -> None:
         if handle is not None:
@@ -262,15 +264,18 @@ class Sim:
         return self._heap[0][0] if self._heap else None
 
     def run_until(self, t: float) -> None:
-        """Do everything due at or before `t`, then set the clock to `t`."""
-        while True:
-            due = self.next_time()
-            if due is None or due > t:
-                break
-            when, _, fn, args = heapq.heappop(self._heap)
+        """Do everything due at or before `t`, in (time, order scheduled)
+        order, then set the clock to `t`."""
+        heap, cancelled, pop = self._heap, self._cancelled, heapq.heappop
+        while heap and heap[0][0] <= t:
+            when, handle, fn, args = pop(heap)
+            if cancelled and handle in cancelled:
+                cancelled.discard(handle)
+                continue
             self.now = when
             fn(*args)
-        self.now = max(self.now, t)
+        if t > self.now:
+            self.now = t
 
 
 # --------------------------------------------------------------------------
@@ -278,7 +283,7 @@ class Sim:
 # --------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     id: int
     src: str
@@ -343,7 +348,21 @@ class Network:
         lab, sim = self.lab, self.lab.sim
         self.next_id += 1
         self.sent += 1
-        msg = Message(self.next_id, src, dst, type, dict(body or {}), sim.now)
+        msg = Message(self.next_id, src, dst, type, dict(body) if body else {}, sim.now)
+        if self.partition or self.links:
+            self._send_with_faults(msg)
+            return
+        # The common case: a healthy network, one copy, a random latency.
+        lo, hi = self.latency
+        msg.arrive = arrive = round(sim.now + lo + (hi - lo) * sim.rng.random(), 3)
+        self.inflight[msg.id] = msg
+        lab.emit("send", id=msg.id, src=src, dst=dst, type=type, arrive=arrive,
+                 **(_summary(msg.body) if msg.body else {}))
+        sim.at(arrive, self._deliver, msg)
+
+    def _send_with_faults(self, msg: Message) -> None:
+        lab, sim = self.lab, self.lab.sim
+        src, dst, type = msg.src, msg.dst, msg.type
         link = self.links.get((src, dst))
         reason = None
         if not self.reachable(src, dst):
@@ -363,10 +382,10 @@ class Network:
             return
         for copy in range(copies):
             m = msg if copy == 0 else Message(msg.id, src, dst, type, dict(msg.body), sim.now)
-            m.arrive = sim.now + self.transit_time(src, dst) + copy
+            m.arrive = round(sim.now + self.transit_time(src, dst) + copy, 3)
             if copy == 0:
                 self.inflight[m.id] = m
-            lab.emit("send", id=m.id, src=src, dst=dst, type=type, arrive=round(m.arrive, 3),
+            lab.emit("send", id=m.id, src=src, dst=dst, type=type, arrive=m.arrive,
                      **({"copy": True} if copy else {}), **_summary(m.body))
             sim.at(m.arrive, self._deliver, m)
 
@@ -599,10 +618,11 @@ class Lab:
 
     def emit(self, kind: str, **fields) -> dict:
         """Record a state change.  Every event gets the next sequence number."""
-        if any(name in fields for name in RESERVED):
+        if "seq" in fields or "t" in fields or "kind" in fields:
             raise ValueError(f"event fields may not be named {', '.join(RESERVED)}")
         self.seq += 1
-        event = {"seq": self.seq, "t": round(self.sim.now, 3), "kind": kind, **fields}
+        event = {"seq": self.seq, "t": round(self.sim.now, 3), "kind": kind}
+        event.update(fields)
         self.pending.append(event)
         return event
 
