@@ -1,3 +1,5 @@
+import os
+
 from django.urls import path
 
 from pattern_lab.runs.consumers import RunConsumer
@@ -5,3 +7,8 @@ from pattern_lab.runs.consumers import RunConsumer
 websocket_urlpatterns = [
     path("ws/runs/<str:run_id>/", RunConsumer.as_asgi()),
 ]
+
+if os.environ.get("PATTERN_LAB_BENCH") == "1":  # the benchmark's baseline consumer
+    from pattern_lab.bench.stock import StockForwarder
+
+    websocket_urlpatterns.append(path("ws/bench/stock/<str:group>/", StockForwarder.as_asgi()))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from functools import cache
 
 from django.conf import settings
@@ -32,8 +33,8 @@ def panels_template(slug: str):
 
 
 @cache
-def state_template():
-    return get_template("live/state.html")
+def part_templates():
+    return {name: get_template(f"live/{name}.html") for name in ("cluster", "nodes", "checks")}
 
 
 def positions(snap: dict) -> dict[str, tuple[float, float]]:
@@ -102,7 +103,10 @@ def dots(events: list[dict]) -> list:
 
 class FrameBuilder:
     """Keeps what a run's frames need between batches (the recent log, the
-    previous seq) and renders delta and full frames."""
+    previous seq, the parts last sent) and renders delta and full frames.
+
+    A delta carries only the parts that changed since the previous frame:
+    most batches change a node or a counter, not the whole page."""
 
     def __init__(self, run_id: str, lab_cls, node_actions: list):
         self.run_id = run_id
@@ -110,11 +114,28 @@ class FrameBuilder:
         self.node_actions = node_actions
         self.recent: list[dict] = []
         self.prev_seq = 0
+        self.sent: dict[str, str] = {}
 
     def remember(self, events: list[dict]) -> None:
         keep = settings.PATTERN_LAB["LOG_EVENTS"]
         self.recent.extend(e for e in events if e["kind"] not in QUIET_KINDS)
         del self.recent[:-keep]
+
+    def parts(self, lab, snap: dict) -> dict[str, str]:
+        rid = self.run_id
+        pos = positions(snap)
+        context = {
+            "rid": rid, "snap": snap, "pos": pos, "node_actions": self.node_actions,
+            "edges": [(pos[a], pos[b]) for a, b in snap.get("edges", []) if a in pos and b in pos],
+            "faulty_links": [(pos[f["src"]], pos[f["dst"]], f) for f in snap["network"]["links"]
+                             if f["src"] in pos and f["dst"] in pos],
+            "sides": {n: i for i, side in enumerate(snap["network"]["partition"]) for n in side},
+        }
+        out = {name: tpl.render(context) for name, tpl in part_templates().items()}
+        tpl = panels_template(lab.slug)
+        out["panels"] = (f'<div id="panels-{rid}" hx-swap-oob="true" class="panels">'
+                         f'{tpl.render({"snap": snap}) if tpl else ""}</div>')
+        return out
 
     def build(self, lab, events: list[dict], clock: dict) -> tuple[int, str, str]:
         """Returns (seq, delta frame, full frame)."""
@@ -122,28 +143,21 @@ class FrameBuilder:
         snap = lab.snapshot()
         seq = snap["seq"]
         rid = self.run_id
-        pos = positions(snap)
-        state = state_template().render({
-            "rid": rid, "snap": snap, "pos": pos, "clock": clock, "node_actions": self.node_actions,
-            "edges": [(pos[a], pos[b]) for a, b in snap.get("edges", []) if a in pos and b in pos],
-            "faulty_links": [(pos[f["src"]], pos[f["dst"]], f) for f in snap["network"]["links"]
-                             if f["src"] in pos and f["dst"] in pos],
-            "sides": {n: i for i, side in enumerate(snap["network"]["partition"]) for n in side},
-        })
-        tpl = panels_template(lab.slug)
-        panels = tpl.render({"snap": snap}) if tpl else ""
+        parts = self.parts(lab, snap)
+        changed = "".join(html for name, html in parts.items() if self.sent.get(name) != html)
+        self.sent = parts
         flight = json.dumps({"dots": dots(events), "t": snap["t"], **clock}, separators=(",", ":"))
         flight = flight.replace("</", "<\\/")
+        flight = f'<script id="flight-{rid}" type="application/json" hx-swap-oob="true">{flight}</script>'
         head = (f'<div id="meta-{rid}" hx-swap-oob="true" class="meta" data-seq="{seq}" '
-                f'data-prev="{self.prev_seq}" data-kind="{{kind}}" data-t="{snap["t"]}">'
+                f'data-prev="{self.prev_seq}" data-kind="{{kind}}" data-wall="{time.time() * 1000:.1f}" '
+                f'data-t="{snap["t"]}">'
                 f'<span>t = {snap["t"] / 1000:.2f}s</span> <span>event #{seq}</span>'
                 f'<span>{"frozen" if clock.get("frozen") else str(clock.get("speed", 1)) + "×"}</span></div>')
-        body = (f'{state}<div id="panels-{rid}" hx-swap-oob="true" class="panels">{panels}</div>'
-                f'<script id="flight-{rid}" type="application/json" hx-swap-oob="true">'
-                f'{flight}</script>')
-        delta = (head.replace("{kind}", "delta") + body +
-                 f'<ol id="log-{rid}" hx-swap-oob="beforeend">{log_items(events)}</ol>')
-        full = (head.replace("{kind}", "full") + body +
+        log = log_items(events)
+        delta = (head.replace("{kind}", "delta") + changed + flight +
+                 (f'<ol id="log-{rid}" hx-swap-oob="beforeend">{log}</ol>' if log else ""))
+        full = (head.replace("{kind}", "full") + "".join(parts.values()) + flight +
                 f'<ol id="log-{rid}" hx-swap-oob="true" class="log">{log_items(self.recent)}</ol>')
         self.prev_seq = seq
         return seq, delta, full

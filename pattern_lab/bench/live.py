@@ -1,0 +1,207 @@
+"""Live measurements against a real stack: click-to-frame latency for one
+viewer, and fan-out of one run's frames to hundreds of websocket viewers,
+through our FrameHub and through a stock Channels consumer (the baseline)."""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookiejar
+import json
+import re
+import time
+import urllib.parse
+import urllib.request
+from concurrent.futures import ProcessPoolExecutor
+
+HEAD = re.compile(r'data-seq="(\d+)" data-prev="(\d+)" data-kind="(\w+)" data-wall="([\d.]+)"')
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * (len(values) - 1)))))
+    return values[k]
+
+
+class Browser:
+    """Just enough of a browser for the benchmark: cookies, CSRF, forms."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, path: str) -> str:
+        return self.opener.open(self.base + path, timeout=30).read().decode()
+
+    def cookie(self, name: str) -> str:
+        return next(c.value for c in self.jar if c.name == name)
+
+    def cookie_header(self) -> str:
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+
+    def post(self, path: str, **form) -> int:
+        req = urllib.request.Request(self.base + path, data=urllib.parse.urlencode(form).encode(),
+                                     headers={"X-CSRFToken": self.cookie("csrftoken"), "Referer": self.base + "/"})
+        try:
+            return self.opener.open(req, timeout=30).status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    def open_lab(self, slug: str, **params) -> str:
+        html = self.get(f"/patterns/{slug}/?" + urllib.parse.urlencode({**params, "fresh": 1}))
+        return re.search(r'data-run-id="(\w+)"', html).group(1)
+
+
+# ---- one viewer: click to frame ---------------------------------------------------
+
+async def click_to_frame(base: str, clicks: int = 40) -> dict:
+    import websockets
+
+    browser = Browser(base)
+    rid = browser.open_lab("leader-election")
+    url = base.replace("http", "ws") + f"/ws/runs/{rid}/"
+    latencies = []
+    async with websockets.connect(url, origin=base, additional_headers={"Cookie": browser.cookie_header()},
+                                  max_size=None, compression=None) as ws:
+        await ws.recv()  # the full state
+        for i in range(clicks):
+            action, status = ("crash", "down") if i % 2 == 0 else ("restart", "up")
+            want = f'data-node="n1" data-status="{status}"'
+            start = time.perf_counter()
+            post = asyncio.create_task(asyncio.to_thread(
+                browser.post, f"/runs/{rid}/commands/", action=action, args="n1"))
+            while True:
+                frame = await asyncio.wait_for(ws.recv(), timeout=10)
+                if want in frame:
+                    break
+            latencies.append((time.perf_counter() - start) * 1000)
+            await post
+            await asyncio.sleep(0.12)
+    return {"clicks": clicks, "p50": pct(latencies, 50), "p95": pct(latencies, 95), "max": max(latencies)}
+
+
+# ---- many viewers: fan-out -----------------------------------------------------------
+
+async def _viewers(url: str, origin: str, count: int, start_at: float, stop_at: float, linger: float):
+    import websockets
+
+    latencies: list[float] = []
+    received: list[dict] = []
+    gaps = 0
+    sem = asyncio.Semaphore(64)
+    connected = 0
+
+    async def one():
+        nonlocal gaps, connected
+        seen: dict[int, float] = {}
+        async with sem:
+            ws = await websockets.connect(url, origin=origin, max_size=None, compression=None,
+                                          open_timeout=120, ping_interval=None, max_queue=None)
+        connected += 1
+        last = None
+        try:
+            while True:
+                remaining = stop_at + linger - time.time()
+                if remaining <= 0:
+                    break
+                try:
+                    msg = await asyncio.wait_for(ws.recv(), timeout=remaining)
+                except TimeoutError:
+                    break
+                now = time.time() * 1000
+                m = HEAD.search(msg, 0, 400)
+                if not m:
+                    continue
+                seq, prev, kind, wall = int(m[1]), int(m[2]), m[3], float(m[4])
+                if kind == "delta" and last is not None and prev != last:
+                    gaps += 1
+                last = seq
+                if kind == "delta" and start_at * 1000 <= wall <= stop_at * 1000:
+                    seen[seq] = now - wall
+        finally:
+            await ws.close()
+        latencies.extend(seen.values())
+        received.append(seen)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return latencies, [sorted(r) for r in received], gaps, connected
+
+
+def run_viewers(url, origin, count, start_at, stop_at, linger):
+    return asyncio.run(_viewers(url, origin, count, start_at, stop_at, linger))
+
+
+async def _published(redis_url: str, rid: str, start_at: float, stop_at: float, relay_group: str | None):
+    """Watch the run's own frame channel: what was published in the window
+    (and, for the baseline, relay each frame into a channels-redis group)."""
+    import redis.asyncio as aioredis
+
+    layer = None
+    if relay_group:
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+    r = aioredis.Redis.from_url(redis_url)
+    ps = r.pubsub(ignore_subscribe_messages=True)
+    await ps.subscribe(f"frames:{rid}")
+    seqs = []
+    while time.time() < stop_at + 0.5:
+        msg = await ps.get_message(timeout=0.2)
+        if not msg:
+            continue
+        seq, _, frame = msg["data"].decode().partition("|")
+        m = HEAD.search(frame, 0, 400)
+        if m and start_at * 1000 <= float(m[4]) <= stop_at * 1000:
+            seqs.append(int(seq))
+        if layer:
+            await layer.group_send(relay_group, {"type": "frame", "text": frame})
+    await ps.close()
+    await r.aclose()
+    return seqs
+
+
+def fanout(base: str, redis_url: str, viewers: int, seconds: float, stock: bool, procs: int = 2,
+           lab: str = "circuit-breaker", params: dict | None = None) -> dict:
+    browser = Browser(base)
+    rid = browser.open_lab(lab, **(params or {}))
+    ws_base = base.replace("http", "ws")
+    url = f"{ws_base}/ws/bench/stock/{rid}/" if stock else f"{ws_base}/ws/runs/{rid}/"
+    connect_s = 6 + viewers / 100
+    start_at = time.time() + connect_s
+    stop_at = start_at + seconds
+    shares = [viewers // procs + (1 if i < viewers % procs else 0) for i in range(procs)]
+    with ProcessPoolExecutor(procs) as pool:
+        # One real viewer keeps the run watched (and so alive) in both modes.
+        keeper = pool.submit(run_viewers, f"{ws_base}/ws/runs/{rid}/", base, 1, start_at, stop_at, 1) if stock else None
+        jobs = [pool.submit(run_viewers, url, base, n, start_at, stop_at, 3.0) for n in shares if n]
+        published = asyncio.run(_published(redis_url, rid, start_at, stop_at, f"bench-{rid}" if stock else None))
+        results = [j.result() for j in jobs]
+        if keeper:
+            keeper.result()
+    latencies = [x for lat, _, _, _ in results for x in lat]
+    received = [r for _, recs, _, _ in results for r in recs]
+    connected = sum(c for _, _, _, c in results)
+    expected = set(published)
+    got = sum(len(expected & set(r)) for r in received)
+    lost = len(expected) * viewers - got
+    return {
+        "consumer": "stock" if stock else "hub", "viewers": viewers, "connected": connected,
+        "frames": len(expected), "deliveries": got, "lost": lost,
+        "lost_share": lost / max(1, len(expected) * viewers),
+        "p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99),
+    }
+
+
+def summarize(rows: list[dict]) -> str:
+    out = [f"{'consumer':8} {'viewers':>7} {'frames':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'lost':>7}"]
+    for r in rows:
+        out.append(f"{r['consumer']:8} {r['viewers']:>7} {r['frames']:>6} {r['p50']:>8.1f} {r['p95']:>8.1f} "
+                   f"{r['p99']:>8.1f} {r['lost_share'] * 100:>6.1f}%")
+    return "\n".join(out)
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, default=lambda o: round(o, 2) if isinstance(o, float) else str(o))
+
