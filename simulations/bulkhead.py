@@ -300,6 +300,11 @@ class Bulkhead(Lab):
         return out
 
     # -- lab actions ----------------------------------------------------------------
+    def targets(self, name: str) -> list[str]:
+        if name in ("hang", "recover"):
+            return ["B", "C"]  # the dependencies
+        return super().targets(name)
+
     @action("hang", Arg("node"), help="Make B (or C) take calls and never answer: callers wait for their timeout.")
     def do_hang(self, node_id: str) -> None:
         node = self.dependency(node_id)

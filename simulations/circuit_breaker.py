@@ -457,6 +457,11 @@ class CircuitBreaker(Lab):
         for _ in range(count):
             self.nodes["client"].request()
 
+    def targets(self, name: str) -> list[str]:
+        if name in ("fail", "recover"):
+            return ["A", "B", "C"]  # the services; the client only sends
+        return super().targets(name)
+
     @action("fail", Arg("node"), Arg("percent", "percent"),
             help="Make A, B or C answer this share of its calls with an error.")
     def do_fail(self, node_id: str, percent: int) -> None:

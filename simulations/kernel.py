@@ -689,6 +689,14 @@ class Lab:
             return str(err)
         return None
 
+    def targets(self, name: str) -> list[str]:
+        """The nodes a one-node action makes sense for (the page shows its
+        button on those nodes' rows).  Labs narrow it for their own actions."""
+        nodes = [n for n in self.nodes.values() if n.id not in self.UNFAULTABLE]
+        if self.ACTIONS[name].group == "fault":
+            return [n.id for n in nodes]
+        return [n.id for n in nodes if n.status != "down"]
+
     def snapshot(self) -> dict:
         return {
             "lab": self.slug,

@@ -378,6 +378,11 @@ class Sharding(Lab):
     def router(self) -> Router:
         return self.nodes["router"]
 
+    def targets(self, name: str) -> list[str]:
+        if name == "remove-shard":
+            return self.shards()
+        return super().targets(name)
+
     def shards(self) -> list[str]:
         return [n for n in self.nodes if n.startswith("s")]
 

@@ -25,7 +25,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections
 
 from simulations import get_lab
 from simulations.kernel import replay
@@ -142,33 +142,37 @@ class Actor:
             if not item:
                 break
             signals.update(x.decode() for x in item)
-        # Whatever woke us, look at both: it is two cheap queries.
         self.lab.run_until(self.target())
-        run = Run.objects.only("speed", "frozen", "fence").get(id=self.run_id)
-        if run.fence != self.token:
-            raise LeaseLost(self.run_id)
-        if (run.speed, run.frozen) != (self.speed, self.frozen):
-            self.speed, self.frozen = run.speed, run.frozen
-            self.anchor()
-            self.flush(force=True)
+        if "ctl" in signals:
+            run = Run.objects.only("speed", "frozen", "fence").get(id=self.run_id)
+            if run.fence != self.token:
+                raise LeaseLost(self.run_id)
+            if (run.speed, run.frozen) != (self.speed, self.frozen):
+                self.speed, self.frozen = run.speed, run.frozen
+                self.anchor()
+                self.flush(force=True)
         self.apply_pending()
 
     def apply_pending(self) -> None:
-        for cmd in Command.objects.filter(run_id=self.run_id, t=None).order_by("id"):
-            t = self.lab.now
-            with transaction.atomic():
-                # Write-ahead: the time is stored before the command touches the
-                # simulation, and only while this actor's fence is the run's fence.
-                claimed = Command.objects.filter(
-                    id=cmd.id, t=None, run__fence=self.token).update(t=t)
-            if not claimed:
-                raise LeaseLost(self.run_id)
+        pending = list(Command.objects.filter(run_id=self.run_id, t=None).order_by("id"))
+        if not pending:
+            return
+        t = self.lab.now
+        # Write-ahead: the time is stored before the commands touch the
+        # simulation, and only while this actor's fence is the run's fence.
+        claimed = Command.objects.filter(
+            id__in=[c.id for c in pending], t=None, run__fence=self.token).update(t=t)
+        if claimed != len(pending):
+            raise LeaseLost(self.run_id)
+        verdicts = self.r.pipeline()
+        for cmd in pending:
             error = self.lab.command(cmd.action, list(cmd.args))
             if error:
                 Command.objects.filter(id=cmd.id).update(error=error[:300])
-            verdict = f"cmd:{cmd.id}:verdict"
-            self.r.pipeline().rpush(verdict, error or "").expire(verdict, 10).execute()
-            self.flush(force=True)
+            key = f"cmd:{cmd.id}:verdict"
+            verdicts.rpush(key, error or "").expire(key, 10)
+        self.flush(force=True)
+        verdicts.execute()
 
     def flush(self, force: bool = False) -> None:
         events = self.lab.drain()

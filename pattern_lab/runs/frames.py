@@ -20,7 +20,14 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.utils.html import escape
 
-QUIET_KINDS = {"send"}  # drawn as moving dots, not written in the log
+QUIET_KINDS = {"send"}
+# When the palette's one-node faults apply, by the node's status.
+FAULT_WHEN = {
+    "crash": lambda status: status != "down",
+    "restart": lambda status: status == "down",
+    "pause": lambda status: status == "up",
+    "resume": lambda status: status == "paused",
+}  # drawn as moving dots, not written in the log
 MAX_DOTS = 60
 
 
@@ -121,11 +128,22 @@ class FrameBuilder:
         self.recent.extend(e for e in events if e["kind"] not in QUIET_KINDS)
         del self.recent[:-keep]
 
+    def buttons(self, lab) -> dict[str, list[dict]]:
+        """Per node, the one-node actions that make sense for it right now."""
+        out: dict[str, list[dict]] = {n: [] for n in lab.nodes}
+        for a in self.node_actions:
+            for node_id in lab.targets(a["name"]):
+                status = lab.nodes[node_id].status if node_id in lab.nodes else None
+                if status is None or not FAULT_WHEN.get(a["name"], lambda s: True)(status):
+                    continue
+                out[node_id].append(a)
+        return out
+
     def parts(self, lab, snap: dict) -> dict[str, str]:
         rid = self.run_id
         pos = positions(snap)
         context = {
-            "rid": rid, "snap": snap, "pos": pos, "node_actions": self.node_actions,
+            "rid": rid, "snap": snap, "pos": pos, "buttons": self.buttons(lab),
             "edges": [(pos[a], pos[b]) for a, b in snap.get("edges", []) if a in pos and b in pos],
             "faulty_links": [(pos[f["src"]], pos[f["dst"]], f) for f in snap["network"]["links"]
                              if f["src"] in pos and f["dst"] in pos],

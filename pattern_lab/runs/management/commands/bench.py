@@ -1,0 +1,111 @@
+"""python manage.py bench: the numbers the README quotes, measured here and now.
+
+Sections (all by default; pick with --only):
+  kernel   kernel events/s against SimPy on the same small model
+  replay   replay time of a 1,000-command run
+  frames   what one frame costs the worker, per lab
+  click    click-to-frame latency for one viewer (real stack)
+  fanout   one run's frames to 200/500/1,000 viewers: our FrameHub and a
+           stock Channels consumer (the baseline), p50/p95/p99 and frames lost
+"""
+
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+SECTIONS = ("kernel", "replay", "frames", "click", "fanout")
+
+
+class Command(BaseCommand):
+    help = "Measure kernel speed, replay time, frame cost, click-to-frame latency and websocket fan-out."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
+        parser.add_argument("--viewers", default="200,500,1000")
+        parser.add_argument("--seconds", type=float, default=10.0, help="measuring window per fan-out run")
+        parser.add_argument("--daphnes", type=int, default=1, help="daphne processes serving the viewers")
+        parser.add_argument("--no-stock", action="store_true", help="skip the stock-consumer baseline")
+        parser.add_argument("--lab", default="", help="lab for the fan-out run (default: the costliest frames)")
+        parser.add_argument("--out", default=str(settings.VAR_DIR / "bench.json"))
+
+    def say(self, text=""):
+        self.stdout.write(text)
+        self.stdout.flush()
+
+    def handle(self, *args, only, viewers, seconds, daphnes, no_stock, lab, out, **opts):
+        want = {s.strip() for s in only.split(",") if s.strip()}
+        results: dict = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cores": __import__("os").cpu_count()}
+
+        if "kernel" in want:
+            from pattern_lab.bench.kernel import kernel_vs_simpy
+
+            k = results["kernel"] = kernel_vs_simpy()
+            self.say("Kernel against SimPy (hops per CPU second, 8-node token ring, 200 s simulated)")
+            self.say(f"  scheduler alone   {k['scheduler']:>10,.0f}   SimPy timeouts        {k['simpy']:>10,.0f}"
+                     f"   ratio {k['scheduler_ratio']:.2f}x")
+            self.say(f"  whole kernel      {k['kernel']:>10,.0f}   SimPy, same messages  {k['simpy_network']:>10,.0f}"
+                     f"   ratio {k['kernel_ratio']:.2f}x\n")
+
+        if "replay" in want:
+            from pattern_lab.bench.kernel import replay_time
+
+            rows = results["replay"] = [replay_time(slug) for slug in ("leader-election", "circuit-breaker")]
+            self.say("Replay of a 1,000-command run")
+            for r in rows:
+                self.say(f"  {r['lab']:<18} {r['events']:>6} events over {r['sim_s']:.0f} s simulated:"
+                         f" median {r['median_ms']:.0f} ms, max {r['max_ms']:.0f} ms")
+            self.say()
+
+        if "frames" in want or ("fanout" in want and not lab):
+            from pattern_lab.bench.frames import frame_costs
+
+            rows = results["frames"] = frame_costs()
+            if "frames" in want:
+                self.say("Frame cost in the worker, per lab (10 frames a second, 20 s simulated)")
+                self.say(f"  {'lab':<18} {'events/s':>8} {'render p50':>10} {'p95':>6} {'delta frame':>11}")
+                for r in rows:
+                    self.say(f"  {r['lab']:<18} {r['events_per_s']:>8.1f} {r['render_p50_ms']:>8.1f}ms"
+                             f" {r['render_p95_ms']:>4.1f}ms {r['frame_kb']:>8.1f} KB")
+                self.say()
+            lab = lab or max(rows, key=lambda r: r["frame_kb"] * r["events_per_s"])["lab"]
+
+        if want & {"click", "fanout"}:
+            self.live(results, want, viewers, seconds, daphnes, no_stock, lab or "circuit-breaker")
+
+        Path(out).write_text(json.dumps(results, indent=2, default=str))
+        self.say(f"Figures saved to {out}")
+
+    def live(self, results, want, viewers, seconds, daphnes, no_stock, lab):
+        from pattern_lab.bench.live import click_to_frame, fanout, summarize
+        from pattern_lab.stack import Stack, free_port
+
+        var = Path(tempfile.mkdtemp(prefix="pattern-lab-bench-"))
+        env = {"PATTERN_LAB_BENCH": "1", "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}"}
+        stack = Stack(var, port=free_port(), quiet=True, env=env, daphnes=daphnes, redis_url=None)
+        self.say(f"Starting a private stack (Redis, 1 Celery worker, {daphnes} daphne) in {var} …")
+        stack.start()
+        base = f"http://127.0.0.1:{stack.port}"
+        try:
+            if "click" in want:
+                c = results["click"] = asyncio.run(click_to_frame(base))
+                self.say(f"Click to frame, one viewer ({c['clicks']} commands via POST, frame over the socket):"
+                         f" p50 {c['p50']:.1f} ms, p95 {c['p95']:.1f} ms, max {c['max']:.1f} ms\n")
+            if "fanout" in want:
+                rows = results["fanout"] = []
+                self.say(f"Fan-out of one {lab} run's frames ({seconds:.0f} s window each)")
+                for n in [int(v) for v in viewers.split(",") if v.strip()]:
+                    for stock in ([False] if no_stock else [False, True]):
+                        row = fanout(base, stack.redis_url, n, seconds, stock, lab=lab)
+                        rows.append(row)
+                        self.say(f"  {row['consumer']:5} {n:>5} viewers: p50 {row['p50']:.1f} ms, p95 {row['p95']:.1f} ms,"
+                                 f" p99 {row['p99']:.1f} ms, {row['frames']} frames, lost {row['lost_share'] * 100:.1f}%")
+                self.say("\n" + summarize(rows) + "\n")
+        finally:
+            stack.stop()
+            shutil.rmtree(var, ignore_errors=True)
