@@ -524,14 +524,20 @@ class ScatterGather(Lab):
     # -- the page -------------------------------------------------------------------------------
     def view(self) -> dict:
         workers = self.worker_ids()
-        # The coordinator on the left, the workers in one column (up to 4) or two on the right.
+        # The coordinator on the left.  Up to three workers stand in one column on the
+        # right; more go into two rows (above and below the coordinator's line), so
+        # no edge from the coordinator runs through another worker.
         layout = {"coordinator": [14, 50]}
-        columns = -(-len(workers) // 3)  # at most three rows, so labels never overlap
-        per_column = -(-len(workers) // columns)
-        for i, w in enumerate(workers):
-            col, row = divmod(i, per_column)
-            x = 74 if columns == 1 else round(50 + 40 * col / (columns - 1))
-            layout[w] = [x, round(8 + 88 * (row + 0.5) / per_column, 1)]
+        if len(workers) <= 3:
+            for i, w in enumerate(workers):
+                layout[w] = [74, round(8 + 88 * (i + 0.5) / len(workers), 1)]
+        else:
+            top = -(-len(workers) // 2)
+            step = 48 / (top - 1)
+            for row, members in enumerate((workers[:top], workers[top:])):
+                first = 44 + step * (top - len(members)) / 2  # a shorter row sits in the gaps
+                for i, w in enumerate(members):
+                    layout[w] = [round(first + step * i, 1), 17 if row == 0 else 83]
         job = self.current_job()
         return {
             "layout": layout,
