@@ -551,11 +551,20 @@ class ServiceRegistry(Lab):
     def view(self) -> dict:
         registry = self.registry()
         insts = self.instances()
-        layout = {"registry": [50, 10], "c1": [8, 40], "c2": [8, 75]}
+        layout = {"registry": [36, 17], "c1": [8, 44], "c2": [8, 80]}
         edges = []
+        # Instances in one column on the right; five or more in two columns, the second
+        # one shifted down half a row so the registry's lines pass between the first.
+        rows = len(insts) if len(insts) <= 4 else -(-len(insts) // 2)
+        full = len(insts) > 4 and len(insts) == 2 * rows  # the shifted column has a full set of rows
+        step = 64 / max(1, rows - 1) if not full else 64 / (rows - 0.5)
         for i, node in enumerate(insts):
-            y = 22 + (70 * i / max(1, len(insts) - 1) if len(insts) > 1 else 35)
-            layout[node.id] = [86, round(y, 1)]
+            col, row = divmod(i, rows)
+            if len(insts) <= 4:
+                x, y = 86, (20 + step * row if rows > 1 else 52)
+            else:
+                x, y = (66, 20 + step * row) if col == 0 else (90, 20 + step * (row + 0.5))
+            layout[node.id] = [x, round(y, 1)]
             edges.append([node.id, "registry"])
         if self.mode == "server-side":
             layout["lb"] = [46, 58]
