@@ -127,8 +127,8 @@ class Replica(Node):
         stats = self.lab.stats.get(self.id, {})
         lat = stats.get("latency")
         return {"pool": self.lab.pool_of(self.id), "weight": self.lab.weights.get(self.id, 1),
-                "label": f"w{self.lab.weights.get(self.id, 1)} · {stats.get('picks', 0)} req"
-                         + (f" · {lat:.0f}ms" if lat is not None else "")}
+                "label": (f"w{self.lab.weights.get(self.id, 1)} · " if self.lab.algorithm == "weighted" else "")
+                         + f"{stats.get('picks', 0)} req" + (f" · {lat:.0f}ms" if lat is not None else "")}
 
 
 class Balancer(Node):
@@ -563,7 +563,7 @@ class LoadBalancing(Lab):
             layout["lb2"] = [30, 80]
             edges += [["client", "lb2"], ["lb", "lb2"]]
         replicas = []
-        for pool, y, (left, right) in (("frontend", 16, (60, 90)), ("api", 84, (52, 94))):
+        for pool, y, (left, right) in (("frontend", 16, (60, 88)), ("api", 84, (44, 88))):
             members = self.pools[pool]
             for i, r in enumerate(members):
                 x = left + (right - left) * i / (len(members) - 1) if len(members) > 1 else (left + right) / 2
