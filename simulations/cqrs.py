@@ -384,10 +384,10 @@ class Cqrs(Lab):
                      "behind": self.behind(self.nodes[r]), "model": self.nodes[r].model,
                      "matches": self.nodes[r].model == projection,
                      "rebuilding": bool(self.nodes[r].disk["rebuild"])} for r in self.replica_ids()]
-        layout = {"client": [8, 72], "write": [30, 24], "projector": [58, 24]}
+        layout = {"client": [8, 84], "write": [30, 22], "projector": [60, 22]}
         ids = self.replica_ids()
         for i, r in enumerate(ids):
-            layout[r] = [88, 20 + 60 * i / (len(ids) - 1) if len(ids) > 1 else 50]
+            layout[r] = [88, 20 + 64 * i / (len(ids) - 1) if len(ids) > 1 else 50]
         source = "projector" if self.mode == "projector" else "write"
         edges = [["client", "write"]] + ([["write", "projector"]] if self.mode == "projector" else [])
         edges += [[source, r] for r in ids] + [["client", r] for r in ids]
