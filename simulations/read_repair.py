@@ -374,10 +374,11 @@ class ReadRepair(Lab):
         behind = [n for n in answered if self.nodes[n].version(key) < newest]
         if behind:
             self.fail("answered-replicas-newest", f"{VERIFY_AFTER}ms after reading {key}, "
-                                                  f"{', '.join(behind)} still hold an older version than v{newest} "
+                                                  f"{', '.join(behind)} still {'holds' if len(behind) == 1 else 'hold'} an older version than v{newest} "
                                                   f"(mode {self.mode})")
         elif self.checks["answered-replicas-newest"].ok:
-            self.checks["answered-replicas-newest"].detail = f"{key}: {', '.join(answered)} hold v{newest}"
+            self.checks["answered-replicas-newest"].detail = (f"{key}: {', '.join(answered)} "
+                                                                  f"{'holds' if len(answered) == 1 else 'hold'} v{newest}")
 
     # -- actions ---------------------------------------------------------------------------
     def require_coordinator(self) -> None:
