@@ -514,14 +514,14 @@ class WriteAheadLog(Lab):
             raise SimError("db is still recovering; checkpoint once it serves again")
         self.db.checkpoint()
 
-    @action("corrupt", Arg("seq", "int", lo=1), help="Flip a bit in a flushed record on disk (bit rot).")
+    @action("corrupt", Arg("lsn", "int", lo=1), help="Flip a bit in the flushed record with this LSN (bit rot).")
     def do_corrupt(self, seq: int) -> None:
         records = [r for s in self.db.disk["segments"] for r in s["records"]]
         record = next((r for r in records if r["seq"] == seq and not r["damage"]), None)
         if record is None:
             on_disk = sorted({r["seq"] for r in records if not r["damage"]})
             where = f"{on_disk[0]}..{on_disk[-1]}" if on_disk else "none yet"
-            raise SimError(f"no intact record {seq} on disk (flushed seqs: {where}); buffered records are not on disk")
+            raise SimError(f"no intact record with LSN {seq} on disk (flushed LSNs: {where}); buffered records are not on disk")
         last = record["payload"][-1]
         record["payload"] = record["payload"][:-1] + chr(ord(last) ^ 1)  # one flipped bit
         record["damage"] = "corrupted"
@@ -549,7 +549,7 @@ class WriteAheadLog(Lab):
         self.emit("tear", lsn=record["seq"], payload=torn["payload"])
         self.do_crash("db")
 
-    @action("duplicate", Arg("seq", "int", lo=1), help="Append a second copy of record seq to the log (a retried append).")
+    @action("duplicate", Arg("lsn", "int", lo=1), help="Append a second copy of the record with this LSN to the log (a retried append).")
     def do_duplicate(self, seq: int) -> None:
         self.require_store()
         db = self.db
@@ -558,8 +558,8 @@ class WriteAheadLog(Lab):
         records = [r for s in db.disk["segments"] for r in s["records"]] + db.unflushed
         original = next((r for r in records if r["seq"] == seq and not r["damage"]), None)
         if original is None:
-            raise SimError(f"no record {seq} in the log (it may be below the low-water mark); "
-                           f"current seqs end at {db.next_seq - 1}")
+            raise SimError(f"no record with LSN {seq} in the log (it may be below the low-water mark); "
+                           f"the latest LSN is {db.next_seq - 1}")
         copy = dict(original, copy=True)
         db.append(copy)
         self.emit("duplicate", lsn=seq, segment=copy["segment"])
