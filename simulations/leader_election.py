@@ -23,6 +23,8 @@ first); the ring costs about 2n token hops.
 
 from __future__ import annotations
 
+import math
+
 from .kernel import Arg, Lab, Node, Param, SimError, action
 
 HEARTBEAT_EVERY = 300  # ms between the leader's heartbeats
@@ -237,7 +239,23 @@ class LeaderElection(Lab):
             self.current = None
 
     def view(self) -> dict:
-        return {"algorithm": self.algorithm, "elections": self.elections}
+        # The nodes in ring order, clockwise: on an oval with n1 at the top, or, from
+        # seven nodes on, in two rows (left to right, then back), so labels have room.
+        # The ring algorithm also draws the ring's links.
+        ids = list(self.nodes)
+        layout = {}
+        top = -(-len(ids) // 2)
+        for i, node_id in enumerate(ids):
+            if len(ids) <= 6:
+                angle = 2 * math.pi * i / len(ids) - math.pi / 2
+                layout[node_id] = [round(50 + 36 * math.cos(angle), 1), round(50 + 32 * math.sin(angle), 1)]
+            elif i < top:
+                layout[node_id] = [round(10 + 80 * i / (top - 1), 1), 20]
+            else:
+                step, bottom = 80 / (top - 1), len(ids) - top  # a shorter bottom row sits in the gaps
+                layout[node_id] = [round(90 - step * ((top - bottom) / 2 + i - top), 1), 80]
+        edges = [[a, ids[(i + 1) % len(ids)]] for i, a in enumerate(ids)] if self.algorithm == "ring" else []
+        return {"algorithm": self.algorithm, "elections": self.elections, "layout": layout, "edges": edges}
 
     # -- checks -------------------------------------------------------------------
     def after_fault(self, fault: str, node_id: str | None) -> None:
