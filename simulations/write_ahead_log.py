@@ -364,7 +364,7 @@ class WriteAheadLog(Lab):
         Param("segment_size", 6, "Records per log segment.", lo=2, hi=40),
         Param("checkpoint_every", 20, "Take a checkpoint every this many writes (0 = only when asked).", lo=0, hi=500),
         Param("rate", 4, "Background writes per second from the client (0 = only yours).", lo=0, hi=20),
-        Param("replay", "checked", "checked: verify CRCs and skip seqs already applied; naive: apply every record.",
+        Param("replay", "checked", "checked: verify CRCs and skip LSNs already applied; naive: apply every record.",
               choices=("checked", "naive")),
     )
     FAULTS = ("crash", "restart", "pause", "resume", "delay", "slow", "drop-next", "duplicate-next")
@@ -443,7 +443,7 @@ class WriteAheadLog(Lab):
         self.lost_reported += seqs
         self.count("lost_acked", len(seqs))
         shown = ", ".join(str(s) for s in seqs[:6]) + ("..." if len(seqs) > 6 else "")
-        self.fail("no-acked-write-lost", f"{how} lost {len(seqs)} acknowledged writes (seq {shown})")
+        self.fail("no-acked-write-lost", f"{how} lost {len(seqs)} acknowledged writes (LSN {shown})")
 
     def expected_state(self) -> tuple[dict, list[int]]:
         """The last durable state, from the lab's own records: the checkpoint,
