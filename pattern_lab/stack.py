@@ -5,6 +5,7 @@ integration and browser tests, so both exercise the same code path."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -124,8 +125,19 @@ class Stack:
         finally:
             app.close()
 
+    def lock(self) -> None:
+        """One stack per var directory: a second one would share (and, when
+        it stops, delete) the first one's Redis socket."""
+        self._lock = open(self.var_dir / "stack.lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise StackError(f"another Pattern Lab is already running from {self.var_dir}; stop it first "
+                             "(or give this one its own folder with PATTERN_LAB_VAR)") from None
+
     # -- all together --------------------------------------------------------------
     def start(self) -> Stack:
+        self.lock()
         try:
             self.start_redis()
             self.migrate()
@@ -157,6 +169,8 @@ class Stack:
         if self.redis_proc and self.redis_proc.poll() is None:
             self.redis_proc.terminate()
             self.redis_proc.wait(timeout=5)
+        if getattr(self, "_lock", None):
+            self._lock.close()
 
     def __enter__(self):
         return self.start()

@@ -7,11 +7,14 @@ from __future__ import annotations
 import asyncio
 import http.cookiejar
 import json
+import multiprocessing
 import re
 import time
 import urllib.parse
 import urllib.request
 from concurrent.futures import ProcessPoolExecutor
+
+from .wsclient import run_viewers
 
 HEAD = re.compile(r'data-seq="(\d+)" data-prev="(\d+)" data-kind="(\w+)" data-wall="([\d.]+)"')
 
@@ -84,65 +87,18 @@ async def click_to_frame(base: str, clicks: int = 40) -> dict:
 
 # ---- many viewers: fan-out -----------------------------------------------------------
 
-async def _viewers(url: str, origin: str, count: int, start_at: float, stop_at: float, linger: float):
-    import websockets
-
-    latencies: list[float] = []
-    received: list[dict] = []
-    gaps = 0
-    sem = asyncio.Semaphore(64)
-    connected = 0
-
-    async def one():
-        nonlocal gaps, connected
-        seen: dict[int, float] = {}
-        async with sem:
-            ws = await websockets.connect(url, origin=origin, max_size=None, compression=None,
-                                          open_timeout=120, ping_interval=None, max_queue=None)
-        connected += 1
-        last = None
-        try:
-            while True:
-                remaining = stop_at + linger - time.time()
-                if remaining <= 0:
-                    break
-                try:
-                    msg = await asyncio.wait_for(ws.recv(), timeout=remaining)
-                except TimeoutError:
-                    break
-                now = time.time() * 1000
-                m = HEAD.search(msg, 0, 400)
-                if not m:
-                    continue
-                seq, prev, kind, wall = int(m[1]), int(m[2]), m[3], float(m[4])
-                if kind == "delta" and last is not None and prev != last:
-                    gaps += 1
-                last = seq
-                if kind == "delta" and start_at * 1000 <= wall <= stop_at * 1000:
-                    seen[seq] = now - wall
-        finally:
-            await ws.close()
-        latencies.extend(seen.values())
-        received.append(seen)
-
-    await asyncio.gather(*(one() for _ in range(count)))
-    return latencies, [sorted(r) for r in received], gaps, connected
-
-
-def run_viewers(url, origin, count, start_at, stop_at, linger):
-    return asyncio.run(_viewers(url, origin, count, start_at, stop_at, linger))
-
-
 async def _published(redis_url: str, rid: str, start_at: float, stop_at: float, relay_group: str | None):
     """Watch the run's own frame channel: what was published in the window
     (and, for the baseline, relay each frame into a channels-redis group)."""
     import redis.asyncio as aioredis
 
     layer = None
-    if relay_group:
-        from channels.layers import get_channel_layer
+    if relay_group:  # the same channel layer the server uses, on the stack's Redis
+        from channels_redis.core import RedisChannelLayer
+        from django.conf import settings
 
-        layer = get_channel_layer()
+        config = {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [redis_url]}
+        layer = RedisChannelLayer(**config)
     r = aioredis.Redis.from_url(redis_url)
     ps = r.pubsub(ignore_subscribe_messages=True)
     await ps.subscribe(f"frames:{rid}")
@@ -163,31 +119,39 @@ async def _published(redis_url: str, rid: str, start_at: float, stop_at: float, 
 
 
 def fanout(base: str, redis_url: str, viewers: int, seconds: float, stock: bool, procs: int = 2,
-           lab: str = "circuit-breaker", params: dict | None = None) -> dict:
+           lab: str = "circuit-breaker", params: dict | None = None, servers: int = 1) -> dict:
+    """`viewers` sockets on one run, spread evenly over `servers` daphne
+    processes on consecutive ports (as a load balancer would spread them)."""
     browser = Browser(base)
     rid = browser.open_lab(lab, **(params or {}))
     ws_base = base.replace("http", "ws")
-    url = f"{ws_base}/ws/bench/stock/{rid}/" if stock else f"{ws_base}/ws/runs/{rid}/"
+    host, _, port = ws_base.rpartition(":")
+    bases = [f"{host}:{int(port) + i}" for i in range(servers)]
+    path = f"/ws/bench/stock/{rid}/" if stock else f"/ws/runs/{rid}/"
     connect_s = 6 + viewers / 100
     start_at = time.time() + connect_s
     stop_at = start_at + seconds
+    procs = max(procs, servers)
     shares = [viewers // procs + (1 if i < viewers % procs else 0) for i in range(procs)]
-    with ProcessPoolExecutor(procs) as pool:
+    # Spawned, not forked: the parent has threads (Celery control, Redis) a fork would copy mid-lock.
+    with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("spawn")) as pool:
         # One real viewer keeps the run watched (and so alive) in both modes.
         keeper = pool.submit(run_viewers, f"{ws_base}/ws/runs/{rid}/", base, 1, start_at, stop_at, 1) if stock else None
-        jobs = [pool.submit(run_viewers, url, base, n, start_at, stop_at, 3.0) for n in shares if n]
+        jobs = [pool.submit(run_viewers, bases[i % servers] + path, base, n, start_at, stop_at, 3.0)
+                for i, n in enumerate(shares) if n]
         published = asyncio.run(_published(redis_url, rid, start_at, stop_at, f"bench-{rid}" if stock else None))
         results = [j.result() for j in jobs]
         if keeper:
             keeper.result()
-    latencies = [x for lat, _, _, _ in results for x in lat]
-    received = [r for _, recs, _, _ in results for r in recs]
-    connected = sum(c for _, _, _, c in results)
+    latencies = [x for r in results for x in r[0]]
+    received = [rec for r in results for rec in r[1]]
+    connected = sum(r[3] for r in results)
+    dropped = sum(r[4] for r in results)
     expected = set(published)
     got = sum(len(expected & set(r)) for r in received)
     lost = len(expected) * viewers - got
     return {
-        "consumer": "stock" if stock else "hub", "viewers": viewers, "connected": connected,
+        "consumer": "stock" if stock else "hub", "viewers": viewers, "connected": connected, "dropped": dropped,
         "frames": len(expected), "deliveries": got, "lost": lost,
         "lost_share": lost / max(1, len(expected) * viewers),
         "p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99),

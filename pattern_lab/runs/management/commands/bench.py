@@ -22,6 +22,17 @@ from django.core.management.base import BaseCommand
 SECTIONS = ("kernel", "replay", "frames", "click", "fanout")
 
 
+def port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 class Command(BaseCommand):
     help = "Measure kernel speed, replay time, frame cost, click-to-frame latency and websocket fan-out."
 
@@ -87,8 +98,12 @@ class Command(BaseCommand):
 
         var = Path(tempfile.mkdtemp(prefix="pattern-lab-bench-"))
         env = {"PATTERN_LAB_BENCH": "1", "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}"}
-        stack = Stack(var, port=free_port(), quiet=True, env=env, daphnes=daphnes, redis_url=None)
+        port = free_port()
+        while daphnes > 1 and not all(port_free(port + i) for i in range(daphnes)):
+            port = free_port()
+        stack = Stack(var, port=port, quiet=True, env=env, daphnes=daphnes, redis_url=None)
         self.say(f"Starting a private stack (Redis, 1 Celery worker, {daphnes} daphne) in {var} …")
+        results["daphnes"] = daphnes
         stack.start()
         base = f"http://127.0.0.1:{stack.port}"
         try:
@@ -101,11 +116,16 @@ class Command(BaseCommand):
                 self.say(f"Fan-out of one {lab} run's frames ({seconds:.0f} s window each)")
                 for n in [int(v) for v in viewers.split(",") if v.strip()]:
                     for stock in ([False] if no_stock else [False, True]):
-                        row = fanout(base, stack.redis_url, n, seconds, stock, lab=lab)
+                        row = fanout(base, stack.redis_url, n, seconds, stock, lab=lab, servers=daphnes)
                         rows.append(row)
                         self.say(f"  {row['consumer']:5} {n:>5} viewers: p50 {row['p50']:.1f} ms, p95 {row['p95']:.1f} ms,"
                                  f" p99 {row['p99']:.1f} ms, {row['frames']} frames, lost {row['lost_share'] * 100:.1f}%")
                 self.say("\n" + summarize(rows) + "\n")
+        except BaseException:
+            for log in sorted(var.glob("*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                self.stderr.write(f"--- {log.name} (last lines)\n" + "\n".join(tail))
+            raise
         finally:
             stack.stop()
             shutil.rmtree(var, ignore_errors=True)
