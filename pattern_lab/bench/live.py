@@ -134,7 +134,8 @@ def fanout(base: str, redis_url: str, viewers: int, seconds: float, stock: bool,
     procs = max(procs, servers)
     shares = [viewers // procs + (1 if i < viewers % procs else 0) for i in range(procs)]
     # Spawned, not forked: the parent has threads (Celery control, Redis) a fork would copy mid-lock.
-    with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # One more process for the keeper, which watches the whole window.
+    with ProcessPoolExecutor(procs + int(stock), mp_context=multiprocessing.get_context("spawn")) as pool:
         # One real viewer keeps the run watched (and so alive) in both modes.
         keeper = pool.submit(run_viewers, f"{ws_base}/ws/runs/{rid}/", base, 1, start_at, stop_at, 1) if stock else None
         jobs = [pool.submit(run_viewers, bases[i % servers] + path, base, n, start_at, stop_at, 3.0)

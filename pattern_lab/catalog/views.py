@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.staticfiles import finders
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 
 from pattern_lab.runs.frames import node_actions
 from pattern_lab.runs.identity import uid
 from pattern_lab.runs.models import Run
-from pattern_lab.runs.services import Rejected, ensure_actor, start_run
+from pattern_lab.runs.services import Rejected, ensure_actor, fork, start_run
 from simulations import get_lab
 from simulations.kernel import SimError
 
 from .pages import grouped, pages
 
-RESERVED = {"seed", "run", "fresh"}
+RESERVED = {"seed", "run", "fresh", "compare", "vs"}
 
 
 def overview(request):
@@ -66,10 +66,36 @@ def lab_page(request, slug: str):
                 run = Run.objects.filter(owner=who, lab=slug, params=params).order_by("-created").first()
             if run is None:
                 run = start_run(slug, raw, query.get("seed"), who)
+        other = None
+        mode = compare_param(lab_cls)
+        if query.get("compare"):
+            # Side by side: a copy of this run in another mode, same seed and commands.
+            if mode is None or run.owner != who:
+                raise Rejected("This lab has no modes to compare, or the run is not yours.", 400)
+            other = fork(run, who, {mode.name: query["compare"][:40]})
+            return redirect(f"/patterns/{slug}/?run={run.id}&vs={other.id}")
+        if query.get("vs"):
+            other = Run.objects.filter(id=query["vs"][:16], lab=slug).first()
+            if other is None:
+                raise Rejected("The run to compare with is gone; open the comparison again.", 404)
     except Rejected as err:
         return error(request, err.message, err.status, page)
-    ensure_actor(run.id)
-    return render(request, "lab.html", lab_context(request, page, lab_cls, run, who))
+    for r in (run, other):
+        if r is not None:
+            ensure_actor(r.id)
+    context = lab_context(request, page, lab_cls, run, who)
+    if mode is not None:
+        current = run.params.get(mode.name)
+        context.update(compare_param=mode.name, compare_choices=[c for c in mode.choices if c != current])
+        if other is not None:
+            context.update(other=other, label=f"{mode.name} = {current}",
+                           other_label=f"{mode.name} = {other.params.get(mode.name)}")
+    return render(request, "lab.html", context)
+
+
+def compare_param(lab_cls):
+    """The lab's modes: its first param with a fixed set of choices."""
+    return next((p for p in lab_cls.PARAMS if p.choices), None)
 
 
 def lab_context(request, page, lab_cls, run: Run, who: str) -> dict:

@@ -52,7 +52,7 @@ def positions(snap: dict) -> dict[str, tuple[float, float]]:
     out = {i: (float(layout[i][0]), float(layout[i][1]) * 0.6) for i in ids if i in layout}
     for k, node_id in enumerate(missing):
         angle = 2 * math.pi * k / max(len(missing), 1) - math.pi / 2
-        out[node_id] = (50 + 38 * math.cos(angle), 30 + 22 * math.sin(angle))
+        out[node_id] = (50 + 38 * math.cos(angle), 30 + 17 * math.sin(angle))
     return out
 
 
@@ -76,7 +76,9 @@ def describe_event(e: dict) -> str:
         return f"rejected {e.get('action')} {' '.join(e.get('args', []))}: {e.get('error')}"
     parts = []
     for k, v in rest.items():
-        if isinstance(v, (list, dict)):
+        if isinstance(v, float):
+            v = f"{v:.1f}".removesuffix(".0")
+        elif isinstance(v, (list, dict)):
             v = json.dumps(v, separators=(",", ":"))
             if len(v) > 60:
                 v = v[:57] + "…"

@@ -169,14 +169,21 @@ def ensure_actor(run_id: str) -> None:
         drive_run.delay(run_id)
 
 
-def fork(run: Run, owner: str) -> Run:
+def fork(run: Run, owner: str, change: dict | None = None) -> Run:
     """A private copy of a run: same lab, params, seed and command log, so it
-    replays to the same state and continues from there."""
+    replays to the same state and continues from there.  `change` overrides
+    params (the other mode of a side-by-side comparison)."""
+    params = run.params
+    if change:
+        try:
+            params = lab_or_404(run.lab).parse_params({**run.params, **change})
+        except SimError as err:
+            raise Rejected(str(err), 400) from None
     r = keys.client()
     pos = r.get(keys.pos(run.id))
     sim_t = float(pos.split()[0]) if pos else run.sim_t
     with transaction.atomic():
-        copy = Run.objects.create(lab=run.lab, params=run.params, seed=run.seed, owner=owner, sim_t=sim_t)
+        copy = Run.objects.create(lab=run.lab, params=params, seed=run.seed, owner=owner, sim_t=sim_t)
         Command.objects.bulk_create(
             Command(run=copy, action=c.action, args=c.args, t=c.t, error=c.error, author=c.author)
             for c in run.commands.exclude(t=None)

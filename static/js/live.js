@@ -75,8 +75,10 @@ function collapseRepeats(log) {
 // ---- commands -------------------------------------------------------------
 function send(live, el, action, args) {
   const rid = live.dataset.runId;
+  // The source is the run's own area: htmx allows one request at a time per
+  // source element, and side by side one click sends to two runs.
   htmx.ajax("POST", live.dataset.commandUrl, {
-    source: el,
+    source: live.querySelector(".flash") || el,
     target: `#flash-${rid}`,
     swap: "innerHTML",
     values: { action, args: args.join(" ") },
@@ -94,8 +96,25 @@ document.addEventListener("click", (e) => {
     return;
   }
   const args = [el.dataset.target, ...(el.dataset.args || "").split(/\s+/)].filter(Boolean);
-  send(live, el, el.dataset.action, args);
+  for (const target of mirrors(live)) send(target, el, el.dataset.action, args);
 });
+
+// Side by side: a command given on either run goes to both.
+function mirrors(live) {
+  if (!live.closest("[data-compare]")) return [live];
+  return [...document.querySelectorAll("[data-compare] [data-run-id][data-owner='true']")];
+}
+
+document.addEventListener("submit", (e) => {
+  const form = e.target.closest("form.cmd");
+  if (!form || !form.closest("[data-compare]")) return; // a single run: htmx posts the form
+  e.preventDefault();
+  e.stopPropagation();
+  const live = liveOf(form);
+  const data = new FormData(form);
+  const args = data.getAll("args").map(String).filter(Boolean);
+  for (const target of mirrors(live)) send(target, form, data.get("action"), args);
+}, true);
 
 // Clicking a node in the drawing takes you to its row of buttons.
 document.addEventListener("click", (e) => {

@@ -25,6 +25,8 @@ def commands_of(page, rid):
     ("/patterns/leader-election/?seed=-4", 400, "seed must be a whole number"),
     ("/patterns/leader-election/?run=ffffffffffff", 404, "There is no leader election run"),
     ("/nowhere/", 404, "There is no page at this address"),
+    ("/patterns/leader-election/?compare=raft", 400, "algorithm must be one of bully, ring"),
+    ("/patterns/leader-election/?vs=ffffffffffff", 404, "The run to compare with is gone"),
 ])
 def test_bad_urls_get_a_clear_page(page, path, status, message):
     resp = page.goto(path)

@@ -16,12 +16,12 @@ def get(mapping, key):
 
 @register.filter
 def ms(value):
-    """Milliseconds for people: 1500 -> 1.50s, 80 -> 80ms."""
+    """Milliseconds for people: 1500 -> 1.5 s, 10000 -> 10 s, 80 -> 80 ms."""
     try:
         value = float(value)
     except (TypeError, ValueError):
         return value
-    return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
+    return f"{round(value / 1000, 2):g} s" if value >= 1000 else f"{value:.0f} ms"
 
 
 @register.filter
