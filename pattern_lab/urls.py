@@ -6,6 +6,7 @@ from pattern_lab.runs import views as runs
 urlpatterns = [
     path("", catalog.overview, name="overview"),
     path("patterns/<slug:slug>/", catalog.lab_page, name="lab"),
+    path("patterns/<slug:slug>/scenario/", catalog.play_scenario, name="lab-scenario"),
     path("runs/<str:run_id>/commands/", runs.command, name="run-command"),
     path("runs/<str:run_id>/clock/", runs.clock, name="run-clock"),
     path("runs/<str:run_id>/restart/", runs.restart, name="run-restart"),

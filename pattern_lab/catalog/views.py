@@ -7,11 +7,12 @@ from django.contrib.staticfiles import finders
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
+from django.views.decorators.http import require_POST
 
 from pattern_lab.runs.frames import node_actions
 from pattern_lab.runs.identity import uid
 from pattern_lab.runs.models import Run
-from pattern_lab.runs.services import Rejected, ensure_actor, fork, start_run
+from pattern_lab.runs.services import Rejected, ensure_actor, fork, start_run, start_scenario
 from simulations import get_lab
 from simulations.kernel import SimError
 
@@ -91,6 +92,31 @@ def lab_page(request, slug: str):
             context.update(other=other, label=f"{mode.name} = {current}",
                            other_label=f"{mode.name} = {other.params.get(mode.name)}")
     return render(request, "lab.html", context)
+
+
+@require_POST
+def play_scenario(request, slug: str):
+    """Start a run from a scenario: pasted JSON or an uploaded .json file."""
+    page = pages().get(slug)
+    if page is None:
+        return error(request, f"There is no lab called '{slug[:40]}'.", 404)
+    upload = request.FILES.get("file")
+    try:
+        if upload is not None:
+            if upload.size > 200_000:
+                raise Rejected("A scenario may be at most 200 kB.", 400)
+            try:
+                text = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                raise Rejected("The scenario file is not UTF-8 text.", 400) from None
+        else:
+            text = request.POST.get("scenario", "")
+        if not text.strip():
+            raise Rejected("Paste a scenario or choose a .json file first.", 400)
+        run = start_scenario(slug, text, uid(request))
+    except Rejected as err:
+        return error(request, err.message, err.status, page)
+    return redirect(f"/patterns/{slug}/?run={run.id}")
 
 
 def compare_param(lab_cls):

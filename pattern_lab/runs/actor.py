@@ -25,7 +25,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 
 from simulations import get_lab
 from simulations.kernel import replay
@@ -92,7 +92,8 @@ class Actor:
         Run.objects.filter(id=run.id).update(fence=self.token, status=Run.LIVE)
         self.run_row = run
         self.lab_cls = get_lab(run.lab)
-        applied = list(run.commands.exclude(t=None).order_by("id"))
+        applied = list(run.commands.exclude(t=None).order_by("n", "id"))
+        self.applied_n = max((c.n or 0 for c in applied), default=0)
         pos = self.r.get(keys.pos(run.id))
         resume_t = max(float(pos.split()[0]) if pos else 0.0, run.sim_t)
         self.lab = replay(self.lab_cls, run.params, run.seed, [c.as_tuple() for c in applied], resume_t)
@@ -102,6 +103,7 @@ class Actor:
         self.frames.prev_seq = self.lab.seq
         self.speed, self.frozen = run.speed, run.frozen
         self.anchor()
+        self.load_scheduled()
         self.apply_pending()
         self.flush(force=True)
         log.info("run %s: actor %s took over at t=%.0f seq=%d after %d commands",
@@ -129,7 +131,7 @@ class Actor:
                 elif now - last_seen > self.idle_s:
                     self.stop()
                     return
-            self.lab.run_until(self.target())
+            self.advance()
             self.flush()
             reply = self.r.blpop([keys.wake(self.run_id)], timeout=self.frame_s)
             if reply:
@@ -142,7 +144,7 @@ class Actor:
             if not item:
                 break
             signals.update(x.decode() for x in item)
-        self.lab.run_until(self.target())
+        self.advance()
         if "ctl" in signals:
             run = Run.objects.only("speed", "frozen", "fence").get(id=self.run_id)
             if run.fence != self.token:
@@ -153,19 +155,40 @@ class Actor:
                 self.flush(force=True)
         self.apply_pending()
 
+    def advance(self) -> None:
+        """Run the simulation up to now, stopping exactly at each scripted
+        command's due time to apply it."""
+        target = self.target()
+        while self.scheduled and self.scheduled[0].due <= target:
+            cmd = self.scheduled.pop(0)
+            self.lab.run_until(cmd.due)
+            self.apply([cmd])
+        self.lab.run_until(target)
+
+    def load_scheduled(self) -> None:
+        self.scheduled = list(Command.objects.filter(run_id=self.run_id, t=None)
+                              .exclude(due=None).order_by("due", "id"))
+
     def apply_pending(self) -> None:
-        pending = list(Command.objects.filter(run_id=self.run_id, t=None).order_by("id"))
-        if not pending:
-            return
+        """Apply the learner's new commands now."""
+        pending = list(Command.objects.filter(run_id=self.run_id, t=None, due=None).order_by("id"))
+        if pending:
+            self.apply(pending)
+
+    def apply(self, commands: list) -> None:
         t = self.lab.now
-        # Write-ahead: the time is stored before the commands touch the
-        # simulation, and only while this actor's fence is the run's fence.
-        claimed = Command.objects.filter(
-            id__in=[c.id for c in pending], t=None, run__fence=self.token).update(t=t)
-        if claimed != len(pending):
+        # Write-ahead: the time and the place in the log are stored before the
+        # commands touch the simulation, and only under this actor's fence.
+        with transaction.atomic():
+            claimed = 0
+            for cmd in commands:
+                self.applied_n += 1
+                claimed += Command.objects.filter(id=cmd.id, t=None, run__fence=self.token).update(
+                    t=t, n=self.applied_n)
+        if claimed != len(commands):
             raise LeaseLost(self.run_id)
         verdicts = self.r.pipeline()
-        for cmd in pending:
+        for cmd in commands:
             error = self.lab.command(cmd.action, list(cmd.args))
             if error:
                 Command.objects.filter(id=cmd.id).update(error=error[:300])

@@ -43,6 +43,10 @@ class Command(models.Model):
     action = models.CharField(max_length=40)
     args = models.JSONField(default=list)
     t = models.FloatField(null=True, blank=True)
+    # Position in the applied log (replays follow it).
+    n = models.PositiveIntegerField(null=True, blank=True)
+    # For a scripted command (from a scenario): the simulated time it is due.
+    due = models.FloatField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True, default="")
     author = models.CharField(max_length=64, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)

@@ -4,6 +4,7 @@ websocket: check who sends it, how fast, and that it is well formed; store it
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -13,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 
 from simulations import get_lab
-from simulations.kernel import SimError
+from simulations.kernel import SimError, parse_time
 
 from . import keys
 from .models import Command, Run
@@ -185,7 +186,64 @@ def fork(run: Run, owner: str, change: dict | None = None) -> Run:
     with transaction.atomic():
         copy = Run.objects.create(lab=run.lab, params=params, seed=run.seed, owner=owner, sim_t=sim_t)
         Command.objects.bulk_create(
-            Command(run=copy, action=c.action, args=c.args, t=c.t, error=c.error, author=c.author)
-            for c in run.commands.exclude(t=None)
+            Command(run=copy, action=c.action, args=c.args, t=c.t, n=c.n, error=c.error, author=c.author)
+            for c in run.commands.exclude(t=None).order_by("n", "id")
         )
     return copy
+
+
+SCENARIO_MAX_COMMANDS = 500
+SCENARIO_MAX_T = 3_600_000  # one hour of simulated time
+SCENARIO_MAX_BYTES = 200_000
+
+
+def start_scenario(slug: str, text: str, owner: str) -> Run:
+    """A new run from a scenario file (the format the Scenario link exports):
+    {"lab", "params", "seed", "commands": [{"t", "action", "args"}]}.  Each
+    command is stored with its due time and applied when the run gets there.
+    Anything wrong is refused as a whole, saying where."""
+    lab_cls = lab_or_404(slug)
+    if len(text) > SCENARIO_MAX_BYTES:
+        raise Rejected(f"A scenario may be at most {SCENARIO_MAX_BYTES // 1000} kB.", 400)
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise Rejected(f"The scenario is not valid JSON ({err.msg} at line {err.lineno}).", 400) from None
+    if not isinstance(data, dict):
+        raise Rejected('A scenario is a JSON object like {"seed": 1, "commands": [...]}.', 400)
+    unknown = sorted(set(data) - {"lab", "params", "seed", "commands", "cli", "status", "sim_t"})
+    if unknown:
+        raise Rejected(f"Unknown field '{unknown[0][:30]}' in the scenario (fields: lab, params, seed, commands).", 400)
+    if data.get("lab", slug) != slug:
+        raise Rejected(f"This scenario is for the '{str(data['lab'])[:40]}' lab, not '{slug}'.", 400)
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise Rejected("params must be an object of name: value.", 400)
+    commands = data.get("commands") or []
+    if not isinstance(commands, list) or len(commands) > SCENARIO_MAX_COMMANDS:
+        raise Rejected(f"commands must be a list of at most {SCENARIO_MAX_COMMANDS} commands.", 400)
+    parsed = []
+    for i, item in enumerate(commands, start=1):
+        where = f"Command {i}"
+        if not isinstance(item, dict) or set(item) - {"t", "action", "args", "error"}:
+            raise Rejected(f'{where} must look like {{"t": "1.5s", "action": "crash", "args": ["n1"]}}.', 400)
+        try:
+            t = parse_time(item.get("t", 0))
+        except SimError as err:
+            raise Rejected(f"{where}: {err}", 400) from None
+        if t > SCENARIO_MAX_T:
+            raise Rejected(f"{where}: times may go up to one hour (3600s).", 400)
+        action = item.get("action")
+        if not isinstance(action, str):
+            raise Rejected(f"{where} needs an action.", 400)
+        try:
+            tokens = normalise_args(item.get("args", []))
+            check_shape(lab_cls, action, tokens)
+        except Rejected as err:
+            raise Rejected(f"{where}: {err.message}", 400) from None
+        parsed.append((t, action, tokens))
+    with transaction.atomic():
+        run = start_run(slug, {k: v for k, v in params.items()}, data.get("seed"), owner)
+        Command.objects.bulk_create(Command(run=run, action=a, args=tok, due=t, author=owner)
+                                    for t, a, tok in sorted(parsed, key=lambda c: c[0]))
+    return run

@@ -84,7 +84,7 @@ def export(request, run_id: str):
         run = get_run(run_id)
     except Rejected as err:
         return JsonResponse({"error": err.message}, status=err.status)
-    commands = [{"t": c.t, "action": c.action, "args": c.args} for c in run.commands.exclude(t=None)]
+    commands = [{"t": c.t, "action": c.action, "args": c.args} for c in run.commands.exclude(t=None).order_by("n", "id")]
     cli = ["python -m simulations run", run.lab, f"--seed {run.seed}"]
     cli += [f"--param {k}={v}" for k, v in run.params.items()]
     cli += [f'--do "{c["t"]:g} {" ".join([c["action"], *c["args"]])}"' for c in commands]
