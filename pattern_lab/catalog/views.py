@@ -156,3 +156,8 @@ def not_found(request, exception=None):
 def server_error(request):
     return render(request, "error.html", {"message": "Something went wrong on our side. Try again in a moment.",
                                           "groups": []}, status=500)
+
+
+def csrf_failure(request, reason=""):
+    return error(request, "This form has expired (its security token is missing or stale). "
+                          "Reload the page and try again.", 403)

@@ -75,8 +75,8 @@ function collapseRepeats(log) {
 // ---- commands -------------------------------------------------------------
 function send(live, el, action, args) {
   const rid = live.dataset.runId;
-  // The source is the run's own area: htmx allows one request at a time per
-  // source element, and side by side one click sends to two runs.
+  // The source is the run's flash line, which queues every request
+  // (hx-sync "queue all"): quick clicks are all sent, in order, none dropped.
   htmx.ajax("POST", live.dataset.commandUrl, {
     source: live.querySelector(".flash") || el,
     target: `#flash-${rid}`,
@@ -173,3 +173,21 @@ function animate(live, flight) {
 
 // Keep the socket's "connected" flag honest if the page is restored from cache.
 window.addEventListener("pageshow", () => lives().forEach((l) => { if (l.dataset.connected !== "true") l.dataset.seq = "0"; }));
+
+// "broken by event #N" on a check: show that event in the log.
+document.addEventListener("click", (e) => {
+  const link = e.target.closest("[data-seq-link]");
+  if (!link) return;
+  e.preventDefault();
+  const live = liveOf(link);
+  const li = live.querySelector(`ol.log li[data-seq="${link.dataset.seqLink}"]`);
+  if (!li) {
+    link.textContent = `event #${link.dataset.seqLink} (no longer in the recent log)`;
+    return;
+  }
+  const follow = live.querySelector("[data-follow]");
+  if (follow) follow.checked = false;
+  li.scrollIntoView({ block: "center" });
+  li.classList.add("flash-row");
+  setTimeout(() => li.classList.remove("flash-row"), 2000);
+});

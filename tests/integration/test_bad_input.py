@@ -65,6 +65,14 @@ def test_bad_commands_are_refused_and_change_nothing(open_lab):
     assert all(c["error"] if "error" in c else True for c in commands_of(page, rid))
 
 
+def test_a_post_without_csrf_token_is_refused_clearly(open_lab):
+    page = open_lab("leader-election")
+    rid = page.get_attribute("[data-run-id]", "data-run-id")
+    resp = page.request.post(f"/runs/{rid}/commands/", form={"action": "crash", "args": "n1"})
+    assert resp.status == 403 and "security token" in resp.text()
+    assert commands_of(page, rid) == []
+
+
 def test_the_page_shows_a_refused_command(open_lab):
     page = open_lab("leader-election")
     page.fill('form.cmd:has([data-action="loss"]) input[aria-label="loss: percent"]', "300")
