@@ -32,7 +32,7 @@ def free_port() -> int:
 class Stack:
     def __init__(self, var_dir: Path, port: int = 8000, workers: int = 1, daphnes: int = 1,
                  redis_url: str | None = None, env: dict | None = None, quiet: bool = False,
-                 concurrency: int = 32):
+                 concurrency: int = 64):
         self.var_dir = Path(var_dir)
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.port = port

@@ -23,10 +23,12 @@ def stack():
     from pattern_lab.stack import Stack, free_port
 
     var = Path(tempfile.mkdtemp(prefix="pattern-lab-test-"))
-    env = {"PATTERN_LAB_IDLE_S": "60", "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}"}
+    # Runs stop 10 s after their last viewer leaves, so the suite's many runs
+    # do not pile up on the worker's threads.
+    env = {"PATTERN_LAB_IDLE_S": "10", "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}"}
     env.pop("REDIS_URL", None)
     os.environ.pop("REDIS_URL", None)
-    s = Stack(var, port=free_port(), workers=1, quiet=True, env=env, concurrency=16)
+    s = Stack(var, port=free_port(), workers=1, quiet=True, env=env, concurrency=64)
     s.start()
     s.base_url = f"http://127.0.0.1:{s.port}"
     yield s

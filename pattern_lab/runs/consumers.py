@@ -70,6 +70,9 @@ class FrameHub:
             if not members:
                 del self.sockets[run_id]
                 await self.pubsub.unsubscribe(keys.frames(run_id))
+                # Nobody here watches it any more: let its idle timer start now
+                # (another daphne process with viewers sets the key again within 5 s).
+                await self.redis.delete(keys.watched(run_id))
 
     async def _listen(self):
         while True:

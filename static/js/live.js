@@ -11,6 +11,11 @@ document.body.addEventListener("htmx:wsOpen", (e) => {
   const live = liveOf(e.target);
   live.dataset.connected = "true";
   live.querySelector(".conn-text").textContent = "live";
+  // Say so if the cluster takes long to start (every worker busy).
+  setTimeout(() => {
+    const waiting = live.querySelector(".placeholder");
+    if (waiting) waiting.textContent = "Waiting for a free worker to run this cluster; it starts as soon as one is free.";
+  }, 5000);
 });
 
 document.body.addEventListener("htmx:wsClose", (e) => {
