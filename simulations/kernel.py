@@ -326,6 +326,8 @@ class Network:
         self.next_id = 0
         self.sent = 0
         self.dropped = 0
+        # A lab that models its own link latencies overrides transit_time.
+        self._plain_latency = type(self).transit_time is Network.transit_time
 
     def link(self, src: str, dst: str) -> Link:
         return self.links.setdefault((src, dst), Link())
@@ -349,7 +351,7 @@ class Network:
         self.next_id += 1
         self.sent += 1
         msg = Message(self.next_id, src, dst, type, dict(body) if body else {}, sim.now)
-        if self.partition or self.links:
+        if self.partition or self.links or not self._plain_latency:
             self._send_with_faults(msg)
             return
         # The common case: a healthy network, one copy, a random latency.
