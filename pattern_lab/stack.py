@@ -89,14 +89,28 @@ class Stack:
         self.worker_procs.append(proc)
         return proc
 
-    def start_daphne(self, port: int) -> subprocess.Popen:
+    def start_daphne(self, port: int, listener: socket.socket | None = None) -> subprocess.Popen:
+        """One daphne process on `port`, or, given a listening socket, one more
+        process accepting from that same socket (the kernel spreads the
+        connections over them: several cores behind one port, no balancer)."""
+        where = ["--fd", str(listener.fileno())] if listener else ["-b", "127.0.0.1", "-p", str(port)]
+        name = f"daphne-{port}-{len(self.daphne_procs) + 1}"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+            [sys.executable, "-m", "daphne", *where,
              "--websocket_timeout", "-1", "--proxy-headers", "pattern_lab.asgi:application"],
-            cwd=BASE_DIR, env=self.env, stdout=self._out(f"daphne-{port}"), stderr=subprocess.STDOUT,
-            start_new_session=True)
+            cwd=BASE_DIR, env=self.env, stdout=self._out(name), stderr=subprocess.STDOUT,
+            start_new_session=True, pass_fds=[listener.fileno()] if listener else ())
         self.daphne_procs.append(proc)
         return proc
+
+    def listen(self, port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(1024)
+        sock.set_inheritable(True)
+        self.listener = sock
+        return sock
 
     def wait_http(self, port: int, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -143,11 +157,13 @@ class Stack:
             self.migrate()
             for _ in range(self.workers):
                 self.start_worker()
-            ports = [self.port + i for i in range(self.daphnes)]
-            for port in ports:
-                self.start_daphne(port)
-            for port in ports:
-                self.wait_http(port)
+            if self.daphnes == 1:
+                self.start_daphne(self.port)
+            else:  # several processes share one listening socket
+                listener = self.listen(self.port)
+                for _ in range(self.daphnes):
+                    self.start_daphne(self.port, listener)
+            self.wait_http(self.port)
             self.wait_workers()
         except BaseException:
             self.stop()
@@ -169,6 +185,8 @@ class Stack:
         if self.redis_proc and self.redis_proc.poll() is None:
             self.redis_proc.terminate()
             self.redis_proc.wait(timeout=5)
+        if getattr(self, "listener", None):
+            self.listener.close()
         if getattr(self, "_lock", None):
             self._lock.close()
 

@@ -119,27 +119,23 @@ async def _published(redis_url: str, rid: str, start_at: float, stop_at: float, 
 
 
 def fanout(base: str, redis_url: str, viewers: int, seconds: float, stock: bool, procs: int = 2,
-           lab: str = "circuit-breaker", params: dict | None = None, servers: int = 1) -> dict:
-    """`viewers` sockets on one run, spread evenly over `servers` daphne
-    processes on consecutive ports (as a load balancer would spread them)."""
+           lab: str = "circuit-breaker", params: dict | None = None) -> dict:
+    """`viewers` sockets on one run (with several daphne processes behind the
+    port, the kernel spreads the connections over them)."""
     browser = Browser(base)
     rid = browser.open_lab(lab, **(params or {}))
     ws_base = base.replace("http", "ws")
-    host, _, port = ws_base.rpartition(":")
-    bases = [f"{host}:{int(port) + i}" for i in range(servers)]
     path = f"/ws/bench/stock/{rid}/" if stock else f"/ws/runs/{rid}/"
     connect_s = 6 + viewers / 100
     start_at = time.time() + connect_s
     stop_at = start_at + seconds
-    procs = max(procs, servers)
     shares = [viewers // procs + (1 if i < viewers % procs else 0) for i in range(procs)]
     # Spawned, not forked: the parent has threads (Celery control, Redis) a fork would copy mid-lock.
     # One more process for the keeper, which watches the whole window.
     with ProcessPoolExecutor(procs + int(stock), mp_context=multiprocessing.get_context("spawn")) as pool:
         # One real viewer keeps the run watched (and so alive) in both modes.
         keeper = pool.submit(run_viewers, f"{ws_base}/ws/runs/{rid}/", base, 1, start_at, stop_at, 1) if stock else None
-        jobs = [pool.submit(run_viewers, bases[i % servers] + path, base, n, start_at, stop_at, 3.0)
-                for i, n in enumerate(shares) if n]
+        jobs = [pool.submit(run_viewers, ws_base + path, base, n, start_at, stop_at, 3.0) for n in shares if n]
         published = asyncio.run(_published(redis_url, rid, start_at, stop_at, f"bench-{rid}" if stock else None))
         results = [j.result() for j in jobs]
         if keeper:

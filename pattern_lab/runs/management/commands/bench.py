@@ -22,16 +22,6 @@ from django.core.management.base import BaseCommand
 SECTIONS = ("kernel", "replay", "frames", "click", "fanout")
 
 
-def port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
 
 class Command(BaseCommand):
     help = "Measure kernel speed, replay time, frame cost, click-to-frame latency and websocket fan-out."
@@ -40,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
         parser.add_argument("--viewers", default="200,500,1000")
         parser.add_argument("--seconds", type=float, default=10.0, help="measuring window per fan-out run")
-        parser.add_argument("--daphnes", type=int, default=1, help="daphne processes serving the viewers")
+        parser.add_argument("--daphnes", type=int, default=2, help="daphne processes sharing the port")
         parser.add_argument("--no-stock", action="store_true", help="skip the stock-consumer baseline")
         parser.add_argument("--lab", default="", help="lab for the fan-out run (default: the costliest frames)")
         parser.add_argument("--out", default=str(settings.VAR_DIR / "bench.json"))
@@ -98,10 +88,7 @@ class Command(BaseCommand):
 
         var = Path(tempfile.mkdtemp(prefix="pattern-lab-bench-"))
         env = {"PATTERN_LAB_BENCH": "1", "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}"}
-        port = free_port()
-        while daphnes > 1 and not all(port_free(port + i) for i in range(daphnes)):
-            port = free_port()
-        stack = Stack(var, port=port, quiet=True, env=env, daphnes=daphnes, redis_url=None)
+        stack = Stack(var, port=free_port(), quiet=True, env=env, daphnes=daphnes, redis_url=None)
         self.say(f"Starting a private stack (Redis, 1 Celery worker, {daphnes} daphne) in {var} …")
         results["daphnes"] = daphnes
         stack.start()
@@ -116,7 +103,7 @@ class Command(BaseCommand):
                 self.say(f"Fan-out of one {lab} run's frames ({seconds:.0f} s window each)")
                 for n in [int(v) for v in viewers.split(",") if v.strip()]:
                     for stock in ([False] if no_stock else [False, True]):
-                        row = fanout(base, stack.redis_url, n, seconds, stock, lab=lab, servers=daphnes)
+                        row = fanout(base, stack.redis_url, n, seconds, stock, lab=lab)
                         rows.append(row)
                         self.say(f"  {row['consumer']:5} {n:>5} viewers: p50 {row['p50']:.1f} ms, p95 {row['p95']:.1f} ms,"
                                  f" p99 {row['p99']:.1f} ms, {row['frames']} frames, lost {row['lost_share'] * 100:.1f}%")

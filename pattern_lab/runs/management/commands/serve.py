@@ -16,7 +16,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--workers", type=int, default=1, help="Celery worker processes")
-        parser.add_argument("--daphnes", type=int, default=1, help="daphne processes (on port, port+1, ...)")
+        parser.add_argument("--daphnes", type=int, default=min(2, os.cpu_count() or 1),
+                            help="daphne processes, all serving the one port (default: up to 2, one per core)")
 
     def handle(self, *args, port, workers, daphnes, **opts):
         redis_url = os.environ.get("REDIS_URL")  # external Redis for scale-out; else a private one
@@ -25,8 +26,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
         try:
             stack.start()
-            urls = ", ".join(f"http://127.0.0.1:{port + i}" for i in range(daphnes))
-            self.stdout.write(self.style.SUCCESS(f"Pattern Lab is running at {urls} (Ctrl-C stops everything)"))
+            self.stdout.write(self.style.SUCCESS(
+                f"Pattern Lab is running at http://127.0.0.1:{port} ({daphnes} daphne, {workers} worker; "
+                "Ctrl-C stops everything)"))
             while not stopping:
                 for proc in [*stack.worker_procs, *stack.daphne_procs]:
                     if proc.poll() is not None:
