@@ -102,6 +102,7 @@ class Actor:
         self.frames.remember(replayed)
         self.frames.prev_seq = self.lab.seq
         self.speed, self.frozen = run.speed, run.frozen
+        self.watched, self.behind = True, False
         self.anchor()
         self.load_scheduled()
         self.apply_pending()
@@ -126,11 +127,16 @@ class Actor:
             if now >= next_lease:
                 self.keep_lease()
                 next_lease = now + self.lease_ms / 4000
-                if self.r.exists(keys.watched(self.run_id)):
+                watched = bool(self.r.exists(keys.watched(self.run_id)))
+                if watched:
                     last_seen = now
                 elif now - last_seen > self.idle_s:
                     self.stop()
                     return
+                if watched and not self.watched:
+                    self.watched = True
+                    self.flush(force=True)  # a viewer is back: bring it up to date
+                self.watched = watched
             self.advance()
             self.flush()
             reply = self.r.blpop([keys.wake(self.run_id)], timeout=self.frame_s)
@@ -201,11 +207,20 @@ class Actor:
         events = self.lab.drain()
         if not events and not force:
             return
+        if not self.watched and not force:
+            # Nobody watches: keep the log, skip rendering (the next viewer
+            # gets a full frame, see loop()).
+            self.frames.remember(events)
+            self.behind = True
+            return
         clock = {"speed": self.speed, "frozen": self.frozen}
         seq, delta, full = self.frames.build(self.lab, events, clock)
+        # After frames were skipped a delta would leave a hole in the log: send the full frame.
+        message = full if self.behind else delta
+        self.behind = False
         ok = self.publish(
             keys=[keys.lease(self.run_id), keys.full(self.run_id), keys.pos(self.run_id), keys.frames(self.run_id)],
-            args=[self.token, f"{seq}|{delta}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S],
+            args=[self.token, f"{seq}|{message}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S],
         )
         if not ok:
             raise LeaseLost(self.run_id)

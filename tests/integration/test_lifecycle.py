@@ -81,3 +81,30 @@ def test_idle_run_stops_and_resumes_where_it_was(quick_idle_stack, browser):
         assert r.exists(f"run:{rid}:lease")
     finally:
         ctx.close()
+
+
+def test_a_run_nobody_watches_renders_nothing_until_someone_is_back(stack, open_lab):
+    page = open_lab("leader-election")
+    rid = page.get_attribute("[data-run-id]", "data-run-id")
+    seq_seen = int(page.get_attribute("[data-run-id]", "data-seq"))
+    r = stack_redis(stack)
+    frames = r.pubsub(ignore_subscribe_messages=True)
+    frames.subscribe(f"frames:{rid}")
+    page.goto("about:blank")
+    deadline = time.monotonic() + 10
+    while r.exists(f"run:{rid}:watched"):  # the last viewer left
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1.0)  # the actor looks twice a second
+    while frames.get_message(timeout=0.1):
+        pass
+    # Heartbeats go on every 300 ms in the simulation, but no frame is rendered.
+    quiet_until = time.monotonic() + 2.0
+    while time.monotonic() < quiet_until:
+        assert frames.get_message(timeout=0.2) is None, "a frame was rendered for nobody"
+    assert r.exists(f"run:{rid}:lease"), "the run keeps running until its idle timeout"
+    page.goto(f"/patterns/leader-election/?run={rid}")
+    page.wait_for_selector('[data-connected="true"]')
+    page.wait_for_function(f"+document.querySelector('[data-run-id]').dataset.seq > {seq_seen + 10}")
+    expect(page.locator('[data-node="n5"]')).to_have_attribute("data-role", "leader")
+    frames.close()
