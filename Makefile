@@ -28,10 +28,10 @@ run: install
 	$(PY) manage.py serve --port $${PORT:-8000}
 
 lint: $(STAMP)
-	$(PY) -m ruff check .
+	$(PY) -m ruff check --config .ci/ruff.toml .
 
 test: install browser-deps lint
-	$(PY) -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest -c tests/pytest.ini --rootdir . -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
 	$(PY) manage.py bench
