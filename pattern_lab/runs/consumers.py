@@ -116,6 +116,8 @@ class FrameHub:
             await asyncio.sleep(WATCHDOG_S)
             tick += 1
             for run_id in list(self.sockets):
+                if run_id not in self.sockets:  # its last viewer left meanwhile
+                    continue
                 try:
                     if tick % 5 == 0:
                         await self.redis.set(keys.watched(run_id), "1", ex=WATCH_TTL_S)

@@ -95,10 +95,13 @@ def test_a_run_nobody_watches_renders_nothing_until_someone_is_back(stack, open_
     while r.exists(f"run:{rid}:watched"):  # the last viewer left
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    time.sleep(1.0)  # the actor looks twice a second
-    while frames.get_message(timeout=0.1):
-        pass
-    # Heartbeats go on every 300 ms in the simulation, but no frame is rendered.
+    # Heartbeats go on every 300 ms in the simulation, so a second without a
+    # frame means the actor has stopped rendering; it must then stay quiet.
+    quiet_since, deadline = time.monotonic(), time.monotonic() + 15
+    while time.monotonic() - quiet_since < 1.0:
+        assert time.monotonic() < deadline, "frames never stopped after the last viewer left"
+        if frames.get_message(timeout=0.1):
+            quiet_since = time.monotonic()
     quiet_until = time.monotonic() + 2.0
     while time.monotonic() < quiet_until:
         assert frames.get_message(timeout=0.2) is None, "a frame was rendered for nobody"
