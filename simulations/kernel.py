@@ -196,10 +196,13 @@ class ActionSpec:
     def usage(self) -> str:
         return " ".join([self.name, *(a.describe() for a in self.args)])
 
-    def parse(self, tokens: list[str], lab: Lab) -> list:
+    def check_count(self, tokens: list[str]) -> None:
         required = [a for a in self.args if not a.optional]
         if len(tokens) < len(required) or len(tokens) > len(self.args):
             raise SimError(f"usage: {self.usage}")
+
+    def parse(self, tokens: list[str], lab: Lab) -> list:
+        self.check_count(tokens)
         values = [arg.parse(tok, lab) for arg, tok in zip(self.args, tokens)]
         values += [arg.default for arg in self.args[len(tokens):]]
         return values
@@ -663,10 +666,15 @@ class Lab:
         events, self.pending = self.pending, []
         return events
 
-    def parse_command(self, name: str, tokens: list[str]) -> list:
-        spec = self.ACTIONS.get(name)
+    @classmethod
+    def spec(cls, name: str) -> ActionSpec:
+        spec = cls.ACTIONS.get(name)
         if spec is None:
-            raise SimError(f"'{self.slug}' has no action '{name}' (actions: {', '.join(self.ACTIONS)})")
+            raise SimError(f"'{cls.slug}' has no action '{name[:40]}' (actions: {', '.join(cls.ACTIONS)})")
+        return spec
+
+    def parse_command(self, name: str, tokens: list[str]) -> list:
+        spec = self.spec(name)
         if len(tokens) > 8 or any(len(str(t)) > 200 for t in tokens):
             raise SimError(f"usage: {spec.usage}")
         values = spec.parse([str(t) for t in tokens], self)

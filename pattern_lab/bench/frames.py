@@ -14,7 +14,7 @@ def frame_costs(sim_s: float = 20, step_ms: int = 100) -> list[dict]:
     rows = []
     for slug, lab_cls in labs().items():
         lab = lab_cls({}, 1)
-        builder = FrameBuilder("bench", lab_cls, node_actions(lab_cls))
+        builder = FrameBuilder("bench", node_actions(lab_cls))
         render, sizes, events = [], [], 0
         t = 0
         while t < sim_s * 1000:

@@ -98,7 +98,7 @@ class Actor:
         resume_t = max(float(pos.split()[0]) if pos else 0.0, run.sim_t)
         self.lab = replay(self.lab_cls, run.params, run.seed, [c.as_tuple() for c in applied], resume_t)
         replayed = self.lab.drain()
-        self.frames = FrameBuilder(run.id, self.lab_cls, node_actions(self.lab_cls))
+        self.frames = FrameBuilder(run.id, node_actions(self.lab_cls))
         self.frames.remember(replayed)
         self.frames.prev_seq = self.lab.seq
         self.speed, self.frozen = run.speed, run.frozen

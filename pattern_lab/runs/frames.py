@@ -117,9 +117,8 @@ class FrameBuilder:
     A delta carries only the parts that changed since the previous frame:
     most batches change a node or a counter, not the whole page."""
 
-    def __init__(self, run_id: str, lab_cls, node_actions: list):
+    def __init__(self, run_id: str, node_actions: list):
         self.run_id = run_id
-        self.lab_cls = lab_cls
         self.node_actions = node_actions
         self.recent: list[dict] = []
         self.prev_seq = 0

@@ -67,12 +67,11 @@ def check_shape(lab_cls, action: str, tokens: list[str]) -> None:
     """Validate what can be validated without the run's current state: the
     action exists, the argument count and formats fit.  (Whether node n7
     exists right now is for the actor to say, against the live state.)"""
-    spec = lab_cls.ACTIONS.get(action)
-    if spec is None:
-        raise Rejected(f"'{lab_cls.slug}' has no action '{action[:40]}' (actions: {', '.join(lab_cls.ACTIONS)})")
-    required = [a for a in spec.args if not a.optional]
-    if not len(required) <= len(tokens) <= len(spec.args):
-        raise Rejected(f"usage: {spec.usage}")
+    try:
+        spec = lab_cls.spec(action)
+        spec.check_count(tokens)
+    except SimError as err:
+        raise Rejected(str(err)) from None
     for arg, tok in zip(spec.args, tokens):
         if arg.kind == "node":
             if not NODE_ID.match(tok):

@@ -59,21 +59,20 @@ def clock(request, run_id: str):
 @require_POST
 def restart(request, run_id: str):
     """A fresh run with the same lab, params and seed (an empty command log)."""
-    try:
-        run = get_run(run_id)
-        new = start_run(run.lab, run.params, run.seed, uid(request))
-    except Rejected as err:
-        return flash(err.message, err.status, ok=False)
-    return redirect(f"/patterns/{new.lab}/?run={new.id}")
+    return new_run_from(request, run_id, lambda run, who: start_run(run.lab, run.params, run.seed, who))
 
 
 @require_POST
 def fork_run(request, run_id: str):
+    """A private copy of the run, command log included."""
+    return new_run_from(request, run_id, fork)
+
+
+def new_run_from(request, run_id: str, make):
     try:
-        run = get_run(run_id)
+        new = make(get_run(run_id), uid(request))
     except Rejected as err:
         return flash(err.message, err.status, ok=False)
-    new = fork(run, uid(request))
     return redirect(f"/patterns/{new.lab}/?run={new.id}")
 
 

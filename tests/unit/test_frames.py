@@ -18,7 +18,7 @@ def build(lab, builder):
 def test_delta_frames_chain_and_carry_only_what_changed():
     cls = get_lab("leader-election")
     lab = cls({}, 1)
-    builder = FrameBuilder("r1", cls, node_actions(cls))
+    builder = FrameBuilder("r1", node_actions(cls))
     seq, delta, full = build(lab, builder)
     assert 'id="cluster-r1"' in delta and 'data-kind="full"' in full
     lab.run_until(50)  # nothing visible changes in 50 ms
@@ -36,7 +36,7 @@ def test_delta_frames_chain_and_carry_only_what_changed():
 def test_node_buttons_follow_the_node_status():
     cls = get_lab("leader-election")
     lab = cls({}, 1)
-    builder = FrameBuilder("r1", cls, node_actions(cls))
+    builder = FrameBuilder("r1", node_actions(cls))
     lab.apply("crash", ["n5"])
     _, _, full = build(lab, builder)
     assert 'data-action="restart" data-target="n5"' in full
