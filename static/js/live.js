@@ -36,7 +36,13 @@ document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
   }
   if (prev !== cur) {
     e.preventDefault();
-    if (seq > cur) e.detail.socketWrapper.sendImmediately(JSON.stringify({ type: "sync" }));
+    if (seq > cur) {
+      try {
+        e.detail.socketWrapper.sendImmediately(JSON.stringify({ type: "sync" }));
+      } catch (err) {
+        /* the socket is closing: the reconnect brings the full state anyway */
+      }
+    }
   }
 });
 
@@ -87,8 +93,21 @@ function send(live, el, action, args) {
     target: `#flash-${rid}`,
     swap: "innerHTML",
     values: { action, args: args.join(" ") },
+  }).catch(() => {
+    // htmx rejects with no reason when the request never got an answer (the
+    // server is restarting, the network is down); htmx:sendError below has
+    // already told the learner. Left uncaught it would be an unhandled
+    // rejection: a page must not throw because its server went away.
   });
 }
+
+// A command that never reached the server says so, instead of nothing.
+document.body.addEventListener("htmx:sendError", (e) => {
+  const live = e.target.closest?.("[data-run-id]") || document.querySelector("[data-run-id]");
+  const flash = live && document.getElementById(`flash-${live.dataset.runId}`);
+  if (flash) flash.innerHTML = '<span class="bad" role="alert">The server could not be reached, so this was not sent. '
+    + "The page reconnects by itself; try again in a moment.</span>";
+});
 
 document.addEventListener("click", (e) => {
   const el = e.target.closest("[data-action]");
