@@ -5,9 +5,11 @@ benchmark and by the integration and browser tests, so all of them exercise
 the same code path.
 
 Supervision works like supervisord's: `Stack.supervise()` watches every
-child and restarts one that exits, with a backoff (0.5 s, doubling up to
-10 s; reset once the child has stayed up for 10 s), logging which child,
-its exit status and how many restarts it has had.  The other children keep
+child and restarts one that exits, logging which child, its exit status and
+how many restarts it has had.  A child that had been up for 10 s or more is
+restarted at once (a viewer's run waits for the new worker); one that crashes
+again soon after starting waits 0.5 s, then 1, 2, 4 ... up to 10 s, rather
+than spinning.  The other children keep
 running.  A restarted daphne accepts on the same listening socket (which the
 stack, not daphne, owns), a restarted private Redis listens on the same unix
 socket path.
@@ -48,9 +50,9 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-BACKOFF_FIRST = 0.5    # seconds before the first restart of a crashed child
-BACKOFF_MAX = 10.0     # the delay doubles on every crash up to this
-STABLE_AFTER = 10.0    # a child that ran this long starts again from BACKOFF_FIRST
+STABLE_AFTER = 10.0    # a child that ran this long before it exited is restarted at once
+BACKOFF_FIRST = 0.5    # else it waits this long before its restart...
+BACKOFF_MAX = 10.0     # ...doubling on every quick crash up to this
 STOP_GRACE = 8.0       # seconds children get to exit on SIGTERM before SIGKILL
 
 PR_SET_PDEATHSIG = 1
@@ -314,9 +316,10 @@ class Stack:
             if not c.supervised or c.proc is None:
                 continue
             if c.restart_at is None and c.proc.poll() is not None:
-                if now - c.started_at >= STABLE_AFTER:
-                    c.backoff = BACKOFF_FIRST
-                delay, c.backoff = c.backoff, min(c.backoff * 2, BACKOFF_MAX)
+                if now - c.started_at >= STABLE_AFTER:  # it had been up a while: restart it at once
+                    delay, c.backoff = 0.0, BACKOFF_FIRST
+                else:  # it crashed soon after its last start: wait, longer every time
+                    delay, c.backoff = c.backoff, min(c.backoff * 2, BACKOFF_MAX)
                 c.restart_at = now + delay
                 self.log(f"{c.name} (pid {c.pid}) exited: {describe_exit(c.proc.returncode)} after "
                          f"{now - c.started_at:.1f} s; restart #{c.restarts + 1} in {delay:.1f} s")
