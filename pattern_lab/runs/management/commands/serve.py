@@ -2,7 +2,8 @@
 
 It is a supervisor: it starts a private Redis (unless REDIS_URL is set),
 Celery workers and daphne as children, restarts any child that dies (with a
-backoff, logged), and on Ctrl-C, SIGTERM or SIGHUP stops them all, killing
+backoff, logged; a crashed worker is replaced by a warmed-up standby), writes
+which child has which pid to var/serve.json, and on Ctrl-C, SIGTERM or SIGHUP stops them all, killing
 those that do not stop within a few seconds.  A second Ctrl-C skips the
 wait.  See pattern_lab/stack.py for how children are kept from outliving it."""
 
@@ -30,7 +31,7 @@ class Command(BaseCommand):
         redis_url = os.environ.get("REDIS_URL")  # external Redis for scale-out; else a private one
         stop = threading.Event()
         stack = Stack(settings.VAR_DIR, port=port, workers=workers, daphnes=daphnes, redis_url=redis_url,
-                      cancel=stop, log=self.log)
+                      cancel=stop, log=self.log, standby=True, state_file=settings.VAR_DIR / "serve.json")
 
         def on_signal(signum, _frame):
             if stop.is_set():  # asked twice: do not wait for the children any longer
