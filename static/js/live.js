@@ -22,6 +22,14 @@ document.body.addEventListener("htmx:wsClose", (e) => {
   const live = liveOf(e.target);
   live.dataset.connected = "false";
   live.querySelector(".conn-text").textContent = "reconnecting…";
+  // htmx retries by itself after an abnormal close (1006, 1011-1013); a
+  // server or proxy that shuts down cleanly says 1001 "going away": the
+  // page must come back then too.
+  if (e.detail.event && e.detail.event.code === 1001) {
+    setTimeout(() => {
+      if (document.body.contains(live) && live.dataset.connected !== "true") e.detail.socketWrapper.reconnect();
+    }, 500 + Math.random() * 1500);
+  }
 });
 
 // Decide, before htmx swaps anything, whether this frame follows the last one.

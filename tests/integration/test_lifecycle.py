@@ -61,6 +61,28 @@ def test_a_command_that_cannot_reach_the_server_says_so_and_the_page_does_not_th
     expect(page.locator('[data-node="n5"]')).to_have_attribute("data-status", "down")
 
 
+def test_a_page_whose_server_says_going_away_reconnects(page, stack):
+    """A server or proxy that shuts down cleanly closes sockets with 1001
+    ("going away"), which htmx does not retry by itself."""
+    routes = []
+
+    def through(ws):
+        routes.append(ws)
+        ws.connect_to_server()
+
+    page.route_web_socket("**/ws/runs/**", through)
+    page.goto("/patterns/leader-election/?fresh=1")
+    live = page.locator("[data-run-id]")
+    expect(live).to_have_attribute("data-connected", "true")
+    page.wait_for_selector("[data-node]")
+    seq = int(live.get_attribute("data-seq"))
+    routes[0].close(code=1001, reason="going away")
+    expect(live).to_have_attribute("data-connected", "false")
+    expect(live).to_have_attribute("data-connected", "true", timeout=10_000)
+    assert len(routes) == 2
+    page.wait_for_function(f"+document.querySelector('[data-run-id]').dataset.seq > {seq}")
+
+
 def test_idle_run_stops_and_resumes_where_it_was(quick_idle_stack, browser):
     ctx = browser.new_context(base_url=quick_idle_stack.base_url)
     try:

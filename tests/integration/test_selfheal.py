@@ -308,6 +308,31 @@ def test_kill_9_of_the_private_redis_heals_within_10_s(serve):
     heal_drill(serve, "redis", within=10.0)
 
 
+def test_kill_9_of_a_daphne_restarts_it_on_the_same_socket(serve):
+    browser, rid, viewer = watch_a_run(serve)
+    try:
+        victim, other = serve.children("daphne")
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: re.search(rf"pid {victim}\) exited: killed by SIGKILL.*restart #1", serve.log_lines())
+                   and len(serve.children("daphne")) == 2, 15, "serve did not restart the daphne")
+        (restarted,) = set(serve.children("daphne")) - {other}
+        # The viewer carries on (reconnecting if its socket was on the dead process).
+        seq = viewer.seq()
+        wait_until(lambda: viewer.seq() > seq + 5, 15, "the viewer's frames stopped")
+        # The restarted process serves the same port: with the other one
+        # stopped, a page still loads (and a run still starts and draws).
+        os.kill(other, signal.SIGSTOP)
+        try:
+            _, _, newcomer = watch_a_run(serve)
+            newcomer.stop()
+        finally:
+            os.kill(other, signal.SIGCONT)
+        assert restarted in serve.children("daphne")
+    finally:
+        viewer.stop()
+    assert not viewer.continuity_errors(), viewer.continuity_errors()
+
+
 def test_ctrl_c_in_a_terminal_stops_make_run_and_every_child():
     """A terminal's Ctrl-C sends SIGINT to the whole foreground process group:
     here `make`, and `serve` under it."""
