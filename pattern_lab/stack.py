@@ -366,7 +366,9 @@ class Stack:
                     c.restart_at = now + delay
                     self.log(f"{c.name} could not be started ({err}); retrying in {delay:.1f} s")
                     continue
-                if c.kind != "standby" or c.restarts > 1:
+                if c.kind == "standby" and c.restarts == 1:
+                    self.log(f"{c.name}: a new standby worker is warming up (pid {c.pid})")
+                else:
                     self.log(f"{c.name} restarted (pid {c.pid}, restart #{c.restarts})")
 
     def _promote_standby(self, worker: Child) -> bool:
@@ -386,7 +388,10 @@ class Stack:
         return True
 
     def supervise(self, poll: float = 0.2) -> None:
-        """Keep every child running until `self.cancel` is set."""
+        """Keep every child running until `self.cancel` is set.  Call it from
+        the thread that started the stack: a child dies with the thread that
+        started it (PR_SET_PDEATHSIG), so restarts must come from a thread
+        that lives as long as the stack."""
         while not self.cancel.is_set():
             self.supervise_once()
             self.cancel.wait(poll)

@@ -398,13 +398,21 @@ def test_a_child_crashing_in_a_loop_is_restarted_with_a_growing_backoff(tmp_path
     steady = stack._add(Child("daphne", "steady", _stand_in("import time; time.sleep(600)")))
     log = tmp_path / "supervisor.log"
     exits = re.compile(r"crasher \(pid \d+\) exited: exit code 3 after [\d.]+ s; restart #\d+ in ([\d.]+) s")
-    watcher = threading.Thread(target=stack.supervise, kwargs={"poll": 0.02})
-    watcher.start()
+    def crashes() -> int:
+        return len(exits.findall(log.read_text())) if log.exists() else 0
+
+    def stop_after_four_crashes():
+        deadline = time.monotonic() + 30
+        while crashes() < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stack.cancel.set()
+
+    # supervise() runs here: children die with the thread that started them.
+    threading.Thread(target=stop_after_four_crashes, daemon=True).start()
     try:
-        wait_until(lambda: log.exists() and len(exits.findall(log.read_text())) >= 4, 30, "no fourth crash")
+        stack.supervise(poll=0.02)
+        assert crashes() >= 4, "no fourth crash"
         assert steady.poll() is None and stack.child(steady).restarts == 0, "the other children keep running"
     finally:
-        stack.cancel.set()
-        watcher.join()
         stack.stop(grace=1.0)
     assert [float(d) for d in exits.findall(log.read_text())][:4] == [0.5, 1.0, 2.0, 4.0], log.read_text()
