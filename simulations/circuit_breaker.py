@@ -72,7 +72,6 @@ class Breaker:
         self.failures = 0  # consecutive failures while closed
         self.trials_sent = 0  # calls let through in this half-open period
         self.trials_ok = 0
-        self.crossed = 0  # calls that crossed in this half-open period (seen by the audit)
         self.short_circuited = 0
         self.since = round(self.lab.now, 3)
 
@@ -134,7 +133,7 @@ class Breaker:
         self.state = state
         self.since = round(self.lab.now, 3)
         self.failures = 0
-        self.trials_sent = self.trials_ok = self.crossed = 0
+        self.trials_sent = self.trials_ok = 0
         self.transitions.append({"t": self.since, "from": old, "to": state, "why": why})
         del self.transitions[:-TRANSITIONS_KEPT]
         self.lab.emit("breaker", id=self.id, src=old, dst=state, why=why)
