@@ -183,7 +183,9 @@ class Client(Node):
             self.finish(body["cid"], outcome, by=body["by"], why=body.get("why", ""))
 
     def finish(self, rid: int, outcome: str, by: str, why: str) -> None:
-        request = self.waiting.pop(rid)
+        request = self.waiting.pop(rid, None)
+        if request is None:
+            return  # already answered
         ms = round(self.now - request["t"], 3)
         self.lab.client_answer(rid, outcome, ms, by, why, request["reached"])
 

@@ -462,7 +462,9 @@ class RetryLab(Lab):
         self.comparison["contention"] = contention
         detail = (f"{clients} clients, {fmt_ms(outage)} outage: peak retries per {WINDOW}ms {jit['peak_retries']:g} with jitter vs "
                   f"{exp['peak_retries']:g} without; total calls {jit['calls']:g} vs {exp['calls']:g}")
-        if contention:
+        if clients == 1:
+            pass  # no herd at all: said below
+        elif contention:
             detail += f" (contention: {exp['overloaded']:g} calls turned away for overload without jitter)"
         elif not fewer_calls:
             detail += (f" (little contention: without jitter only {exp['overloaded']:g} calls were turned away for "
