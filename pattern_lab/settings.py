@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "pattern_lab.catalog",
     "pattern_lab.runs",
+    "pattern_lab.lessons",
 ]
 
 MIDDLEWARE = [
