@@ -146,7 +146,17 @@ def lab_context(request, page, lab_cls, run: Run, who: str) -> dict:
         "lab_css": f"labs/{slug}.css" if finders.find(f"labs/{slug}.css") else None,
         "frame_ms": settings.PATTERN_LAB["FRAME_MS"],
         "speeds": [0.25, 0.5, 1, 2, 4],
+        "lab_lessons": lesson_links(slug),
     }
+
+
+def lesson_links(slug: str) -> list[dict]:
+    from pattern_lab.lessons.schema import lessons_for
+    from pattern_lab.lessons.services import lesson_url
+
+    return [{"url": lesson_url(item.key), "title": item.lesson.title, "summary": item.lesson.summary,
+             "steps": len(item.lesson.steps), "questions": item.lesson.questions(), "minutes": item.lesson.minutes}
+            for item in lessons_for(slug)]
 
 
 def not_found(request, exception=None):
