@@ -1,10 +1,15 @@
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 
 from pattern_lab.catalog import views as catalog
 from pattern_lab.lessons import views as lessons
 from pattern_lab.runs import views as runs
+from pattern_lab.teach import views as teach
 
 urlpatterns = [
+    path("accounts/login/", teach.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("pattern_lab.teach.urls")),
     path("", catalog.overview, name="overview"),
     path("patterns/<slug:slug>/", catalog.lab_page, name="lab"),
     path("patterns/<slug:slug>/learn/", lessons.learn, name="learn"),

@@ -13,6 +13,7 @@ from pattern_lab.runs.frames import node_actions
 from pattern_lab.runs.identity import uid
 from pattern_lab.runs.models import Run
 from pattern_lab.runs.services import Rejected, ensure_actor, fork, start_run, start_scenario
+from pattern_lab.teach.roles import is_instructor
 from simulations import get_lab
 from simulations.kernel import SimError
 
@@ -147,6 +148,7 @@ def lab_context(request, page, lab_cls, run: Run, who: str) -> dict:
         "frame_ms": settings.PATTERN_LAB["FRAME_MS"],
         "speeds": [0.25, 0.5, 1, 2, 4],
         "lab_lessons": lesson_links(slug),
+        "instructor": is_instructor(getattr(request, "user", None)),
     }
 
 

@@ -148,6 +148,9 @@ class Step(Strict):
     title: Annotated[str, Field(max_length=120)] = ""
     say: Text = ""
     ask: Ask | None = None
+    # When the step's commands are due in a timed playback (a recorded run,
+    # a scenario shown to a class); a lesson applies them when the learner acts.
+    at: Duration | None = None
     do: Annotated[list[str], Field(max_length=20)] = []
     expect: Expect | None = None
     after: Text = ""
@@ -159,10 +162,14 @@ class Step(Strict):
 
     @model_validator(mode="after")
     def has_work(self):
+        # A step is complete when `expect` holds, or, without one, as soon as
+        # its commands are applied.
         if not self.do and self.expect is None:
             raise ValueError("this step has nothing to do: give it `do` commands or an `expect` condition")
-        if self.expect is None:
-            raise ValueError("this step needs `expect`: the condition that tells it is complete")
+        if self.ask and self.expect is None:
+            raise ValueError("a question needs `expect`: the moment the run's answer is read")
+        if self.at is not None and not self.do:
+            raise ValueError("`at` says when the step's `do` commands are due, but there are none")
         return self
 
 
@@ -286,6 +293,11 @@ def parse(text: str, source: str = "lesson") -> Lesson:
             message = f"unknown field '{loc[-1]}'"
         elif first["type"] == "missing":
             message = f"'{loc[-1]}' is missing"
+        elif first["type"] in ("too_short", "too_long"):
+            ctx = first["ctx"]
+            message = (f"needs at least {ctx['min_length']} entries, not {ctx.get('actual_length')}"
+                       if first["type"] == "too_short" else
+                       f"may have at most {ctx['max_length']} entries, not {ctx.get('actual_length')}")
         where = _where(loc)
         raise LessonError(source, _line_of(root, loc), f"{where}: {message}" if where else message) from None
     _check_against_lab(lesson, root, source)

@@ -17,7 +17,7 @@ from pattern_lab.runs.services import Rejected, ensure_actor, start_run, submit_
 from simulations.kernel import replay
 
 from .models import Progress
-from .schema import Loaded, library
+from .schema import Loaded, library, parse
 
 
 def lesson_or_404(slug: str, name: str) -> Loaded:
@@ -25,6 +25,21 @@ def lesson_or_404(slug: str, name: str) -> Loaded:
     if item is None:
         raise Rejected(f"There is no lesson '{name[:60]}' for this lab.", 404)
     return item
+
+
+def item_for_key(key: str) -> Loaded:
+    """A lesson by key: '<lab>/<name>' from the library, or
+    'scenario/<id>/<version>' from the instructors' scenario library."""
+    if key.startswith("scenario/"):
+        from pattern_lab.teach.models import ScenarioVersion
+
+        _, sid, number = (key.split("/") + ["", ""])[:3]
+        version = ScenarioVersion.objects.filter(scenario_id=sid, number=number if number.isdigit() else 0).first()
+        if version is None:
+            raise Rejected("That scenario version no longer exists.", 404)
+        return Loaded(key, parse(version.text, "scenario"), key)
+    slug, _, name = key.partition("/")
+    return lesson_or_404(slug, name)
 
 
 def new_run(item: Loaded, who: str, sim_t: float = 0.0, commands=()) -> Run:
@@ -56,7 +71,7 @@ def set_watch(progress: Progress, item: Loaded) -> None:
     """Tell the worker what to evaluate on each frame for the current step."""
     run = progress.run
     step = item.lesson.steps[progress.step]
-    exprs = {"expect": step.expect.when}
+    exprs = {"expect": step.expect.when} if step.expect else {}
     if step.ask:
         exprs["answer"] = step.ask.answer
     locked = bool(step.ask) and progress.chosen(progress.step) is None and not progress.finished
@@ -104,9 +119,16 @@ def show_me(progress: Progress, item: Loaded) -> None:
         raise Rejected("Make your prediction first.", 409)
     if not step.do:
         raise Rejected("This step has nothing to show: the cluster gets there by itself.", 409)
-    for command in step.do:
+    last = len(step.do) - 1
+    for i, command in enumerate(step.do):
         action, *args = command.split()
-        submit_command(progress.run, progress.owner, action, args, wait=False)
+        # Without `expect` the step is complete once its commands are applied:
+        # wait for the last one's verdict, then grade at that moment.
+        _, error = submit_command(progress.run, progress.owner, action, args, wait=step.expect is None and i == last)
+        if error:
+            raise Rejected(f"'{command}' was refused: {error}", 409)
+    if step.expect is None:
+        complete(progress, item, current_t(progress.run))
 
 
 def complete(progress: Progress, item: Loaded, t) -> bool:
@@ -122,7 +144,7 @@ def complete(progress: Progress, item: Loaded, t) -> bool:
         raise Rejected("t must be a simulated time in milliseconds.", 400) from None
     t = max(progress.mark(progress.step), min(t, current_t(progress.run)))
     snap = snapshot_at(progress.run, t)
-    if not truthy(evaluate(step.expect.when, snap)):
+    if step.expect and not truthy(evaluate(step.expect.when, snap)):
         return False
     grade = {"t": t}
     if step.ask:
@@ -186,6 +208,8 @@ def summary(progress: Progress, item: Loaded) -> dict:
 def next_lesson(item: Loaded) -> dict | None:
     """Where to go next: the lab's next lesson, else the first lesson of the next lab."""
     keys_ = list(library())
+    if item.key not in keys_:
+        return None
     at = keys_.index(item.key)
     for key in keys_[at + 1:]:
         return {"url": lesson_url(key), "title": library()[key].lesson.title}
@@ -195,5 +219,7 @@ def next_lesson(item: Loaded) -> dict | None:
 def lesson_url(key: str) -> str:
     from django.urls import reverse
 
+    if key.startswith("scenario/"):
+        return reverse("teach:play", args=[key.split("/")[1]])
     slug, name = key.split("/", 1)
     return reverse("lesson", args=[slug, name])

@@ -35,10 +35,17 @@ def lesson_page(request, slug: str, name: str):
     page = pages().get(slug)
     if page is None:
         return error(request, f"There is no lab called '{slug[:40]}'. Pick one of the labs below.", 404)
+    return render_lesson(request, f"{slug}/{name[:60]}")
+
+
+def render_lesson(request, key: str):
+    """A lab page with a lesson beside its cluster (a library lesson or a scenario)."""
     try:
-        item = services.lesson_or_404(slug, name)
+        item = services.item_for_key(key)
     except Rejected as err:
-        return error(request, err.message, err.status, page)
+        return error(request, err.message, err.status)
+    page = pages()[item.lesson.lab]
+    slug = page.slug
     who = uid(request)
     progress = services.open_progress(item, who)
     context = lab_context(request, page, get_lab(slug), progress.run, who)
@@ -63,7 +70,8 @@ def panel_context(progress: Progress, item, message: str = "") -> dict:
         steps.append({
             "index": i, "state": state, "title": step.title or f"Step {i + 1}",
             "say": render_markdown(step.say), "after": render_markdown(step.after),
-            "hint": render_markdown(step.expect.hint), "within": step.expect.within,
+            "hint": render_markdown(step.expect.hint) if step.expect else "",
+            "within": step.expect.within if step.expect else 0,
             "question": step.ask.question if step.ask else "", "choices": choices,
             "awaiting_choice": bool(step.ask) and chosen is None, "grade": grade,
             "answer_text": _answer_text(step, grade), "can_show": bool(step.do),
@@ -97,7 +105,7 @@ def act(request, pid: int, what: str):
     if what not in ACTS:
         return HttpResponse("Unknown lesson action.", status=404)
     try:
-        item = services.lesson_or_404(*progress.key.split("/", 1))
+        item = services.item_for_key(progress.key)
     except Rejected as err:
         return HttpResponse(err.message, status=err.status)
     message = ""
@@ -118,8 +126,7 @@ def act(request, pid: int, what: str):
             else:
                 services.restart(progress, item)
             # A new run: the whole page follows it.
-            slug, name = progress.key.split("/", 1)
-            return HttpResponseClientRedirect(reverse("lesson", args=[slug, name]))
+            return HttpResponseClientRedirect(services.lesson_url(progress.key))
     except Rejected as err:
         message = err.message
     return render(request, "lessons/panel.html", panel_context(progress, item, message))
