@@ -223,8 +223,10 @@ class Actor:
         message = full if self.behind else delta
         self.behind = False
         ok = self.publish(
-            keys=[keys.lease(self.run_id), keys.full(self.run_id), keys.pos(self.run_id), keys.frames(self.run_id)],
-            args=[self.token, f"{seq}|{message}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S],
+            keys=[keys.lease(self.run_id), keys.full(self.run_id), keys.pos(self.run_id), keys.frames(self.run_id),
+                  keys.ok(self.run_id)],
+            args=[self.token, f"{seq}|{message}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S,
+                  "1" if all(c.ok for c in self.lab.checks.values()) else "0"],
         )
         if not ok:
             raise LeaseLost(self.run_id)

@@ -17,3 +17,18 @@ urlpatterns = [
     path("s/<str:sid>/", views.play, name="play"),
     path("s/<str:sid>/scenario.yaml", views.export, name="export"),
 ]
+
+from . import class_views  # noqa: E402
+
+urlpatterns += [
+    path("teach/classes/start/", class_views.start, name="class-start"),
+    path("join/", class_views.join, name="join"),
+    path("class/<str:code>/", class_views.class_page, name="class"),
+    path("class/<str:code>/stage/", class_views.stage, name="class-stage"),
+    path("class/<str:code>/vote/", class_views.vote, name="class-vote"),
+    path("class/<str:code>/here/", class_views.here, name="class-here"),
+    path("class/<str:code>/do/<slug:what>/", class_views.control, name="class-control"),
+    path("class/<str:code>/dashboard/", class_views.dashboard, name="class-dashboard"),
+    path("class/<str:code>/summary/", class_views.summary, name="summary"),
+    path("class/<str:code>/summary.csv", class_views.summary_csv, name="summary-csv"),
+]

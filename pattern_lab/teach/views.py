@@ -79,6 +79,7 @@ def home(request):
     public = Scenario.objects.filter(visibility=Scenario.PUBLIC).exclude(owner=request.user).select_related("owner")
     return render(request, "teach/home.html", {
         "mine": mine, "public": public, "labs": sorted(pages().values(), key=lambda p: p.title),
+        "classes": request.user.classes.order_by("-created")[:10],
     })
 
 
