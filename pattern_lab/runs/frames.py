@@ -20,6 +20,8 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.utils.html import escape
 
+from .conditions import watch_values
+
 QUIET_KINDS = {"send"}
 # When the palette's one-node faults apply, by the node's status.
 FAULT_WHEN = {
@@ -123,6 +125,7 @@ class FrameBuilder:
         self.recent: list[dict] = []
         self.prev_seq = 0
         self.sent: dict[str, str] = {}
+        self.watch: dict = {}  # conditions evaluated on every frame (a lesson's step)
 
     def remember(self, events: list[dict]) -> None:
         keep = settings.PATTERN_LAB["LOG_EVENTS"]
@@ -173,6 +176,10 @@ class FrameBuilder:
                 f'data-t="{snap["t"]}">'
                 f'<span>t = {snap["t"] / 1000:.2f}s</span> <span>event #{seq}</span>'
                 f'<span>{"frozen" if clock.get("frozen") else str(clock.get("speed", 1)) + "×"}</span></div>')
+        if self.watch.get("exprs"):
+            values = {"step": self.watch.get("step"), "t": snap["t"], **watch_values(self.watch, snap)}
+            values = escape(json.dumps(values, separators=(",", ":"), default=str))
+            flight += f'<div id="watch-{rid}" hidden hx-swap-oob="true" data-watch="{values}"></div>'
         log = log_items(events)
         delta = (head.replace("{kind}", "delta") + changed + flight +
                  (f'<ol id="log-{rid}" hx-swap-oob="beforeend">{log}</ol>' if log else ""))

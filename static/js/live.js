@@ -4,11 +4,15 @@
 
 const lives = () => document.querySelectorAll("[data-run-id]");
 const liveOf = (el) => el.closest("[data-run-id]") || document.querySelector("[data-run-id]");
+// A socket event belongs to a live run only if it came from inside one (a
+// class page has a second socket of its own).
+const runOf = (e) => (e.target.closest ? e.target.closest("[data-run-id]") : null);
 const HEAD = /data-seq="(\d+)" data-prev="(\d+)" data-kind="(\w+)"/;
 const LOG_MAX = 80;
 
 document.body.addEventListener("htmx:wsOpen", (e) => {
-  const live = liveOf(e.target);
+  const live = runOf(e);
+  if (!live) return;
   live.dataset.connected = "true";
   live.querySelector(".conn-text").textContent = "live";
   // Say so if the cluster takes long to start (every worker busy).
@@ -19,14 +23,16 @@ document.body.addEventListener("htmx:wsOpen", (e) => {
 });
 
 document.body.addEventListener("htmx:wsClose", (e) => {
-  const live = liveOf(e.target);
+  const live = runOf(e);
+  if (!live) return;
   live.dataset.connected = "false";
   live.querySelector(".conn-text").textContent = "reconnecting…";
 });
 
 // Decide, before htmx swaps anything, whether this frame follows the last one.
 document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
-  const live = liveOf(e.target);
+  const live = runOf(e);
+  if (!live) return;
   const m = HEAD.exec(e.detail.message.slice(0, 400));
   if (!m) return; // not a frame (e.g. an error message for this socket)
   const seq = +m[1], prev = +m[2], kind = m[3], cur = +live.dataset.seq;
@@ -41,7 +47,8 @@ document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
 });
 
 document.body.addEventListener("htmx:wsAfterMessage", (e) => {
-  const live = liveOf(e.target);
+  const live = runOf(e);
+  if (!live) return;
   const rid = live.dataset.runId;
   const meta = document.getElementById(`meta-${rid}`);
   if (!meta || !meta.dataset.seq) return;
