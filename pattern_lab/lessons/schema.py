@@ -108,8 +108,11 @@ class Choice(Strict):
     @classmethod
     def from_scalar(cls, data):
         if isinstance(data, (str, bool, int, float)) or data is None:
-            label = {True: "yes", False: "no", None: "none"}.get(data, str(data)) if not isinstance(data, str) \
-                else data
+            # Look up booleans by identity: 0 == False and 1 == True in a dict.
+            if isinstance(data, bool):
+                label = "yes" if data else "no"
+            else:
+                label = data if isinstance(data, str) else "none" if data is None else str(data)
             return {"label": label, "value": data}
         return data
 
