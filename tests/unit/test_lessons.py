@@ -124,3 +124,9 @@ def test_every_lab_has_its_lessons():
         counts[item.lesson.lab] += 1
     missing = [slug for slug, n in counts.items() if n < (2 if slug in FLAGSHIPS else 1)]
     assert not missing, f"labs without enough lessons: {missing}"
+
+
+def test_numeric_choices_keep_their_own_words():
+    # 0 and 1 compare equal to False and True: they must not read "no" and "yes".
+    lesson = parse(GOOD.replace("choices: [n4, n5]", "choices: [0, 1, true]"))
+    assert [c.label for c in lesson.steps[0].ask.choices] == ["0", "1", "yes"]
