@@ -52,7 +52,7 @@ def test_layout_defaults_to_a_circle_inside_the_drawing():
 def test_event_log_lines_read_as_words():
     assert describe_event({"seq": 1, "t": 0, "kind": "crash", "node": "n3"}) == "n3 crashed"
     assert describe_event({"seq": 2, "t": 0, "kind": "drop", "type": "OK", "src": "n1", "dst": "n2",
-                           "reason": "partition"}) == "OK n1 → n2 lost (partition)"
+                           "reason": "partition"}) == "OK n1 → n2 lost: partition"
     assert describe_event({"seq": 3, "t": 0, "kind": "elected", "ms": 34.04449}) == "elected ms=34"
 
 
