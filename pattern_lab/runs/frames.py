@@ -230,40 +230,43 @@ def log_lines(events: list[dict], cuts: set | None = None) -> list[tuple[int, bo
 def dots(events: list[dict], t0: float, cuts: set | None = None, limit: int = MAX_DOTS) -> list:
     """The batch's messages for the animation: [from, to, type, start, ms,
     lost reason or "", count, id].  `start` is when it left, in simulated ms
-    after the previous frame; `ms` how long it travels.  Many copies of one
-    message kind on one link in a batch are one dot with a count; past
-    `limit`, losses are kept first and the rest thinned out evenly."""
-    out: dict[tuple, list] = {}
-    by_id: dict[int, list] = {}
+    after the previous frame; `ms` how long it travels.  A busy batch (more
+    than `limit` messages) draws one dot per link and kind with a count
+    (periodic traffic), and past `limit` keeps the losses first and thins out
+    the rest evenly."""
+    rows: list[list] = []
+    by_id: dict = {}
     for e in events:
         kind = e["kind"]
         if kind == "send":
-            key = (e["src"], e["dst"], e["type"], "")
-            if key in out:
-                out[key][6] += 1
-                continue
-            d = out[key] = [e["src"], e["dst"], e["type"], round(max(e["t"] - t0, 0), 1),
-                            round(max(e.get("arrive", e["t"]) - e["t"], 0), 1), "", 1, e.get("id")]
+            d = [e["src"], e["dst"], e["type"], round(max(e["t"] - t0, 0), 1),
+                 round(max(e.get("arrive", e["t"]) - e["t"], 0), 1), "", 1, e.get("id")]
             by_id[e.get("id")] = d
+            rows.append(d)
         elif kind == "drop" and "src" in e:
             reason = drop_reason(e, cuts)
             sent = by_id.get(e.get("id"))
             if sent is not None and not sent[5]:
                 sent[5] = reason  # sent and lost in the same batch (e.g. to a crashed node)
                 continue
-            key = (e["src"], e["dst"], e.get("type", ""), reason)
-            if key in out:
-                out[key][6] += 1
-                continue
-            out[key] = [e["src"], e["dst"], e.get("type", ""), round(max(e["t"] - t0, 0), 1), 0, reason, 1,
-                        e.get("id")]
-    rows = list(out.values())
+            rows.append([e["src"], e["dst"], e.get("type", ""), round(max(e["t"] - t0, 0), 1), 0, reason, 1,
+                         e.get("id")])
+    if len(rows) <= limit:
+        return rows
+    grouped: dict[tuple, list] = {}
+    for d in rows:
+        key = (d[0], d[1], d[2], d[5])
+        if key in grouped:
+            grouped[key][6] += 1
+        else:
+            grouped[key] = d
+    rows = list(grouped.values())
     if len(rows) > limit:
         lost = [d for d in rows if d[5]][:limit]
         rest = [d for d in rows if not d[5]]
         room = limit - len(lost)
         step = len(rest) / room if room else 0
-        rows = lost + ([rest[int(i * step)] for i in range(room)] if room else [])
+        rows = lost + [rest[int(i * step)] for i in range(room)]
         rows.sort(key=lambda d: d[3])
     return rows
 
