@@ -65,22 +65,18 @@ document.body.addEventListener("htmx:wsAfterMessage", (e) => {
 });
 
 // ---- the event log -----------------------------------------------------------
-// Periodic traffic ("n5 sends HEARTBEAT to n1, n2, n3, n4" every 500 ms, with
-// the replies in between) is one line with a count: a message line that
-// repeats one of the few message lines just before it (no other event in
-// between) replaces it and carries its count on.
-const REPEAT_WINDOW = 8;
+// Periodic traffic ("n5 sends HEARTBEAT to n1, n2, n3, n4" every 300 ms, with
+// the replies and other events in between) is one line with a count: a
+// message line that repeats one of the few lines just before it replaces
+// that line and carries its count on (the time shown is the latest).
+const REPEAT_WINDOW = 10;
 const countOf = (li) => +li.dataset.repeat || 1;
 
 function collapseRepeats(log) {
-  const recent = []; // the message lines since the last other event, newest last
+  const recent = []; // the last few lines, newest last
   for (const li of [...log.children]) {
-    if (!li.classList.contains("traffic")) {
-      recent.length = 0;
-      continue;
-    }
     const text = li.querySelector("span")?.textContent;
-    const same = recent.findIndex((x) => x.text === text);
+    const same = li.classList.contains("traffic") ? recent.findIndex((x) => x.text === text) : -1;
     if (same >= 0) {
       const older = recent[same];
       const n = countOf(older.li) + countOf(li);
@@ -259,6 +255,14 @@ function svg(parent, name, attrs) {
   return el;
 }
 
+// One colour per message type (losses are red), the same on every lab.
+const TYPE_COLOURS = ["#2a62c9", "#6b3fc6", "#18794e", "#b26b00", "#0e7490", "#9d174d", "#4d7c0f"];
+function typeColour(type) {
+  let h = 0;
+  for (const ch of String(type)) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return TYPE_COLOURS[h % TYPE_COLOURS.length];
+}
+
 function flightTitle(f) {
   return `${f.type} ${f.src} → ${f.dst}${f.count > 1 ? ` ×${f.count}` : ""}${f.lost ? ` lost: ${f.lost}` : ""}`;
 }
@@ -280,6 +284,7 @@ function newFlight(live, layer, where, m) {
     class: `msg t-${String(m.type).toLowerCase().replace(/[^a-z0-9_-]/g, "")}${m.lost ? " lost" : ""}`,
   });
   if (m.lost) g.dataset.lost = m.lost;
+  g.style.setProperty("--msg", typeColour(m.type));
   f.titleEl = svg(g, "title");
   f.titleEl.textContent = flightTitle(f);
   f.el = g;
@@ -289,12 +294,17 @@ function newFlight(live, layer, where, m) {
     svg(g, "line", { x1: f.from[0], y1: f.from[1], x2: p[0], y2: p[1], class: "trail" });
     svg(g, "circle", { r: 1.1, cx: p[0], cy: p[1] });
     if (m.lost) svg(g, "path", { class: "dead", d: cross(p) });
+    if (m.label || f.count > 1) {
+      const label = svg(g, "text", { class: "count", x: p[0], y: p[1] - 1.8 });
+      label.textContent = `${m.type}${f.count > 1 ? ` ×${f.count}` : ""}`;
+    }
     f.still = true;
   } else {
     f.dot = svg(g, "circle", { r: f.count > 1 ? 1.4 : 1.1 });
-    if (f.count > 1) {
+    if (f.count > 1 || m.label) {
+      // A quiet moment: name each message; a busy one: only the counts.
       const label = svg(g, "text", { class: "count", dy: "-1.8" });
-      label.textContent = `×${f.count}`;
+      label.textContent = m.label ? `${m.type}${f.count > 1 ? ` ×${f.count}` : ""}` : `×${f.count}`;
     }
   }
   g.setAttribute("visibility", "hidden");
@@ -376,6 +386,7 @@ function animate(live, data) {
   const own = !!data.frozen;
   const base = own ? performance.now() : clockNow(live);
   const byId = new Map([...flights].filter((f) => f.live === live && f.id != null).map((f) => [f.id, f]));
+  const label = (data.dots || []).length <= 8;
   for (const [src, dst, type, start, ms, lost, count, id] of data.dots || []) {
     if (!where[src] || !where[dst]) continue;
     const earlier = id != null && byId.get(id);
@@ -391,7 +402,7 @@ function animate(live, data) {
     const travel = Math.min(Math.max(ms / speed, TRAVEL_MS), MAX_TRAVEL_MS);
     const end = !lost ? 1 : lost === "node down" ? 0.85 : 0.5;
     newFlight(live, layer, where, {
-      src, dst, type, lost, count, id, own, travel, end,
+      src, dst, type, lost, count, id, own, travel, end, label,
       start: base + Math.min(Math.max(start / speed, 0), 1000),
     });
   }
