@@ -386,7 +386,7 @@ function animate(live, data) {
   const own = !!data.frozen;
   const base = own ? performance.now() : clockNow(live);
   const byId = new Map([...flights].filter((f) => f.live === live && f.id != null).map((f) => [f.id, f]));
-  const label = (data.dots || []).length <= 8;
+  const label = (data.dots || []).length <= 5;
   for (const [src, dst, type, start, ms, lost, count, id] of data.dots || []) {
     if (!where[src] || !where[dst]) continue;
     const earlier = id != null && byId.get(id);

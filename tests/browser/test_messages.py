@@ -126,8 +126,12 @@ def test_frozen_messages_stay_where_they_are(open_lab):
     record(page)
     wait_flight(page, "f.positions.length > 1")
     page.click('[data-control="freeze"]')
-    # Once the freeze reaches the page, what is drawn stays, and does not move.
-    page.wait_for_function("() => document.querySelectorAll('[data-flight]').length > 0", timeout=WAIT)
+    # Once the frozen clock reaches the page, what is drawn stays, and does not move.
+    page.wait_for_function("""() => {
+        const f = document.querySelector('[id^="flight-"]');
+        return f && f.dataset.flightData && JSON.parse(f.dataset.flightData).frozen === true;
+    }""", timeout=WAIT)
+    assert page.locator("[data-flight]").count() > 0
     page.wait_for_function("""() => {
         const now = [...document.querySelectorAll('[data-flight]')].map((f) => f.getAttribute('transform')).join();
         const same = now && now === window.__lastSeen;
