@@ -126,6 +126,16 @@ def describe_event(e: dict) -> str:
         return f"link {e['src']} → {e['dst']} cut (one-way)"
     if kind == "heal":
         return "network healed"
+    if kind == "delay" and "src" in e:
+        return f"link {e['src']} → {e['dst']} delayed by {_ms(e.get('ms'))}"
+    if kind == "loss" and "src" in e:
+        return f"link {e['src']} → {e['dst']} loses {e.get('percent')}% of messages"
+    if kind == "slow" and "node" in e:
+        return f"{e['node']} slowed: {_ms(e.get('ms'))} per message"
+    if kind == "drop-next" and "src" in e:
+        return f"the next message {e['src']} → {e['dst']} will be lost"
+    if kind == "duplicate-next" and "src" in e:
+        return f"the next message {e['src']} → {e['dst']} will arrive twice"
     if kind == "check":
         verb = "holds again" if e.get("ok") else "broken"
         return f"check {e.get('name')} {verb}: {e.get('detail', '')}"
@@ -149,6 +159,8 @@ def _names(ids: list[str]) -> str:
 
 def _event_nodes(e: dict) -> list[str]:
     out = [e[k] for k in ("node", "src", "dst") if isinstance(e.get(k), str)]
+    for side in e.get("sides") or []:
+        out += [n for n in side if isinstance(n, str)]
     return out
 
 

@@ -185,3 +185,11 @@ def test_fragments_are_not_rendered_again_when_their_inputs_did_not_change(monke
     lab.apply("crash", ["n5"])
     build(lab, builder)
     assert sorted(rendered) == ["cluster", "nodes"]
+
+
+def test_network_faults_read_as_sentences():
+    assert describe_event({"seq": 1, "t": 0, "kind": "cut", "src": "n1", "dst": "n3"}) == "link n1 → n3 cut (one-way)"
+    assert describe_event({"seq": 2, "t": 0, "kind": "delay", "src": "n1", "dst": "n3", "ms": 1500.0}) == \
+        "link n1 → n3 delayed by 1.5 s"
+    assert describe_event({"seq": 3, "t": 0, "kind": "send", "src": "n3", "dst": "n5", "type": "ELECTION"}) == \
+        "n3 sends ELECTION to n5"
