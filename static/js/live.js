@@ -373,6 +373,37 @@ function kick() {
   }
 }
 
+// Which colour is which message type: the types seen lately, newest first.
+const LEGEND_MAX = 6;
+function legend(live, layer, dots) {
+  if (!dots.length) return;
+  const seen = (live._flightTypes ||= []);
+  for (const [, , type] of dots) {
+    const i = seen.indexOf(type);
+    if (i === 0) continue;
+    if (i > 0) seen.splice(i, 1);
+    seen.unshift(type);
+  }
+  seen.length = Math.min(seen.length, LEGEND_MAX);
+  const key = seen.join(" ");
+  let box = live.querySelector(".flight-legend");
+  if (box && box.dataset.key === key) return;
+  if (!box) {
+    box = document.createElement("div");
+    box.className = "flight-legend";
+    box.setAttribute("aria-hidden", "true"); // the event log says the same in words
+    layer.after(box);
+  }
+  box.dataset.key = key;
+  box.replaceChildren(...seen.map((type) => {
+    const item = document.createElement("span");
+    const dot = item.appendChild(document.createElement("i"));
+    dot.style.background = typeColour(type);
+    item.append(type);
+    return item;
+  }));
+}
+
 function animate(live, data) {
   setFrozen(live, !!data.frozen);
   const layer = flightLayer(live);
@@ -406,6 +437,7 @@ function animate(live, data) {
       start: base + Math.min(Math.max(start / speed, 0), 1000),
     });
   }
+  legend(live, layer, data.dots || []);
   if (data.frozen) {
     // Messages in flight at the moment of freezing (or when this page joined a
     // frozen run) stand still where they are.
