@@ -311,8 +311,11 @@ function newFlight(live, layer, where, m) {
   flights.add(f);
   let extra = [...flights].filter((x) => x.live === live).length - MAX_FLIGHTS;
   for (const x of flights) {
-    if (extra-- <= 0) break;
-    if (x.live === live) finish(x);
+    if (extra <= 0) break;
+    if (x.live === live && x !== f) {
+      finish(x);
+      extra -= 1;
+    }
   }
   return f;
 }
