@@ -141,6 +141,7 @@ def describe_event(e: dict) -> str:
         return f"check {e.get('name')} {verb}: {e.get('detail', '')}"
     if kind == "rejected":
         return f"rejected {e.get('action')} {' '.join(e.get('args', []))}: {e.get('error')}"
+    node = rest.pop("node", None) if isinstance(rest.get("node"), str) else None
     parts = []
     for k, v in rest.items():
         if isinstance(v, float):
@@ -150,6 +151,8 @@ def describe_event(e: dict) -> str:
             if len(v) > 60:
                 v = v[:57] + "…"
         parts.append(f"{k}={v}")
+    if node:  # a lab's own event about one node: "n1: follow (leader=n4)"
+        return f"{node}: {kind}" + (f" ({', '.join(parts)})" if parts else "")
     return f"{kind} " + " ".join(parts)
 
 
@@ -446,7 +449,8 @@ class FrameBuilder:
         nodes = snap["nodes"]
         inputs = {
             "cluster": lambda: (nodes, snap.get("layout"), snap.get("edges"), net.get("partition"), net.get("links")),
-            "nodes": lambda: [(n["id"], n["status"], n.get("role")) for n in nodes],
+            "nodes": lambda: ([(n["id"], n["status"], n.get("role")) for n in nodes],
+                              {k: [a["name"] for a in v] for k, v in self.buttons(lab).items()}),
             "checks": lambda: snap["checks"],
             "panels": lambda: ({k: v for k, v in snap.items() if k not in ("t", "seq", "network")},
                                net.get("partition"), net.get("links")),

@@ -193,3 +193,8 @@ def test_network_faults_read_as_sentences():
         "link n1 → n3 delayed by 1.5 s"
     assert describe_event({"seq": 3, "t": 0, "kind": "send", "src": "n3", "dst": "n5", "type": "ELECTION"}) == \
         "n3 sends ELECTION to n5"
+
+
+def test_a_labs_own_event_about_a_node_starts_with_the_node():
+    assert describe_event({"seq": 1, "t": 0, "kind": "follow", "node": "n1", "leader": "n4"}) == "n1: follow (leader=n4)"
+    assert describe_event({"seq": 2, "t": 0, "kind": "leader", "node": "n4"}) == "n4: leader"
