@@ -7,6 +7,7 @@ Sections (all by default; pick with --only):
   click    click-to-frame latency for one viewer (real stack)
   fanout   one run's frames to 200/500/1,000 viewers: our FrameHub and a
            stock Channels consumer (the baseline), p50/p95/p99 and frames lost
+  class    one class of --students (200): following, voting, private forks
 """
 
 import asyncio
@@ -19,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-SECTIONS = ("kernel", "replay", "frames", "click", "fanout")
+SECTIONS = ("kernel", "replay", "frames", "click", "fanout", "class")
 
 
 
@@ -33,13 +34,15 @@ class Command(BaseCommand):
         parser.add_argument("--daphnes", type=int, default=2, help="daphne processes sharing the port")
         parser.add_argument("--no-stock", action="store_true", help="skip the stock-consumer baseline")
         parser.add_argument("--lab", default="", help="lab for the fan-out run (default: the costliest frames)")
+        parser.add_argument("--students", type=int, default=200, help="students in the class section")
         parser.add_argument("--out", default=str(settings.VAR_DIR / "bench.json"))
 
     def say(self, text=""):
         self.stdout.write(text)
         self.stdout.flush()
 
-    def handle(self, *args, only, viewers, seconds, daphnes, no_stock, lab, out, **opts):
+    def handle(self, *args, only, viewers, seconds, daphnes, no_stock, lab, out, students, **opts):
+        self.students = students
         want = {s.strip() for s in only.split(",") if s.strip()}
         results: dict = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cores": __import__("os").cpu_count()}
 
@@ -76,7 +79,7 @@ class Command(BaseCommand):
                 self.say()
             lab = lab or max(rows, key=lambda r: r["frame_kb"] * r["events_per_s"])["lab"]
 
-        if want & {"click", "fanout"}:
+        if want & {"click", "fanout", "class"}:
             self.live(results, want, viewers, seconds, daphnes, no_stock, lab or "circuit-breaker")
 
         Path(out).write_text(json.dumps(results, indent=2, default=str))
@@ -108,6 +111,12 @@ class Command(BaseCommand):
                         self.say(f"  {row['consumer']:5} {n:>5} viewers: p50 {row['p50']:.1f} ms, p95 {row['p95']:.1f} ms,"
                                  f" p99 {row['p99']:.1f} ms, {row['frames']} frames, lost {row['lost_share'] * 100:.1f}%")
                 self.say("\n" + summarize(rows) + "\n")
+            if "class" in want:
+                from pattern_lab.bench.classroom import class_bench
+
+                self.say(f"One class of {self.students} students (leader-election)")
+                results["class"] = class_bench(stack, base, self.students, seconds, self.say)
+                self.say()
         except BaseException:
             for log in sorted(var.glob("*.log")):
                 tail = log.read_text(errors="replace").splitlines()[-15:]
