@@ -182,7 +182,7 @@ function send(live, el, action, args) {
 
 // A command that never reached the server says so, instead of nothing.
 document.body.addEventListener("htmx:sendError", (e) => {
-  const live = e.target.closest?.("[data-run-id]") || document.querySelector("[data-run-id]");
+  const live = e.target.closest?.("[data-run-id]");
   const flash = live && document.getElementById(`flash-${live.dataset.runId}`);
   if (flash) flash.innerHTML = '<span class="bad" role="alert">The server could not be reached, so this was not sent. '
     + "The page reconnects by itself; try again in a moment.</span>";
