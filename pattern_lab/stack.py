@@ -243,11 +243,15 @@ class Stack:
             time.sleep(0.02)
 
     def migrate(self) -> None:
-        done = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=BASE_DIR,
-                              env=self.env)
-        self._check_cancel()
-        if done.returncode:
-            raise StackError(f"manage.py migrate failed ({describe_exit(done.returncode)})")
+        proc = subprocess.Popen([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=BASE_DIR,
+                                env=self.env)
+        while proc.poll() is None:
+            if self.cancel.wait(0.1):
+                proc.terminate()
+                proc.wait()
+                self._check_cancel()
+        if proc.returncode:
+            raise StackError(f"manage.py migrate failed ({describe_exit(proc.returncode)})")
 
     def start_worker(self, name: str | None = None) -> subprocess.Popen:
         name = name or f"w{len(self._of('worker')) + 1}"
@@ -271,7 +275,12 @@ class Stack:
     def listen(self, port: int) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as err:
+            sock.close()
+            raise StackError(f"cannot listen on port {port} ({err.strerror}); pick another with PORT=8080 make run "
+                             "or serve --port 8080") from None
         sock.listen(1024)
         sock.set_inheritable(True)
         self.listener = sock
@@ -320,11 +329,11 @@ class Stack:
     def start(self) -> Stack:
         self.lock()
         try:
+            self.listen(self.port)  # first: a port in use is the likeliest failure
             self.start_redis()
             self.migrate()
             for _ in range(self.workers):
                 self.start_worker()
-            self.listen(self.port)
             for _ in range(self.daphnes):
                 self.start_daphne()
             self.wait_http()

@@ -33,10 +33,13 @@ class Command(BaseCommand):
         stack = Stack(settings.VAR_DIR, port=port, workers=workers, daphnes=daphnes, redis_url=redis_url,
                       cancel=stop, log=self.log, standby=True, state_file=settings.VAR_DIR / "serve.json")
 
+        signalled = []
+
         def on_signal(signum, _frame):
-            if stop.is_set():  # asked twice: do not wait for the children any longer
+            if signalled:  # asked twice: do not wait for the children any longer
                 stack.hurry = True
                 return
+            signalled.append(signum)
             self.log(f"{signal.Signals(signum).name}: stopping every child")
             stop.set()
 
@@ -51,7 +54,7 @@ class Command(BaseCommand):
             self.log("children: " + ", ".join(f"{c.name} pid {c.pid}" for c in stack.children))
             stack.supervise()
         except StackError as err:
-            if not stop.is_set():
+            if not signalled:  # (interrupted while starting: not an error)
                 raise CommandError(str(err)) from None
         finally:
             self.log("stopping…")
