@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -368,6 +369,34 @@ def test_children_do_not_outlive_a_killed_supervisor(serve):
     os.kill(serve.proc.pid, signal.SIGKILL)
     serve.proc.wait()
     wait_until(lambda: not any(_stat(p) for p in pids), 5, f"orphans: {left_behind(serve.var)}")
+
+
+def test_sigterm_while_starting_stops_at_once_and_a_port_in_use_is_a_clear_error():
+    var = Path(tempfile.mkdtemp(prefix="pl-serve-"))
+    env = {**os.environ, "PATTERN_LAB_VAR": str(var), "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}"}
+    env.pop("REDIS_URL", None)
+    argv = [sys.executable, "manage.py", "serve", "--port", str(free_port())]
+    try:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        wait_until(lambda: (var / "serve.json").exists(), 60, "serve started no child")  # Redis is up
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=SHUTDOWN_BOUND_S)
+        assert "Traceback" not in err.decode() and "stopped" in err.decode()
+        wait_until(lambda: not left_behind(var), 5, f"processes left behind: {left_behind(var)}")
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            argv[-1] = str(taken.getsockname()[1])
+            done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert "cannot listen on port" in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert not left_behind(var)
+    finally:
+        for pid in left_behind(var):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(var, ignore_errors=True)
 
 
 # ---- the supervisor's rules, on tiny stand-in children -----------------------------
