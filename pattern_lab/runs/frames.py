@@ -66,7 +66,8 @@ def describe_event(e: dict) -> str:
         return {"crash": "{} crashed", "restart": "{} restarted", "pause": "{} paused",
                 "resume": "{} resumed"}[kind].format(rest["node"])
     if kind == "partition":
-        return "network partitioned: " + " | ".join(",".join(side) for side in e.get("sides", []))
+        sides = " | ".join(",".join(side) for side in e.get("sides", []))
+        return f"network partitioned: {sides}" + (f" ({e['note']})" if e.get("note") else "")
     if kind == "heal":
         return "network healed"
     if kind == "check":
