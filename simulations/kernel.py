@@ -335,7 +335,8 @@ class Network:
         self.inflight: dict[int, Message] = {}
         self.next_id = 0
         self.sent = 0
-        self.dropped = 0
+        self.dropped = 0  # lost to a fault (partition, cut, drop-next, loss)
+        self.duplicated = 0  # extra copies made by duplicate-next
         # A lab that models its own link latencies overrides transit_time.
         self._plain_latency = type(self).transit_time is Network.transit_time
 
@@ -402,6 +403,7 @@ class Network:
         copies = 1
         if reason is None and link and link.duplicate_next:
             link.duplicate_next -= 1
+            self.duplicated += 1
             copies = 2
         if reason:
             self.dropped += 1
