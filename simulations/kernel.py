@@ -659,6 +659,12 @@ class Lab:
     UNFAULTABLE: tuple[str, ...] = ()
     LATENCY: tuple[float, float] = (4.0, 12.0)
     ACTIONS: dict[str, ActionSpec] = {}
+    # The checks that must hold whatever the faults, and in which modes: check name -> conditions,
+    # any of which makes it an invariant.  A condition is "*" (every mode), a value of one of the
+    # lab's choice params ("quorum"), "param=value" (bools as on/off), or several joined by "+"
+    # ("log-shipper+dedupe=on").  A check left out demonstrates a failure: some mode or fault is
+    # meant to turn it red.  The fault fuzzer (tests/unit/test_fuzz.py) holds the lab to this.
+    INVARIANTS: dict[str, tuple[str, ...]] = {}
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -690,6 +696,27 @@ class Lab:
     def view(self) -> dict:
         """The lab's own objects for the snapshot (breakers, sagas, keys...)."""
         return {}
+
+    def invariants(self) -> list[str]:
+        """The checks that must hold in this run's mode (see INVARIANTS)."""
+        return [name for name, conditions in self.INVARIANTS.items()
+                if name in self.checks and any(self.in_mode(c) for c in conditions)]
+
+    def in_mode(self, condition: str) -> bool:
+        choices = {self.params[p.name] for p in self.PARAMS if p.choices}
+        for part in condition.split("+"):
+            if part == "*":
+                continue
+            if "=" in part:
+                name, want = part.split("=", 1)
+                value = self.params.get(name)
+                if isinstance(value, bool):
+                    value = "on" if value else "off"
+                if str(value) != want:
+                    return False
+            elif part not in choices:
+                return False
+        return True
 
     # -- params -----------------------------------------------------------
     @classmethod

@@ -213,6 +213,8 @@ class Member(Node):
 class LeaderElection(Lab):
     slug = "leader-election"
     title = "Leader election"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"agreement": ("*",), "highest-leads": ("*",), "leader-elected": ("*",)}
     PARAMS = (
         Param("algorithm", "bully", "How nodes elect a leader.", choices=("bully", "ring")),
         Param("nodes", 5, "How many nodes (ids n1..nN; the highest id leads first).", lo=3, hi=9),

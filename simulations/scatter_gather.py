@@ -285,6 +285,8 @@ class Coordinator(Node):
 class ScatterGather(Lab):
     slug = "scatter-gather"
     title = "Scatter-gather"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"redone-elsewhere": ("reassign=on",)}
     PARAMS = (
         Param("mode", "scattered", "Transcode the five resolutions one after another on w1, or all at once.",
               choices=("scattered", "sequential")),

@@ -295,6 +295,8 @@ class Client(Node):
 class Sharding(Lab):
     slug = "sharding"
     title = "Sharding"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"moved-share": ("*",), "isolation": ("*",)}
     PARAMS = (
         Param("strategy", "mod", "How the router maps a key to a shard: hash mod N, key ranges, "
               "or consistent hashing with virtual nodes.", choices=("mod", "consistent", "range")),

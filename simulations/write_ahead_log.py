@@ -355,6 +355,13 @@ class Client(Node):
 class WriteAheadLog(Lab):
     slug = "write-ahead-log"
     title = "Write-ahead log"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "loss-bounded": ("every-write+checked", "batch+checked"),
+        "recovery-exact": ("checked",),
+        "bad-record-rejected": ("checked",),
+        "replay-idempotent": ("checked",),
+    }
     PARAMS = (
         Param("flush", "every-write", "When the log is fsynced, and so when a write is acknowledged.",
               choices=("every-write", "batch", "never")),
