@@ -596,6 +596,19 @@ class Node:
         del self._timers[name]
         self.on_timer(name, timer.data)
 
+    def set_slow(self, ms: float) -> None:
+        """Take `ms` for each message from now on; the message in service takes no longer than that."""
+        self.slow_ms = ms
+        work = self._work
+        if work is None:
+            return
+        if work.handle is None:  # paused: it goes on with what is left, at most `ms`
+            work.left = min(work.left, ms)
+        elif work.due > self.now + ms:
+            self.lab.sim.cancel(work.handle)
+            work.due = self.now + ms
+            work.handle = self.lab.sim.after(ms, self._served, work)
+
     def pause(self) -> None:
         """Freeze: every timer and the message in service keep the time they have left."""
         self.status = "paused"
@@ -932,7 +945,7 @@ class Lab:
     @action("slow", Arg("node"), Arg("ms", "ms", hi=10_000), group="fault",
             help="Make a node take this long to handle each message; it serves them one at a time (0 = normal).")
     def do_slow(self, node_id: str, ms: float) -> None:
-        self.node(node_id).slow_ms = ms
+        self.node(node_id).set_slow(ms)
         self.emit("slow", node=node_id, ms=ms)
         self.after_fault("slow", node_id)
 

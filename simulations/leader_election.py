@@ -186,6 +186,10 @@ class Member(Node):
         seen = token["seen"].split(",")
         if self.id in seen:
             return  # back at its announcer (or, the announcer gone, at a node that has heard it)
+        if rank(token["leader"]) < rank(self.id):
+            # The token missed me (I was paused, or my link dropped it): I object with an election.
+            self.start_election(f"{token['leader']} announced, but I am higher")
+            return
         if token["leader"] == self.id:
             self.become_leader()
         else:
@@ -324,6 +328,9 @@ class LeaderElection(Lab):
         struck = (self.net.dropped, self.net.duplicated)
         if struck != self.faults_seen:  # a message was lost or copied by a fault: that disturbs too
             self.faults_seen, self.disturbed_at = struck, self.now
+        slowest = self.LATENCY[1] + MAX_EXTRA_DELAY
+        if any(m.arrive - m.sent > slowest for m in self.net.inflight.values()):
+            self.disturbed_at = self.now  # a message held up by a healed delay is still on its way
         live = [n for n in self.nodes.values() if n.up]
         if not self.normal() or self.now - self.disturbed_at < self.settle or not live:
             return

@@ -326,3 +326,13 @@ def test_a_partition_that_does_not_name_the_client_leaves_it_connected():
 def test_a_sidecar_timer_due_during_a_pause_can_be_cancelled_after_resume():
     lab = run("sidecar", "1.05s pause sidecar", "1.6s resume sidecar", seed=1, until="2s", kind="proxy", rate="20")
     assert lab.now == 2000
+
+
+def test_making_a_slow_node_fast_again_shortens_the_message_in_service():
+    assert trace((0, "slow", "b", 1000), (0, "ping", "a", "b", "m1"), (0, "ping", "a", "b", "m2"),
+                 (100, "slow", "b", 0), until=5000) == [
+        (0.0, "slow", {"node": "b", "ms": 1000.0}),
+        (100.0, "slow", {"node": "b", "ms": 0.0}),
+        (100.0, "handled", {"node": "b", "msg": "m1", "incarnation": 1}),
+        (100.0, "handled", {"node": "b", "msg": "m2", "incarnation": 1}),
+    ]
