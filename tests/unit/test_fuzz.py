@@ -56,7 +56,7 @@ def test_a_schedule_replays_to_the_same_state(slug):
         if outcome.problem:
             continue
         sched = outcome.schedule
-        lab = replay(labs()[slug], sched.params, seed, sched.commands, sched.until)
+        lab = replay(labs()[slug], sched.params, seed, sched.commands, float(sched.until))
         assert json.dumps(lab.snapshot()) == outcome.snapshot, sched.command_line()
 
 
