@@ -451,7 +451,7 @@ class Sharding(Lab):
             return True  # retired
         if node.status != "up" or node.slow_ms:
             return False
-        if net.partition and net.side_of(shard) != net.side_of("router"):
+        if net.blocked(shard, "router") or net.blocked("router", shard):
             return False
         return not any(not link.clean() for (a, b), link in net.links.items()
                        if shard in (a, b) and "router" in (a, b))
