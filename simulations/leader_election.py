@@ -174,7 +174,8 @@ class Member(Node):
             # I am on the token already: it went all the way round without its starter.
             self.lab.emit("token-dropped", node=self.id, eid=token["eid"], type="ELECTION",
                           why=f"it came back without its starter {ids[0]}")
-            self.start_election(f"{ids[0]}'s token came back without {ids[0]}")
+            if not self.running_my_election():
+                self.start_election(f"{ids[0]}'s token came back without {ids[0]}")
         else:
             if self.role != "leader":
                 self.role = "candidate"
@@ -182,13 +183,19 @@ class Member(Node):
                 self.set_timer("no-coordinator", self.lab.ring_timeout)
             self.pass_token("ELECTION", {**token, "ids": f"{token['ids']},{self.id}"})
 
+    def running_my_election(self) -> bool:
+        """Ring: my own token is on its way and I still wait for its result."""
+        return self.role == "candidate" and self.election is not None and self.announced != self.election \
+            and self.has_timer("no-coordinator")
+
     def on_coordinator_token(self, token: dict) -> None:
         seen = token["seen"].split(",")
         if self.id in seen:
             return  # back at its announcer (or, the announcer gone, at a node that has heard it)
         if rank(token["leader"]) < rank(self.id):
             # The token missed me (I was paused, or my link dropped it): I object with an election.
-            self.start_election(f"{token['leader']} announced, but I am higher")
+            if not self.running_my_election():
+                self.start_election(f"{token['leader']} announced, but I am higher")
             return
         if token["leader"] == self.id:
             self.become_leader()
