@@ -325,7 +325,7 @@ class Cqrs(Lab):
     title = "CQRS"
     # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
     INVARIANTS = {
-        "read-models-converge": ("projector",),
+        "read-models-converge": ("projector+idempotent=on",),
         "rebuild-identical": ("*",),
         "rejected-never-read": ("projector",),
     }

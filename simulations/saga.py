@@ -444,7 +444,7 @@ class SagaLab(Lab):
     title = "Saga"
     # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
     INVARIANTS = {
-        "completed-or-compensated": ("durable",),
+        "completed-or-compensated": ("durable+idempotent=on",),
         "reverse-order": ("*",),
         "resumes-from-log": ("durable",),
         "no-duplicate-rows": ("idempotent=on",),
