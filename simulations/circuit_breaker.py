@@ -327,6 +327,8 @@ class Backend(Node):
 class CircuitBreaker(Lab):
     slug = "circuit-breaker"
     title = "Circuit breaker"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"open-blocks": ("on",), "trial-limit": ("on",), "trial-outcome": ("on",), "no-cascade": ("on",)}
     PARAMS = (
         Param("breakers", "on", "Breakers on the A->B and B->C calls, or plain calls with timeouts.",
               choices=("on", "off")),
