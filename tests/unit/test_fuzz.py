@@ -1,6 +1,6 @@
 """The fault fuzzer: for every lab and every mode, seeded random schedules of the
 fault palette and the lab's own actions (see tests/fuzz.py).  Each run must end
-within its step and wall-time budget, raise nothing, and keep every check the
+within its step and CPU-time budget, raise nothing, and keep every check the
 lab declares an invariant in that mode (`Lab.INVARIANTS`).
 
 `PATTERN_LAB_FUZZ=N` runs N schedules per lab and mode (default 10);
