@@ -101,3 +101,17 @@ def test_bad_commands_are_rejected():
     for n in ("n1", "n2", "n3", "n4", "n5"):
         lab.command("crash", [n])
     assert "at least two" in lab.command("anti-entropy", [])
+
+
+def test_any_live_node_coordinates_a_write_under_a_sloppy_quorum():
+    # The run: every preferred replica of alice is down, three nodes are up.
+    crash_preferred = ("100 crash n1", "100 crash n2", "100 crash n3", "200 write alice 100")
+    lab = run("hinted-handoff", *crash_preferred, seed=1, until="5s", rate=0, w=1)
+    ok = events(lab, "write-ok")
+    assert ok and ok[0]["coordinator"] in ("n4", "n5", "n6")
+    assert len(events(lab, "hint-stored")) == 3
+    assert check(lab, "writes-available")["ok"]
+    # A strict quorum accepts only the preferred replicas: the same write fails, and the check says so.
+    strict = run("hinted-handoff", *crash_preferred, seed=1, until="5s", rate=0, w=1, quorum="strict")
+    assert not events(strict, "write-ok") and events(strict, "write-failed")
+    assert not check(strict, "writes-available")["ok"]
