@@ -12,7 +12,8 @@ address.  The registry holds a table of live instances, each entry a lease:
     at once.  It keeps serving for a short drain period, for callers whose
     list is not refreshed yet;
   * an instance that crashes says nothing: its entry stays until its lease
-    runs out, and callers keep sending requests to a dead address meanwhile.
+    runs out (a TTL after the last heartbeat the registry received), and
+    callers keep sending requests to a dead address meanwhile.
 
 Discovery (who asks the registry):
 
@@ -118,6 +119,8 @@ class Registry(Node):
 
     def on_message(self, msg) -> None:
         body, ttl = msg.body, self.lab.params["ttl"]
+        if msg.type in ("REGISTER", "HEARTBEAT"):
+            self.lab.heard[body["addr"]] = self.now  # for the checks: when the registry last heard this address
         if msg.type == "REGISTER":
             new = body["addr"] not in self.leases
             self.leases[body["addr"]] = {"instance": msg.src, "addr": body["addr"], "since": self.now,
@@ -329,6 +332,7 @@ class ServiceRegistry(Lab):
         self.addresses: dict[str, str] = {}  # address -> instance listening there now
         self.stats: dict[str, dict] = {}
         self.crashes: list[dict] = []  # crashed instances whose entry must expire
+        self.heard: dict[str, float] = {}  # address -> when the registry last received its REGISTER or HEARTBEAT
         self.shutdowns: list[dict] = []  # graceful stops whose entry must go at once
         self.waiting_traffic: dict[str, dict] = {}  # newly registered, not served yet
         self.registry_down_since: float | None = None
@@ -347,7 +351,7 @@ class ServiceRegistry(Lab):
         self.add_node(Client(self, "c2"))
         self.started = True
         self.add_check("crashed-expires", "An instance that crashes (no deregistration) leaves the registry "
-                                          "within the TTL of its last heartbeat.")
+                                          "within the TTL of the last heartbeat the registry received from it.")
         self.add_check("graceful-at-once", "An instance that shuts down gracefully leaves the registry at once.")
         self.add_check("cache-survives", "While the registry is down, callers keep reaching live instances "
                                          "from their cached list.")
@@ -457,12 +461,18 @@ class ServiceRegistry(Lab):
             if table is None or crash["addr"] not in table:
                 self.crashes.remove(crash)
                 if table is not None and self.checks["crashed-expires"].ok:
+                    last = self.heard.get(crash["addr"], crash["t"])
                     self.checks["crashed-expires"].detail = (
-                        f"{crash['node']}'s entry left {fmt_ms(self.now - crash['t'])} after its crash")
+                        f"{crash['node']}'s entry left {fmt_ms(self.now - crash['t'])} after its crash, "
+                        f"{fmt_ms(self.now - last)} after its last heartbeat")
                 continue
-            bound = (ttl or 3 * hb) + 200
-            if self.now - crash["t"] > bound:
-                self.fail("crashed-expires", f"{crash['node']} crashed {fmt_ms(self.now - crash['t'])} ago and "
+            # Counted from the last heartbeat the registry received (one still in flight at the
+            # crash renews the lease), plus one sweep of the table.
+            last = max(self.heard.get(crash["addr"], crash["t"]), 0.0)
+            bound = (ttl or 3 * hb) + SWEEP_EVERY + 10
+            if self.now - last > bound:
+                self.fail("crashed-expires", f"{crash['node']} crashed {fmt_ms(self.now - crash['t'])} ago, the "
+                                             f"registry last heard it {fmt_ms(self.now - last)} ago, and "
                                              f"{crash['addr']} is still listed" + ("" if ttl else " (no TTL)"))
                 self.crashes.remove(crash)
         for stop in list(self.shutdowns):
@@ -516,8 +526,11 @@ class ServiceRegistry(Lab):
             raise SimError("only one instance is running; it stays")
         self.do_shutdown(running[-1].id)
 
-    @action("shutdown", Arg("instance"), help="Stop an instance gracefully: it deregisters, drains, then exits.")
-    def do_shutdown(self, node_id: str) -> None:
+    @action("shutdown", Arg("instance"), Arg("deregistration", "word", optional=True, default="sent",
+                                             choices=("sent", "lost")),
+            help="Stop an instance gracefully: it deregisters, drains, then exits "
+                 "(add 'lost' to lose its DEREGISTER message in the network).")
+    def do_shutdown(self, node_id: str, deregistration: str = "sent") -> None:
         node = self.nodes[node_id]
         if not isinstance(node, Instance):
             raise SimError(f"'{node_id}' is not an instance (instances: {', '.join(n.id for n in self.instances())})")
@@ -528,6 +541,10 @@ class ServiceRegistry(Lab):
         if self.registry().up:
             self.shutdowns.append({"node": node_id, "addr": node.addr, "t": self.now})
         self.waiting_traffic.pop(node_id, None)
+        if deregistration == "lost":
+            # The network loses exactly the DEREGISTER (drop-next armed just before it is sent).
+            self.net.link(node_id, "registry").drop_next += 1
+            self.emit("drop-next", src=node_id, dst="registry")
         node.shutdown()
 
     @action("delay-heartbeats", Arg("instance"), Arg("ms", "ms", hi=10_000),

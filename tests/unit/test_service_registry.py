@@ -104,3 +104,23 @@ def test_scale_down_and_bad_commands():
         lab.apply("scale-down", [])
     with pytest.raises(Exception, match="not an instance"):
         lab.apply("shutdown", ["c1"])
+
+
+@pytest.mark.parametrize("at", ["2s", "2.23s", "2.45s", "3.1s", "4.77s"])
+def test_a_lost_deregistration_turns_graceful_at_once_red_whatever_the_timing(at):
+    # 'shutdown s2 lost' loses exactly the DEREGISTER, however long after a heartbeat it comes.
+    lab = run("service-registry", f"{at} shutdown s2 lost", until="9s")
+    drops = [e for e in events(lab, "drop") if e["src"] == "s2" and e["dst"] == "registry"]
+    assert [e["type"] for e in drops] == ["DEREGISTER"]
+    assert not check(lab, "graceful-at-once")["ok"]
+    assert any(e["instance"] == "s2" for e in events(lab, "expire"))  # the TTL is the backstop
+    assert check(lab, "crashed-expires")["ok"]
+
+
+def test_crashed_expires_counts_from_the_last_heartbeat_received():
+    # s2's heartbeats take 1 s; one sent just before the crash renews the lease after it.
+    lab = run("service-registry", "1s delay-heartbeats s2 1000", "3s crash s2", until="8s")
+    expired = [e for e in events(lab, "expire") if e["instance"] == "s2"]
+    assert expired and expired[0]["t"] > 3000 + 1500  # later than the TTL counted from the crash
+    assert check(lab, "crashed-expires")["ok"]
+    assert "last heartbeat" in check(lab, "crashed-expires")["detail"]
