@@ -3,6 +3,7 @@
 import pytest
 
 from ..simhelpers import check, events, run, step
+from .labfuzz import fuzz
 
 SLUG = "hinted-handoff"
 
@@ -115,3 +116,9 @@ def test_any_live_node_coordinates_a_write_under_a_sloppy_quorum():
     strict = run("hinted-handoff", *crash_preferred, seed=1, until="5s", rate=0, w=1, quorum="strict")
     assert not events(strict, "write-ok") and events(strict, "write-failed")
     assert not check(strict, "writes-available")["ok"]
+
+
+@pytest.mark.parametrize("quorum", ["sloppy", "strict"])
+def test_random_fault_schedules_finish_and_sloppy_writes_stay_available(quorum):
+    hold = ("writes-available",) if quorum == "sloppy" else ()
+    fuzz("hinted-handoff", {"quorum": quorum, "rate": 3}, seeds=range(1, 31), hold=hold)

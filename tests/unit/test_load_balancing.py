@@ -3,6 +3,7 @@
 import pytest
 
 from ..simhelpers import check, events, nodes, run, step
+from .labfuzz import fuzz
 
 SEEDS = [1, 2, 3]
 
@@ -152,3 +153,12 @@ def test_crash_contained_window_starts_when_a_paused_balancer_runs_again():
     red = run("load-balancing", "1.9s pause lb", "2s crash a2", "3s health off", "4s resume lb", seed=1,
               until="8s")
     assert not check(red, "crash-contained")["ok"]
+
+
+@pytest.mark.parametrize("algorithm", ["round-robin", "least-connections", "random", "weighted"])
+def test_random_fault_schedules_finish_and_keep_the_claimed_checks(algorithm):
+    # With health checks on (the 'health' action is left out), a crash stays contained;
+    # round robin splits evenly and least connections steers away, whatever the faults.
+    hold = ("crash-contained",) + {"round-robin": ("even-split",),
+                                   "least-connections": ("steers-away",)}.get(algorithm, ())
+    fuzz("load-balancing", {"algorithm": algorithm}, seeds=range(1, 31), hold=hold, skip=("health",))

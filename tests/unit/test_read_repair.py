@@ -3,6 +3,7 @@
 import pytest
 
 from ..simhelpers import check, events, run, step
+from .labfuzz import fuzz
 
 SLUG = "read-repair"
 ISOLATE = "200ms partition n3|n1,n2,coordinator"
@@ -151,3 +152,8 @@ def test_a_late_acknowledgement_of_an_older_version_does_not_cancel_repair_on_wr
               seed=2, until="4s", mode="on-write", rate=0)
     assert lab.nodes["n3"].data["x"] == {"value": "b", "version": 2}
     assert lab.coordinator.disk["missed"] == {}
+
+
+@pytest.mark.parametrize("mode", ["blocking", "async", "anti-entropy", "on-write"])
+def test_random_fault_schedules_finish_without_errors(mode):
+    fuzz("read-repair", {"mode": mode, "rate": 4, "w": 2, "r": 2}, seeds=range(1, 31))

@@ -3,6 +3,7 @@
 import pytest
 
 from ..simhelpers import check, events, nodes, run, step
+from .labfuzz import fuzz
 
 MODES = ["client-side", "server-side"]
 
@@ -124,3 +125,8 @@ def test_crashed_expires_counts_from_the_last_heartbeat_received():
     assert expired and expired[0]["t"] > 3000 + 1500  # later than the TTL counted from the crash
     assert check(lab, "crashed-expires")["ok"]
     assert "last heartbeat" in check(lab, "crashed-expires")["detail"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_random_fault_schedules_finish_and_crashed_instances_expire(mode):
+    fuzz("service-registry", {"mode": mode}, seeds=range(1, 31), hold=("crashed-expires",))

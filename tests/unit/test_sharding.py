@@ -8,6 +8,7 @@ from simulations.kernel import SimError
 from simulations.sharding import Placement
 
 from ..simhelpers import check, events, nodes, run, step
+from .labfuzz import fuzz
 
 
 def holders(lab) -> dict[str, str]:
@@ -224,3 +225,8 @@ def test_range_moved_share_goes_red_once_repeated_splits_leave_ranges_uneven():
     share = check(lab, "moved-share")
     assert not share["ok"] and "1/(2N) = 1/12" in share["detail"]
     assert lab.rebalance["share"] > 0.11 and lab.rebalance["expected"] == pytest.approx(1 / 12, abs=1e-4)
+
+
+@pytest.mark.parametrize("strategy", ["mod", "range", "consistent"])
+def test_random_fault_schedules_finish_and_lose_no_acknowledged_write(strategy):
+    fuzz("sharding", {"strategy": strategy, "rate": 8, "keys": 1000}, seeds=range(1, 16), hold=("no-lost-write",))

@@ -5,6 +5,7 @@ import pytest
 from simulations.kernel import SimError
 
 from ..simhelpers import check, events, nodes, run, step
+from .labfuzz import fuzz
 
 SPLIT = "1s partition n1,n2|n3,n4,n5"
 WRITES_BOTH_SIDES = ("4s write n1 11", "4s write n3 22", "4.5s write n2 12")
@@ -188,3 +189,9 @@ def test_duplicates_among_faults_finish_and_keep_the_quorum_checks(mode):
     if mode == "quorum":
         for name in ("single-writer", "stale-leader-fenced", "no-lost-write"):
             assert check(lab, name)["ok"]
+
+
+@pytest.mark.parametrize("mode", ["naive", "generation", "quorum"])
+def test_random_fault_schedules_finish_and_quorum_keeps_its_promises(mode):
+    hold = ("single-writer", "stale-leader-fenced", "no-lost-write") if mode == "quorum" else ()
+    fuzz("split-brain", {"mode": mode}, seeds=range(1, 31), hold=hold)
