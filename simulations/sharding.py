@@ -664,9 +664,10 @@ class Sharding(Lab):
                           "moved": moved, "total": total, "share": round(share, 4),
                           "expected": round(expected, 4), "note": plan["note"], "tolerance": round(tolerance, 4),
                           "ok": abs(share - expected) <= tolerance, "phase": "copying", "start": round(self.now, 3),
+                          "chunks": len({f"{a}>{b}" for a, b in plan["moved"].values()}),
                           "end": None, "ms": None}
         self.count("moved", moved)
-        self.emit("rebalance", **{k: v for k, v in self.rebalance.items() if k not in ("end", "phase", "ms")})
+        self.emit("rebalance", **{k: v for k, v in self.rebalance.items() if k not in ("end", "phase", "ms", "chunks")})
         detail = (f"{op} {shard}: moved {share:.1%} of keys, expected {expected:.1%} ({plan['note']}), "
                   f"tolerance ±{tolerance:.1%}")
         if self.rebalance["ok"]:
@@ -737,7 +738,7 @@ class Sharding(Lab):
             "strategy": self.strategy,
             "vnodes": self.params["vnodes"] if self.strategy == "consistent" else None,
             "shards": shards,
-            "rebalance": self.rebalance,
+            "rebalance": self.rebalance_view(),
             "grid": grid,
             "grid_moved": sum(1 for g in grid if g["moved"]),
             "failures": list(self.failures),
@@ -745,6 +746,13 @@ class Sharding(Lab):
             "layout": layout,
             "edges": [["client", "router"]] + [["router", s] for s in sids],
         }
+
+    def rebalance_view(self) -> dict | None:
+        if self.rebalance is None:
+            return None
+        target = self.router.disk.get("target")
+        done = len(target["done"]) if target and target["id"] == self.rebalance["id"] else self.rebalance["chunks"]
+        return {**self.rebalance, "chunks_done": done}
 
     # -- actions ------------------------------------------------------------------------
     def client_request(self, op: str, key: str, value: str | None = None) -> None:
