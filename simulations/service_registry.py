@@ -322,7 +322,7 @@ class ServiceRegistry(Lab):
         Param("rate", 4, "Requests per second from each client.", lo=0, hi=15),
     )
     FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow",
-              "drop-next", "duplicate-next")
+              "drop-next", "duplicate-next", "lose-deregistration")
 
     def setup(self) -> None:
         p = self.params
@@ -332,6 +332,7 @@ class ServiceRegistry(Lab):
         self.addresses: dict[str, str] = {}  # address -> instance listening there now
         self.stats: dict[str, dict] = {}
         self.crashes: list[dict] = []  # crashed instances whose entry must expire
+        self.lose_deregistration: dict[str, bool] = {}  # instances whose DEREGISTER the network will lose
         self.heard: dict[str, float] = {}  # address -> when the registry last received its REGISTER or HEARTBEAT
         self.shutdowns: list[dict] = []  # graceful stops whose entry must go at once
         self.waiting_traffic: dict[str, dict] = {}  # newly registered, not served yet
@@ -526,11 +527,8 @@ class ServiceRegistry(Lab):
             raise SimError("only one instance is running; it stays")
         self.do_shutdown(running[-1].id)
 
-    @action("shutdown", Arg("instance"), Arg("deregistration", "word", optional=True, default="sent",
-                                             choices=("sent", "lost")),
-            help="Stop an instance gracefully: it deregisters, drains, then exits "
-                 "(add 'lost' to lose its DEREGISTER message in the network).")
-    def do_shutdown(self, node_id: str, deregistration: str = "sent") -> None:
+    @action("shutdown", Arg("instance"), help="Stop an instance gracefully: it deregisters, drains, then exits.")
+    def do_shutdown(self, node_id: str) -> None:
         node = self.nodes[node_id]
         if not isinstance(node, Instance):
             raise SimError(f"'{node_id}' is not an instance (instances: {', '.join(n.id for n in self.instances())})")
@@ -541,11 +539,22 @@ class ServiceRegistry(Lab):
         if self.registry().up:
             self.shutdowns.append({"node": node_id, "addr": node.addr, "t": self.now})
         self.waiting_traffic.pop(node_id, None)
-        if deregistration == "lost":
-            # The network loses exactly the DEREGISTER (drop-next armed just before it is sent).
+        if self.lose_deregistration.pop(node_id, False):
+            # The network loses exactly the DEREGISTER: drop-next armed just before it is sent.
             self.net.link(node_id, "registry").drop_next += 1
             self.emit("drop-next", src=node_id, dst="registry")
         node.shutdown()
+
+    @action("lose-deregistration", Arg("instance", "text"), group="fault",
+            help="The network will lose this instance's DEREGISTER when it shuts down (heartbeats still get "
+                 "through), however long from now that is.")
+    def do_lose_deregistration(self, node_id: str) -> None:
+        node = self.nodes.get(node_id)
+        if not isinstance(node, Instance) or node.status == "down" or node.stopping:
+            running = ", ".join(n.id for n in self.instances() if n.up and not n.stopping)
+            raise SimError(f"'{node_id}' is not a running instance (running: {running})")
+        self.lose_deregistration[node_id] = True
+        self.emit("lose-deregistration", node=node_id)
 
     @action("delay-heartbeats", Arg("instance"), Arg("ms", "ms", hi=10_000),
             help="Make an instance's messages to the registry (heartbeats) arrive this much later (0 = normal).")

@@ -109,8 +109,9 @@ def test_scale_down_and_bad_commands():
 
 @pytest.mark.parametrize("at", ["2s", "2.23s", "2.45s", "3.1s", "4.77s"])
 def test_a_lost_deregistration_turns_graceful_at_once_red_whatever_the_timing(at):
-    # 'shutdown s2 lost' loses exactly the DEREGISTER, however long after a heartbeat it comes.
-    lab = run("service-registry", f"{at} shutdown s2 lost", until="9s")
+    # 'lose-deregistration s2' then 'shutdown s2': exactly the DEREGISTER is lost, however
+    # long after a heartbeat (or after the first command) the shutdown comes.
+    lab = run("service-registry", "1s lose-deregistration s2", f"{at} shutdown s2", until="9s")
     drops = [e for e in events(lab, "drop") if e["src"] == "s2" and e["dst"] == "registry"]
     assert [e["type"] for e in drops] == ["DEREGISTER"]
     assert not check(lab, "graceful-at-once")["ok"]
