@@ -333,7 +333,8 @@ class ServiceRegistry(Lab):
         self.stats: dict[str, dict] = {}
         self.crashes: list[dict] = []  # crashed instances whose entry must expire
         self.lose_deregistration: dict[str, bool] = {}  # instances whose DEREGISTER the network will lose
-        self.heard: dict[str, float] = {}  # address -> when the registry last received its REGISTER or HEARTBEAT
+        self.heard: dict[str, float] = {}
+        self.registry_pauses: list[list] = []  # [paused at, resumed at or None]  # address -> when the registry last received its REGISTER or HEARTBEAT
         self.shutdowns: list[dict] = []  # graceful stops whose entry must go at once
         self.waiting_traffic: dict[str, dict] = {}  # newly registered, not served yet
         self.registry_down_since: float | None = None
@@ -457,8 +458,10 @@ class ServiceRegistry(Lab):
         self.sim.after(SWEEP_EVERY, self.audit)
         registry = self.registry()
         ttl, hb = self.params["ttl"], self.params["heartbeat"]
-        table = registry.leases if registry.up else None
+        table = registry.leases if registry.status != "down" else None
         for crash in list(self.crashes):
+            if registry.status == "paused":
+                continue  # a frozen registry expires nothing; the time it is paused does not count
             if table is None or crash["addr"] not in table:
                 self.crashes.remove(crash)
                 if table is not None and self.checks["crashed-expires"].ok:
@@ -470,7 +473,7 @@ class ServiceRegistry(Lab):
             # Counted from the last heartbeat the registry received (one still in flight at the
             # crash renews the lease), plus one sweep of the table.
             last = max(self.heard.get(crash["addr"], crash["t"]), 0.0)
-            bound = (ttl or 3 * hb) + SWEEP_EVERY + 10
+            bound = (ttl or 3 * hb) + SWEEP_EVERY + 10 + self.registry_paused_since(last)
             if self.now - last > bound:
                 self.fail("crashed-expires", f"{crash['node']} crashed {fmt_ms(self.now - crash['t'])} ago, the "
                                              f"registry last heard it {fmt_ms(self.now - last)} ago, and "
@@ -497,7 +500,17 @@ class ServiceRegistry(Lab):
                                               "and has not had a single request")
                 self.waiting_traffic.pop(instance)
 
+    def registry_paused_since(self, start: float) -> float:
+        total = 0.0
+        for a, b in self.registry_pauses:
+            total += max(0.0, (self.now if b is None else b) - max(a, start))
+        return total
+
     def after_fault(self, fault: str, node_id: str | None) -> None:
+        if node_id == "registry" and fault == "pause":
+            self.registry_pauses.append([self.now, None])
+        elif node_id == "registry" and self.registry_pauses and self.registry_pauses[-1][1] is None:
+            self.registry_pauses[-1][1] = self.now  # resumed (or crashed)
         node = self.nodes.get(node_id) if node_id else None
         if isinstance(node, Instance) and fault == "crash":
             self.crashes.append({"node": node_id, "addr": node.addr, "t": self.now})

@@ -131,3 +131,9 @@ def test_crashed_expires_counts_from_the_last_heartbeat_received():
 @pytest.mark.parametrize("mode", MODES)
 def test_random_fault_schedules_finish_and_crashed_instances_expire(mode):
     fuzz("service-registry", {"mode": mode}, seeds=range(1, 31), hold=("crashed-expires",))
+
+
+def test_crashed_expires_does_not_count_the_time_the_registry_is_paused():
+    lab = run("service-registry", "2s pause registry", "2.1s crash s2", "6s resume registry", until="10s")
+    assert any(e["instance"] == "s2" for e in events(lab, "expire"))
+    assert check(lab, "crashed-expires")["ok"]
