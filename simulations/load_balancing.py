@@ -159,6 +159,11 @@ class Balancer(Node):
         self.health.setdefault(replica, {"up": True, "fails": 0, "oks": 0})
         self.conns.setdefault(replica, 0)
 
+    def release(self, replica: str) -> None:
+        """One request less in progress (a replica removed meanwhile is not counted any more)."""
+        if replica in self.conns:
+            self.conns[replica] = max(0, self.conns[replica] - 1)
+
     def healthy(self, replica: str) -> bool:
         return self.health.get(replica, {}).get("up", False)
 
@@ -169,6 +174,7 @@ class Balancer(Node):
         if not quiet:
             self.lab.emit("failover", node=self.id, detail=f"{self.id} owns the virtual address now")
         self.lab.reset_split("balancer changed")
+        self.lab.forget_open_work()
         self.cancel_timer("advert-missed")
         self.set_timer("advert", 0)
         self.set_timer("probe", 0)
@@ -191,7 +197,7 @@ class Balancer(Node):
         elif name.startswith("upstream:"):
             req = self.inflight.pop(data["rid"], None)
             if req:
-                self.conns[req["replica"]] -= 1
+                self.release(req["replica"])
                 self.lab.work_done(req["replica"], data["rid"])  # given up on: no longer counted as open
                 self.send("client", "RESP", rid=data["rid"], status=504, replica=req["replica"],
                           why=f"{req['replica']} did not answer within {fmt_ms(UPSTREAM_TIMEOUT)}")
@@ -237,7 +243,7 @@ class Balancer(Node):
             req = self.inflight.pop(body["rid"], None)
             if req:
                 self.cancel_timer(f"upstream:{body['rid']}")
-                self.conns[req["replica"]] -= 1
+                self.release(req["replica"])
                 self.lab.observe_latency(req["replica"], self.now - req["sent"])
                 self.send("client", "RESP", rid=body["rid"], status=200, replica=req["replica"])
 
@@ -394,6 +400,10 @@ class LoadBalancing(Lab):
             b = self.now if b is None else b
             total += max(0.0, b - max(a, start))
         return total
+
+    def forget_open_work(self) -> None:
+        """A balancer took over: steers-away judges it only on the requests it sent itself."""
+        self.open_work, self.slow_window = {}, {}
 
     def work_done(self, replica: str, rid: int) -> None:
         self.open_work.get(replica, set()).discard(rid)
@@ -589,6 +599,7 @@ class LoadBalancing(Lab):
         del self.nodes[replica]
         for b in self.balancers():
             self.nodes[b].health.pop(replica, None)  # a later replica of that name starts afresh
+            self.nodes[b].conns.pop(replica, None)
         self.reset_split("replica removed", pool)  # the turn order shifts: count afresh
         self.emit("remove", node=replica, pool=pool)
 

@@ -157,8 +157,8 @@ def test_crash_contained_window_starts_when_a_paused_balancer_runs_again():
 
 @pytest.mark.parametrize("algorithm", ["round-robin", "least-connections", "random", "weighted"])
 def test_random_fault_schedules_finish_and_keep_the_claimed_checks(algorithm):
-    # With health checks on (the 'health' action is left out), a crash stays contained;
-    # round robin splits evenly and least connections steers away, whatever the faults.
-    hold = ("crash-contained",) + {"round-robin": ("even-split",),
-                                   "least-connections": ("steers-away",)}.get(algorithm, ())
+    # With health checks on (the 'health' action is left out), a crash stays contained and
+    # round robin splits evenly, whatever the faults.  (steers-away is not held: a fault can
+    # mislead least connections, e.g. a peer whose answers are lost looks busy.)
+    hold = ("crash-contained",) + (("even-split",) if algorithm == "round-robin" else ())
     fuzz("load-balancing", {"algorithm": algorithm}, seeds=range(1, 31), hold=hold, skip=("health",))
