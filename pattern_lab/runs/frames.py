@@ -123,7 +123,8 @@ def describe_event(e: dict) -> str:
         return {"crash": "{} crashed", "restart": "{} restarted", "pause": "{} paused",
                 "resume": "{} resumed"}[kind].format(rest["node"])
     if kind == "partition":
-        return "network partitioned: " + " | ".join(",".join(side) for side in e.get("sides", []))
+        sides = " | ".join(",".join(side) for side in e.get("sides", []))
+        return f"network partitioned: {sides}" + (f" ({e['note']})" if e.get("note") else "")
     if kind == "cut" and "src" in e:
         return f"link {e['src']} → {e['dst']} cut (one-way)"
     if kind == "heal":
