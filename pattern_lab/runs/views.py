@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import segno
@@ -112,9 +113,10 @@ def qr(request, run_id: str):
     except Rejected as err:
         return flash(err.message, err.status, ok=False)
     url = request.build_absolute_uri(f"/patterns/{run.lab}/?run={run.id}")
-    svg = segno.make(url, error="m").svg_inline(scale=4, dark="#1d232b", light="#ffffff",
-                                                 title=f"QR code of {url}")
-    response = HttpResponse(svg, content_type="image/svg+xml")
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind="svg", scale=4, dark="#1d232b", light="#ffffff",
+                                    xmldecl=False, title=f"QR code of {url}")
+    response = HttpResponse(out.getvalue(), content_type="image/svg+xml")
     response["Cache-Control"] = "max-age=86400"
     return response
 
