@@ -311,6 +311,8 @@ document.addEventListener("click", (e) => {
   if (on) url.searchParams.set("present", "1");
   else url.searchParams.delete("present");
   history.replaceState(null, "", url);
+  if (on) lives().forEach(presentFit);
+  else document.querySelectorAll(".panels svg text[style]").forEach((el) => el.style.removeProperty("font-size"));
 });
 
 // ---- Set this up: has the step's state been reached? -------------------------------
@@ -384,9 +386,25 @@ function watchIdle(live) {
   }, 1000);
 }
 
+// In presenter mode no text may be smaller than 18 px on the projector: a
+// lab's drawings are scaled to their box, so their small labels are enlarged
+// here, after each frame, by what their scale lacks.
+const PRESENT_MIN_PX = 18;
+function presentFit(live) {
+  if (!document.body.classList.contains("present")) return;
+  live.querySelectorAll(".panels svg text").forEach((el) => {
+    const m = el.getScreenCTM();
+    if (!m) return;
+    const scale = Math.hypot(m.a, m.b);
+    const size = parseFloat(getComputedStyle(el).fontSize);
+    if (scale && size * scale < PRESENT_MIN_PX) el.style.fontSize = `${(PRESENT_MIN_PX / scale).toFixed(2)}px`;
+  });
+}
+
 document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   const live = liveOf(e.target);
   lastFrame.set(live, Date.now());
+  presentFit(live);
   live.querySelector("[data-scripted]")?.update?.();
 });
 
