@@ -12,7 +12,8 @@ Each lab has `tries/<slug>.yaml`: a list of steps, each with
   within    (optional) simulated ms after the last command by which `expect`
             holds when followed as written (default 8000)
 
-Set this up starts a run with the step's settings and the current seed and
+Set this up starts a run with the lab's default settings plus the step's, and
+the current seed, and
 applies the commands at their times, exactly like a scenario; the page then
 shows when `expect` holds.  The unit tests replay every step through the
 kernel and check that `expect` becomes true."""
@@ -72,8 +73,11 @@ class TryItem:
         except jmespath.exceptions.JMESPathError:  # e.g. a field that is null for now
             return False
 
-    def scenario(self, params: dict, seed: int) -> dict:
-        return {"params": {**params, **self.params}, "seed": seed if self.seed is None else self.seed,
+    def scenario(self, seed: int) -> dict:
+        """The step as a scenario: the lab's default settings with the step's
+        own (as the steps are written and tested), and the given seed unless
+        the step needs its own."""
+        return {"params": dict(self.params), "seed": seed if self.seed is None else self.seed,
                 "commands": [c.as_scenario() for c in self.commands]}
 
 

@@ -131,14 +131,15 @@ def try_item(run: Run, index: str):
 
 @require_POST
 def set_up(request, run_id: str, index: str):
-    """Set this up: a new run with the step's settings and the run's seed (or
-    the step's) that applies the step's commands at their times."""
+    """Set this up: a new run with the lab's default settings plus the step's,
+    the run's seed (or the step's), that applies the step's commands at their
+    times."""
     try:
         run = get_run(run_id)
         if run.owner != uid(request):
             raise Rejected("This run belongs to someone else. Fork it to experiment on your own copy.", 403)
         step = try_item(run, index)
-        new = play_scenario(run.lab, step.scenario(run.params, run.seed), uid(request))
+        new = play_scenario(run.lab, step.scenario(run.seed), uid(request))
     except Rejected as err:
         return flash(err.message, err.status, ok=False)
     return redirect(f"/patterns/{new.lab}/?run={new.id}&step={step.index}")

@@ -93,7 +93,10 @@ def test_set_this_up_reaches_every_step(page, slug):
         live = page.locator(f'[data-run-id][data-step="{step.index}"]')
         expect(live).to_have_attribute("data-connected", "true")
         budget_ms = int(step.until * 2) + 20_000  # simulated time at 1x, on a shared machine
-        expect(live).to_have_attribute("data-reached", "true", timeout=budget_ms)
+        try:
+            expect(live).to_have_attribute("data-reached", "true", timeout=budget_ms)
+        except AssertionError:
+            raise AssertionError(f"{slug} step {step.index + 1} not reached: {step.expect}") from None
         expect(page.locator("[data-step-state]")).to_contain_text("reached")
         if step.commands and any(c.note for c in step.commands):
             expect(page.locator("[data-caption]")).to_be_visible()
