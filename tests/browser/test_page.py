@@ -76,7 +76,6 @@ def test_a_commands_verdict_shows_beside_the_control(open_lab):
     box = verdict.bounding_box()
     assert abs(box["x"] - below["x"]) < 40 and 0 <= box["y"] - (below["y"] + below["height"]) < 40
     # a refused command says why inside its form
-    page.click("details.actions summary")
     form = page.locator('form.cmd:has([data-action="loss"])')
     form.locator('input[aria-label="loss: percent"]').fill("300")
     form.locator('input[aria-label="loss: from"]').fill("n1")
