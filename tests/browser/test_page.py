@@ -231,3 +231,12 @@ def test_glossary_and_overview_path(page, stack):
     first.focus()
     first.press("Enter")
     expect(page.locator("#term-quorum")).to_be_in_viewport()
+
+
+def test_a_quiet_run_says_it_is_idle_not_frozen(open_lab):
+    page = open_lab("saga")  # nothing happens until a product is created
+    note = page.locator(".idle-note")
+    expect(note).to_be_visible(timeout=10_000)
+    expect(note).to_contain_text("idle")
+    page.locator('.quick [data-action="create-product"]').click()
+    expect(note).to_be_hidden()
