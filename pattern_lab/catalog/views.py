@@ -155,6 +155,7 @@ def lab_context(request, page, lab_cls, run: Run, who: str) -> dict:
         "scripted": scripted(run),
         "present": request.GET.get("present") == "1",
         "glossary": glossary_for(slug),
+        "next_lab": next_on_path(slug),
         **teaching_text(request, slug),
     }
 
@@ -169,6 +170,15 @@ def teaching_text(request, slug: str) -> dict:
     if template_exists(f"labs/{slug}/explain.html"):
         explain = link_terms(render_to_string(f"labs/{slug}/explain.html", request=request), seen)
     return {"steps": steps, "explain_html": explain}
+
+
+def next_on_path(slug: str):
+    """The lab after this one on the overview's suggested path."""
+    if slug not in PATH or PATH[-1] == slug:
+        return None
+    nxt = PATH[PATH.index(slug) + 1]
+    page = pages().get(nxt)
+    return {"slug": nxt, "title": page.title, "why": WHY.get(nxt, "")} if page else None
 
 
 def active_step(slug: str, index):

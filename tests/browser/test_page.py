@@ -224,6 +224,8 @@ def test_glossary_and_overview_path(page, stack):
     page.goto("/")
     expect(page.locator("[data-start]")).to_have_attribute("href", "/patterns/leader-election/")
     assert page.locator("[data-path-lab]").count() == len(LABS)
+    page.goto("/patterns/leader-election/?fresh=1")
+    expect(page.locator("[data-next-lab]")).to_have_attribute("href", "/patterns/circuit-breaker/")
     page.goto("/patterns/split-brain/?fresh=1")
     for term in ("quorum", "generation", "fencing token", "seed"):
         expect(page.locator(f"#term-{term.replace(' ', '-')}")).to_be_visible()
