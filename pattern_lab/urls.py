@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from pattern_lab.catalog import views as catalog
 from pattern_lab.runs import views as runs
@@ -12,6 +12,7 @@ urlpatterns = [
     path("runs/<str:run_id>/restart/", runs.restart, name="run-restart"),
     path("runs/<str:run_id>/fork/", runs.fork_run, name="run-fork"),
     path("runs/<str:run_id>/scenario.json", runs.export, name="run-export"),
+    path("", include("pattern_lab.timetravel.urls")),  # time travel: seek, history, permalinks, fork-at
 ]
 
 handler404 = "pattern_lab.catalog.views.not_found"

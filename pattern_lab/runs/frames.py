@@ -20,6 +20,8 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.utils.html import escape
 
+from pattern_lab.timetravel.feed import frame_block as diagram_block
+
 QUIET_KINDS = {"send"}
 # When the palette's one-node faults apply, by the node's status.
 FAULT_WHEN = {
@@ -174,6 +176,7 @@ class FrameBuilder:
                 f'<span>t = {snap["t"] / 1000:.2f}s</span> <span>event #{seq}</span>'
                 f'<span>{"frozen" if clock.get("frozen") else str(clock.get("speed", 1)) + "×"}</span></div>')
         log = log_items(events)
+        flight += diagram_block(rid, events)  # time travel: the space-time diagram's events of this batch
         delta = (head.replace("{kind}", "delta") + changed + flight +
                  (f'<ol id="log-{rid}" hx-swap-oob="beforeend">{log}</ol>' if log else ""))
         full = (head.replace("{kind}", "full") + "".join(parts.values()) + flight +
