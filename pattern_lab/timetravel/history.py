@@ -27,7 +27,7 @@ import bisect
 import copy
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from simulations.kernel import Lab
 
@@ -40,7 +40,7 @@ MARK_KINDS = {"crash", "restart", "pause", "resume", "partition", "cut", "heal",
               "drop-next", "duplicate-next", "check", "rejected"}
 # Events the space-time diagram draws.
 DIAGRAM_KINDS = {"send", "drop", "crash", "restart", "pause", "resume", "partition", "heal", "cut"}
-STEP_LOOKAHEAD_MS = 60_000  # how far "step forward" looks for the next event
+STEP_LOOKAHEAD_MS = 10_000  # how far "step forward" looks for the next event
 
 
 @dataclass
@@ -64,7 +64,7 @@ class Moment:
     window: list
     prev_t: float | None = None
     next_t: float | None = None
-    extra: dict = field(default_factory=dict)
+    applied: int = 0  # commands applied so far
 
 
 def command_key(c) -> tuple:
@@ -146,7 +146,8 @@ class History:
     def seek(self, t: float, window_ms: float = 0.0, lookahead: float | None = None) -> Moment:
         """The run as it was at t (after every event and command at or before t).
         `window_ms`: also collect the diagram's events of (t - window_ms, t].
-        `lookahead`: find the next logged event after t, up to that time."""
+        `lookahead`: find the next logged event after t, up to that time (on
+        a copy; or call find_next() once done with the moment's lab)."""
         with self.lock:
             self.extend(t)
             ck = self.checkpoint_before(max(0.0, t - window_ms))
@@ -170,10 +171,22 @@ class History:
         lo = t - window_ms
         window = [e for e in events if e["t"] > lo and e["kind"] in DIAGRAM_KINDS] if window_ms else []
         before = [e["t"] for e in recent if e["t"] < t]
-        moment = Moment(t, lab, recent, window, prev_t=before[-1] if before else None)
+        moment = Moment(t, lab, recent, window, prev_t=before[-1] if before else None, applied=i)
         if lookahead is not None:
-            moment.next_t = self._next_event_time(copy.deepcopy(lab), i, min(lookahead, t + STEP_LOOKAHEAD_MS))
+            probe = Moment(t, copy.deepcopy(lab), [], [], applied=i)
+            moment.next_t = self.find_next(probe, lookahead)
         return moment
+
+    def find_next(self, moment: Moment, end: float) -> float | None:
+        """When the next logged event after the moment happens.  Runs the
+        moment's lab forward (so call it last).  With nothing logged in the
+        next STEP_LOOKAHEAD_MS, that much later (or None at the run's end)."""
+        limit = min(end, moment.t + STEP_LOOKAHEAD_MS)
+        found = self._next_event_time(moment.lab, moment.applied, limit)
+        if found is None and limit > moment.t:
+            return limit
+        moment.next_t = found
+        return found
 
     def _next_event_time(self, lab: Lab, i: int, limit: float) -> float | None:
         """When the next logged event after lab.now happens (None before `limit`)."""

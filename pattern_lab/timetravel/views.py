@@ -83,12 +83,18 @@ def history_of(run: Run):
 
 
 def moment_payload(run: Run, t: float, end: float) -> dict:
-    lab_cls = get_lab(run.lab)
-    m = history_of(run).seek(t, window_ms=WINDOW_MS, lookahead=end)
+    return render_moment(history_of(run), get_lab(run.lab), run.id, t, end)
+
+
+def render_moment(history, lab_cls, rid: str, t: float, end: float) -> dict:
+    """The moment t as the page needs it: a frame's fragments, the log up to t,
+    the diagram's window before t and the neighbouring events' times."""
+    m = history.seek(t, window_ms=WINDOW_MS)
     snap = m.lab.snapshot()
-    parts = FrameBuilder(run.id, node_actions(lab_cls)).parts(m.lab, snap)
-    parts["log"] = f'<ol id="log-{run.id}" hx-swap-oob="true" class="log">{log_items(m.recent)}</ol>'
-    return {"t": t, "seq": snap["seq"], "end": end, "prev_t": m.prev_t, "next_t": m.next_t,
+    parts = FrameBuilder(rid, node_actions(lab_cls)).parts(m.lab, snap)
+    parts["log"] = f'<ol id="log-{rid}" hx-swap-oob="true" class="log">{log_items(m.recent)}</ol>'
+    next_t = history.find_next(m, end)  # last: it runs the moment's copy of the lab forward
+    return {"t": t, "seq": snap["seq"], "end": end, "prev_t": m.prev_t, "next_t": next_t,
             "parts": parts, "diagram": {"from": max(0.0, t - WINDOW_MS), "to": t, "events": diagram_feed(m.window),
                                         "nodes": [n["id"] for n in snap["nodes"]]}}
 
