@@ -171,7 +171,9 @@ class History:
         lo = t - window_ms
         window = [e for e in events if e["t"] > lo and e["kind"] in DIAGRAM_KINDS] if window_ms else []
         before = [e["t"] for e in recent if e["t"] < t]
-        moment = Moment(t, lab, recent, window, prev_t=before[-1] if before else None, applied=i)
+        # Stepping back from the first logged event goes to the start of the run.
+        prev_t = before[-1] if before else (0.0 if t > 0 else None)
+        moment = Moment(t, lab, recent, window, prev_t=prev_t, applied=i)
         if lookahead is not None:
             probe = Moment(t, copy.deepcopy(lab), [], [], applied=i)
             moment.next_t = self.find_next(probe, lookahead)

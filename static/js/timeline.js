@@ -121,7 +121,7 @@ function drawMarks(live) {
 export async function seek(live, t, after) {
   const s = state(live);
   if (!s) return;
-  t = Math.max(0, Math.min(Math.round(t), Math.floor(s.end)));
+  t = Math.max(0, Math.min(t, s.end)); // exact: events happen at fractions of a ms
   enterPast(live, t);
   s.want = { t, after };
   if (s.busy) return;
