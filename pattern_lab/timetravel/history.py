@@ -111,6 +111,13 @@ class History:
             self._note(lab.drain())
             if target == boundary:
                 self.checkpoints.append(self._checkpoint())
+        # Commands stamped exactly `until` belong to that moment too (after any checkpoint there).
+        while self.head_i < len(cmds) and cmds[self.head_i][0] <= until:
+            t, action, args = cmds[self.head_i]
+            lab.run_until(t)
+            lab.command(action, list(args))
+            self.head_i += 1
+        self._note(lab.drain())
 
     def update_commands(self, commands) -> bool:
         """Take the run's current command log.  Returns False when it does

@@ -192,7 +192,7 @@ function draw(live) {
   svg.replaceChildren();
   const width = Math.max(300, a.box.clientWidth || 600);
   const height = 360;
-  const top = 22, bottom = height - 8, left = 30, right = width - 30;
+  const top = 22, bottom = height - 14, left = 46, right = width - 30;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("width", width);
   svg.setAttribute("height", height);
@@ -202,8 +202,8 @@ function draw(live) {
   lanes.forEach((n, i) => { x[n] = lanes.length === 1 ? (left + right) / 2 : left + (i * (right - left)) / (lanes.length - 1); });
 
   // Lanes, with the window's start and end times.
-  el("text", { x: 2, y: top - 8, class: "dg-time" }, svg).textContent = `${(a.from / 1000).toFixed(2)}s`;
-  el("text", { x: 2, y: bottom - 2, class: "dg-time" }, svg).textContent = `${(a.to / 1000).toFixed(2)}s`;
+  el("text", { x: 2, y: top + 4, class: "dg-time" }, svg).textContent = `${(a.from / 1000).toFixed(2)}s`;
+  el("text", { x: 2, y: bottom + 10, class: "dg-time" }, svg).textContent = `${(a.to / 1000).toFixed(2)}s ↓`;
   for (const n of lanes) {
     const g = el("g", { "data-lane": n, class: "dg-lane" }, svg);
     el("line", { x1: x[n], y1: top, x2: x[n], y2: bottom }, g);
@@ -236,7 +236,14 @@ function draw(live) {
     el("title", {}, g).textContent = `${k.kind} at ${(k.t / 1000).toFixed(3)}s (event #${k.seq})`;
   }
 
-  // Arrows.
+  // Arrows.  A broadcast (one node sending the same type to several at one
+  // instant) is labelled once, so the picture stays readable.
+  const labelled = new Set();
+  const groups = {};
+  for (const m of msgs) {
+    const g = `${m.src}|${m.type}|${m.sent}`;
+    (groups[g] = groups[g] || []).push(m);
+  }
   for (const m of msgs) {
     const x1 = x[m.src], y1 = y(m.sent);
     let x2 = x[m.dst], y2;
@@ -255,14 +262,23 @@ function draw(live) {
       "data-sent": m.sent, "data-type": m.type, "data-fate": m.fate, "data-seq": m.dropSeq || m.seq, tabindex: 0 }, svg);
     if (m.reason) g.setAttribute("data-reason", m.reason);
     el("line", { x1, y1, x2, y2 }, g);
+    const group = groups[`${m.src}|${m.type}|${m.sent}`];
+    const first = group[0] === m;
     if (m.fate === "lost") {
       el("path", { class: "cross", d: `M${x2 - 4},${y2 - 4} L${x2 + 4},${y2 + 4} M${x2 + 4},${y2 - 4} L${x2 - 4},${y2 + 4}` }, g);
-      el("text", { x: x2 + 5, y: y2 + 10, class: "dg-why" }, g).textContent = m.reason;
+      const why = `${m.src}|${m.sent}|${m.reason}`;
+      if (!labelled.has(why)) { labelled.add(why); el("text", { x: x2 + 5, y: y2 + 10, class: "dg-why" }, g).textContent = m.reason; }
     }
     const mx = (x1 + x2) / 2, my = (y1 + y2) / 2;
-    if (msgs.length < 60 || m.fate === "lost") el("text", { x: mx + 3, y: my - 2, class: "dg-type" }, g).textContent = m.type;
-    if (showClocks && m.sendLabel) el("text", { x: x1 + (x2 > x1 ? -4 : 4), y: y1 - 2, class: "dg-clock", "text-anchor": x2 > x1 ? "end" : "start" }, g).textContent = m.sendLabel;
-    if (showClocks && m.recvLabel) el("text", { x: x2 + (x2 > x1 ? 4 : -4), y: y2 + 9, class: "dg-clock", "text-anchor": x2 > x1 ? "start" : "end" }, g).textContent = m.recvLabel;
+    if (first && (msgs.length < 80 || m.fate === "lost")) {
+      el("text", { x: mx + 3, y: my - 2, class: "dg-type" }, g).textContent = group.length > 1 ? `${m.type} ×${group.length}` : m.type;
+    }
+    if (showClocks && m.sendLabel && first) {
+      const last = group[group.length - 1];
+      const text = group.length > 1 && last.lc ? `${m.lc}–${last.lc}` : m.sendLabel;
+      el("text", { x: x1 - 4, y: y1 - 2, class: "dg-clock", "text-anchor": "end" }, g).textContent = text;
+    }
+    if (showClocks && m.recvLabel) el("text", { x: x2 + (x2 > x1 ? -4 : 4), y: y2 + 9, class: "dg-clock", "text-anchor": x2 > x1 ? "end" : "start" }, g).textContent = m.recvLabel;
     el("title", {}, g).textContent = `${m.type} ${m.src} → ${m.dst}, sent ${(m.sent / 1000).toFixed(3)}s: ${m.fate}${m.reason ? ` (${m.reason})` : ""}`;
   }
 }

@@ -160,3 +160,13 @@ def test_cli_at_refuses_a_bad_moment(capsys):
     assert "--at 9s is after --until 5s" in capsys.readouterr().err
     assert cli(["run", "leader-election", "--at", "-1"]) == 2
     assert "is not a time" in capsys.readouterr().err
+
+
+def test_marks_include_a_command_at_the_very_end():
+    lab_cls = get_lab("leader-election")
+    history = History(lab_cls, {}, 3, [])
+    history.extend(2000)
+    assert history.update_commands([(2000.0, "crash", ["n5"])])
+    assert [m["kind"] for m in history.marks_until(2000.0)] == ["crash"]
+    lab, _ = fresh(lab_cls, [(2000.0, "crash", ["n5"])], 9000)
+    assert history.seek(9000).lab.snapshot() == lab.snapshot()
