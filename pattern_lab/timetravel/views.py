@@ -10,14 +10,19 @@
                             rewind=1   (owner only) the same, replacing the run on your page
 
 Seeks are answered by the web process from its cached History (see
-history.py), never by the worker that drives the live run.
+history.py), never by the worker that drives the live run, and on threads of
+their own (`offloaded`): Django runs plain views on one shared thread per
+process, and a first seek in a long run (a full replay) must not hold up the
+learners' commands behind it.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
+from asgiref.sync import sync_to_async
 from django.contrib.staticfiles import finders
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
@@ -39,6 +44,17 @@ from .history import history_for
 
 WINDOW_MS = 5_000  # the diagram shows this much time before the moment
 MAX_WINDOW_MS = 30_000
+
+
+def offloaded(view):
+    """Run a (sync) view on the thread pool instead of Django's one shared
+    thread for sync code."""
+
+    @functools.wraps(view)
+    async def wrapper(request, *args, **kwargs):
+        return await sync_to_async(view, thread_sensitive=False)(request, *args, **kwargs)
+
+    return wrapper
 
 
 def run_or_404(run_id: str) -> Run:
@@ -103,6 +119,7 @@ def refuse(err: Rejected):
     return JsonResponse({"error": err.message}, status=err.status)
 
 
+@offloaded
 @require_GET
 def seek(request, run_id: str):
     try:
@@ -114,6 +131,7 @@ def seek(request, run_id: str):
     return JsonResponse(moment_payload(run, t, end))
 
 
+@offloaded
 @require_GET
 def history(request, run_id: str):
     """The timeline's marks up to the run's end; with from/to, also the
@@ -153,6 +171,7 @@ def mark_of(e: dict) -> list:
     return [e["t"], e["seq"], kind, bool(e.get("ok", kind != "check")), label]
 
 
+@offloaded
 @require_GET
 def permalink(request, run_id: str, ms: str):
     """One moment of a run, read-only, for anyone with the link."""

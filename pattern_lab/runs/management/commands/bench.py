@@ -82,10 +82,11 @@ class Command(BaseCommand):
             rows = results["frames"] = frame_costs()
             if "frames" in want:
                 self.say("Frame cost in the worker, per lab (10 frames a second, 20 s simulated)")
-                self.say(f"  {'lab':<18} {'events/s':>8} {'render p50':>10} {'p95':>6} {'delta frame':>11}")
+                self.say(f"  {'lab':<18} {'events/s':>8} {'render p50':>10} {'p95':>6} {'delta frame':>11}"
+                         f" {'diagram block':>13}")
                 for r in rows:
                     self.say(f"  {r['lab']:<18} {r['events_per_s']:>8.1f} {r['render_p50_ms']:>8.1f}ms"
-                             f" {r['render_p95_ms']:>4.1f}ms {r['frame_kb']:>8.1f} KB")
+                             f" {r['render_p95_ms']:>4.1f}ms {r['frame_kb']:>8.1f} KB {r['diagram_pct']:>11.1f} %")
                 self.say()
             lab = lab or max(rows, key=lambda r: r["frame_kb"] * r["events_per_s"])["lab"]
 
