@@ -44,6 +44,7 @@ from .history import history_for
 
 WINDOW_MS = 5_000  # the diagram shows this much time before the moment
 MAX_WINDOW_MS = 30_000
+MAX_MARKS = 500
 
 
 def offloaded(view):
@@ -153,8 +154,13 @@ def history(request, run_id: str):
         marks = h.marks_until(end)
     except Rejected as err:
         return refuse(err)
-    body["marks"] = [mark_of(e) for e in marks]
-    body["commands"] = [[t, " ".join([a, *map(str, args)])] for t, a, args in h.commands]
+    if request.GET.get("seq"):
+        # One mark by its event number (a check's "broken by event #N" link).
+        wanted = request.GET["seq"]
+        body["event"] = next((mark_of(e) for e in marks if str(e["seq"]) == wanted), None)
+    # The latest MAX_MARKS of each: a timeline a few hundred pixels wide shows no more.
+    body["marks"] = [mark_of(e) for e in marks[-MAX_MARKS:]]
+    body["commands"] = [[t, " ".join([a, *map(str, args)])] for t, a, args in h.commands[-MAX_MARKS:]]
     return JsonResponse(body)
 
 

@@ -255,6 +255,11 @@ async function jumpToEvent(live, seq) {
   const s = state(live);
   let mark = s.marks.find((m) => m.seq === seq);
   if (!mark) { await loadMarks(live); mark = s.marks.find((m) => m.seq === seq); }
+  if (!mark) {
+    const r = await fetch(`${s.box.dataset.historyUrl}?seq=${seq}`);
+    const found = r.ok ? (await r.json()).event : null;
+    if (found) mark = { t: found[0], seq: found[1] };
+  }
   if (!mark) { say(live, `Event #${seq} is not on the timeline.`, false); return; }
   seek(live, mark.t, () => highlightLog(live, seq));
 }

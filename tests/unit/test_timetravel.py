@@ -170,3 +170,17 @@ def test_marks_include_a_command_at_the_very_end():
     assert [m["kind"] for m in history.marks_until(2000.0)] == ["crash"]
     lab, _ = fresh(lab_cls, [(2000.0, "crash", ["n5"])], 9000)
     assert history.seek(9000).lab.snapshot() == lab.snapshot()
+
+
+@pytest.mark.parametrize("raw, status, words", [
+    ("-1", 400, "must be 0 or more"), ("abc", 400, "must be a number"), ("inf", 400, "finite"),
+    ("", 400, "Give the moment"), (None, 400, "Give the moment"), ("5001", 404, "in its future"),
+])
+def test_a_bad_moment_is_refused_with_the_reason(raw, status, words):
+    from pattern_lab.runs.services import Rejected
+    from pattern_lab.timetravel.views import parse_ms
+
+    with pytest.raises(Rejected) as err:
+        parse_ms(raw, 5000.0)
+    assert err.value.status == status and words in err.value.message
+    assert parse_ms("5000.2", 5000.0) == 5000.0 and parse_ms("12.5", 5000.0) == 12.5
