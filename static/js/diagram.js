@@ -86,6 +86,8 @@ document.querySelectorAll("[data-diagram-initial]").forEach((el) => {
   const d = JSON.parse(el.textContent);
   Object.assign(a, { feed: d.events, from: d.from, to: d.to, nodes: d.nodes });
   draw(live);
+  const log = live.querySelector("ol.log");
+  if (log) log.scrollTop = log.scrollHeight; // the latest lines: those just before the moment
 });
 
 // ---- building the picture ---------------------------------------------------------
@@ -262,6 +264,7 @@ function draw(live) {
       "data-sent": m.sent, "data-type": m.type, "data-fate": m.fate, "data-seq": m.dropSeq || m.seq, tabindex: 0 }, svg);
     if (m.reason) g.setAttribute("data-reason", m.reason);
     el("line", { x1, y1, x2, y2 }, g);
+    el("line", { x1, y1, x2, y2, class: "hit" }, g); // a wider, invisible target for the pointer
     const group = groups[`${m.src}|${m.type}|${m.sent}`];
     const first = group[0] === m;
     if (m.fate === "lost") {
