@@ -282,6 +282,7 @@ function draw(live) {
       el("text", { x: x1 - 4, y: y1 - 2, class: "dg-clock", "text-anchor": "end" }, g).textContent = text;
     }
     if (showClocks && m.recvLabel) el("text", { x: x2 + (x2 > x1 ? -4 : 4), y: y2 + 9, class: "dg-clock", "text-anchor": x2 > x1 ? "end" : "start" }, g).textContent = m.recvLabel;
+    if (a.selectedSeq && g.dataset.seq === a.selectedSeq) g.classList.add("selected");
     el("title", {}, g).textContent = `${m.type} ${m.src} → ${m.dst}, sent ${(m.sent / 1000).toFixed(3)}s: ${m.fate}${m.reason ? ` (${m.reason})` : ""}`;
   }
 }
@@ -293,6 +294,7 @@ function select(target) {
   const a = area(live);
   a.svg.querySelectorAll(".selected").forEach((x) => x.classList.remove("selected"));
   target.classList.add("selected");
+  a.selectedSeq = target.dataset.seq;
   const t = target.matches("[data-msg]") ? +target.dataset.sent : null;
   const seq = +target.dataset.seq;
   const when = t ?? +(target.querySelector("title")?.textContent.match(/at ([\d.]+)s/)?.[1] || 0) * 1000;
@@ -330,4 +332,5 @@ document.addEventListener("click", (e) => {
     hit = before[before.length - 1];
   }
   if (hit) hit.classList.add("selected");
+  a.selectedSeq = hit ? hit.dataset.seq : null; // kept across redraws of the live diagram
 });
