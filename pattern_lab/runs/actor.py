@@ -101,6 +101,7 @@ class Actor:
         self.frames = FrameBuilder(run.id, node_actions(self.lab_cls))
         self.frames.remember(replayed)
         self.frames.prev_seq = self.lab.seq
+        self.frames.watch = run.watch
         self.speed, self.frozen = run.speed, run.frozen
         self.watched, self.behind = True, False
         self.anchor()
@@ -141,10 +142,10 @@ class Actor:
             self.flush()
             reply = self.r.blpop([keys.wake(self.run_id)], timeout=self.frame_s)
             if reply:
-                self.on_wake()
+                self.on_wake(reply[1].decode())
 
-    def on_wake(self) -> None:
-        signals = set()
+    def on_wake(self, first: str) -> None:
+        signals = {first}  # the signal that woke us counts too (a lone "ctl" was lost before)
         while True:
             item = self.r.lpop(keys.wake(self.run_id), 50)
             if not item:
@@ -152,9 +153,12 @@ class Actor:
             signals.update(x.decode() for x in item)
         self.advance()
         if "ctl" in signals:
-            run = Run.objects.only("speed", "frozen", "fence").get(id=self.run_id)
+            run = Run.objects.only("speed", "frozen", "fence", "watch").get(id=self.run_id)
             if run.fence != self.token:
                 raise LeaseLost(self.run_id)
+            if run.watch != self.frames.watch:
+                self.frames.watch = run.watch
+                self.flush(force=True)
             if (run.speed, run.frozen) != (self.speed, self.frozen):
                 self.speed, self.frozen = run.speed, run.frozen
                 self.anchor()
@@ -219,8 +223,10 @@ class Actor:
         message = full if self.behind else delta
         self.behind = False
         ok = self.publish(
-            keys=[keys.lease(self.run_id), keys.full(self.run_id), keys.pos(self.run_id), keys.frames(self.run_id)],
-            args=[self.token, f"{seq}|{message}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S],
+            keys=[keys.lease(self.run_id), keys.full(self.run_id), keys.pos(self.run_id), keys.frames(self.run_id),
+                  keys.ok(self.run_id)],
+            args=[self.token, f"{seq}|{message}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S,
+                  "1" if all(c.ok for c in self.lab.checks.values()) else "0"],
         )
         if not ok:
             raise LeaseLost(self.run_id)

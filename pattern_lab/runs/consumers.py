@@ -28,6 +28,7 @@ from .services import Rejected, ensure_actor, submit_command
 log = logging.getLogger(__name__)
 WATCH_TTL_S = 30
 WATCHDOG_S = 1.0
+NOT_RUNS = "class-"  # hub keys of class audiences (pattern_lab/teach): frames, but no actor to keep alive
 TIMING = os.environ.get("PATTERN_LAB_TIMING") == "1"
 
 
@@ -116,7 +117,7 @@ class FrameHub:
             await asyncio.sleep(WATCHDOG_S)
             tick += 1
             for run_id in list(self.sockets):
-                if run_id not in self.sockets:  # its last viewer left meanwhile
+                if run_id not in self.sockets or run_id.startswith(NOT_RUNS):  # left meanwhile; a class audience
                     continue
                 try:
                     if tick % 5 == 0:

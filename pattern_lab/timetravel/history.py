@@ -33,8 +33,10 @@ from simulations.kernel import Lab
 
 CHECKPOINT_MS = 5_000
 MAX_RUNS = 12  # histories kept per process
-LOG_KEEP = 60  # log lines shown for a moment (as a live frame's log)
-QUIET = {"send"}
+# The latest events kept for a moment's log: as many as a live frame's builder
+# reads to rebuild its log ((LOG_EVENTS + LOG_TRAFFIC) x 8, see frames.py).
+LOG_KEEP = 960
+QUIET: set[str] = set()  # kinds left out of the log (none: message lines are in it too)
 # Events that get a mark on the timeline.
 MARK_KINDS = {"crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow",
               "drop-next", "duplicate-next", "check", "rejected"}

@@ -32,7 +32,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from pattern_lab.catalog.pages import pages
 from pattern_lab.runs import keys
-from pattern_lab.runs.frames import FrameBuilder, log_items, node_actions
+from pattern_lab.runs.frames import FrameBuilder, node_actions
 from pattern_lab.runs.identity import uid
 from pattern_lab.runs.models import Command, Run
 from pattern_lab.runs.services import Rejected, ensure_actor
@@ -108,12 +108,21 @@ def render_moment(history, lab_cls, rid: str, t: float, end: float) -> dict:
     the diagram's window before t and the neighbouring events' times."""
     m = history.seek(t, window_ms=WINDOW_MS)
     snap = m.lab.snapshot()
-    parts = FrameBuilder(rid, node_actions(lab_cls)).parts(m.lab, snap)
-    parts["log"] = f'<ol id="log-{rid}" hx-swap-oob="true" class="log">{log_items(m.recent)}</ol>'
+    builder = FrameBuilder(rid, node_actions(lab_cls))
+    parts = builder.parts(m.lab, snap)
+    parts["log"] = log_html(builder, m.recent)
     next_t = history.find_next(m, end)  # last: it runs the moment's copy of the lab forward
     return {"t": t, "seq": snap["seq"], "end": end, "prev_t": m.prev_t, "next_t": next_t,
             "parts": parts, "diagram": {"from": max(0.0, t - WINDOW_MS), "to": t, "events": diagram_feed(m.window),
                                         "nodes": [n["id"] for n in snap["nodes"]]}}
+
+
+def log_html(builder: FrameBuilder, events: list[dict]) -> str:
+    """The event log up to the moment, exactly as a full frame of the live
+    run writes it (the builder's own lines: grouping, counts, words)."""
+    builder.remember(events)
+    lines = "".join(html for _, _, html in builder.lines)
+    return f'<ol id="log-{builder.run_id}" hx-swap-oob="true" class="log">{lines}</ol>'
 
 
 def refuse(err: Rejected):

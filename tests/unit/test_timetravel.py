@@ -8,10 +8,11 @@ from contextlib import redirect_stdout
 
 import pytest
 
-from pattern_lab.runs.frames import FrameBuilder, log_items, node_actions
+from pattern_lab.runs.frames import FrameBuilder, node_actions
 from pattern_lab.timetravel import history as hist
 from pattern_lab.timetravel.feed import diagram_feed, frame_block
 from pattern_lab.timetravel.history import CHECKPOINT_MS, History
+from pattern_lab.timetravel.views import log_html
 from simulations import get_lab, labs
 from simulations.cli import main as cli
 from simulations.kernel import replay
@@ -43,16 +44,16 @@ def test_seek_equals_a_fresh_replay_byte_for_byte(slug):
     lab_cls = get_lab(slug)
     log = faulty_log(lab_cls)
     history = History(lab_cls, {}, 3, log)
-    builder = FrameBuilder("r", node_actions(lab_cls))
     # Out of order on purpose: later seeks build checkpoints that earlier ones reuse.
     for t in (23_456.0, 0.0, 1_234.5, log[7][0], 12_000.0, CHECKPOINT_MS * 2, 31_000.0):
         moment = history.seek(t, window_ms=3000)
         lab, events = fresh(lab_cls, log, t)
         ours, theirs = moment.lab.snapshot(), lab.snapshot()
         assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True), (slug, t)
-        logged = [e for e in events if e["kind"] != "send"][-hist.LOG_KEEP:]
-        assert log_items(moment.recent) == log_items(logged)
-        assert builder.parts(moment.lab, ours) == builder.parts(lab, theirs)
+        assert moment.recent == events[-hist.LOG_KEEP:]
+        a, b = FrameBuilder("r", node_actions(lab_cls)), FrameBuilder("r", node_actions(lab_cls))
+        assert a.parts(moment.lab, ours) == b.parts(lab, theirs)
+        assert log_html(a, moment.recent) == log_html(b, events)
         assert moment.window == [e for e in events if e["t"] > t - 3000 and e["kind"] in hist.DIAGRAM_KINDS]
 
 

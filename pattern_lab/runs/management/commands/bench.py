@@ -8,6 +8,7 @@ Sections (all by default; pick with --only):
   click    click-to-frame latency for one viewer (real stack)
   fanout   one run's frames to 200/500/1,000 viewers: our FrameHub and a
            stock Channels consumer (the baseline), p50/p95/p99 and frames lost
+  class    one class of --students (200): following, voting, private forks
 """
 
 import asyncio
@@ -20,7 +21,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-SECTIONS = ("kernel", "replay", "seek", "frames", "click", "fanout")
+SECTIONS = ("kernel", "replay", "seek", "frames", "click", "fanout", "class")
 
 
 
@@ -34,13 +35,15 @@ class Command(BaseCommand):
         parser.add_argument("--daphnes", type=int, default=2, help="daphne processes sharing the port")
         parser.add_argument("--no-stock", action="store_true", help="skip the stock-consumer baseline")
         parser.add_argument("--lab", default="", help="lab for the fan-out run (default: the costliest frames)")
+        parser.add_argument("--students", type=int, default=200, help="students in the class section")
         parser.add_argument("--out", default=str(settings.VAR_DIR / "bench.json"))
 
     def say(self, text=""):
         self.stdout.write(text)
         self.stdout.flush()
 
-    def handle(self, *args, only, viewers, seconds, daphnes, no_stock, lab, out, **opts):
+    def handle(self, *args, only, viewers, seconds, daphnes, no_stock, lab, out, students, **opts):
+        self.students = students
         want = {s.strip() for s in only.split(",") if s.strip()}
         results: dict = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cores": __import__("os").cpu_count()}
 
@@ -82,15 +85,14 @@ class Command(BaseCommand):
             rows = results["frames"] = frame_costs()
             if "frames" in want:
                 self.say("Frame cost in the worker, per lab (10 frames a second, 20 s simulated)")
-                self.say(f"  {'lab':<18} {'events/s':>8} {'render p50':>10} {'p95':>6} {'delta frame':>11}"
-                         f" {'diagram block':>13}")
+                self.say(f"  {'lab':<18} {'events/s':>8} {'render p50':>10} {'p95':>6} {'delta frame':>11}")
                 for r in rows:
                     self.say(f"  {r['lab']:<18} {r['events_per_s']:>8.1f} {r['render_p50_ms']:>8.1f}ms"
-                             f" {r['render_p95_ms']:>4.1f}ms {r['frame_kb']:>8.1f} KB {r['diagram_pct']:>11.1f} %")
+                             f" {r['render_p95_ms']:>4.1f}ms {r['frame_kb']:>8.1f} KB")
                 self.say()
             lab = lab or max(rows, key=lambda r: r["frame_kb"] * r["events_per_s"])["lab"]
 
-        if want & {"click", "fanout"}:
+        if want & {"click", "fanout", "class"}:
             self.live(results, want, viewers, seconds, daphnes, no_stock, lab or "circuit-breaker")
 
         Path(out).write_text(json.dumps(results, indent=2, default=str))
@@ -122,6 +124,12 @@ class Command(BaseCommand):
                         self.say(f"  {row['consumer']:5} {n:>5} viewers: p50 {row['p50']:.1f} ms, p95 {row['p95']:.1f} ms,"
                                  f" p99 {row['p99']:.1f} ms, {row['frames']} frames, lost {row['lost_share'] * 100:.1f}%")
                 self.say("\n" + summarize(rows) + "\n")
+            if "class" in want:
+                from pattern_lab.bench.classroom import class_bench
+
+                self.say(f"One class of {self.students} students (leader-election)")
+                results["class"] = class_bench(stack, base, self.students, seconds, self.say)
+                self.say()
         except BaseException:
             for log in sorted(var.glob("*.log")):
                 tail = log.read_text(errors="replace").splitlines()[-15:]
