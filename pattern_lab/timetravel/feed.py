@@ -9,6 +9,7 @@ frame's own batch of events, in a small JSON block the page reads).
 
 from __future__ import annotations
 
+import html
 import json
 
 LANE_FAULTS = ("crash", "restart", "pause", "resume")
@@ -33,10 +34,11 @@ def diagram_feed(events: list[dict]) -> list:
 
 
 def frame_block(run_id: str, events: list[dict]) -> str:
-    """The live frame's addition: this batch's diagram events (empty string
-    when there are none; the page skips blocks it has already read by seq)."""
+    """The live frame's addition: this batch's diagram events, as a hidden
+    element swapped by id (htmx drops <script> elements from swapped content).
+    Empty when there are none; the page skips events it has read, by seq."""
     feed = diagram_feed(events)
     if not feed:
         return ""
-    text = json.dumps(feed, separators=(",", ":")).replace("</", "<\\/")
-    return f'<script id="msgs-{run_id}" type="application/json" hx-swap-oob="true">{text}</script>'
+    text = html.escape(json.dumps(feed, separators=(",", ":")), quote=True)
+    return f'<div id="msgs-{run_id}" hidden hx-swap-oob="true" data-msgs="{text}"></div>'

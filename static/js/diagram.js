@@ -5,7 +5,7 @@
 //   ["s", id, src, dst, type, sent, arrive, copy, seq]  a message sent
 //   ["d", id, src, dst, type, t, reason, seq]           a message lost, and why
 //   ["f", kind, node | sides | [src, dst], t, seq]      a fault
-// Live: each frame carries its batch in <script id="msgs-<run>">; the diagram
+// Live: each frame carries its batch in a hidden <div id="msgs-<run>">; the diagram
 // keeps the latest WINDOW_MS.  Past: the seek response carries the window
 // before the moment shown (timeline.js fires "tt:moment").
 
@@ -28,24 +28,20 @@ function area(live) {
 }
 
 // ---- live ----------------------------------------------------------------------
-// The frame's block is read from the message itself (before htmx swaps
-// anything): htmx does not swap <script> elements out of band.
-const BLOCK_RE = /<script id="msgs-[\w-]+" type="application\/json" hx-swap-oob="true">(.*?)<\/script>/;
-const FRAME_T_RE = /data-t="([\d.]+)"/;
-document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
+// Each frame's block (a hidden element swapped by id) holds that batch's events.
+document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   const live = e.target.closest("[data-run-id]");
   const a = live && area(live);
   if (!a || live.dataset.view === "past") return;
-  const msg = e.detail.message || "";
-  const m = BLOCK_RE.exec(msg);
+  const block = document.getElementById(`msgs-${live.dataset.runId}`);
   let batch = [];
-  try { batch = m ? JSON.parse(m[1]) : []; } catch (err) { batch = []; }
+  try { batch = JSON.parse(block?.dataset.msgs || "[]"); } catch (err) { batch = []; }
   for (const ev of batch) {
     const seq = ev[ev.length - 1];
     if (seq > a.lastSeq) { a.feed.push(ev); a.lastSeq = seq; }
   }
-  const t = FRAME_T_RE.exec(msg.slice(0, 400));
-  if (t) a.to = Math.max(a.to, +t[1]);
+  const meta = document.getElementById(`meta-${live.dataset.runId}`);
+  if (meta && meta.dataset.t) a.to = Math.max(a.to, +meta.dataset.t);
   a.from = Math.max(0, a.to - WINDOW_MS);
   a.feed = a.feed.filter((ev) => endOf(ev) >= a.from);
   if (!a.pending) {

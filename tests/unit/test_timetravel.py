@@ -131,7 +131,8 @@ def test_diagram_feed_says_what_happened_to_each_message():
     lost = [f for f in feed if f[0] == "d"]
     assert lost and all(f[6] == "partition" for f in lost)
     assert frame_block("r1", []) == ""
-    assert frame_block("r1", [{"seq": 1, "t": 0, "kind": "crash", "node": "n1"}]).startswith('<script id="msgs-r1"')
+    block = frame_block("r1", [{"seq": 1, "t": 0, "kind": "crash", "node": "n1"}])
+    assert block.startswith('<div id="msgs-r1" hidden hx-swap-oob="true"') and "<script" not in block
 
 
 def run_cli(*args):
