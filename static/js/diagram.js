@@ -27,7 +27,7 @@ function area(live) {
   return a;
 }
 
-// ---- live ----------------------------------------------------------------------
+// ---- live
 // Each frame's block (a hidden element swapped by id) holds that batch's events.
 document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   const live = e.target.closest("[data-run-id]");
@@ -52,7 +52,7 @@ document.body.addEventListener("htmx:wsAfterMessage", (e) => {
 
 const endOf = (ev) => (ev[0] === "s" ? Math.max(ev[6], ev[5]) : ev[0] === "d" ? ev[5] : ev[3]);
 
-// ---- past ----------------------------------------------------------------------
+// ---- past
 document.addEventListener("tt:moment", (e) => {
   const live = e.target.closest("[data-run-id]");
   const a = live && area(live);
@@ -86,7 +86,7 @@ document.querySelectorAll("[data-diagram-initial]").forEach((el) => {
   if (log) log.scrollTop = log.scrollHeight; // the latest lines: those just before the moment
 });
 
-// ---- building the picture ---------------------------------------------------------
+// ---- building the picture
 function lanesOf(live, a) {
   if (a.nodes) return a.nodes;
   const ids = [...live.querySelectorAll(".cluster g[data-node]")].map((g) => g.dataset.node);
@@ -283,7 +283,7 @@ function draw(live) {
   }
 }
 
-// ---- selection ------------------------------------------------------------------
+// ---- selection
 // An arrow or a mark: move the scrubber to it and select its line in the log.
 function select(target) {
   const live = target.closest("[data-run-id]");

@@ -44,7 +44,7 @@ function init(live) {
 
 document.querySelectorAll("[data-run-id]").forEach(init);
 
-// ---- live frames ------------------------------------------------------------
+// ---- live frames
 // Capture phase on window: runs before live.js, so a frame that arrives while
 // the page shows the past is neither swapped in nor treated as a gap.
 window.addEventListener("htmx:wsBeforeMessage", (e) => {
@@ -85,7 +85,7 @@ document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   drawMarks(live);
 });
 
-// ---- marks ---------------------------------------------------------------------
+// ---- marks
 async function loadMarks(live) {
   const s = state(live);
   s.marksAt = performance.now();
@@ -116,7 +116,7 @@ function drawMarks(live) {
   box.innerHTML = html.join("");
 }
 
-// ---- seeking -----------------------------------------------------------------
+// ---- seeking
 // One request in flight per run; while dragging, the latest wanted moment wins.
 export async function seek(live, t, after) {
   const s = state(live);
@@ -240,7 +240,7 @@ function say(live, text, ok) {
   flash.replaceChildren(span);
 }
 
-// ---- links into the timeline --------------------------------------------------
+// ---- links into the timeline
 // "broken by event #N" on a check: move the timeline to that event.
 window.addEventListener("click", (e) => {
   const link = e.target.closest && e.target.closest("[data-seq-link]");
