@@ -28,6 +28,8 @@ from django.template import Context, TemplateDoesNotExist
 from django.template.loader import get_template
 from markupsafe import Markup
 
+from pattern_lab.timetravel.feed import frame_block as diagram_block
+
 from .conditions import watch_values
 
 # Message traffic: drawn as moving dots *and* written in the log (grouped).
@@ -527,6 +529,7 @@ class FrameBuilder:
             values = {"step": self.watch.get("step"), "t": snap["t"], **watch_values(self.watch, snap)}
             flight += f'<div id="watch-{rid}" hidden hx-swap-oob="true" data-watch="{escape(_dumps(values))}"></div>'
         log = "".join(html for _, _, html in lines)
+        flight += diagram_block(rid, events)  # time travel: the space-time diagram's events of this batch
         delta = (head.replace("{kind}", "delta") + changed + flight +
                  (f'<ol id="log-{rid}" hx-swap-oob="beforeend">{log}</ol>' if log else ""))
         full = (head.replace("{kind}", "full") + "".join(parts.values()) + flight +
