@@ -1,29 +1,42 @@
-"""The actor: one long-lived task per live run.
+"""Live runs in a worker process: one scheduler loop drives every run the
+process holds a lease for.
 
-It takes the run's lease (a Redis key with a TTL holding a fencing token),
-rebuilds the simulation by replaying the command log, then loops:
+Celery only carries "drive run X" messages (tasks.drive_run).  Taking one,
+the worker checks that somebody still watches the run (a message queued for a
+run that was abandoned meanwhile is dropped), takes the run's lease (a Redis
+key with a TTL holding a fencing token), rebuilds the simulation by replaying
+the command log, and hands the run to the process's `Scheduler`; the task
+returns at once.  The scheduler, one thread, then loops over all its runs:
 
-  1. advance the simulation to where the wall clock says it should be
-     (wall time elapsed x speed, unless the learner froze the clock);
-  2. publish the batch of events as one frame (at most one per FRAME_MS);
-  3. block on the run's wake list until the next frame is due, picking up
-     new commands (stamped with the current simulated time *before* they are
-     applied) and clock changes;
-  4. renew the lease; stop when it is lost or nobody has watched for IDLE_S.
+  1. renew every lease in one Redis call (which also says which runs are
+     watched); stop runs nobody has watched for IDLE_S;
+  2. pick up wake-ups from the worker's one inbox list ("<run> cmd", "ctl",
+     "step", "view"): new commands are stamped with the current simulated
+     time *before* they are applied (the log is the write-ahead log);
+  3. for each watched, running run whose frame is due: advance the
+     simulation to where the wall clock says (elapsed x speed) and publish
+     the batch of events as one frame, under the fence;
+  4. otherwise block on the inbox until the next frame or renewal is due.
 
-If the worker dies the lease expires; a daphne process that still has
-viewers notices and queues the actor again; the new actor replays the log to
-the last published position and carries on, so viewers see a short stall and
-no gap or repeat in the sequence numbers.
+A run nobody watches costs nothing: its clock stands still (it resumes where
+it was when a viewer comes back) and nothing is rendered.  When Redis goes
+away the loop backs off and retries; when it is back (empty) the scheduler
+takes its leases again with fencing tokens above the old ones (the fence
+counter is seeded from the database) and carries on from memory.  If the
+worker dies, the lease expires; a daphne process with viewers queues the run
+again; the new owner replays the log up to the last published position.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import socket
 import threading
 import time
 
+import redis
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
@@ -36,9 +49,13 @@ from .models import Command, Run
 
 log = logging.getLogger(__name__)
 
-# Set when the worker is asked to shut down: actors hand their runs back at
-# once (releasing the lease) so another worker takes over without waiting.
+# Set when the worker is asked to shut down: the scheduler hands its runs back
+# at once (releasing the leases) so another worker takes over without waiting.
 SHUTDOWN = threading.Event()
+CHECKPOINT_S = 5.0  # how often a live run's simulated time is saved in the database
+RENDER_BUDGET_S = 0.05  # frames rendered in one go before leases and the inbox are looked at again
+CLOCK_FRAME_S = 1.0  # a running, watched run sends a frame at least this often
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 
 class LeaseLost(Exception):
@@ -46,51 +63,26 @@ class LeaseLost(Exception):
 
 
 class Actor:
-    def __init__(self, run_id: str):
+    """One live run inside a scheduler: the simulation, its clock, its frames."""
+
+    def __init__(self, run_id: str, token: int, sched: Scheduler):
         self.run_id = run_id
-        self.r = keys.client()
-        cfg = settings.PATTERN_LAB
-        self.frame_s = cfg["FRAME_MS"] / 1000
-        self.lease_ms = cfg["LEASE_MS"]
-        self.idle_s = cfg["IDLE_S"]
-        self.publish = self.r.register_script(keys.PUBLISH)
-        self.renew = self.r.register_script(keys.RENEW)
-        self.release = self.r.register_script(keys.RELEASE)
-
-    # -- lease ---------------------------------------------------------------------
-    def acquire(self) -> bool:
-        token = self.r.incr(keys.fence(self.run_id))
-        if not self.r.set(keys.lease(self.run_id), token, nx=True, px=self.lease_ms):
-            return False
         self.token = token
-        self.r.pipeline().delete(keys.starting(self.run_id)).set(
-            keys.worker(self.run_id), os.getpid(), ex=keys.FRAME_TTL_S).execute()
-        return True
+        self.sched = sched
+        self.r = sched.r
+        self.frame_s = sched.frame_s
+        self.watched = True
+        self.behind = True  # the next frame is a full one
+        self.last_seen = time.monotonic()
+        self.next_frame = 0.0
+        self.published = 0.0
 
-    def keep_lease(self) -> None:
-        if not self.renew(keys=[keys.lease(self.run_id)], args=[self.token, self.lease_ms]):
-            raise LeaseLost(self.run_id)
-
-    # -- life cycle -------------------------------------------------------------------
-    def run(self) -> None:
-        if not self.acquire():
-            return
-        try:
-            self.start()
-            self.loop()
-        except LeaseLost:
-            log.warning("run %s: lease lost, another worker owns it now", self.run_id)
-        except Run.DoesNotExist:
-            log.warning("run %s: no such run", self.run_id)
-        finally:
-            self.release(keys=[keys.lease(self.run_id)], args=[self.token])
-            close_old_connections()
-
+    # -- start (in the Celery task's thread) ---------------------------------------------
     def start(self) -> None:
         run = Run.objects.get(id=self.run_id)
         # Claim the run in the database too: commands are stamped only under this fence.
-        Run.objects.filter(id=run.id).update(fence=self.token, status=Run.LIVE)
-        self.run_row = run
+        if not Run.objects.filter(id=run.id, fence__lt=self.token).update(fence=self.token, status=Run.LIVE):
+            raise LeaseLost(self.run_id)
         self.lab_cls = get_lab(run.lab)
         applied = list(run.commands.exclude(t=None).order_by("n", "id"))
         self.applied_n = max((c.n or 0 for c in applied), default=0)
@@ -102,64 +94,28 @@ class Actor:
         self.frames.remember(replayed)
         self.frames.prev_seq = self.lab.seq
         self.speed, self.frozen = run.speed, run.frozen
-        self.watched, self.behind = True, False
+        self.r.delete(keys.steps(run.id))  # steps asked for before this actor existed are stale
         self.anchor()
         self.load_scheduled()
         self.apply_pending()
         self.flush(force=True)
+        self.saved_t = self.lab.now
         log.info("run %s: actor %s took over at t=%.0f seq=%d after %d commands",
                  run.id, self.token, self.lab.now, self.lab.seq, len(applied))
 
+    # -- clock ---------------------------------------------------------------------------
     def anchor(self) -> None:
         """Tie simulated time to the wall clock from here on."""
         self.wall0, self.sim0 = time.monotonic(), self.lab.now
 
+    @property
+    def running(self) -> bool:
+        return self.watched and not self.frozen
+
     def target(self) -> float:
-        if self.frozen:
+        if not self.running:
             return self.lab.now
-        return float(int(self.sim0 + (time.monotonic() - self.wall0) * 1000 * self.speed))
-
-    def loop(self) -> None:
-        last_seen = time.monotonic()
-        next_lease = 0.0
-        while not SHUTDOWN.is_set():
-            now = time.monotonic()
-            if now >= next_lease:
-                self.keep_lease()
-                next_lease = now + self.lease_ms / 4000
-                watched = bool(self.r.exists(keys.watched(self.run_id)))
-                if watched:
-                    last_seen = now
-                elif now - last_seen > self.idle_s:
-                    self.stop()
-                    return
-                if watched and not self.watched:
-                    self.watched = True
-                    self.flush(force=True)  # a viewer is back: bring it up to date
-                self.watched = watched
-            self.advance()
-            self.flush()
-            reply = self.r.blpop([keys.wake(self.run_id)], timeout=self.frame_s)
-            if reply:
-                self.on_wake()
-
-    def on_wake(self) -> None:
-        signals = set()
-        while True:
-            item = self.r.lpop(keys.wake(self.run_id), 50)
-            if not item:
-                break
-            signals.update(x.decode() for x in item)
-        self.advance()
-        if "ctl" in signals:
-            run = Run.objects.only("speed", "frozen", "fence").get(id=self.run_id)
-            if run.fence != self.token:
-                raise LeaseLost(self.run_id)
-            if (run.speed, run.frozen) != (self.speed, self.frozen):
-                self.speed, self.frozen = run.speed, run.frozen
-                self.anchor()
-                self.flush(force=True)
-        self.apply_pending()
+        return max(self.lab.now, float(int(self.sim0 + (time.monotonic() - self.wall0) * 1000 * self.speed)))
 
     def advance(self) -> None:
         """Run the simulation up to now, stopping exactly at each scripted
@@ -171,6 +127,64 @@ class Actor:
             self.apply([cmd])
         self.lab.run_until(target)
 
+    def step(self) -> None:
+        """While frozen: exactly one thing happens (the next due event, or the
+        next scripted command), and it is drawn."""
+        due = self.lab.next_event_time()
+        if self.scheduled and (due is None or self.scheduled[0].due <= due):
+            cmd = self.scheduled.pop(0)
+            self.lab.run_until(cmd.due)
+            self.apply([cmd])
+        else:
+            self.lab.step()
+        self.flush(force=True)
+
+    # -- wake-ups (scheduler thread) --------------------------------------------------------
+    def on_wake(self, signals: set) -> None:
+        if "view" in signals:
+            self.set_watched(bool(self.r.exists(keys.watched(self.run_id))))
+        if "ctl" in signals:
+            run = Run.objects.only("speed", "frozen", "fence").get(id=self.run_id)
+            if run.fence != self.token:
+                raise LeaseLost(self.run_id)
+            if (run.speed, run.frozen) != (self.speed, self.frozen):
+                self.advance()  # up to now at the old speed, then the new one from here
+                self.speed, self.frozen = run.speed, run.frozen
+                self.anchor()
+                self.flush(force=True)
+        if "step" in signals:
+            steps = int(self.r.getdel(keys.steps(self.run_id)) or 0)
+            for _ in range(min(steps, 50) if self.frozen else 0):
+                self.step()
+        if "cmd" in signals:
+            self.advance()
+            self.apply_pending()
+
+    def set_watched(self, watched: bool) -> None:
+        if watched == self.watched:
+            if watched:
+                self.last_seen = time.monotonic()
+            return
+        if watched:
+            self.watched = True
+            self.last_seen = time.monotonic()
+            self.anchor()  # the clock stood still while nobody watched
+            self.behind = True
+            self.flush(force=True)  # a viewer is back: bring it up to date
+        else:
+            self.advance()
+            self.flush()
+            self.watched = False
+            self.last_seen = time.monotonic()
+
+    def tick(self, now: float) -> None:
+        """A frame is due: advance to now and publish what happened (and at
+        least once a second the clock, so a slow run is seen moving)."""
+        self.advance()
+        self.flush(force=now - self.published > CLOCK_FRAME_S)
+        self.next_frame = now + self.frame_s
+
+    # -- commands ---------------------------------------------------------------------------
     def load_scheduled(self) -> None:
         self.scheduled = list(Command.objects.filter(run_id=self.run_id, t=None)
                               .exclude(due=None).order_by("due", "id"))
@@ -182,6 +196,10 @@ class Actor:
             self.apply(pending)
 
     def apply(self, commands: list) -> None:
+        # Finish everything due at this very time first (a step may have
+        # stopped between two events of one instant): a replay applies
+        # commands after all of their instant's events too.
+        self.lab.run_until(self.lab.now)
         t = self.lab.now
         # Write-ahead: the time and the place in the log are stored before the
         # commands touch the simulation, and only under this actor's fence.
@@ -203,13 +221,14 @@ class Actor:
         self.flush(force=True)
         verdicts.execute()
 
+    # -- frames -----------------------------------------------------------------------------
     def flush(self, force: bool = False) -> None:
         events = self.lab.drain()
         if not events and not force:
             return
         if not self.watched and not force:
             # Nobody watches: keep the log, skip rendering (the next viewer
-            # gets a full frame, see loop()).
+            # gets a full frame, see set_watched()).
             self.frames.remember(events)
             self.behind = True
             return
@@ -217,14 +236,270 @@ class Actor:
         seq, delta, full = self.frames.build(self.lab, events, clock)
         # After frames were skipped a delta would leave a hole in the log: send the full frame.
         message = full if self.behind else delta
-        self.behind = False
-        ok = self.publish(
+        ok = self.sched.publish(
             keys=[keys.lease(self.run_id), keys.full(self.run_id), keys.pos(self.run_id), keys.frames(self.run_id)],
             args=[self.token, f"{seq}|{message}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S],
         )
         if not ok:
             raise LeaseLost(self.run_id)
+        self.behind = False
+        self.published = time.monotonic()
 
     def stop(self) -> None:
         Run.objects.filter(id=self.run_id, fence=self.token).update(status=Run.IDLE, sim_t=self.lab.now)
         log.info("run %s: idle, stopped at t=%.0f", self.run_id, self.lab.now)
+
+
+class Scheduler(threading.Thread):
+    """The one loop of a worker process that drives all of its live runs."""
+
+    def __init__(self):
+        super().__init__(name="run-scheduler", daemon=True)
+        cfg = settings.PATTERN_LAB
+        self.frame_s = cfg["FRAME_MS"] / 1000
+        self.lease_ms = cfg["LEASE_MS"]
+        self.idle_s = cfg["IDLE_S"]
+        self.r = keys.client()
+        self.publish = self.r.register_script(keys.PUBLISH)
+        self.renew_all = self.r.register_script(keys.RENEW_ALL)
+        self.acquire_script = self.r.register_script(keys.ACQUIRE)
+        self.release = self.r.register_script(keys.RELEASE)
+        self.wake_script = self.r.register_script(keys.WAKE)
+        self.inbox = f"worker:{socket.gethostname()}:{os.getpid()}:inbox"
+        self.actors: dict[str, Actor] = {}
+        self.arrivals: queue.Queue[Actor] = queue.Queue()
+        self.starting: set[str] = set()  # runs being replayed by a task thread right now
+        self.lock = threading.Lock()
+        self.next_renew = 0.0
+        self.next_checkpoint = time.monotonic() + CHECKPOINT_S
+
+    # -- taking a run (Celery task thread) ------------------------------------------------------
+    def take(self, run_id: str) -> str:
+        """Handle one "drive run X" message; says what was done with it."""
+        with self.lock:
+            if run_id in self.actors or run_id in self.starting:
+                return "already driven here"
+            self.starting.add(run_id)
+        try:
+            return self._take(run_id)
+        finally:
+            with self.lock:
+                self.starting.discard(run_id)
+            close_old_connections()
+
+    def _take(self, run_id: str) -> str:
+        r = self.r
+        # Let the next viewer queue the run again if this message is dropped.
+        r.delete(keys.starting(run_id))
+        if not r.exists(keys.watched(run_id)):
+            return "dropped: nobody watches it"
+        row = Run.objects.filter(id=run_id).values_list("fence", flat=True).first()
+        if row is None:
+            return "dropped: no such run"
+        # A longer lease while the log is replayed; the loop shortens it.
+        token = self.acquire_script(keys=[keys.lease(run_id), keys.fence(run_id)], args=[row, self.lease_ms * 3])
+        if not token:
+            return "dropped: another worker drives it"
+        actor = Actor(run_id, int(token), self)
+        # Who drives the run, written before the log is read: a command stored
+        # after this point wakes this worker; one stored before is in the log.
+        self.claim_keys(run_id)
+        try:
+            actor.start()
+        except LeaseLost:
+            self.release(keys=[keys.lease(run_id)], args=[actor.token])
+            return "dropped: lease lost while starting"
+        except BaseException:
+            self.release(keys=[keys.lease(run_id)], args=[actor.token])
+            raise
+        self.arrivals.put(actor)
+        r.rpush(self.inbox, f"{run_id} new")
+        self.ensure_running()
+        return "driving"
+
+    def claim_keys(self, run_id: str) -> None:
+        self.r.pipeline().set(keys.worker(run_id), os.getpid(), ex=keys.FRAME_TTL_S).set(
+            keys.inbox(run_id), self.inbox, ex=keys.FRAME_TTL_S).execute()
+
+    def ensure_running(self) -> None:
+        with self.lock:
+            if not self.is_alive() and not SHUTDOWN.is_set():
+                self.start()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        backoff = 0.0
+        while not SHUTDOWN.is_set():
+            try:
+                self.once()
+                if backoff:
+                    log.warning("scheduler: Redis is back")
+                backoff = 0.0
+            except REDIS_ERRORS as err:
+                backoff = min(2.0, backoff * 2 or 0.1)
+                log.warning("scheduler: Redis unavailable (%s); retrying in %.1fs", err, backoff)
+                SHUTDOWN.wait(backoff)
+            except Exception:
+                log.exception("scheduler: unexpected error")
+                SHUTDOWN.wait(0.1)
+            finally:
+                close_old_connections()
+        self.hand_back()
+
+    def once(self) -> None:
+        self.adopt_arrivals()
+        now = time.monotonic()
+        if now >= self.next_renew:
+            self.renew(now)
+        if now >= self.next_checkpoint:
+            self.checkpoint()
+        self.read_inbox(block=0)
+        # Frames due, most overdue first, within a time budget (under load every
+        # run's frames simply come less often; each still shows the present).
+        now = time.monotonic()
+        due = sorted((a for a in self.actors.values() if a.running and a.next_frame <= now),
+                     key=lambda a: a.next_frame)
+        for actor in due:
+            self.guard(actor, actor.tick, now)
+            if time.monotonic() - now > RENDER_BUDGET_S:
+                break
+        if due:
+            return
+        next_frame = min((a.next_frame for a in self.actors.values() if a.running), default=now + 1)
+        wait = min(next_frame, self.next_renew) - time.monotonic()
+        if wait > 0.002:
+            self.read_inbox(block=wait)
+
+    def guard(self, actor: Actor, fn, *args) -> None:
+        """Run one actor's step; drop the actor if it lost its lease."""
+        try:
+            fn(*args)
+        except LeaseLost:
+            log.warning("run %s: lease lost, another worker owns it now", actor.run_id)
+            self.actors.pop(actor.run_id, None)
+        except Run.DoesNotExist:
+            log.warning("run %s: no such run", actor.run_id)
+            self.actors.pop(actor.run_id, None)
+            self.release(keys=[keys.lease(actor.run_id)], args=[actor.token])
+
+    def adopt_arrivals(self) -> None:
+        while True:
+            try:
+                actor = self.arrivals.get_nowait()
+            except queue.Empty:
+                return
+            self.actors[actor.run_id] = actor
+            # Anything sent while it was starting: look at all of it once.
+            self.guard(actor, actor.on_wake, {"view", "ctl", "step", "cmd"})
+
+    def read_inbox(self, block: float) -> None:
+        items = []
+        if block:
+            reply = self.r.blpop([self.inbox], timeout=max(0.01, round(block, 3)))
+            if not reply:
+                return
+            items.append(reply[1])  # the first wake-up counts too
+        items += self.r.lpop(self.inbox, 500) or []
+        if not items:
+            return
+        signals: dict[str, set] = {}
+        for item in items:
+            run_id, _, what = item.decode().partition(" ")
+            signals.setdefault(run_id, set()).add(what)
+        self.adopt_arrivals()
+        for run_id, what in signals.items():
+            actor = self.actors.get(run_id)
+            if actor is not None:
+                self.guard(actor, actor.on_wake, what)
+
+    def renew(self, now: float) -> None:
+        """Every lease in one call; it also says which runs are watched."""
+        self.next_renew = now + self.lease_ms / 4000
+        actors = list(self.actors.values())
+        if not actors:
+            return
+        key_list = [k for a in actors for k in (keys.lease(a.run_id), keys.watched(a.run_id))]
+        states = self.renew_all(keys=key_list, args=[self.lease_ms, *[a.token for a in actors]])
+        for actor, state in zip(actors, states):
+            if state == 0:
+                log.warning("run %s: lease lost, another worker owns it now", actor.run_id)
+                self.actors.pop(actor.run_id, None)
+            elif state == -1:
+                self.guard(actor, self.reacquire, actor)
+            else:
+                self.guard(actor, actor.set_watched, state == 2)
+        for actor in list(self.actors.values()):
+            if not actor.watched and now - actor.last_seen > self.idle_s:
+                self.guard(actor, self.stop, actor)
+
+    def reacquire(self, actor: Actor) -> None:
+        """The lease vanished (Redis restarted empty, or this loop stalled past
+        the TTL): take it again with a newer token, unless someone else has."""
+        token = self.acquire_script(keys=[keys.lease(actor.run_id), keys.fence(actor.run_id)],
+                                    args=[actor.token, self.lease_ms])
+        if not token:
+            raise LeaseLost(actor.run_id)
+        if not Run.objects.filter(id=actor.run_id, fence=actor.token).update(fence=int(token)):
+            self.release(keys=[keys.lease(actor.run_id)], args=[token])
+            raise LeaseLost(actor.run_id)
+        log.warning("run %s: lease taken again (token %s -> %s)", actor.run_id, actor.token, token)
+        actor.token = int(token)
+        self.claim_keys(actor.run_id)
+        actor.behind = True  # what was published meanwhile is gone: send the whole state
+        actor.set_watched(bool(self.r.exists(keys.watched(actor.run_id))))
+        actor.flush(force=True)
+
+    def checkpoint(self) -> None:
+        """Save each running run's simulated time, so a resume after losing
+        Redis and this worker does not start from further back."""
+        self.next_checkpoint = time.monotonic() + CHECKPOINT_S
+        moved = [a for a in self.actors.values() if a.lab.now != a.saved_t]
+        if not moved:
+            return
+        with transaction.atomic():
+            for a in moved:
+                Run.objects.filter(id=a.run_id, fence=a.token).update(sim_t=a.lab.now)
+                a.saved_t = a.lab.now
+
+    def stop(self, actor: Actor) -> None:
+        actor.stop()
+        self.actors.pop(actor.run_id, None)
+        self.release(keys=[keys.lease(actor.run_id)], args=[actor.token])
+
+    def hand_back(self) -> None:
+        """Shutting down: give every run back at once."""
+        for actor in list(self.actors.values()):
+            try:
+                actor.advance()
+                Run.objects.filter(id=actor.run_id, fence=actor.token).update(sim_t=actor.lab.now)
+                self.release(keys=[keys.lease(actor.run_id)], args=[actor.token])
+            except Exception:
+                log.exception("run %s: could not hand back", actor.run_id)
+        self.actors.clear()
+        close_old_connections()
+
+    def wake(self) -> None:
+        try:
+            self.r.rpush(self.inbox, "- stop")
+        except REDIS_ERRORS:
+            pass
+
+
+_scheduler: Scheduler | None = None
+_scheduler_lock = threading.Lock()
+
+
+def scheduler() -> Scheduler:
+    """The process's scheduler (created on the first run it is given)."""
+    global _scheduler
+    with _scheduler_lock:
+        if _scheduler is None:
+            _scheduler = Scheduler()
+        return _scheduler
+
+
+def shutdown(timeout: float = 4.0) -> None:
+    SHUTDOWN.set()
+    if _scheduler is not None and _scheduler.is_alive():
+        _scheduler.wake()
+        _scheduler.join(timeout)

@@ -129,7 +129,7 @@ def submit_command(run: Run, who: str, action, args, wait: bool = True) -> tuple
     with transaction.atomic():
         cmd = Command.objects.create(run=run, action=action, args=tokens, author=who)
     r = keys.client()
-    r.rpush(keys.wake(run.id), "cmd")
+    wake(run.id, "cmd")
     ensure_actor(run.id)
     if not wait:
         return cmd, None
@@ -137,10 +137,22 @@ def submit_command(run: Run, who: str, action, args, wait: bool = True) -> tuple
     return cmd, (reply[1].decode() or None) if reply else None
 
 
+SPEED_MIN, SPEED_MAX = 0.05, 4.0
+
+
 def control(run: Run, who: str, what: str, value=None) -> None:
-    """Run-level controls: freeze / play the clock, change the speed."""
+    """Run-level controls: freeze / play the clock, change the speed, and
+    while frozen step one event at a time."""
     if run.owner != who:
         raise Rejected("Only the run's owner can change its clock.", 403)
+    if what == "step":
+        if not run.frozen:
+            raise Rejected("Freeze the clock first; then each step shows one event.")
+        r = keys.client()
+        r.pipeline().incr(keys.steps(run.id)).expire(keys.steps(run.id), 60).execute()
+        wake(run.id, "step")
+        ensure_actor(run.id)
+        return
     if what == "freeze":
         run.frozen = True
     elif what == "play":
@@ -149,22 +161,31 @@ def control(run: Run, who: str, what: str, value=None) -> None:
         try:
             speed = float(value)
         except (TypeError, ValueError):
-            raise Rejected("speed must be a number from 0.25 to 4") from None
-        if not 0.25 <= speed <= 4:
-            raise Rejected("speed must be from 0.25 to 4")
+            raise Rejected(f"speed must be a number from {SPEED_MIN:g} to {SPEED_MAX:g}") from None
+        if not SPEED_MIN <= speed <= SPEED_MAX:  # also refuses nan and inf
+            raise Rejected(f"speed must be from {SPEED_MIN:g} to {SPEED_MAX:g}")
         run.speed = speed
     else:
-        raise Rejected("unknown control; use freeze, play or speed")
+        raise Rejected("unknown control; use freeze, play, step or speed")
     run.save(update_fields=["frozen", "speed", "updated"])
-    keys.client().rpush(keys.wake(run.id), "ctl")
+    wake(run.id, "ctl")
     ensure_actor(run.id)
 
 
+def wake(run_id: str, what: str) -> bool:
+    """Tell the worker driving the run (if one does) that something changed."""
+    r = keys.client()
+    return bool(r.register_script(keys.WAKE)(keys=[keys.inbox(run_id)], args=[f"{run_id} {what}"]))
+
+
 def ensure_actor(run_id: str) -> None:
-    """Make sure some worker drives the run: queue the actor task unless one
-    holds the lease or was queued a moment ago."""
+    """Make sure some worker drives the run: queue a "drive run X" message
+    unless a worker holds its lease (then wake it: a viewer may have just
+    arrived) or a message was queued a moment ago.  The worker checks, when it
+    takes the message, that somebody still watches the run."""
     r = keys.client()
     if r.exists(keys.lease(run_id)):
+        wake(run_id, "view")
         return
     if r.set(keys.starting(run_id), "1", nx=True, px=4000):
         from .tasks import drive_run
