@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 SHUTDOWN = threading.Event()
 CHECKPOINT_S = 5.0  # how often a live run's simulated time is saved in the database
 RENDER_BUDGET_S = 0.05  # frames rendered in one go before leases and the inbox are looked at again
+# A run counts as unwatched once its watched key has been missing this long
+# (a reloading page, or Redis restarting, must not pause the clock).
+UNWATCHED_AFTER_S = 1.5
 CLOCK_FRAME_S = 1.0  # a running, watched run sends a frame at least this often
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
@@ -72,7 +75,10 @@ class Actor:
         self.r = sched.r
         self.frame_s = sched.frame_s
         self.watched = True
-        self.behind = True  # the next frame is a full one
+        # The first frame is a delta: replayed to the last published position,
+        # the run has the same seq as the previous owner's last frame, so
+        # viewers see the takeover's events follow on as if nothing happened.
+        self.behind = False
         self.last_seen = time.monotonic()
         self.next_frame = 0.0
         self.published = 0.0
@@ -141,8 +147,8 @@ class Actor:
 
     # -- wake-ups (scheduler thread) --------------------------------------------------------
     def on_wake(self, signals: set) -> None:
-        if "view" in signals:
-            self.set_watched(bool(self.r.exists(keys.watched(self.run_id))))
+        if "view" in signals and self.r.exists(keys.watched(self.run_id)):
+            self.set_watched(True)  # (leaving is noticed by the lease renewals)
         if "ctl" in signals:
             run = Run.objects.only("speed", "frozen", "fence").get(id=self.run_id)
             if run.fence != self.token:
@@ -375,6 +381,10 @@ class Scheduler(threading.Thread):
         try:
             fn(*args)
         except LeaseLost:
+            if fn != self.reacquire and not self.r.exists(keys.lease(actor.run_id)):
+                # Expired or wiped (a Redis restart), not taken: take it again.
+                self.guard(actor, self.reacquire, actor)
+                return
             log.warning("run %s: lease lost, another worker owns it now", actor.run_id)
             self.actors.pop(actor.run_id, None)
         except Run.DoesNotExist:
@@ -426,7 +436,7 @@ class Scheduler(threading.Thread):
                 self.actors.pop(actor.run_id, None)
             elif state == -1:
                 self.guard(actor, self.reacquire, actor)
-            else:
+            elif state == 2 or now - actor.last_seen > UNWATCHED_AFTER_S:
                 self.guard(actor, actor.set_watched, state == 2)
         for actor in list(self.actors.values()):
             if not actor.watched and now - actor.last_seen > self.idle_s:
@@ -445,8 +455,8 @@ class Scheduler(threading.Thread):
         log.warning("run %s: lease taken again (token %s -> %s)", actor.run_id, actor.token, token)
         actor.token = int(token)
         self.claim_keys(actor.run_id)
-        actor.behind = True  # what was published meanwhile is gone: send the whole state
-        actor.set_watched(bool(self.r.exists(keys.watched(actor.run_id))))
+        # Go on from the last frame built: a viewer that got it sees the next
+        # one follow on; one that missed a frame asks for the full state.
         actor.flush(force=True)
 
     def checkpoint(self) -> None:
