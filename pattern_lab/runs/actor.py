@@ -52,7 +52,9 @@ log = logging.getLogger(__name__)
 # Set when the worker is asked to shut down: the scheduler hands its runs back
 # at once (releasing the leases) so another worker takes over without waiting.
 SHUTDOWN = threading.Event()
-CHECKPOINT_S = 5.0  # how often a live run's simulated time is saved in the database
+STATS_S = float(os.environ.get("PATTERN_LAB_STATS_S", "60"))  # how often the loop logs what it carries
+CHECKPOINT_S = 5.0
+START_SLOTS = 2  # runs replayed at the same time in one worker process  # how often a live run's simulated time is saved in the database
 RENDER_BUDGET_S = 0.05  # frames rendered in one go before leases and the inbox are looked at again
 # A run counts as unwatched once its watched key has been missing this long
 # (a reloading page, or Redis restarting, must not pause the clock).
@@ -250,6 +252,7 @@ class Actor:
             raise LeaseLost(self.run_id)
         self.behind = False
         self.published = time.monotonic()
+        self.sched.stats["frames"] += 1
 
     def stop(self) -> None:
         Run.objects.filter(id=self.run_id, fence=self.token).update(status=Run.IDLE, sim_t=self.lab.now)
@@ -276,8 +279,11 @@ class Scheduler(threading.Thread):
         self.arrivals: queue.Queue[Actor] = queue.Queue()
         self.starting: set[str] = set()  # runs being replayed by a task thread right now
         self.lock = threading.Lock()
+        self.start_slots = threading.BoundedSemaphore(START_SLOTS)
         self.next_renew = 0.0
         self.next_checkpoint = time.monotonic() + CHECKPOINT_S
+        self.next_stats = time.monotonic() + STATS_S
+        self.stats = {"loops": 0, "ticks": 0, "frames": 0}
 
     # -- taking a run (Celery task thread) ------------------------------------------------------
     def take(self, run_id: str) -> str:
@@ -299,6 +305,15 @@ class Scheduler(threading.Thread):
         r.delete(keys.starting(run_id))
         if not r.exists(keys.watched(run_id)):
             return "dropped: nobody watches it"
+        # Replaying is CPU work: a few at a time, so that the loop (one thread
+        # among the pool's many, all under one GIL) keeps its share.
+        with self.start_slots:
+            if not r.exists(keys.watched(run_id)):  # it may have waited a while
+                return "dropped: nobody watches it"
+            return self._start(run_id)
+
+    def _start(self, run_id: str) -> str:
+        r = self.r
         row = Run.objects.filter(id=run_id).values_list("fence", flat=True).first()
         if row is None:
             return "dropped: no such run"
@@ -323,9 +338,12 @@ class Scheduler(threading.Thread):
         self.ensure_running()
         return "driving"
 
-    def claim_keys(self, run_id: str) -> None:
-        self.r.pipeline().set(keys.worker(run_id), os.getpid(), ex=keys.FRAME_TTL_S).set(
-            keys.inbox(run_id), self.inbox, ex=keys.FRAME_TTL_S).execute()
+    def claim_keys(self, *run_ids: str) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for run_id in run_ids:
+            pipe.set(keys.worker(run_id), os.getpid(), ex=keys.FRAME_TTL_S)
+            pipe.set(keys.inbox(run_id), self.inbox, ex=keys.FRAME_TTL_S)
+        pipe.execute()
 
     def ensure_running(self) -> None:
         with self.lock:
@@ -355,6 +373,9 @@ class Scheduler(threading.Thread):
     def once(self) -> None:
         self.adopt_arrivals()
         now = time.monotonic()
+        self.stats["loops"] += 1
+        if now >= self.next_stats:
+            self.report(now)
         if now >= self.next_renew:
             self.renew(now)
         if now >= self.next_checkpoint:
@@ -367,6 +388,7 @@ class Scheduler(threading.Thread):
                      key=lambda a: a.next_frame)
         for actor in due:
             self.guard(actor, actor.tick, now)
+            self.stats["ticks"] += 1
             if time.monotonic() - now > RENDER_BUDGET_S:
                 break
         if due:
@@ -376,19 +398,37 @@ class Scheduler(threading.Thread):
         if wait > 0.002:
             self.read_inbox(block=wait)
 
+    def report(self, now: float) -> None:
+        """A line in the worker's log every minute: what this loop carries."""
+        span = now - self.next_stats + STATS_S
+        self.next_stats = now + STATS_S
+        stats, self.stats = self.stats, {"loops": 0, "ticks": 0, "frames": 0}
+        if self.actors:
+            watched = sum(1 for a in self.actors.values() if a.watched)
+            log.info("scheduler: %d runs (%d watched), %.0f frames/s, %.0f ticks/s, %.0f loops/s",
+                     len(self.actors), watched, stats["frames"] / span, stats["ticks"] / span, stats["loops"] / span)
+
     def guard(self, actor: Actor, fn, *args) -> None:
         """Run one actor's step; drop the actor if it lost its lease."""
         try:
             fn(*args)
         except LeaseLost:
-            if fn != self.reacquire and not self.r.exists(keys.lease(actor.run_id)):
+            if not self.r.exists(keys.lease(actor.run_id)):
                 # Expired or wiped (a Redis restart), not taken: take it again.
-                self.guard(actor, self.reacquire, actor)
+                self.reacquire([actor])
                 return
             log.warning("run %s: lease lost, another worker owns it now", actor.run_id)
             self.actors.pop(actor.run_id, None)
         except Run.DoesNotExist:
             log.warning("run %s: no such run", actor.run_id)
+            self.actors.pop(actor.run_id, None)
+            self.release(keys=[keys.lease(actor.run_id)], args=[actor.token])
+        except REDIS_ERRORS:
+            raise
+        except Exception:
+            # One broken run must not stall the others: give it up (a viewer
+            # that is still there queues it again, replayed from its log).
+            log.exception("run %s: failed; handing it back", actor.run_id)
             self.actors.pop(actor.run_id, None)
             self.release(keys=[keys.lease(actor.run_id)], args=[actor.token])
 
@@ -430,34 +470,48 @@ class Scheduler(threading.Thread):
             return
         key_list = [k for a in actors for k in (keys.lease(a.run_id), keys.watched(a.run_id))]
         states = self.renew_all(keys=key_list, args=[self.lease_ms, *[a.token for a in actors]])
+        vanished = []
         for actor, state in zip(actors, states):
             if state == 0:
                 log.warning("run %s: lease lost, another worker owns it now", actor.run_id)
                 self.actors.pop(actor.run_id, None)
             elif state == -1:
-                self.guard(actor, self.reacquire, actor)
+                vanished.append(actor)
             elif state == 2 or now - actor.last_seen > UNWATCHED_AFTER_S:
                 self.guard(actor, actor.set_watched, state == 2)
+        if vanished:
+            self.reacquire(vanished)
         for actor in list(self.actors.values()):
             if not actor.watched and now - actor.last_seen > self.idle_s:
                 self.guard(actor, self.stop, actor)
 
-    def reacquire(self, actor: Actor) -> None:
-        """The lease vanished (Redis restarted empty, or this loop stalled past
-        the TTL): take it again with a newer token, unless someone else has."""
-        token = self.acquire_script(keys=[keys.lease(actor.run_id), keys.fence(actor.run_id)],
-                                    args=[actor.token, self.lease_ms])
-        if not token:
-            raise LeaseLost(actor.run_id)
-        if not Run.objects.filter(id=actor.run_id, fence=actor.token).update(fence=int(token)):
-            self.release(keys=[keys.lease(actor.run_id)], args=[token])
-            raise LeaseLost(actor.run_id)
-        log.warning("run %s: lease taken again (token %s -> %s)", actor.run_id, actor.token, token)
-        actor.token = int(token)
-        self.claim_keys(actor.run_id)
-        # Go on from the last frame built: a viewer that got it sees the next
-        # one follow on; one that missed a frame asks for the full state.
-        actor.flush(force=True)
+    def reacquire(self, actors: list[Actor]) -> None:
+        """Leases that vanished (Redis restarted empty, or this loop stalled
+        past the TTL): take them again with newer tokens, unless someone else
+        has.  In one Redis call and one transaction, and nothing rendered, so
+        that many runs come back at once without stalling the loop again."""
+        pipe = self.r.pipeline(transaction=False)
+        for a in actors:
+            self.acquire_script(keys=[keys.lease(a.run_id), keys.fence(a.run_id)], args=[a.token, self.lease_ms],
+                                client=pipe)
+        tokens = pipe.execute()
+        kept, refused = [], []
+        with transaction.atomic():
+            for a, token in zip(actors, tokens):
+                if token and Run.objects.filter(id=a.run_id, fence=a.token).update(fence=int(token)):
+                    kept.append((a, int(token)))
+                else:
+                    refused.append((a, token))
+        for a, token in refused:
+            log.warning("run %s: lease lost, another worker owns it now", a.run_id)
+            self.actors.pop(a.run_id, None)
+            if token:
+                self.release(keys=[keys.lease(a.run_id)], args=[token])
+        for a, token in kept:
+            a.token = token
+        self.claim_keys(*(a.run_id for a, _ in kept))
+        if kept:
+            log.warning("took %d leases again (Redis restarted, or this worker stalled)", len(kept))
 
     def checkpoint(self) -> None:
         """Save each running run's simulated time, so a resume after losing
