@@ -84,6 +84,7 @@ class Actor:
         self.last_seen = time.monotonic()
         self.next_frame = 0.0
         self.published = 0.0
+        self.force_next = False
 
     # -- start (in the Celery task's thread) ---------------------------------------------
     def start(self) -> None:
@@ -173,23 +174,25 @@ class Actor:
             if watched:
                 self.last_seen = time.monotonic()
             return
+        # Nothing is rendered here (many viewers may come or go at once): a
+        # returning viewer's full frame is rendered by the loop, within its
+        # budget, as the run's next frame.
         if watched:
             self.watched = True
             self.last_seen = time.monotonic()
             self.anchor()  # the clock stood still while nobody watched
-            self.behind = True
-            self.flush(force=True)  # a viewer is back: bring it up to date
+            self.behind = self.force_next = True
+            self.next_frame = 0.0
         else:
-            self.advance()
-            self.flush()
-            self.watched = False
+            self.watched = False  # the clock stops where the last frame left it
             self.last_seen = time.monotonic()
 
     def tick(self, now: float) -> None:
         """A frame is due: advance to now and publish what happened (and at
         least once a second the clock, so a slow run is seen moving)."""
         self.advance()
-        self.flush(force=now - self.published > CLOCK_FRAME_S)
+        self.flush(force=self.force_next or now - self.published > CLOCK_FRAME_S)
+        self.force_next = False
         self.next_frame = now + self.frame_s
 
     # -- commands ---------------------------------------------------------------------------
@@ -352,6 +355,15 @@ class Scheduler(threading.Thread):
 
     # -- the loop ---------------------------------------------------------------------------------
     def run(self) -> None:
+        profile_to = os.environ.get("PATTERN_LAB_PROFILE")  # a file for cProfile's stats of this loop
+        if profile_to:
+            import cProfile
+
+            cProfile.runctx("self.loop()", globals(), {"self": self}, profile_to)
+        else:
+            self.loop()
+
+    def loop(self) -> None:
         backoff = 0.0
         while not SHUTDOWN.is_set():
             try:
@@ -492,8 +504,8 @@ class Scheduler(threading.Thread):
         that many runs come back at once without stalling the loop again."""
         pipe = self.r.pipeline(transaction=False)
         for a in actors:
-            self.acquire_script(keys=[keys.lease(a.run_id), keys.fence(a.run_id)], args=[a.token, self.lease_ms],
-                                client=pipe)
+            self.acquire_script(keys=[keys.lease(a.run_id), keys.fence(a.run_id)],
+                                args=[a.token, self.lease_ms, a.token], client=pipe)
         tokens = pipe.execute()
         kept, refused = [], []
         with transaction.atomic():
@@ -531,15 +543,20 @@ class Scheduler(threading.Thread):
         self.release(keys=[keys.lease(actor.run_id)], args=[actor.token])
 
     def hand_back(self) -> None:
-        """Shutting down: give every run back at once."""
-        for actor in list(self.actors.values()):
-            try:
-                actor.advance()
-                Run.objects.filter(id=actor.run_id, fence=actor.token).update(sim_t=actor.lab.now)
-                self.release(keys=[keys.lease(actor.run_id)], args=[actor.token])
-            except Exception:
-                log.exception("run %s: could not hand back", actor.run_id)
+        """Shutting down: give every run back at once (one transaction, one
+        Redis call), so that another worker can take them without waiting."""
+        actors = list(self.actors.values())
         self.actors.clear()
+        try:
+            with transaction.atomic():
+                for a in actors:
+                    Run.objects.filter(id=a.run_id, fence=a.token).update(sim_t=a.lab.now)
+            pipe = self.r.pipeline(transaction=False)
+            for a in actors:
+                self.release(keys=[keys.lease(a.run_id)], args=[a.token], client=pipe)
+            pipe.execute()
+        except Exception:
+            log.exception("could not hand back %d runs (their leases will expire)", len(actors))
         close_old_connections()
 
     def wake(self) -> None:

@@ -68,8 +68,15 @@ return redis.call('del', KEYS[1])
 
 # Take a free lease: a new fencing token, never below `floor` (the last token
 # the database saw, so tokens keep growing after Redis lost its counters).
+# ARGV: floor, ttl, and optionally the caller's current token: a lease that
+# is already the caller's is kept (and extended) as it is.
 ACQUIRE = """
-if redis.call('exists', KEYS[1]) == 1 then return 0 end
+local cur = redis.call('get', KEYS[1])
+if cur and cur == ARGV[3] then
+  redis.call('pexpire', KEYS[1], ARGV[2])
+  return tonumber(cur)
+end
+if cur then return 0 end
 local floor = tonumber(ARGV[1])
 if tonumber(redis.call('get', KEYS[2]) or '0') < floor then redis.call('set', KEYS[2], floor) end
 local token = redis.call('incr', KEYS[2])
