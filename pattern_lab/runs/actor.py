@@ -55,7 +55,7 @@ SHUTDOWN = threading.Event()
 STATS_S = float(os.environ.get("PATTERN_LAB_STATS_S", "60"))  # how often the loop logs what it carries
 CHECKPOINT_S = 5.0
 START_SLOTS = 2  # runs replayed at the same time in one worker process  # how often a live run's simulated time is saved in the database
-RENDER_BUDGET_S = 0.05  # frames rendered in one go before leases and the inbox are looked at again
+RENDER_BUDGET_S = 0.02  # frames rendered in one go before leases and the inbox are looked at again
 # A run counts as unwatched once its watched key has been missing this long
 # (a reloading page, or Redis restarting, must not pause the clock).
 UNWATCHED_AFTER_S = 1.5
@@ -247,15 +247,17 @@ class Actor:
         seq, delta, full = self.frames.build(self.lab, events, clock)
         # After frames were skipped a delta would leave a hole in the log: send the full frame.
         message = full if self.behind else delta
-        ok = self.sched.publish(
-            keys=[keys.lease(self.run_id), keys.full(self.run_id), keys.pos(self.run_id), keys.frames(self.run_id)],
-            args=[self.token, f"{seq}|{message}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S],
-        )
-        if not ok:
-            raise LeaseLost(self.run_id)
+        frame_keys = [keys.lease(self.run_id), keys.full(self.run_id), keys.pos(self.run_id), keys.frames(self.run_id)]
+        frame_args = [self.token, f"{seq}|{message}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S]
         self.behind = False
         self.published = time.monotonic()
         self.sched.stats["frames"] += 1
+        batch = self.sched.batch if threading.current_thread() is self.sched else None
+        if batch is not None:  # the loop publishes its batch of frames in one round trip
+            batch.evalsha(self.sched.publish.sha, len(frame_keys), *frame_keys, *frame_args)
+            self.sched.batched.append(self)
+        elif not self.sched.publish(keys=frame_keys, args=frame_args):
+            raise LeaseLost(self.run_id)
 
     def stop(self) -> None:
         Run.objects.filter(id=self.run_id, fence=self.token).update(status=Run.IDLE, sim_t=self.lab.now)
@@ -287,6 +289,8 @@ class Scheduler(threading.Thread):
         self.next_checkpoint = time.monotonic() + CHECKPOINT_S
         self.next_stats = time.monotonic() + STATS_S
         self.stats = {"loops": 0, "ticks": 0, "frames": 0}
+        self.batch = None  # a pipeline while the loop renders a batch of frames
+        self.batched: list[Actor] = []
 
     # -- taking a run (Celery task thread) ------------------------------------------------------
     def take(self, run_id: str) -> str:
@@ -398,17 +402,43 @@ class Scheduler(threading.Thread):
         now = time.monotonic()
         due = sorted((a for a in self.actors.values() if a.running and a.next_frame <= now),
                      key=lambda a: a.next_frame)
-        for actor in due:
-            self.guard(actor, actor.tick, now)
-            self.stats["ticks"] += 1
-            if time.monotonic() - now > RENDER_BUDGET_S:
-                break
+        self.batch, self.batched = self.r.pipeline(transaction=False), []
+        try:
+            for actor in due:
+                self.guard(actor, actor.tick, now)
+                self.stats["ticks"] += 1
+                if time.monotonic() - now > RENDER_BUDGET_S:
+                    break
+        finally:
+            batch, self.batch = self.batch, None
+        if self.batched:
+            self.publish_batch(batch)
         if due:
             return
         next_frame = min((a.next_frame for a in self.actors.values() if a.running), default=now + 1)
         wait = min(next_frame, self.next_renew) - time.monotonic()
         if wait > 0.002:
             self.read_inbox(block=wait)
+
+    def publish_batch(self, batch) -> None:
+        """The frames rendered in one pass, published in one round trip (each
+        still checks its own fencing token inside Redis)."""
+        results = batch.execute(raise_on_error=False)
+        for actor, ok in zip(self.batched, results):
+            if ok == 1:
+                continue
+            actor.behind = True  # this frame is lost: the next one is a full one
+            if isinstance(ok, redis.exceptions.NoScriptError):  # Redis restarted: load the script again
+                self.r.script_load(keys.PUBLISH)
+            elif isinstance(ok, Exception):
+                raise ok
+            else:
+                self.guard(actor, self.lease_lost, actor)
+        self.batched = []
+
+    @staticmethod
+    def lease_lost(actor: Actor) -> None:
+        raise LeaseLost(actor.run_id)
 
     def report(self, now: float) -> None:
         """A line in the worker's log every minute: what this loop carries."""
