@@ -54,7 +54,9 @@ log = logging.getLogger(__name__)
 SHUTDOWN = threading.Event()
 STATS_S = float(os.environ.get("PATTERN_LAB_STATS_S", "60"))  # how often the loop logs what it carries
 CHECKPOINT_S = 5.0
-START_SLOTS = 2  # runs replayed at the same time in one worker process  # how often a live run's simulated time is saved in the database
+# Runs replayed at the same time in one worker process: few, so that the
+# loop (one thread among many, all under one GIL) keeps its share.
+START_SLOTS = 2  # how often a live run's simulated time is saved in the database
 RENDER_BUDGET_S = 0.02  # frames rendered in one go before leases and the inbox are looked at again
 # A run counts as unwatched once its watched key has been missing this long
 # (a reloading page, or Redis restarting, must not pause the clock).
@@ -284,7 +286,11 @@ class Scheduler(threading.Thread):
         self.arrivals: queue.Queue[Actor] = queue.Queue()
         self.starting: set[str] = set()  # runs being replayed by a task thread right now
         self.lock = threading.Lock()
-        self.start_slots = threading.BoundedSemaphore(START_SLOTS)
+        # Runs to start (an ordered dict used as an ordered set), the starter
+        # threads, and a count of what is waiting for them.
+        self.to_start: dict[str, None] = {}
+        self.starters: list[threading.Thread] = []
+        self.start_wanted = threading.Semaphore(0)
         self.next_renew = 0.0
         self.next_checkpoint = time.monotonic() + CHECKPOINT_S
         self.next_stats = time.monotonic() + STATS_S
@@ -294,30 +300,57 @@ class Scheduler(threading.Thread):
 
     # -- taking a run (Celery task thread) ------------------------------------------------------
     def take(self, run_id: str) -> str:
-        """Handle one "drive run X" message; says what was done with it."""
+        """Handle one "drive run X" message, at once; says what was done.
+
+        A run somebody watches goes on this worker's list of runs to start;
+        a few starter threads replay them, newest first, checking again that
+        somebody still watches.  The message never waits for a replay, so
+        after a burst of abandoned runs the backlog drains at message speed
+        and a learner who just arrived is started first."""
         with self.lock:
-            if run_id in self.actors or run_id in self.starting:
+            if run_id in self.actors or run_id in self.to_start or run_id in self.starting:
                 return "already driven here"
-            self.starting.add(run_id)
-        try:
-            return self._take(run_id)
-        finally:
+        if not self.r.exists(keys.watched(run_id)):
+            self.r.delete(keys.starting(run_id))  # the next viewer may queue it again
+            return "dropped: nobody watches it"
+        with self.lock:
+            self.to_start[run_id] = None
+            if not self.starters:
+                self.starters = [threading.Thread(target=self.starter, name=f"run-starter-{i}", daemon=True)
+                                 for i in range(START_SLOTS)]
+                for t in self.starters:
+                    t.start()
+        self.start_wanted.release()
+        return "to start"
+
+    def starter(self) -> None:
+        """Replays runs from this worker's list of runs to start, newest first."""
+        while not SHUTDOWN.is_set():
+            if not self.start_wanted.acquire(timeout=1):
+                continue
             with self.lock:
-                self.starting.discard(run_id)
-            close_old_connections()
+                if not self.to_start:
+                    continue
+                run_id = self.to_start.popitem()[0]  # the newest
+                self.starting.add(run_id)
+            try:
+                outcome = self._take(run_id)
+                log.debug("run %s: %s", run_id, outcome)
+            except Exception:
+                log.exception("run %s: could not start", run_id)
+            finally:
+                with self.lock:
+                    self.starting.discard(run_id)
+                close_old_connections()
 
     def _take(self, run_id: str) -> str:
         r = self.r
-        # Let the next viewer queue the run again if this message is dropped.
-        r.delete(keys.starting(run_id))
-        if not r.exists(keys.watched(run_id)):
+        # Let the next viewer queue the run again if it is dropped or started.
+        _, watched = r.pipeline(transaction=False).delete(keys.starting(run_id)).exists(
+            keys.watched(run_id)).execute()
+        if not watched:  # the viewer left while the run waited its turn
             return "dropped: nobody watches it"
-        # Replaying is CPU work: a few at a time, so that the loop (one thread
-        # among the pool's many, all under one GIL) keeps its share.
-        with self.start_slots:
-            if not r.exists(keys.watched(run_id)):  # it may have waited a while
-                return "dropped: nobody watches it"
-            return self._start(run_id)
+        return self._start(run_id)
 
     def _start(self, run_id: str) -> str:
         r = self.r
