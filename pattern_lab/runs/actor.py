@@ -1,12 +1,14 @@
 """Live runs in a worker process: one scheduler loop drives every run the
 process holds a lease for.
 
-Celery only carries "drive run X" messages (tasks.drive_run).  Taking one,
-the worker checks that somebody still watches the run (a message queued for a
-run that was abandoned meanwhile is dropped), takes the run's lease (a Redis
-key with a TTL holding a fencing token), rebuilds the simulation by replaying
-the command log, and hands the run to the process's `Scheduler`; the task
-returns at once.  The scheduler, one thread, then loops over all its runs:
+Celery only carries "drive run X" messages (tasks.drive_run), and the task
+returns at once: it checks that somebody still watches the run (a message
+queued for a run that was abandoned meanwhile is dropped) and puts the run on
+the worker's list of runs to start.  Two starter threads take runs from that
+list, newest first (checking again that they are watched), take the run's
+lease (a Redis key with a TTL holding a fencing token), rebuild the
+simulation by replaying the command log, and hand it to the process's
+`Scheduler`.  The scheduler, one thread, then loops over all its runs:
 
   1. renew every lease in one Redis call (which also says which runs are
      watched); stop runs nobody has watched for IDLE_S;
