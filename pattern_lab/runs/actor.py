@@ -587,6 +587,8 @@ class Scheduler(threading.Thread):
         for a, token in kept:
             a.token = token
         self.claim_keys(*(a.run_id for a, _ in kept))
+        for a, _ in kept:  # commands or clock changes whose wake-up was lost meanwhile
+            self.guard(a, a.on_wake, {"cmd", "ctl"})
         if kept:
             log.warning("took %d leases again (Redis restarted, or this worker stalled)", len(kept))
 

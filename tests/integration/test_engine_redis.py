@@ -51,6 +51,9 @@ def test_a_redis_restart_loses_nothing(own_stack, browser):
         own_stack.redis_proc.send_signal(signal.SIGKILL)
         own_stack.redis_proc.wait()
         seq_before = int(page.get_attribute("[data-run-id]", "data-seq"))
+        # A command given while Redis is down is refused, saying why (and not stored).
+        resp = post(page, f"/runs/{rid}/commands/", action="restart", args="n5")
+        assert resp.status == 503 and "restarting" in resp.text(), resp.text()
         own_stack.redis_url = None
         own_stack.start_redis()  # the same socket, empty
         back_at = time.monotonic()
@@ -60,7 +63,7 @@ def test_a_redis_restart_loses_nothing(own_stack, browser):
         stall = time.monotonic() - back_at
         assert stall < 10, f"frames came back {stall:.1f}s after Redis"
         assert int(r.get(f"run:{rid}:lease")) > token_before, "the fencing token went back"
-        # Commands still work, and the run is the same run.
+        # Commands work again, and the run is the same run.
         resp = post(page, f"/runs/{rid}/commands/", action="restart", args="n5")
         assert resp.status == 200, resp.text()
         expect(page.locator('[data-node="n5"]')).to_have_attribute("data-role", "leader", timeout=15_000)
