@@ -1,11 +1,20 @@
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
 
 from pattern_lab.catalog import views as catalog
+from pattern_lab.lessons import views as lessons
 from pattern_lab.runs import views as runs
+from pattern_lab.teach import views as teach
 
 urlpatterns = [
+    path("accounts/login/", teach.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("pattern_lab.teach.urls")),
     path("", catalog.overview, name="overview"),
     path("patterns/<slug:slug>/", catalog.lab_page, name="lab"),
+    path("patterns/<slug:slug>/learn/", lessons.learn, name="learn"),
+    path("patterns/<slug:slug>/learn/<slug:name>/", lessons.lesson_page, name="lesson"),
+    path("lessons/<int:pid>/<slug:what>/", lessons.act, name="lesson-act"),
     path("patterns/<slug:slug>/scenario/", catalog.play_scenario, name="lab-scenario"),
     path("runs/<str:run_id>/commands/", runs.command, name="run-command"),
     path("runs/<str:run_id>/clock/", runs.clock, name="run-clock"),

@@ -20,8 +20,24 @@ form Nygard describes in "Release It!" (2007):
     fallback.  One failed trial opens the breaker again for another open
     timeout; when every trial succeeded, the breaker closes.
 
+A trial's answer counts only in the half-open period it was sent in: a
+trial from an earlier period that answers late changes nothing.
+
 With breakers off, each caller still has its call timeout, but nothing stops
 it from waiting on a dead dependency again and again.
+
+Two flawed variants show what the checks are for (the `variant` param):
+
+  * dry-run: the breaker keeps its state but lets every call through (to
+    tune thresholds before enforcing, like Hystrix's forceClosed or
+    resilience4j's metrics-only state): calls cross while it is open;
+  * no-half-open: after the open timeout the breaker simply closes, so every
+    waiting call rushes to the dependency at once, and one failure is not
+    enough to open it again.
+
+The checks are an observer: they watch the CALL messages on each edge, the
+outcome of each call (its answer or its timeout) and the state each breaker
+announces, and never look inside the breaker.
 """
 
 from __future__ import annotations
@@ -45,6 +61,8 @@ class Breaker:
         self.lab, self.owner, self.target = lab, owner, target
         self.id = f"{owner}->{target}"
         self.enabled = lab.params["breakers"] == "on"
+        self.variant = lab.params["variant"]
+        self.period = 0  # which half-open period this is (a trial counts only in its own)
         self.transitions: list[dict] = []  # kept by the lab across restarts (for the page)
         self.trips = 0
         self.reset()
@@ -54,7 +72,6 @@ class Breaker:
         self.failures = 0  # consecutive failures while closed
         self.trials_sent = 0  # calls let through in this half-open period
         self.trials_ok = 0
-        self.crossed = 0  # calls that crossed in this half-open period (seen by the audit)
         self.short_circuited = 0
         self.since = round(self.lab.now, 3)
 
@@ -66,22 +83,24 @@ class Breaker:
         if self.state == "half-open" and self.trials_sent < self.lab.params["trials"]:
             self.trials_sent += 1
             return "trial"
+        if self.variant == "dry-run":
+            return "call"  # the flaw: it knows it should refuse, and lets the call through anyway
         self.short_circuited += 1
         self.lab.count("short_circuited")
         return None
 
-    def on_success(self, kind: str) -> None:
+    def on_success(self, kind: str, period: int) -> None:
         if not self.enabled:
             return
         if self.state == "closed":
             self.failures = 0
-        elif self.state == "half-open" and kind == "trial":
+        elif self.state == "half-open" and kind == "trial" and period == self.period:
             self.trials_ok += 1
             if self.trials_ok >= self.lab.params["trials"]:
                 self.move("closed", "trial calls succeeded")
-            self.lab.audit_trial(self, ok=True)
 
-    def on_failure(self, kind: str, why: str) -> None:
+
+    def on_failure(self, kind: str, why: str, period: int) -> None:
         if not self.enabled:
             return
         if self.state == "closed":
@@ -89,10 +108,10 @@ class Breaker:
             self.lab.count(f"failures {self.id}")
             if self.failures >= self.lab.params["threshold"]:
                 self.trip(f"{self.failures} failures in a row ({why})")
-        elif self.state == "half-open" and kind == "trial":
+        elif self.state == "half-open" and kind == "trial" and period == self.period:
             self.trip(f"trial call failed ({why})")
-            self.lab.audit_trial(self, ok=False)
-        # A failure of a call sent before the breaker opened changes nothing.
+        # A failure of a call sent before the breaker opened, or of a trial of an
+        # earlier half-open period, changes nothing.
 
     def trip(self, why: str) -> None:
         self.trips += 1
@@ -101,7 +120,12 @@ class Breaker:
         owner.set_timer(f"half-open {self.id}", self.lab.params["open_ms"])
 
     def half_open(self) -> None:
-        if self.state == "open":
+        if self.state != "open":
+            return
+        if self.variant == "no-half-open":  # the flaw: straight back to closed, everyone may call
+            self.move("closed", f"open for {self.lab.params['open_ms']}ms (no half-open state)")
+        else:
+            self.period += 1
             self.move("half-open", f"open for {self.lab.params['open_ms']}ms")
 
     def move(self, state: str, why: str) -> None:
@@ -109,7 +133,7 @@ class Breaker:
         self.state = state
         self.since = round(self.lab.now, 3)
         self.failures = 0
-        self.trials_sent = self.trials_ok = self.crossed = 0
+        self.trials_sent = self.trials_ok = 0
         self.transitions.append({"t": self.since, "from": old, "to": state, "why": why})
         del self.transitions[:-TRANSITIONS_KEPT]
         self.lab.emit("breaker", id=self.id, src=old, dst=state, why=why)
@@ -159,7 +183,9 @@ class Client(Node):
             self.finish(body["cid"], outcome, by=body["by"], why=body.get("why", ""))
 
     def finish(self, rid: int, outcome: str, by: str, why: str) -> None:
-        request = self.waiting.pop(rid)
+        request = self.waiting.pop(rid, None)
+        if request is None:
+            return  # already answered
         ms = round(self.now - request["t"], 3)
         self.lab.client_answer(rid, outcome, ms, by, why, request["reached"])
 
@@ -179,6 +205,7 @@ class Service(Node):
         self.out: dict[int, dict] = {}  # my call id downstream -> the job waiting on it
         self.fail_percent = 0
         breaker = self.lab.breakers[f"{self.id}->{self.callee}"]
+        self.lab.owner_restarted(breaker)
         if breaker.state != "closed":  # memory is lost in a crash, and so is the breaker's state
             breaker.move("closed", f"{self.id} restarted")
         breaker.reset()
@@ -221,15 +248,17 @@ class Service(Node):
         job["thread"] = self.lab.next_thread
         self.busy[job["thread"]] = job
         job["kind"] = self.breaker.allow()
+        job["period"] = self.breaker.period
         if job["kind"] is None:  # open, or half-open with its trials taken: do not even try
             self.answer(job, self.fallback(f"breaker {self.breaker.id} is {self.breaker.state}"))
             return
-        self.lab.audit_crossing(self.breaker, job["kind"])
         self.lab.next_call += 1
         cid = self.lab.next_call
         self.out[cid] = job
         if job["kind"] == "trial":
             self.lab.emit("trial", breaker=self.breaker.id, rid=job["rid"])
+        job["out"] = cid
+        self.lab.observe_call(self.breaker.id, cid)
         self.send(self.callee, "CALL", cid=cid, rid=job["rid"])
         self.set_timer(f"timeout {cid}", self.timeout, cid=cid)
 
@@ -245,11 +274,15 @@ class Service(Node):
     def downstream_done(self, job: dict, reply: dict) -> None:
         """The call downstream answered (a fallback from further down is an
         answer too, passed on as it is) or failed."""
+        cid = job.pop("out")
         if reply["ok"]:
-            self.breaker.on_success(job["kind"])
+            self.breaker.on_success(job["kind"], job["period"])
+        else:
+            self.breaker.on_failure(job["kind"], reply["why"], job["period"])
+        self.lab.observe_outcome(self.breaker, cid, reply["ok"])
+        if reply["ok"]:
             self.answer(job, reply)
         else:
-            self.breaker.on_failure(job["kind"], reply["why"])
             self.answer(job, self.fallback(reply["why"]) if self.breaker.enabled else reply)
 
     def fallback(self, why: str) -> dict:
@@ -294,6 +327,10 @@ class Backend(Node):
 class CircuitBreaker(Lab):
     slug = "circuit-breaker"
     title = "Circuit breaker"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    # (The dry-run and no-half-open variants exist to show these checks going red.)
+    INVARIANTS = {"open-blocks": ("on+nygard",), "trial-limit": ("on+nygard",), "trial-outcome": ("on+nygard",),
+                  "no-cascade": ("on+nygard",)}
     PARAMS = (
         Param("breakers", "on", "Breakers on the A->B and B->C calls, or plain calls with timeouts.",
               choices=("on", "off")),
@@ -303,6 +340,9 @@ class CircuitBreaker(Lab):
         Param("trials", 1, "Calls a half-open breaker lets through to test the dependency.", lo=1, hi=5),
         Param("timeout", 1000, "Call timeout of B calling C (ms); A waits 250 ms longer for B.", lo=100, hi=5000),
         Param("threads", 10, "Worker threads of A and of B.", lo=2, hi=20),
+        Param("variant", "nygard", "nygard: the breaker as described; dry-run: it keeps its state but lets every call "
+                                   "through; no-half-open: after the open timeout it closes at once.",
+              choices=("nygard", "dry-run", "no-half-open")),
     )
     UNFAULTABLE = ("client",)
 
@@ -317,6 +357,9 @@ class CircuitBreaker(Lab):
             "A->B": Breaker(self, "A", "B"),
             "B->C": Breaker(self, "B", "C"),
         }
+        # The observer's view of each edge: the announced state, and the calls
+        # that crossed since the open timeout ended (the trials) with their outcomes.
+        self.watch = {edge: {"state": "closed", "window": None} for edge in ("A->B", "B->C")}
         self.a_recent: list[tuple[float, float]] = []  # (t, ms) of A's answers in the last WINDOW ms
         self.chart = {"t": [], "a_threads": [], "a_latency": []}
         # no-cascade: how long may the client go without a good answer (ok, or a
@@ -367,29 +410,85 @@ class CircuitBreaker(Lab):
     def a_answered(self, ms: float) -> None:
         self.a_recent.append((self.now, ms))
 
-    # -- checks -------------------------------------------------------------------
-    def audit_crossing(self, breaker: Breaker, kind: str) -> None:
-        """Called for every call that is about to cross a breaker's edge."""
-        if not breaker.enabled:
-            return
-        if breaker.state == "open":
-            self.fail("open-blocks", f"a call crossed {breaker.id} while it was open")
-        elif breaker.state == "half-open":
-            breaker.crossed += 1
-            limit = self.params["trials"]
-            if breaker.crossed > limit:
-                self.fail("trial-limit", f"{breaker.crossed} calls crossed half-open {breaker.id} (limit {limit})")
-            else:
-                self.holds("trial-limit", f"{breaker.id}: {breaker.crossed} of {limit} trial calls crossed")
+    # -- the checks: an observer of calls, outcomes and announced states ----------
+    def emit(self, kind: str, **fields) -> dict:
+        event = super().emit(kind, **fields)
+        if kind == "breaker":
+            self.observe_state(fields["id"], fields["src"], fields["dst"])
+        return event
 
-    def audit_trial(self, breaker: Breaker, ok: bool) -> None:
-        """Called after the breaker has handled a trial call's result."""
-        if not ok and breaker.state != "open":
-            self.fail("trial-outcome", f"a trial call through {breaker.id} failed but it is {breaker.state}")
-        elif ok and breaker.trials_ok >= self.params["trials"] and breaker.state != "closed":
-            self.fail("trial-outcome", f"every trial through {breaker.id} succeeded but it is {breaker.state}")
-        elif self.checks["trial-outcome"].ok:
-            self.checks["trial-outcome"].detail = f"{breaker.id}: trial {'succeeded' if ok else 'failed'} -> {breaker.state}"
+    def observe_call(self, edge: str, cid: int) -> None:
+        """A CALL leaves the owner on this edge (whatever the breaker thought of it)."""
+        watch, trials = self.watch[edge], self.params["trials"]
+        if self.params["breakers"] == "off":
+            return
+        if watch["state"] == "open":
+            self.fail("open-blocks", f"a call crossed {edge} while it was open")
+        window = watch["window"]
+        if window is not None:  # the first calls after the open timeout
+            window["calls"].append(cid)
+            crossed = len(window["calls"])
+            if crossed > trials:
+                self.fail("trial-limit", f"{crossed} calls crossed {edge} after its open timeout before the "
+                                         f"trial outcome was known (limit {trials})")
+            else:
+                self.note("trial-limit", f"{edge}: {crossed} of {trials} trial calls crossed")
+
+    def observe_outcome(self, breaker: Breaker, cid: int, ok: bool) -> None:
+        """A call on the breaker's edge ended (its answer, or its timeout), and
+        the owner has handled it.  A trial's outcome must show in the state,
+        and the breaker may leave half-open only because of this period's trials."""
+        watch, trials = self.watch[breaker.id], self.params["trials"]
+        window = watch["window"]
+        is_trial = window is not None and cid in window["calls"][:trials]
+        outcomes = window["outcomes"] if window is not None else {}
+        if is_trial:
+            outcomes[cid] = ok
+        left, state = watch.pop("left", None), watch["state"]
+        if left == "closed" and sum(outcomes.values()) < trials:
+            self.fail("trial-outcome", f"{breaker.id} closed after {sum(outcomes.values())} of {trials} trials "
+                                       "of this half-open period succeeded (an answer from an earlier period?)")
+        elif left == "open" and all(outcomes.values()):
+            self.fail("trial-outcome", f"{breaker.id} re-opened though no trial of this half-open period failed")
+        if not is_trial:
+            if left:
+                watch["window"] = None
+            return
+        if not ok:
+            watch["window"] = None
+            if state != "open":
+                self.fail("trial-outcome", f"a trial call through {breaker.id} failed but it is {state}")
+            else:
+                self.note("trial-outcome", f"{breaker.id}: trial failed -> open")
+        elif sum(outcomes.values()) >= trials:
+            watch["window"] = None
+            if state != "closed":
+                self.fail("trial-outcome", f"all {trials} trials through {breaker.id} succeeded but it is {state}")
+            else:
+                self.note("trial-outcome", f"{breaker.id}: {trials} trial(s) succeeded -> closed")
+
+    def observe_state(self, edge: str, old: str, new: str) -> None:
+        """The breaker announced a new state (judged with the outcome that caused it)."""
+        watch = self.watch[edge]
+        watch["state"] = new
+        if watch.pop("restarting", False):
+            watch["window"] = None
+            return
+        if old == "half-open":
+            watch["left"] = new
+        if old == "open":
+            watch["window"] = {"calls": [], "outcomes": {}}  # the open timeout is over: trials may go
+
+    def owner_restarted(self, breaker: Breaker) -> None:
+        """The owner lost its memory: its breaker starts closed, with no trial pending."""
+        watch = self.watch[breaker.id]
+        watch["window"] = None
+        if breaker.state != "closed":
+            watch["restarting"] = True
+
+    def note(self, name: str, detail: str) -> None:
+        if self.checks[name].ok:
+            self.checks[name].detail = detail
 
     def sample(self) -> None:
         """Every SAMPLE_EVERY ms: a point on A's chart, and the no-cascade check."""
@@ -409,6 +508,13 @@ class CircuitBreaker(Lab):
         # ones among them, for longer than a breaker needs to notice.  (A
         # fallback that comes only after a timeout counts as a slow failure.)
         check = self.checks["no-cascade"]
+        if self.a_itself_faulted():
+            # A is down, paused, slowed or failing, or cut off from the client: that is not an
+            # outage behind A, so the clock starts again once A is reachable and well.
+            self.last_good, self.first_slow = now, None
+            if check.ok:
+                check.detail = "A itself is faulted or cut off from the client: not an outage behind A"
+            return
         if self.first_slow is None:
             if check.ok:
                 check.detail = (f"longest wait through slow failures: {self.worst_slow / 1000:.2f}s"
@@ -421,6 +527,13 @@ class CircuitBreaker(Lab):
                                     f"(waiting out timeouts); A has {busy}/{a.threads} threads busy")
         elif check.ok:
             check.detail = f"only failures for {lasted / 1000:.2f}s so far"
+
+    def a_itself_faulted(self) -> bool:
+        a, net = self.nodes["A"], self.net
+        if a.status != "up" or a.slow_ms or a.fail_percent:
+            return True
+        return any(not net.reachable(x, y) or (net.links.get((x, y)) and not net.links[(x, y)].clean())
+                   for x, y in (("client", "A"), ("A", "client")))
 
     # -- what the page shows ----------------------------------------------------------
     def view(self) -> dict:

@@ -407,6 +407,8 @@ class Client(Node):
 class HintedHandoff(Lab):
     slug = "hinted-handoff"
     title = "Hinted handoff"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"replicas-converge": ("*",), "writes-available": ("sloppy",)}
     PARAMS = (
         Param("quorum", "sloppy", "sloppy: stand-ins take writes for down replicas and keep hints; "
                                   "strict: only the preferred replicas, no hints.", choices=("sloppy", "strict")),

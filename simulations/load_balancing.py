@@ -298,6 +298,12 @@ class Balancer(Node):
 class LoadBalancing(Lab):
     slug = "load-balancing"
     title = "Load balancing"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "even-split": ("round-robin", "weighted"),
+        "crash-contained": ("health_checks=on",),
+        "steers-away": ("least-connections",),
+    }
     PARAMS = (
         Param("algorithm", "round-robin", "How the balancer picks a replica inside a pool.",
               choices=("round-robin", "least-connections", "random", "weighted")),

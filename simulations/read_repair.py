@@ -293,6 +293,8 @@ class Coordinator(Node):
 class ReadRepair(Lab):
     slug = "read-repair"
     title = "Read repair"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"answered-replicas-newest": ("blocking", "async")}
     PARAMS = (
         Param("mode", "blocking", "How stale replicas get fixed: on reads (blocking or async write-back), by "
                                   "background anti-entropy, or by re-sending missed writes.",

@@ -42,12 +42,25 @@ recognise a repeat: it answers with the stored result instead of charging
 again.  While the first attempt is still being worked on, a repeat gets
 409 (in progress) and is retried later, so two attempts never charge at once.
 
-A retry budget (as in Finagle) caps retries at a share of the requests a
-client makes, so that a client cannot multiply the load on a service that is
+Jitter pays off under contention: when the clients that come back together
+outnumber what the service can take at once.  Then lock-step waves are
+refused again and again, and full jitter saves calls as well as flattening
+the peak.  When the service can take each wave, jitter still lowers the peak
+but saves nothing in total: its retries come sooner on average (half the
+backoff), so more of them land inside the outage.
+
+A retry budget (as in Finagle's RetryBudget and gRPC's retry throttling) is a
+token bucket per client: every request deposits budget% of a token, every
+retry withdraws one, and both expire after a window (10 s here).  A small
+reserve (Finagle's minimum retries per second) lets a client that makes few
+requests retry at all.  In a burst, retries are then capped at about budget%
+of the requests, so a client cannot multiply the load on a service that is
 already down.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms
 
@@ -55,7 +68,8 @@ WINDOW = 20  # ms: the service's load is counted per window of this size (peaks)
 CHART_BIN = 5  # the live chart adds up this many windows per point (100 ms)
 CHART_POINTS = 100  # points in the live chart (the last 10 s)
 WORK_MS = (20.0, 40.0)  # how long the service works on one accepted charge
-BUDGET_RESERVE = 3.0  # retry tokens a client starts with (and at most holds)
+BUDGET_WINDOW = 10_000  # ms: deposits and withdrawals of the retry budget count for this long
+BUDGET_RESERVE = 2.0  # retries a client may always make per window (0.2 per second), budget or not
 TRANSIENT = (500, 503, 409)  # codes worth another try (plus timeouts)
 COMPARE_SEEDS = 3  # the comparison averages this many runs per strategy
 COMPARE_CLIENTS = 50  # default comparison: this many clients at once...
@@ -74,15 +88,26 @@ class Client(Node):
     def boot(self) -> None:
         self.role = "client"
         self.pending: dict[str, dict] = {}  # request id -> its retry state
-        self.tokens = BUDGET_RESERVE  # the retry budget (when there is one)
+        self.budget_log: deque = deque()  # (time, +deposit or -1 per retry) within the budget window
         self.ok = 0
         self.failed = 0
 
     def view(self) -> dict:
         if self.status == "down":
             return {"label": "down"}
-        return {"pending": len(self.pending), "ok": self.ok, "failed": self.failed,
-                "label": f"{self.ok} ok · {self.failed} failed" + (f" · {len(self.pending)} busy" if self.pending else "")}
+        budget = {"budget": round(self.balance(), 2)} if self.lab.params["budget"] else {}
+        return {"pending": len(self.pending), "ok": self.ok, "failed": self.failed, **budget,
+                "label": f"{self.ok} ok · {self.failed} failed" + (f" · {len(self.pending)} busy" if self.pending else "")
+                + (f" · {budget['budget']:g} retry tokens" if budget else "")}
+
+    # -- the retry budget: a token bucket over a sliding window -----------------------
+    def balance(self) -> float:
+        """Retries this client may still make: the reserve, plus budget% of a
+        token per request, minus one per retry, all within the last window."""
+        log = self.budget_log
+        while log and log[0][0] <= self.now - BUDGET_WINDOW:
+            log.popleft()
+        return BUDGET_RESERVE + sum(amount for _, amount in log)
 
     # -- starting a payment ---------------------------------------------------
     def pay(self, rid: str, token: str) -> None:
@@ -91,8 +116,7 @@ class Client(Node):
         key = f"key-{rid}" if params["idempotency"] else None
         self.pending[rid] = {"attempt": 0, "open": None, "key": key, "token": token}
         if params["budget"]:
-            # Each request earns a fraction of a retry (budget% of one token).
-            self.tokens = min(BUDGET_RESERVE, self.tokens + params["budget"] / 100)
+            self.budget_log.append((self.now, params["budget"] / 100))  # each request deposits budget% of a retry
         self.attempt(rid)
 
     def attempt(self, rid: str) -> None:
@@ -140,10 +164,10 @@ class Client(Node):
         if req["attempt"] >= params["max_attempts"]:
             return self.finish(rid, False, f"{why}: out of attempts")
         if params["budget"]:
-            if self.tokens < 1:
+            if self.balance() < 1:
                 self.lab.count("budget_refused")
                 return self.finish(rid, False, f"{why}: retry budget spent")
-            self.tokens -= 1
+            self.budget_log.append((self.now, -1.0))  # each retry withdraws one
         delay = self.backoff(req["attempt"])
         self.lab.emit("retry", client=self.id, rid=rid, after=req["attempt"], why=why, delay=delay)
         self.set_timer(f"retry:{rid}", delay, rid=rid)
@@ -223,6 +247,7 @@ class Service(Node):
                 return self.answer(msg, 409, "same key in progress")
             return self.answer(msg, keys[key], "replayed stored answer")  # no second charge
         if self.working >= lab.params["capacity"]:
+            lab.count("overloaded")
             return self.answer(msg, 503, "overloaded")
         self.working += 1
         if key is not None:
@@ -262,6 +287,11 @@ class Service(Node):
 class RetryLab(Lab):
     slug = "retry"
     title = "Retry"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "permanent-not-retried": ("transient",),
+        "no-duplicate-charges": ("idempotency=on",),
+    }
     PARAMS = (
         Param("strategy", "exponential", "How long a client waits before the next attempt.", choices=STRATEGIES),
         Param("max_attempts", 6, "Attempts per request, the first one included.", lo=1, hi=10),
@@ -291,7 +321,8 @@ class RetryLab(Lab):
         self.windows: dict[int, list[int]] = {}  # window index -> [calls, retries]
         self.metrics.update({"requests": 0, "succeeded": 0, "failed": 0, "success_rate": 100.0,
                              "calls": 0, "retries": 0, "peak_calls": 0, "peak_retries": 0,
-                             "charges": 0, "duplicate_charges": 0, "budget_refused": 0, "in_flight": 0})
+                             "charges": 0, "duplicate_charges": 0, "budget_refused": 0, "in_flight": 0,
+                             "overloaded": 0})
         self.add_node(Service(self, "service"))
         for name in ("c1", "c2", "c3"):
             self.add_node(Client(self, name))
@@ -299,7 +330,8 @@ class RetryLab(Lab):
         self.add_check("no-duplicate-charges", "However often a payment is retried, the card is charged at most once "
                        "(idempotency keys); a payment reported paid was charged exactly once.")
         self.add_check("jitter-spreads-load", "Many clients retrying through an outage: exponential backoff with full "
-                       "jitter gives a lower peak load and fewer total calls than without jitter (Brooker 2015).")
+                       "jitter gives a lower peak load than without jitter, and under contention (lock-step waves "
+                       "turned away for overload) fewer total calls too (Brooker 2015).")
         self.comparison: dict | None = None
         if self.AUTO_COMPARE:
             self.run_comparison(COMPARE_CLIENTS, COMPARE_OUTAGE)
@@ -411,6 +443,7 @@ class RetryLab(Lab):
                 "calls": round(sum(r["calls"] for r in runs) / n, 1),
                 "succeeded": round(sum(r["succeeded"] for r in runs) / n, 1),
                 "gave_up": round(sum(r["gave_up"] for r in runs) / n, 1),
+                "overloaded": round(sum(r["overloaded"] for r in runs) / n, 1),
                 "done_ms": round(sum(r["done_ms"] for r in runs) / n),
                 "series": runs[0]["series"],
             })
@@ -429,11 +462,25 @@ class RetryLab(Lab):
                                      f"cap={self.params['cap_ms']}ms capacity={self.params['capacity']}"}
         lower_peak = jit["peak_retries"] < exp["peak_retries"]
         fewer_calls = jit["calls"] < exp["calls"]
+        # Contention: without jitter, the waves were turned away for overload about once per client or more.
+        contention = exp["overloaded"] >= clients
+        self.comparison["contention"] = contention
         detail = (f"{clients} clients, {fmt_ms(outage)} outage: peak retries per {WINDOW}ms {jit['peak_retries']:g} with jitter vs "
                   f"{exp['peak_retries']:g} without; total calls {jit['calls']:g} vs {exp['calls']:g}")
+        if clients == 1:
+            pass  # no herd at all: said below
+        elif contention:
+            detail += f" (contention: {exp['overloaded']:g} calls turned away for overload without jitter)"
+        elif not fewer_calls:
+            detail += (f" (little contention: without jitter only {exp['overloaded']:g} calls were turned away for "
+                       f"overload, fewer than one per client, so jitter saves no calls here; it does when the herd "
+                       f"far outnumbers the capacity of {self.params['capacity']})")
         self.emit("compared", clients=clients, outage_ms=outage, exp_peak=exp["peak_retries"],
                   jitter_peak=jit["peak_retries"], exp_calls=exp["calls"], jitter_calls=jit["calls"])
-        if lower_peak and fewer_calls:
+        if exp["peak_retries"] == 0 and jit["peak_retries"] == 0:
+            self.holds("jitter-spreads-load", f"{clients} clients, {fmt_ms(outage)} outage: no client had to retry, "
+                                              "so there was nothing to spread")
+        elif lower_peak and (fewer_calls or not contention):
             self.holds("jitter-spreads-load", detail)
         else:
             why = ""
@@ -558,6 +605,7 @@ def measure(params: dict, seed: int, strategy: str, clients: int, outage: float)
     finished = [r["end"] for r in lab.requests.values() if r["end"] is not None]
     return {"peak_retries": lab.metrics["peak_retries"], "peak_calls": lab.metrics["peak_calls"],
             "calls": lab.metrics["calls"], "succeeded": lab.metrics["succeeded"], "gave_up": lab.metrics["failed"],
+            "overloaded": lab.metrics["overloaded"],
             "done_ms": max(finished or [0]), "series": series[:250]}
 
 

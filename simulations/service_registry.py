@@ -306,6 +306,13 @@ class Balancer(Caller):
 class ServiceRegistry(Lab):
     slug = "service-registry"
     title = "Service registry"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "crashed-expires": ("*",),
+        "graceful-at-once": ("*",),
+        "cache-survives": ("cache=on",),
+        "new-gets-traffic": ("*",),
+    }
     PARAMS = (
         Param("mode", "client-side", "Who asks the registry: each client, or a balancer in front of the service.",
               choices=("client-side", "server-side")),

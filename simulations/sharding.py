@@ -295,6 +295,8 @@ class Client(Node):
 class Sharding(Lab):
     slug = "sharding"
     title = "Sharding"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"moved-share": ("*",), "isolation": ("*",)}
     PARAMS = (
         Param("strategy", "mod", "How the router maps a key to a shard: hash mod N, key ranges, "
               "or consistent hashing with virtual nodes.", choices=("mod", "consistent", "range")),
@@ -449,7 +451,7 @@ class Sharding(Lab):
             return True  # retired
         if node.status != "up" or node.slow_ms:
             return False
-        if net.partition and net.side_of(shard) != net.side_of("router"):
+        if net.blocked(shard, "router") or net.blocked("router", shard):
             return False
         return not any(not link.clean() for (a, b), link in net.links.items()
                        if shard in (a, b) and "router" in (a, b))

@@ -53,7 +53,7 @@ The lab's `kind` puts two other helpers in the same three places:
 
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Message, Network, Node, Param, SimError, action, fmt_ms
+from .kernel import Arg, Lab, Link, Message, Network, Node, Param, SimError, action, fmt_ms
 
 WORK_MS = (8.0, 16.0)  # the app's real work per request
 FILE_WRITE_MS = 0.5  # appending a line to a file on the local volume
@@ -124,8 +124,10 @@ class Client(Node):
             self.lab.count("requests")
             self.send("app", "REQ", rid=rid)
             self.set_timer(f"timeout:{rid}", CLIENT_TIMEOUT, rid=rid)
-        elif name.startswith("timeout:") and self.pending.pop(data["rid"], None) is not None:
-            self.lab.answered(data["rid"], None, "the app did not answer")
+        elif name.startswith("timeout:"):
+            sent = self.pending.pop(data["rid"], None)
+            if sent is not None:
+                self.lab.answered(data["rid"], None, "the app did not answer", sent=sent)
 
     def on_message(self, msg) -> None:
         if msg.type == "RESP":
@@ -396,16 +398,22 @@ class Proxy(Node):
             self.calls[data["cid"]] = {"to": data["to"], "attempt": 0, "start": self.now}
             self.forward(data["cid"])
         elif name.startswith("try:"):
+            call = self.calls.get(data["cid"])
+            if call is None or call["attempt"] != data["attempt"]:
+                return  # a timer of a try that already ended (it fired while we were paused)
             self.try_again(data["cid"], f"no answer from downstream within {TRY_TIMEOUT} ms")
 
     def forward(self, cid: int) -> None:
         call = self.calls[cid]
         call["attempt"] += 1
         self.send("backend", "FETCH", cid=cid, attempt=call["attempt"])
-        self.set_timer(f"try:{cid}", TRY_TIMEOUT, cid=cid)
+        self.set_timer(f"try:{cid}", TRY_TIMEOUT, cid=cid, attempt=call["attempt"])
 
     def try_again(self, cid: int, why: str) -> None:
-        if self.calls[cid]["attempt"] < 2:
+        call = self.calls.get(cid)
+        if call is None:
+            return  # already answered
+        if call["attempt"] < 2:
             self.lab.count("retries")
             self.lab.emit("retry", node=self.id, cid=cid, why=why)
             self.forward(cid)
@@ -506,6 +514,8 @@ class Backend(Node):
 class Sidecar(Lab):
     slug = "sidecar"
     title = "Sidecar"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"app-survives": ("sidecar",), "exactly-once": ("sidecar+log-shipper+after-ack+dedupe=on",)}
     PARAMS = (
         Param("mode", "sidecar", "Where the helper's code runs.", choices=("sidecar", "service", "in-process")),
         Param("kind", "log-shipper", "What the helper does: ships log lines, proxies outbound calls, or caches "
@@ -535,6 +545,7 @@ class Sidecar(Lab):
         self.latencies: list[float] = []
         self.outages: list[dict] = []
         self.sidecar_down_since: float | None = None
+        self.app_disturbed_at = -1.0  # the last fault on the app or the network (see app_path_disturbed)
         self.flaky = 0  # percent of the backend's answers that are errors
         self.recent_calls: list[dict] = []  # proxy and cache: the last calls, for the panel
         self.call_ms: list[float] = []
@@ -560,7 +571,9 @@ class Sidecar(Lab):
             self.holds("exactly-once", "applies to the log shipper (kind=log-shipper); no log lines here")
         if self.kind == "proxy":
             self.add_check("calls-fail-fast", f"Every outbound call ends, answered or failed, within the proxy's "
-                                              f"budget of {CALL_BUDGET} ms, also while the proxy is down.")
+                                              f"budget of {CALL_BUDGET} ms, also while the proxy is down. (A paused proxy, or a "
+                                              f"fault on the app-proxy hop, leaves only the app's own "
+                                              f"{APP_CALL_TIMEOUT} ms timeout.)")
         if self.kind == "cache":
             self.add_check("cache-consistent", "A cached answer is never older than the TTL.")
         self.sim.after(500, self.audit)
@@ -624,7 +637,7 @@ class Sidecar(Lab):
             self.fail("cache-consistent", f"{key} was served {fmt_ms(age)} after it was fetched, past the TTL of "
                                           f"{fmt_ms(self.params['ttl'])} (serve_stale while the backend failed)")
 
-    def answered(self, rid: int, ms: float | None, why: str, ok: bool = True) -> None:
+    def answered(self, rid: int, ms: float | None, why: str, ok: bool = True, sent: float = 0.0) -> None:
         sidecar_down = self.sidecar_down_since is not None  # the sidecar was crashed, not the app
         if ms is None:
             self.count("failed")
@@ -634,12 +647,33 @@ class Sidecar(Lab):
                 if self.nodes["app"].status == "down" and self.mode == "in-process":
                     self.fail("app-survives", f"request {rid} failed: the {self.kind} code crashed inside the "
                                               "app's process and took the app down with it")
+                elif self.app_path_disturbed(sent):
+                    pass  # the app itself, or the network to it, was faulted: not the sidecar's doing
                 else:
                     self.fail("app-survives", f"request {rid} failed while the sidecar was down")
         else:
             self.count("ok" if ok else "errors")  # an error answer is still an answer: the app is up
             self.latencies.append(round(ms, 2))
             del self.latencies[:-200]
+
+    def app_path_disturbed(self, since: float) -> bool:
+        """Was the app, or the network between it and the client, faulted by the
+        learner while this request was open?  Then its failure is not the sidecar's."""
+        if self.app_disturbed_at >= since or self.nodes["app"].status != "up":
+            return True
+        net = self.net
+        return any(not net.reachable(a, b) or not net.links.get((a, b), Link()).clean()
+                   for a, b in (("client", "app"), ("app", "client")))
+
+    def emit(self, kind: str, **fields) -> dict:
+        if kind == "drop" and {fields.get("src"), fields.get("dst")} == {"client", "app"}:
+            self.app_disturbed_at = self.now  # the network lost a request or an answer
+        return super().emit(kind, **fields)
+
+    def do_delay(self, src: str, dst: str, ms: float) -> None:
+        super().do_delay(src, dst, ms)
+        if {src, dst} == {"client", "app"}:
+            self.app_disturbed_at = self.now
 
     def audit(self) -> None:
         self.sim.after(500, self.audit)
@@ -681,6 +715,8 @@ class Sidecar(Lab):
 
     # -- faults: in-process, the library and the app are one process ---------------------
     def after_fault(self, fault: str, node_id: str | None) -> None:
+        if node_id in ("app", "client") or node_id is None:
+            self.app_disturbed_at = self.now  # crash, pause, slow of the app; partitions and cuts
         if node_id not in ("app", "sidecar"):
             return
         if fault == "crash":

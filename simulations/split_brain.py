@@ -345,6 +345,12 @@ class Replica(Node):
 class SplitBrain(Lab):
     slug = "split-brain"
     title = "Split brain"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "single-writer": ("generation", "quorum"),
+        "stale-leader-fenced": ("generation", "quorum"),
+        "no-lost-write": ("quorum",),
+    }
     PARAMS = (
         Param("mode", "naive", "How the cluster copes with a partition: naive (each side elects its own leader), "
               "generation (generation numbers fence a stale leader), quorum (a leader and a write need a majority).",

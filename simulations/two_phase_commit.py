@@ -33,13 +33,27 @@ Recovery from the logs:
   * a restarted participant re-takes the locks of every PREPARED transaction
     without an outcome and asks the coordinator again;
   * a restarted coordinator resends every logged decision that has no END,
-    and aborts every transaction it began but never decided (presumed abort:
-    no COMMIT record means abort).
+    and aborts every transaction it began but never decided.
+
+That is basic 2PC, "presumed nothing": the coordinator logs BEGIN, logs the
+abort as well as the commit, and collects ACKs for both.  `presume=abort`
+runs the presumed-abort variant (Mohan, Lindsay and Obermarck 1986), which
+most systems use: no BEGIN record and no abort record, ABORT is sent once
+and never acknowledged, and the coordinator forgets an aborted transaction
+at once.  A participant that asks about a transaction the coordinator has
+no record of is told ABORT: no COMMIT record means abort.  Commits are
+handled as before, so aborts cost fewer log writes and messages.
 
 The `heuristic` mode shows why the rule "never decide alone" exists: an
 in-doubt participant that waits too long aborts on its own (what XA calls a
 heuristic decision), and if the coordinator had decided COMMIT the
-transaction is no longer atomic.
+transaction is no longer atomic.  The `no-vote-timeout` mode shows why the
+coordinator needs a vote timeout: without one, a participant that never
+answers blocks the transaction, and the locks of those that voted YES,
+for as long as it stays away.
+
+The checks observe: the votes that reach the coordinator, the decisions it
+logs or sends, the participants' logs and locks.
 """
 
 from __future__ import annotations
@@ -68,7 +82,8 @@ class Coordinator(Node):
         for rec in self.disk["log"]:
             if rec["rec"] == "begin":
                 self.txs[rec["tx"]] = {"decision": None, "votes": {}, "acks": [], "done": False}
-            elif rec["rec"] in ("commit", "abort"):
+            elif rec["rec"] in ("commit", "abort"):  # (no BEGIN record with presume=abort)
+                self.txs.setdefault(rec["tx"], {"decision": None, "votes": {}, "acks": [], "done": False})
                 self.txs[rec["tx"]]["decision"] = rec["rec"]
             elif rec["rec"] == "end":
                 self.txs[rec["tx"]]["done"] = True
@@ -86,6 +101,7 @@ class Coordinator(Node):
     def log(self, tx: str, rec: str, **extra) -> None:
         """A forced write to the durable log: it survives a crash."""
         self.disk["log"].append({"tx": tx, "rec": rec, "t": round(self.now, 3), **extra})
+        self.lab.count("log_writes")
         self.lab.emit("log", node=self.id, tx=tx, rec=rec)
 
     def recover(self) -> None:
@@ -104,10 +120,13 @@ class Coordinator(Node):
     # -- phase 1 ----------------------------------------------------------------
     def begin(self, tx: str) -> None:
         self.txs[tx] = {"decision": None, "votes": {}, "acks": [], "done": False}
-        self.log(tx, "begin", parts=list(PARTICIPANTS))
+        if self.lab.params["presume"] == "nothing":
+            self.log(tx, "begin", parts=list(PARTICIPANTS))  # presumed abort needs no BEGIN record
+        self.lab.observe_begin(tx)
         for p in PARTICIPANTS:  # all participants at once
             self.send(p, "PREPARE", tx=tx)
-        self.set_timer(f"votes:{tx}", self.lab.params["vote_timeout"], tx=tx)
+        if self.lab.params["mode"] != "no-vote-timeout":
+            self.set_timer(f"votes:{tx}", self.lab.params["vote_timeout"], tx=tx)
         self.lab.tx_phase(tx, "preparing")
         self.lab.armed_crash(self, "after-prepare")
 
@@ -127,9 +146,18 @@ class Coordinator(Node):
         state = self.txs[tx]
         self.cancel_timer(f"votes:{tx}")
         state["decision"] = decision
-        self.log(tx, decision)  # the commit point
+        presumed_abort = decision == "abort" and self.lab.params["presume"] == "abort"
+        if not presumed_abort:
+            self.log(tx, decision)  # the commit point
         self.lab.tx_decided(tx, decision, why, state["votes"])
         if self.lab.armed_crash(self, "after-decision"):
+            return
+        if presumed_abort:
+            # Presumed abort: tell everyone once, expect no ACK, forget the transaction.
+            del self.txs[tx]
+            for p in PARTICIPANTS:
+                self.send(p, "ABORT", tx=tx)
+            self.lab.tx_ended(tx)
             return
         self.send_decision(tx)
 
@@ -161,13 +189,17 @@ class Coordinator(Node):
             return
         tx = data["tx"]
         if name.startswith("votes:"):
+            if tx not in self.txs or self.txs[tx]["decision"] is not None:
+                return  # already decided (the timer fired while we were paused)
             missing = [p for p in PARTICIPANTS if p not in self.txs[tx]["votes"]]
             self.decide(tx, "abort", f"timeout: no vote from {', '.join(missing)}")
-        elif name.startswith("retry:") and not self.txs[tx]["done"]:
+        elif name.startswith("retry:") and tx in self.txs and not self.txs[tx]["done"]:
             self.send_decision(tx)
 
     def on_message(self, msg: Message) -> None:
         body = msg.body
+        if msg.type == "VOTE":
+            self.lab.observe_vote(body["tx"], msg.src, body["vote"])
         if msg.type == "BEGIN":
             self.begin(body["tx"])
         elif msg.type == "VOTE":
@@ -267,8 +299,10 @@ class Participant(Node):
     # -- phase 2: learn the decision ----------------------------------------------------
     def on_decision(self, tx: str, decision: str, how: str = "coordinator") -> None:
         st = self.state.get(tx)
+        # Presumed abort: an ABORT is never acknowledged (the coordinator has forgotten it).
+        ack = how == "coordinator" and (decision == "commit" or self.lab.params["presume"] == "nothing")
         if st in ("committed", "aborted"):
-            if how == "coordinator":
+            if ack:
                 self.send("coordinator", "ACK", tx=tx)
             return
         if tx in self.waiting:
@@ -286,7 +320,7 @@ class Participant(Node):
         if not self.doubt_since:
             self.cancel_timer("ask")
             self.cancel_timer("heuristic")
-        if how == "coordinator":
+        if ack:
             self.send("coordinator", "ACK", tx=tx)
         self.next_waiting()
 
@@ -316,10 +350,21 @@ class Participant(Node):
 class TwoPhaseCommit(Lab):
     slug = "two-phase-commit"
     title = "Two-phase commit"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "atomicity": ("standard",),
+        "yes-voter-waits": ("standard",),
+        "coordinator-recovers": ("*",),
+        "timeout-aborts": ("standard", "heuristic"),  # no-vote-timeout exists to break it
+    }
     PARAMS = (
         Param("mode", "standard", "standard: an in-doubt participant waits for the coordinator however long it "
-              "takes; heuristic: it aborts alone after a while (unsafe, for comparison).",
-              choices=("standard", "heuristic")),
+              "takes; heuristic: it aborts alone after a while (unsafe, for comparison); no-vote-timeout: the "
+              "coordinator waits for missing votes forever (a flaw, for comparison).",
+              choices=("standard", "heuristic", "no-vote-timeout")),
+        Param("presume", "nothing", "nothing: basic 2PC, aborts are logged and acknowledged like commits; abort: "
+              "presumed abort, no BEGIN or abort record, ABORT is not acknowledged, no record means abort.",
+              choices=("nothing", "abort")),
         Param("vote_timeout", 1500, "How long (ms) the coordinator waits for the votes before it aborts.",
               lo=200, hi=10_000),
         Param("heuristic_after", 3000, "heuristic mode: how long (ms) a participant stays in doubt before it "
@@ -339,14 +384,19 @@ class TwoPhaseCommit(Lab):
         self.recovering: dict[str, bool] = {}  # transactions a restarted coordinator must finish
         self.calm_since = 0.0
         self.metrics.update({"transactions": 0, "committed": 0, "aborted": 0, "in_doubt_now": 0,
-                             "longest_doubt_ms": 0})
+                             "longest_doubt_ms": 0, "log_writes": 0})
+        # The observer's record for timeout-aborts: votes that reached the coordinator,
+        # decisions it logged or sent, and when it last was crashed or paused.
+        self.seen_votes: dict[str, dict] = {}  # tx -> participant -> (vote, time)
+        self.seen_decision: dict[str, str] = {}
+        self.coordinator_faulted_at = -1.0
         self.add_check("atomicity", "Every transaction is all or nothing: no participant commits while another aborts.")
         self.add_check("yes-voter-waits", "A participant that voted YES never decides alone and keeps its lock until "
                        "it learns the decision (it blocks while the coordinator is down).")
-        self.add_check("coordinator-recovers", "A restarted coordinator finishes every transaction in its log "
-                       "(resends logged decisions, aborts undecided ones).")
+        self.add_check("coordinator-recovers", "A restarted coordinator finishes every transaction that was open "
+                       "(resends logged decisions; undecided ones end in abort, logged or presumed).")
         self.add_check("timeout-aborts", "The coordinator commits only with a YES from every participant; a vote "
-                       "that does not arrive before the timeout aborts the transaction.")
+                       "that has not arrived when the vote timeout ends aborts the transaction.")
         self.sim.after(250, self.audit)
 
     # -- transactions as the page shows them -----------------------------------------
@@ -369,10 +419,9 @@ class TwoPhaseCommit(Lab):
         t = self.txs[tx]
         t.update(decision=decision, why=why)
         self.tx_phase(tx, "committing" if decision == "commit" else "aborting")
-        if decision == "commit" and [votes.get(p) for p in PARTICIPANTS] != ["yes"] * len(PARTICIPANTS):
-            self.fail("timeout-aborts", f"{tx} committed without a YES from every participant")
-        elif why.startswith("timeout"):
-            self.holds("timeout-aborts", f"{tx}: {why} → aborted")
+        self.observe_decision(tx, decision)
+        if why.startswith("timeout") and self.checks["timeout-aborts"].ok:
+            self.checks["timeout-aborts"].detail = f"{tx}: {why} → aborted"
 
     def tx_ended(self, tx: str) -> None:
         t = self.txs[tx]
@@ -380,9 +429,6 @@ class TwoPhaseCommit(Lab):
         mixed = set(t["outcomes"].values()) == {"committed", "aborted"}
         self.tx_phase(tx, "half-done" if mixed else "committed" if t["decision"] == "commit" else "aborted")
         self.count("committed" if t["decision"] == "commit" else "aborted")
-        if self.recovering.pop(tx, None):
-            self.holds("coordinator-recovers", f"the restarted coordinator finished {tx} ({t['decision']}) "
-                       "from its log")
 
     def outcome(self, tx: str, participant: str, result: str, how: str) -> None:
         t = self.txs[tx]
@@ -412,11 +458,61 @@ class TwoPhaseCommit(Lab):
         return how is not None
 
     # -- checks ---------------------------------------------------------------------------
+    def emit(self, kind: str, **fields) -> dict:
+        event = super().emit(kind, **fields)
+        # The coordinator's decision, as the world sees it: logged, or sent (presumed abort logs no abort),
+        # or reported by tx_decided (an ABORT lost on the way is still a decision).
+        if kind == "log" and fields["node"] == "coordinator" and fields["rec"] in ("commit", "abort"):
+            self.observe_decision(fields["tx"], fields["rec"])
+        elif kind == "send" and fields.get("src") == "coordinator" and fields.get("type") in ("COMMIT", "ABORT"):
+            self.observe_decision(fields["tx"], fields["type"].lower())
+        return event
+
+    def observe_begin(self, tx: str) -> None:
+        """The coordinator sends PREPARE: its vote timeout starts now."""
+        self.seen_votes[tx] = {}
+        self.sim.after(self.params["vote_timeout"] + 1, self.judge_vote_timeout, tx, self.now)
+
+    def observe_vote(self, tx: str, participant: str, vote: str) -> None:
+        """A VOTE reached the coordinator."""
+        self.seen_votes.setdefault(tx, {}).setdefault(participant, (vote, round(self.now, 3)))
+
+    def observe_decision(self, tx: str, decision: str) -> None:
+        if tx in self.seen_decision:
+            return
+        self.seen_decision[tx] = decision
+        if decision == "commit":
+            votes = self.seen_votes.get(tx, {})
+            missing = [p for p in PARTICIPANTS if votes.get(p, ("none",))[0] != "yes"]
+            if missing:
+                self.fail("timeout-aborts", f"{tx} committed without a YES from {', '.join(missing)}")
+
+    def judge_vote_timeout(self, tx: str, began: float) -> None:
+        """One vote timeout after PREPARE: a transaction still short of a vote must be aborted by now
+        (unless the coordinator was crashed or paused meanwhile: its clock stopped)."""
+        votes = self.seen_votes.get(tx, {})
+        if tx in self.seen_decision or len(votes) == len(PARTICIPANTS) or self.coordinator_faulted_at >= began:
+            return
+        missing = ", ".join(p for p in PARTICIPANTS if p not in votes)
+        self.fail("timeout-aborts", f"{tx}: no vote from {missing} {self.params['vote_timeout']} ms after "
+                                    "PREPARE, and the coordinator has not aborted (it waits, and the YES voters "
+                                    "keep their locks)")
+
+    def finished(self, tx: str) -> bool:
+        """Nobody is left waiting on tx: the coordinator has no open record of it
+        (done, or forgotten under presumed abort) and no running participant is in doubt."""
+        state = self.nodes["coordinator"].txs.get(tx)
+        if state is not None and not state["done"]:
+            return False
+        return not any(tx in self.nodes[p].doubt_since for p in PARTICIPANTS if self.nodes[p].status != "down")
+
     def after_fault(self, fault: str, node_id: str | None) -> None:
         self.calm_since = self.now
+        if node_id == "coordinator" and fault in ("crash", "pause", "resume", "restart", "slow"):
+            self.coordinator_faulted_at = self.now
         if fault == "restart" and node_id == "coordinator":
-            for tx, state in self.nodes["coordinator"].txs.items():
-                if not state["done"]:
+            for tx, t in self.txs.items():
+                if not self.finished(tx) or (t["end"] is None and t["decision"] is None):
                     self.recovering[tx] = True
 
     def calm(self) -> bool:
@@ -436,6 +532,10 @@ class TwoPhaseCommit(Lab):
                 if node.lock != tx:
                     self.fail("yes-voter-waits", f"{p} is in doubt on {tx} but does not hold its lock")
         self.metrics["in_doubt_now"] = doubting
+        for tx in [tx for tx in self.recovering if self.finished(tx)]:
+            del self.recovering[tx]
+            self.holds("coordinator-recovers", f"the restarted coordinator finished {tx} "
+                       f"({self.seen_decision.get(tx, 'abort, presumed')})")
         if not self.calm():
             self.calm_since = self.now
         elif self.recovering and self.now - self.calm_since > RECOVER_WITHIN:
@@ -527,6 +627,7 @@ class TwoPhaseCommit(Lab):
                           "log": node.disk["log"][-4:]})
         return {
             "mode": self.params["mode"],
+            "messages_sent": self.net.sent,
             "transactions": txs,
             "coordinator_log": coord.disk["log"][-6:],
             "coordinator_armed": self.armed.get("coordinator", ""),

@@ -10,22 +10,28 @@ writes.  The rules:
     corrupted on disk, or only half written when the power failed (a torn
     write), is recognised when it is read back;
   * an append lands in the operating system's buffer; only an fsync makes it
-    durable.  The flush policy decides when to fsync and when to acknowledge:
-      - every-write: fsync, then acknowledge (writes that arrive during an
-        fsync share the next one: group commit);
-      - batch: acknowledge at once, fsync every N records or T ms, and hold
+    durable.  The flush policy decides when to fsync and when to acknowledge
+    (named as in Cassandra's commit log and PostgreSQL):
+      - always: fsync, then acknowledge (writes that arrive during an fsync
+        share the next one: group commit);
+      - batch: acknowledge only after the fsync, but wait to fsync until N
+        records or T ms have gathered (fewer fsyncs, slower acks);
+      - periodic: acknowledge at once, fsync every N records or T ms, and hold
         new writes while N unflushed records wait (the bound on what a power
-        loss can take);
+        loss can take: like Cassandra's periodic mode, or PostgreSQL with
+        synchronous_commit=off);
       - never: acknowledge at once and never fsync (only a checkpoint
-        persists anything);
-  * the log is split into segments of bounded size; a checkpoint writes the
-    whole table to disk with the sequence number it covers.  That number is
-    the low-water mark: segments entirely below it are deleted;
+        persists anything: no bound at all on what a power loss takes);
+  * every record has a position in the log (like a byte offset) and the log
+    is split into segments of bounded size; a checkpoint writes the whole
+    table to disk with the sequence number it covers and the log position
+    it was taken at (the redo point).  Segments entirely before the redo
+    point are deleted (the low-water mark);
   * recovery after a crash loads the checkpoint, then replays the log record
-    by record: a record whose sequence number is already covered is skipped
-    (so replaying a duplicate changes nothing), and the first record whose CRC
-    does not match ends the log: it and everything after it are cut off
-    (point-in-time recovery, as RocksDB calls it).
+    by record from the redo point on: a record whose sequence number is
+    already covered is skipped (so replaying a duplicate changes nothing), and
+    the first record whose CRC does not match ends the log: it and everything
+    after it are cut off (point-in-time recovery, as RocksDB calls it).
 
 The `replay` param can switch the checks off ("naive": apply every record as
 it reads), to show what the CRC and the sequence numbers protect against.
@@ -48,9 +54,18 @@ def crc_of(seq: int, payload: str) -> int:
     return zlib.crc32(f"{seq}|{payload}".encode())
 
 
+FLUSH_ALIASES = {"every-write": "always"}  # the name this lab used before (still accepted)
+ACK_AFTER_FSYNC = ("always", "batch")
+
+
 def make_record(seq: int, op: str, key: str, value: str = "") -> dict:
     payload = f"SET {key} {value}" if op == "SET" else f"DEL {key}"
     return {"seq": seq, "payload": payload, "crc": crc_of(seq, payload), "damage": None, "copy": False}
+
+
+def result_of(op: str, value: str) -> str | None:
+    """What a write leaves in the table for its key (None: no such key)."""
+    return value if op == "SET" else None
 
 
 def parse(payload: str) -> tuple[str, str, str]:
@@ -78,11 +93,12 @@ class Store(Node):
         self.disk.setdefault("segments", [])  # [{"id", "records": [...]}], oldest first
         self.disk.setdefault("checkpoint", None)  # {"seq", "table"}
         self.disk.setdefault("next_segment", 1)
+        self.disk.setdefault("next_pos", 1)  # the log's end: the position of the next append
         self.table: dict[str, str] = {}
         self.buffer: list[dict] = []  # appended, not yet fsynced
         self.syncing: list[dict] = []  # being written by the fsync in progress
         self.waiting: list = []  # writes held back while the batch is full
-        self.durable_acks: dict[int, dict] = {}  # every-write: seq -> who to acknowledge after the fsync
+        self.durable_acks: dict[int, dict] = {}  # always, batch: seq -> who to acknowledge after the fsync
         self.applied_seq = 0
         self.next_seq = 1
         self.since_checkpoint = 0
@@ -103,7 +119,7 @@ class Store(Node):
             return
         if self.role == "recovering":
             self.send(msg.src, "REJECT", req=msg.body["req"], why="recovering")
-        elif self.lab.flush == "batch" and len(self.unflushed) >= self.lab.batch_size:
+        elif self.lab.flush == "periodic" and len(self.unflushed) >= self.lab.batch_size:
             self.waiting.append(msg)  # the batch is full: wait for the fsync
             self.lab.emit("hold", req=msg.body["req"], unflushed=len(self.unflushed))
         else:
@@ -116,20 +132,22 @@ class Store(Node):
         self.append(record)  # 1. log it
         apply(self.table, body["op"], body["key"], body.get("value", ""))  # 2. then change memory
         self.applied_seq = record["seq"]
+        self.lab.observe_write(record["seq"], body["key"], result_of(body["op"], body.get("value", "")))
         self.lab.emit("append", lsn=record["seq"], op=body["op"], key=body["key"], value=body.get("value", ""),
                       crc=record["crc"], segment=record["segment"])
         who = {"client": msg.src, "req": body["req"], "seq": record["seq"]}
         flush = self.lab.flush
-        if flush == "every-write":
+        if flush in ACK_AFTER_FSYNC:
             self.durable_acks[record["seq"]] = who  # acknowledge once it is on disk
-            self.flush()
         else:
             self.acknowledge(who)  # acknowledge now: it is only in memory
-            if flush == "batch":
-                if len(self.unflushed) >= self.lab.batch_size:
-                    self.flush()
-                elif not self.has_timer("batch"):
-                    self.set_timer("batch", self.lab.batch_ms)
+        if flush == "always":
+            self.flush()
+        elif flush in ("batch", "periodic"):
+            if len(self.unflushed) >= self.lab.batch_size:
+                self.flush()
+            elif not self.has_timer("batch"):
+                self.set_timer("batch", self.lab.batch_ms)
         self.since_checkpoint += 1
         if self.lab.checkpoint_every and self.since_checkpoint >= self.lab.checkpoint_every:
             self.checkpoint()
@@ -138,12 +156,14 @@ class Store(Node):
         """Add a record to the active segment (in the buffer until an fsync);
         a full segment is closed and the next one opened."""
         record["segment"] = self.active_segment
+        record["pos"] = self.disk["next_pos"]
+        self.disk["next_pos"] += 1
         self.buffer.append(record)
         if self.segment_size(self.active_segment) >= self.lab.segment_size:
             self.active_segment = self.new_segment()
 
     def acknowledge(self, who: dict) -> None:
-        self.lab.acked[who["seq"]] = round(self.now, 3)
+        self.lab.observe_ack(who["seq"])
         self.send(who["client"], "ACK", req=who["req"], lsn=who["seq"])
 
     def flush(self) -> None:
@@ -168,9 +188,9 @@ class Store(Node):
             if who:
                 self.acknowledge(who)
         flush = self.lab.flush
-        if self.buffer and (flush == "every-write" or len(self.buffer) >= self.lab.batch_size):
+        if self.buffer and (flush == "always" or len(self.buffer) >= self.lab.batch_size):
             self.flush()
-        elif self.buffer and flush == "batch" and not self.has_timer("batch"):
+        elif self.buffer and flush in ("batch", "periodic") and not self.has_timer("batch"):
             self.set_timer("batch", self.lab.batch_ms)
         while self.waiting and len(self.unflushed) < self.lab.batch_size:
             self.write(self.waiting.pop(0))
@@ -199,21 +219,22 @@ class Store(Node):
         return on_disk + len([r for r in self.unflushed if r["segment"] == seg_id])
 
     def checkpoint(self) -> None:
-        """Write the whole table with the seq it covers; drop segments below it."""
-        seq = self.applied_seq
-        self.disk["checkpoint"] = {"seq": seq, "table": dict(self.table)}
+        """Write the whole table with the seq it covers and the log position it
+        was taken at (the redo point); drop the segments before that point."""
+        seq, redo = self.applied_seq, self.disk["next_pos"]
+        self.disk["checkpoint"] = {"seq": seq, "table": dict(self.table), "redo": redo}
         self.since_checkpoint = 0
         self.lab.count("fsyncs")
         self.lab.count("fsync_ms", self.lab.fsync_ms)
         self.lab.count("checkpoints")
-        self.lab.record_checkpoint(seq, self.table)
+        self.lab.record_checkpoint(seq, self.table, redo)
         self.lab.emit("checkpoint", lsn=seq, keys=len(self.table))
-        # The low-water mark: a segment whose records are all <= seq is no longer needed.
+        # The low-water mark: a segment whose records all lie before the redo point is no longer needed.
         keep = []
         for seg in self.disk["segments"]:
             records = seg["records"]
             pending = any(r["segment"] == seg["id"] for r in self.unflushed)
-            if seg["id"] != self.active_segment and not pending and all(r["seq"] <= seq for r in records):
+            if seg["id"] != self.active_segment and not pending and all(r["pos"] < redo for r in records):
                 self.lab.segment_deleted(seg["id"], len(records))
             else:
                 keep.append(seg)
@@ -233,10 +254,13 @@ class Store(Node):
         checkpoint = self.disk["checkpoint"]
         self.table = dict(checkpoint["table"]) if checkpoint else {}
         self.applied_seq = checkpoint["seq"] if checkpoint else 0
-        queue = [(seg["id"], i) for seg in self.disk["segments"] for i in range(len(seg["records"]))]
+        redo = checkpoint["redo"] if checkpoint else 0
+        # Read from the redo point on: what lies before it is in the checkpoint (and never read).
+        queue = [(seg["id"], i) for seg in self.disk["segments"]
+                 for i, r in enumerate(seg["records"]) if r["pos"] >= redo]
         self.recovery = {"total": len(queue), "done": 0, "applied": 0, "skipped": 0, "bad": None,
                          "from_checkpoint": checkpoint["seq"] if checkpoint else 0, "queue": queue, "last": []}
-        self.lab.emit("recovery-start", checkpoint=self.recovery["from_checkpoint"], records=len(queue))
+        self.lab.emit("recovery-start", checkpoint=self.recovery["from_checkpoint"], redo=redo, records=len(queue))
         self.set_timer("replay", REPLAY_STEP)
 
     def replay_next(self) -> None:
@@ -355,11 +379,22 @@ class Client(Node):
 class WriteAheadLog(Lab):
     slug = "write-ahead-log"
     title = "Write-ahead log"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "loss-bounded": ("checked",),  # never promises no bound, so it cannot break it either
+        "recovery-exact": ("checked",),
+        "bad-record-rejected": ("checked",),
+        "replay-idempotent": ("checked",),
+    }
     PARAMS = (
-        Param("flush", "every-write", "When the log is fsynced, and so when a write is acknowledged.",
-              choices=("every-write", "batch", "never")),
-        Param("batch_size", 5, "batch: fsync once this many records wait (and never let more wait).", lo=1, hi=50),
-        Param("batch_ms", 200, "batch: fsync at the latest this long after the first waiting record.", lo=10, hi=5000),
+        Param("flush", "always", "When the log is fsynced, and so when a write is acknowledged: always (fsync, "
+                                 "then ack), batch (gather N records or T ms, fsync, then ack), periodic (ack at "
+                                 "once, fsync every N records or T ms), never (ack at once, never fsync).",
+              choices=("always", "batch", "periodic", "never")),
+        Param("batch_size", 5, "batch and periodic: fsync once this many records wait (periodic never lets more "
+                               "wait).", lo=1, hi=50),
+        Param("batch_ms", 200, "batch and periodic: fsync at the latest this long after the first waiting record.",
+              lo=10, hi=5000),
         Param("fsync_ms", 10, "How long one fsync takes (its cost).", lo=1, hi=200),
         Param("segment_size", 6, "Records per log segment.", lo=2, hi=40),
         Param("checkpoint_every", 20, "Take a checkpoint every this many writes (0 = only when asked).", lo=0, hi=500),
@@ -371,6 +406,13 @@ class WriteAheadLog(Lab):
     UNFAULTABLE = ("client",)
     LATENCY = (2.0, 5.0)
 
+    @classmethod
+    def parse_params(cls, raw: dict) -> dict:
+        raw = dict(raw)
+        if str(raw.get("flush", "")).strip() in FLUSH_ALIASES:
+            raw["flush"] = FLUSH_ALIASES[str(raw["flush"]).strip()]
+        return super().parse_params(raw)
+
     def setup(self) -> None:
         self.started = False
         p = self.params
@@ -380,85 +422,105 @@ class WriteAheadLog(Lab):
         self.metrics.update({"writes": 0, "acks": 0, "fsyncs": 0, "fsync_ms": 0, "ack_ms": 0, "lost_acked": 0,
                              "checkpoints": 0, "segments_deleted": 0, "replayed": 0})
         self.latencies: list[float] = []
-        # What the lab knows independently of the store (to judge it):
-        self.acked: dict[int, float] = {}  # seq -> when the store acknowledged it
-        self.durable: dict[int, tuple] = {}  # seq -> (op, key, value) once an fsync wrote it
-        self.truth_checkpoint: tuple[int, dict] = (0, {})
-        self.damaged: list[int] = []  # seqs of records the learner corrupted or tore
+        # What the lab knows independently of the store (to judge it).
+        # 1. The promises: for each key, the writes the store applied to it since
+        #    the last acknowledged one, [(n, lsn, result)], and which of them was
+        #    the last acknowledged (`promised`).  After a recovery the key must
+        #    hold that write's result or a later write's, whatever the store did.
+        self.n = 0  # writes applied so far, in order (LSNs can repeat after a crash; this cannot)
+        self.this_life: dict[int, tuple] = {}  # lsn -> (n, key) for the store's current incarnation
+        self.acked_this_life: set[int] = set()
+        self.history: dict[str, list[tuple]] = {}
+        self.promised: dict[str, tuple] = {}  # key -> (n, lsn, result) of its last acknowledged write
+        self.acked_total = 0
+        # 2. The durable log as the fsyncs wrote it, by log position, and the checkpoint.
+        self.durable: dict[int, tuple] = {}  # pos -> (lsn, op, key, value) once an fsync wrote it
+        self.truth_checkpoint: tuple[int, dict, int] = (0, {}, 0)  # (lsn, table, redo position)
+        self.damaged: set[int] = set()  # positions of records the learner corrupted or tore
+        self.bit_rot = False  # a durable record was corrupted since the last recovery
         self.lost_reported: list[int] = []
         self.deleted_segments: list[dict] = []
         self.db = self.add_node(Store(self, "db"))
         self.client = self.add_node(Client(self, "client"))
         self.started = True
-        self.add_check("no-acked-write-lost", "Every write the store acknowledged is still there after a crash and recovery.")
-        self.add_check("loss-bounded", "A power loss takes at most the unflushed batch: no acknowledged write with "
-                                       "every-write, at most batch_size with batch.")
+        self.add_check("no-acked-write-lost", "After every recovery, each key holds what its last acknowledged write "
+                                              "left there (or what a later write left): judged from the recovered "
+                                              "table against the acknowledgements the client was sent.")
+        self.add_check("loss-bounded", "A power loss takes no acknowledged write with always or batch, at most "
+                                       "batch_size with periodic; never has no bound.")
         self.add_check("recovery-exact", "Recovery rebuilds exactly the last durable state: the checkpoint plus the "
-                                         "flushed records, up to the first damaged one.")
+                                         "flushed records after its redo point, up to the first damaged one.")
         self.add_check("bad-record-rejected", "A corrupted or torn record is caught by its CRC and never applied.")
         self.add_check("replay-idempotent", "Replaying a record that was already applied (a duplicate, or one the "
                                             "checkpoint covers) changes nothing.")
+        if self.flush == "never":
+            self.note("loss-bounded", "flush=never promises nothing: a power loss can take every write since the "
+                                      "last checkpoint")
         if p["rate"]:
             self.client.set_timer("tick", 1000 / p["rate"])
 
     # -- what the lab records to judge the store ------------------------------------
-    def record_durable(self, record: dict) -> None:
-        if record["seq"] not in self.durable and not record["copy"]:
-            self.durable[record["seq"]] = parse(record["payload"])
+    def observe_write(self, lsn: int, key: str, result: str | None) -> None:
+        """The store applied a write (it is in its memory table now)."""
+        self.n += 1
+        self.this_life[lsn] = (self.n, key)
+        self.history.setdefault(key, []).append((self.n, lsn, result))
 
-    def record_checkpoint(self, seq: int, table: dict) -> None:
-        self.truth_checkpoint = (seq, dict(table))
-        for s in [s for s in self.durable if s <= seq]:
-            del self.durable[s]  # covered by the checkpoint now
+    def observe_ack(self, lsn: int) -> None:
+        """The store told the client this write is done."""
+        self.acked_total += 1
+        self.acked_this_life.add(lsn)
+        n, key = self.this_life[lsn]
+        entry = next((e for e in self.history[key] if e[0] == n), None)
+        if entry and (key not in self.promised or self.promised[key][0] < n):
+            self.promised[key] = entry
+            self.history[key] = [e for e in self.history[key] if e[0] >= n]
+
+    def record_durable(self, record: dict) -> None:
+        if record["pos"] >= self.truth_checkpoint[2]:  # before the redo point it is in the checkpoint already
+            self.durable[record["pos"]] = (record["seq"], *parse(record["payload"]))
+
+    def record_checkpoint(self, seq: int, table: dict, redo: int) -> None:
+        self.truth_checkpoint = (seq, dict(table), redo)
+        for pos in [pos for pos in self.durable if pos < redo]:
+            del self.durable[pos]  # covered by the checkpoint now
 
     def segment_deleted(self, seg_id: int, records: int) -> None:
         self.count("segments_deleted")
         self.deleted_segments = (self.deleted_segments + [{"id": seg_id, "records": records}])[-6:]
         self.emit("segment-deleted", id=seg_id, records=records, low_water=self.truth_checkpoint[0])
 
-    def bound(self) -> int:
-        return 0 if self.flush == "every-write" else self.batch_size
+    def bound(self) -> int | None:
+        """How many acknowledged writes one power loss may take (None: no bound)."""
+        return {"always": 0, "batch": 0, "periodic": self.batch_size, "never": None}[self.flush]
 
     def power_loss(self, unflushed: list[dict]) -> None:
-        """The machine loses power: what was not fsynced is gone."""
-        lost = [r["seq"] for r in unflushed if r["seq"] in self.acked and not r["copy"]]
-        self.emit("power-loss", unflushed=len(unflushed), acked_lost=lost)
-        self.report_lost(lost, "power loss")
-        if len(lost) > self.bound():
-            why = "flush=never has no bound" if self.flush == "never" else f"the bound is {self.bound()}"
-            self.fail("loss-bounded", f"one power loss took {len(lost)} acknowledged writes; {why}")
-        else:
-            self.note("loss-bounded", f"last power loss took {len(lost)} acknowledged writes (bound {self.bound()})")
+        """The machine loses power: what was not fsynced is gone (shown; judged at recovery)."""
+        redo = self.truth_checkpoint[2]
+        at_risk = [r["seq"] for r in unflushed if r["seq"] in self.acked_this_life and not r["copy"]
+                   and r["pos"] >= redo]  # acknowledged, not on disk, not in the checkpoint
+        self.emit("power-loss", unflushed=len(unflushed), acked_lost=at_risk)
+        self.this_life, self.acked_this_life = {}, set()
 
     def note(self, name: str, detail: str) -> None:
         """Update a passing check's detail (a breach, once recorded, stays)."""
         if self.checks[name].ok:
             self.checks[name].detail = detail
 
-    def report_lost(self, seqs: list[int], how: str) -> None:
-        if not seqs:
-            return
-        for seq in seqs:
-            del self.acked[seq]  # lost for good; the seq may be reused after a truncation
-        self.lost_reported += seqs
-        self.count("lost_acked", len(seqs))
-        shown = ", ".join(str(s) for s in seqs[:6]) + ("..." if len(seqs) > 6 else "")
-        self.fail("no-acked-write-lost", f"{how} lost {len(seqs)} acknowledged writes (LSN {shown})")
-
     def expected_state(self) -> tuple[dict, list[int]]:
         """The last durable state, from the lab's own records: the checkpoint,
-        then each flushed record in order up to the first damaged one."""
-        cp_seq, table = self.truth_checkpoint
-        table = dict(table)
-        kept = []
-        first_bad = min(self.damaged) if self.damaged else None
-        for seq in sorted(self.durable):
-            if seq <= cp_seq:
-                continue
-            if first_bad is not None and seq >= first_bad:
+        then each flushed record after its redo point, in log order, up to the
+        first damaged one (a record already covered is skipped)."""
+        cp_seq, table, _redo = self.truth_checkpoint
+        table, applied, kept = dict(table), cp_seq, []
+        for pos in sorted(self.durable):
+            if pos in self.damaged:
                 break
-            apply(table, *self.durable[seq])
-            kept.append(seq)
+            kept.append(pos)
+            seq, op, key, value = self.durable[pos]
+            if seq > applied:
+                apply(table, op, key, value)
+                applied = seq
         return table, kept
 
     def judge_replay(self, record: dict, verdict: str, crc_ok: bool, before: dict, after: dict, applied: int) -> None:
@@ -475,24 +537,66 @@ class WriteAheadLog(Lab):
         elif seq <= applied:
             self.note("replay-idempotent", f"seq {seq} was already applied: skipped")
 
+    def judge_promises(self, table: dict) -> list[tuple]:
+        """Compare the recovered table with the acknowledgements: for each key,
+        the result of its last acknowledged write or of a later write must be
+        there.  Returns the broken promises; the table is the new baseline."""
+        broken = []
+        for key in sorted(set(self.history) | set(table)):
+            got = table.get(key)
+            promise = self.promised.get(key)
+            entries = self.history.get(key, [])
+            matching = [e for e in entries if e[2] == got]
+            if promise and not matching:
+                broken.append((key, promise, got))
+            self.n += 1
+            if promise and matching:  # still bound by the promise; drop the writes that did not survive
+                last = matching[-1][0]
+                self.history[key] = [e for e in entries if e[0] <= last]
+            else:  # no promise on this key any more: what was recovered is where it starts again
+                self.promised.pop(key, None)
+                self.history[key] = [(self.n, 0, got)]
+        return broken
+
     def judge_recovery(self, table: dict) -> None:
+        broken = self.judge_promises(table)
+        if broken:
+            seqs = [promise[1] for _key, promise, _got in broken]
+            self.lost_reported += seqs
+            self.count("lost_acked", len(broken))
+            shown = ", ".join(f"{key}={promise[2] if promise[2] is not None else '(removed)'} (LSN {promise[1]}) "
+                              f"came back as {got if got is not None else '(none)'}"
+                              for key, promise, got in broken[:3]) + ("..." if len(broken) > 3 else "")
+            self.fail("no-acked-write-lost", f"recovery lost {len(broken)} acknowledged writes: {shown}")
+        elif not self.lost_reported:
+            self.note("no-acked-write-lost", f"all {self.acked_total} acknowledged writes are in the recovered "
+                                             "table (or overwritten by later writes)")
+        bound = self.bound()
+        if self.bit_rot:
+            self.note("loss-bounded", "the last recovery followed bit rot on disk, not only a power loss: "
+                                      "no bound applies to that")
+        elif bound is None:
+            self.note("loss-bounded", f"flush=never promises nothing: this power loss took {len(broken)} "
+                                      "acknowledged writes")
+        elif len(broken) > bound:
+            self.fail("loss-bounded", f"one power loss took {len(broken)} acknowledged writes; the bound with "
+                                      f"flush={self.flush} is {bound}")
+        else:
+            self.note("loss-bounded", f"last power loss took {len(broken)} acknowledged writes (bound {bound})")
+        self.bit_rot = False
         expected, kept = self.expected_state()
         cp_seq = self.truth_checkpoint[0]
-        lost = [s for s in self.acked if s > cp_seq and s not in kept]
-        self.report_lost(lost, "recovery")
         if table != expected:
             diff = next(k for k in sorted(set(table) | set(expected)) if table.get(k) != expected.get(k))
             self.fail("recovery-exact", f"after recovery {diff} = {table.get(diff, '(none)')}, "
                                         f"but the durable state says {expected.get(diff, '(none)')}")
         else:
             self.note("recovery-exact", f"recovered {len(table)} keys = checkpoint {cp_seq} + {len(kept)} records")
-        if not self.lost_reported:
-            self.note("no-acked-write-lost", f"all {len(self.acked)} acknowledged writes survived")
         if self.replay_mode == "checked":
             # The store cut the log at the first bad record: the lab's record of
             # the durable log is now exactly what is left.
-            self.durable = {s: self.durable[s] for s in kept}
-            self.damaged = []
+            self.durable = {pos: self.durable[pos] for pos in kept}
+            self.damaged = set()
 
     # -- actions ----------------------------------------------------------------------
     def require_store(self) -> None:
@@ -516,6 +620,8 @@ class WriteAheadLog(Lab):
 
     @action("corrupt", Arg("lsn", "int", lo=1), help="Flip a bit in the flushed record with this LSN (bit rot).")
     def do_corrupt(self, seq: int) -> None:
+        if self.db.role == "recovering":
+            raise SimError("db is reading its log right now; corrupt a record before the restart or after recovery")
         records = [r for s in self.db.disk["segments"] for r in s["records"]]
         record = next((r for r in records if r["seq"] == seq and not r["damage"]), None)
         if record is None:
@@ -525,8 +631,8 @@ class WriteAheadLog(Lab):
         last = record["payload"][-1]
         record["payload"] = record["payload"][:-1] + chr(ord(last) ^ 1)  # one flipped bit
         record["damage"] = "corrupted"
-        if not record["copy"]:
-            self.damaged.append(seq)
+        self.damaged.add(record["pos"])
+        self.bit_rot = True
         self.emit("corrupt", lsn=seq, payload=record["payload"], crc=record["crc"])
 
     @action("tear", help="Cut the power while a record is being written: it reaches the disk half-written.")
@@ -544,8 +650,7 @@ class WriteAheadLog(Lab):
             db.append(record)
         torn = dict(record, payload=record["payload"][: len(record["payload"]) // 2], damage="torn")
         db.segment_on_disk(record["segment"])["records"].append(torn)
-        if not record["copy"]:
-            self.damaged.append(record["seq"])
+        self.damaged.add(record["pos"])
         self.emit("tear", lsn=record["seq"], payload=torn["payload"])
         self.do_crash("db")
 
@@ -563,9 +668,9 @@ class WriteAheadLog(Lab):
         copy = dict(original, copy=True)
         db.append(copy)
         self.emit("duplicate", lsn=seq, segment=copy["segment"])
-        if self.flush == "every-write":
+        if self.flush == "always":
             db.flush()
-        elif self.flush == "batch" and not db.has_timer("batch"):
+        elif self.flush in ("batch", "periodic") and not db.has_timer("batch"):
             db.set_timer("batch", self.batch_ms)
 
     # -- the page ---------------------------------------------------------------------
@@ -594,10 +699,11 @@ class WriteAheadLog(Lab):
                 "hidden_segments": max(0, len(db.disk["segments"]) - SHOWN_SEGMENTS),
                 "unflushed": len(db.unflushed) if up else 0,
                 "low_water": checkpoint["seq"] if checkpoint else 0,
+                "redo": checkpoint["redo"] if checkpoint else 0,
                 "checkpoint_keys": len(checkpoint["table"]) if checkpoint else 0,
                 "deleted": self.deleted_segments,
                 "recovery": recovery,
-                "acked": len(self.acked),
+                "acked": self.acked_total,
                 "lost": self.lost_reported[-12:],
             },
         }
@@ -605,6 +711,6 @@ class WriteAheadLog(Lab):
     @staticmethod
     def record_view(record: dict, flushed: bool) -> dict:
         op, key, value = parse(record["payload"])
-        return {"seq": record["seq"], "op": op, "key": key, "value": value, "flushed": flushed,
+        return {"seq": record["seq"], "pos": record["pos"], "op": op, "key": key, "value": value, "flushed": flushed,
                 "damage": record["damage"], "copy": record["copy"],
                 "crc": f"{record['crc']:08x}", "crc_ok": crc_of(record["seq"], record["payload"]) == record["crc"]}

@@ -12,6 +12,9 @@ from urllib.parse import urlencode
 
 import pytest
 
+# Fixtures of the instructors' tests (an instructor account in the test stack).
+pytest_plugins = ["tests.teaching"]
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -13,6 +13,7 @@ from pattern_lab.runs.frames import node_actions
 from pattern_lab.runs.identity import uid
 from pattern_lab.runs.models import Run
 from pattern_lab.runs.services import Rejected, ensure_actor, fork, start_run, start_scenario
+from pattern_lab.teach.roles import is_instructor
 from simulations import get_lab
 from simulations.kernel import SimError
 
@@ -146,7 +147,18 @@ def lab_context(request, page, lab_cls, run: Run, who: str) -> dict:
         "lab_css": f"labs/{slug}.css" if finders.find(f"labs/{slug}.css") else None,
         "frame_ms": settings.PATTERN_LAB["FRAME_MS"],
         "speeds": [0.05, 0.1, 0.25, 0.5, 1, 2, 4],
+        "lab_lessons": lesson_links(slug),
+        "instructor": is_instructor(getattr(request, "user", None)),
     }
+
+
+def lesson_links(slug: str) -> list[dict]:
+    from pattern_lab.lessons.schema import lessons_for
+    from pattern_lab.lessons.services import lesson_url
+
+    return [{"url": lesson_url(item.key), "title": item.lesson.title, "summary": item.lesson.summary,
+             "steps": len(item.lesson.steps), "questions": item.lesson.questions(), "minutes": item.lesson.minutes}
+            for item in lessons_for(slug)]
 
 
 def not_found(request, exception=None):

@@ -106,6 +106,7 @@ class Actor:
         self.frames = FrameBuilder(run.id, node_actions(self.lab_cls))
         self.frames.remember(replayed)
         self.frames.prev_seq = self.lab.seq
+        self.frames.watch = run.watch
         self.speed, self.frozen = run.speed, run.frozen
         self.r.delete(keys.steps(run.id))  # steps asked for before this actor existed are stale
         self.anchor()
@@ -157,9 +158,12 @@ class Actor:
         if "view" in signals and self.r.exists(keys.watched(self.run_id)):
             self.set_watched(True)  # (leaving is noticed by the lease renewals)
         if "ctl" in signals:
-            run = Run.objects.only("speed", "frozen", "fence").get(id=self.run_id)
+            run = Run.objects.only("speed", "frozen", "fence", "watch").get(id=self.run_id)
             if run.fence != self.token:
                 raise LeaseLost(self.run_id)
+            if run.watch != self.frames.watch:
+                self.frames.watch = run.watch
+                self.flush(force=True)
             if (run.speed, run.frozen) != (self.speed, self.frozen):
                 self.advance()  # up to now at the old speed, then the new one from here
                 self.speed, self.frozen = run.speed, run.frozen
@@ -251,8 +255,10 @@ class Actor:
         seq, delta, full = self.frames.build(self.lab, events, clock)
         # After frames were skipped a delta would leave a hole in the log: send the full frame.
         message = full if self.behind else delta
-        frame_keys = [keys.lease(self.run_id), keys.full(self.run_id), keys.pos(self.run_id), keys.frames(self.run_id)]
-        frame_args = [self.token, f"{seq}|{message}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S]
+        frame_keys = [keys.lease(self.run_id), keys.full(self.run_id), keys.pos(self.run_id), keys.frames(self.run_id),
+                      keys.ok(self.run_id)]
+        frame_args = [self.token, f"{seq}|{message}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S,
+                      "1" if all(c.ok for c in self.lab.checks.values()) else "0"]
         self.behind = False
         self.published = time.monotonic()
         self.sched.stats["frames"] += 1

@@ -28,6 +28,7 @@ from .services import Rejected, ensure_actor, submit_command
 log = logging.getLogger(__name__)
 WATCH_TTL_S = 30
 WATCHDOG_S = 1.0
+NOT_RUNS = "class-"  # hub keys of class audiences (pattern_lab/teach): frames, but no actor to keep alive
 TIMING = os.environ.get("PATTERN_LAB_TIMING") == "1"
 
 
@@ -118,7 +119,7 @@ class FrameHub:
         failing = False
         while True:
             await asyncio.sleep(WATCHDOG_S)
-            run_ids = [r for r in self.sockets if self.sockets.get(r)]
+            run_ids = [r for r in self.sockets if self.sockets.get(r) and not r.startswith(NOT_RUNS)]
             for gone in set(positions) - set(run_ids):
                 del positions[gone]
             if not run_ids or self.redis is None:

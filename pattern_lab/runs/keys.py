@@ -11,6 +11,7 @@ run:<id>:pos      "t seq" of the latest published frame (where a new actor resum
 run:<id>:watched  set while a daphne process has viewers of the run (TTL)
 run:<id>:starting set while an actor task is queued (de-duplicates the queueing)
 run:<id>:worker   pid of the worker process driving the run (for operators and tests)
+run:<id>:ok       "1" while all the run's checks hold, else "0" (set with each frame)
 worker:<host>:<pid>:inbox  one worker's wake-up list (its scheduler blocks on it)
 frames:<id>       pub/sub channel with every frame, "<seq>|<html>"
 """
@@ -33,6 +34,7 @@ def watched(run_id): return f"run:{run_id}:watched"
 def starting(run_id): return f"run:{run_id}:starting"
 def frames(run_id): return f"frames:{run_id}"
 def worker(run_id): return f"run:{run_id}:worker"
+def ok(run_id): return f"run:{run_id}:ok"  # "1" while every check of the run holds (class dashboards)
 
 
 @cache
@@ -50,6 +52,7 @@ if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('set', KEYS[2], ARGV[3], 'EX', ARGV[5])
 redis.call('set', KEYS[3], ARGV[4], 'EX', ARGV[5])
 redis.call('publish', KEYS[4], ARGV[2])
+if KEYS[5] then redis.call('set', KEYS[5], ARGV[6], 'EX', ARGV[5]) end
 return 1
 """
 

@@ -25,6 +25,12 @@ class Run(models.Model):
     sim_t = models.FloatField(default=0.0)
     # Fencing token of the actor that owns the run; commands are claimed under it.
     fence = models.BigIntegerField(default=0)
+    # What the run is for: "" (a lab page), "lesson" (a guided lesson's run).
+    kind = models.CharField(max_length=12, blank=True, default="")
+    # Conditions the worker evaluates on every frame (see runs/conditions.py):
+    # {"step": 2, "exprs": {"expect": "...", "answer": "..."}, "locked": true}.
+    # "locked" refuses the learner's commands until a prediction is made.
+    watch = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -131,6 +131,8 @@ def submit_command(run: Run, who: str, action, args, wait: bool = True) -> tuple
     if run.owner != who:
         raise Rejected("This run belongs to someone else. Fork it to experiment on your own copy.", 403)
     rate_limit(run.id, who)  # before anything else: a flood of bad commands is a flood too
+    if run.kind == "lesson" and (Run.objects.filter(id=run.id).values_list("watch", flat=True).first() or {}).get("locked"):
+        raise Rejected("Make your prediction first: choose an answer in the lesson panel.", 409)
     if not isinstance(action, str) or not action:
         raise Rejected("a command needs an action")
     tokens = normalise_args(args)

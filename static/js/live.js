@@ -4,11 +4,15 @@
 
 const lives = () => document.querySelectorAll("[data-run-id]");
 const liveOf = (el) => el.closest("[data-run-id]") || document.querySelector("[data-run-id]");
+// A socket event belongs to a live run only if it came from inside one (a
+// class page has a second socket of its own).
+const runOf = (e) => (e.target.closest ? e.target.closest("[data-run-id]") : null);
 const HEAD = /data-seq="(\d+)" data-prev="(\d+)" data-kind="(\w+)"/;
 const LOG_MAX = 80;
 
 document.body.addEventListener("htmx:wsOpen", (e) => {
-  const live = liveOf(e.target);
+  const live = runOf(e);
+  if (!live) return;
   live.dataset.connected = "true";
   live.querySelector(".conn-text").textContent = "live";
   // Say so if the cluster takes long to start (every worker busy).
@@ -19,14 +23,16 @@ document.body.addEventListener("htmx:wsOpen", (e) => {
 });
 
 document.body.addEventListener("htmx:wsClose", (e) => {
-  const live = liveOf(e.target);
+  const live = runOf(e);
+  if (!live) return;
   live.dataset.connected = "false";
   live.querySelector(".conn-text").textContent = "reconnecting…";
 });
 
 // Decide, before htmx swaps anything, whether this frame follows the last one.
 document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
-  const live = liveOf(e.target);
+  const live = runOf(e);
+  if (!live) return;
   const m = HEAD.exec(e.detail.message.slice(0, 400));
   if (!m) return; // not a frame (e.g. an error message for this socket)
   const seq = +m[1], prev = +m[2], kind = m[3], cur = +live.dataset.seq;
@@ -41,7 +47,8 @@ document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
 });
 
 document.body.addEventListener("htmx:wsAfterMessage", (e) => {
-  const live = liveOf(e.target);
+  const live = runOf(e);
+  if (!live) return;
   const rid = live.dataset.runId;
   const meta = document.getElementById(`meta-${rid}`);
   if (!meta || !meta.dataset.seq) return;
@@ -50,34 +57,98 @@ document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   if (meta.dataset.frozen) live.dataset.frozen = meta.dataset.frozen;
   if (meta.dataset.speed) live.dataset.speed = meta.dataset.speed;
   const log = document.getElementById(`log-${rid}`);
-  collapseRepeats(log);
-  while (log.children.length > LOG_MAX) log.firstElementChild.remove();
-  const follow = live.querySelector("[data-follow]");
-  if (!follow || follow.checked) log.scrollTop = log.scrollHeight;
+  if (log) {
+    collapseRepeats(log);
+    while (log.children.length > LOG_MAX) log.firstElementChild.remove();
+    logFilter(live, log);
+    const follow = live.querySelector("[data-follow]");
+    if (!follow || follow.checked) log.scrollTop = log.scrollHeight;
+  }
   const flight = document.getElementById(`flight-${rid}`);
+  if (!flight || !flight.dataset.flightData || flight.dataset.done) return;
+  flight.dataset.done = "1";
   try {
-    animate(live, JSON.parse(flight.textContent || "{}"));
+    animate(live, JSON.parse(flight.dataset.flightData));
   } catch (err) {
     /* a malformed animation block only costs the animation */
   }
 });
 
-// "HEARTBEAT n4 -> n5 lost" fifty times is one line with a count.
+// ---- the event log -----------------------------------------------------------
+// Periodic traffic ("n5 sends HEARTBEAT to n1, n2, n3, n4" every 300 ms, with
+// the replies and other events in between) is one line with a count: a
+// message line that repeats one of the few lines just before it replaces
+// that line and carries its count on (the time shown is the latest).
+const REPEAT_WINDOW = 10;
+const countOf = (li) => +li.dataset.repeat || 1;
+
 function collapseRepeats(log) {
-  let prev = null;
+  const recent = []; // the last few lines, newest last
   for (const li of [...log.children]) {
     const text = li.querySelector("span")?.textContent;
-    if (prev && text && text === prev.querySelector("span")?.textContent) {
-      const n = (+prev.dataset.repeat || 1) + 1;
+    const same = li.classList.contains("traffic") ? recent.findIndex((x) => x.text === text) : -1;
+    if (same >= 0) {
+      const older = recent[same];
+      const n = countOf(older.li) + countOf(li);
       li.dataset.repeat = n;
       let badge = li.querySelector(".repeat");
       if (!badge) badge = li.appendChild(document.createElement("b"));
       badge.className = "repeat";
       badge.textContent = ` ×${n}`;
-      prev.remove();
+      older.li.remove();
+      recent.splice(same, 1);
     }
-    prev = li;
+    recent.push({ li, text });
+    if (recent.length > REPEAT_WINDOW) recent.shift();
   }
+}
+
+// The log's header: show one node's or one message type's lines, and the raw
+// fields of each line.  Built here once per run; plain selects and a
+// checkbox, so it works from the keyboard.
+function logTools(live, log) {
+  let tools = live.querySelector(".log-tools");
+  if (tools) return tools;
+  tools = document.createElement("div");
+  tools.className = "log-tools";
+  tools.setAttribute("role", "group");
+  tools.setAttribute("aria-label", "Filter the event log");
+  tools.innerHTML =
+    '<label>node <select data-log-filter="node"><option value="">all</option></select></label> ' +
+    '<label>type <select data-log-filter="type"><option value="">all</option></select></label> ' +
+    '<label><input type="checkbox" data-log-raw> raw fields</label>';
+  log.before(tools);
+  tools.addEventListener("change", () => {
+    const l = document.getElementById(`log-${live.dataset.runId}`);
+    if (l) logFilter(live, l);
+  });
+  return tools;
+}
+
+function addOptions(select, values) {
+  const have = new Set([...select.options].map((o) => o.value));
+  for (const v of values) {
+    if (!v || have.has(v)) continue;
+    have.add(v);
+    const opt = new Option(v, v);
+    const after = [...select.options].slice(1).find((o) => o.value.localeCompare(v, "en", { numeric: true }) > 0);
+    select.add(opt, after || null);
+  }
+}
+
+function logFilter(live, log) {
+  const tools = logTools(live, log);
+  const nodeSel = tools.querySelector('[data-log-filter="node"]');
+  const typeSel = tools.querySelector('[data-log-filter="type"]');
+  addOptions(nodeSel, [...live.querySelectorAll(".cluster g[data-node]")].map((g) => g.dataset.node));
+  addOptions(typeSel, [...log.children].map((li) => li.dataset.type));
+  const node = nodeSel.value, type = typeSel.value;
+  for (const li of log.children) {
+    const nodes = (li.dataset.nodes || "").split(" ");
+    li.hidden = (node && !nodes.includes(node)) || (type && li.dataset.type !== type);
+  }
+  log.classList.toggle("raw", tools.querySelector("[data-log-raw]").checked);
+  log.dataset.filtered = node || type ? "true" : "false";
 }
 
 // ---- commands -------------------------------------------------------------
@@ -142,41 +213,260 @@ document.addEventListener("keydown", (e) => {
 
 // ---- messages in flight ------------------------------------------------------
 // Simulated messages take a few milliseconds; drawn at that speed nobody would
-// see them, so each one is shown travelling for a fixed, short wall time.
+// see them.  Each message leaves when it left in simulated time (relative to
+// the frame, at the run's speed) and travels for at least TRAVEL_MS, or for
+// its own simulated transit time at the run's speed if that is longer (a slow
+// link, a slowed-down clock).  A lost message dies part-way and its title
+// says why.  While the clock is frozen, what is in flight stays where it is.
+// With prefers-reduced-motion nothing moves: an arrow shows what was sent.
+const SVG_NS = "http://www.w3.org/2000/svg";
 const TRAVEL_MS = 450;
+const MAX_TRAVEL_MS = 4000;
+const STILL_MS = 1200; // how long a reduced-motion arrow or a dead message stays
+const MAX_FLIGHTS = 120; // per run on screen; the oldest go first
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+const flights = new Set();
+let ticking = false;
 
-function animate(live, flight) {
-  const layer = live.querySelector(".flight-layer");
-  if (!layer || !flight.dots || flight.frozen) return;
+// Each run has its own animation clock, which stops while the run is frozen.
+function clockOf(live) {
+  if (!live._flightClock) live._flightClock = { frozen: false, at: 0, offset: 0 };
+  return live._flightClock;
+}
+function clockNow(live) {
+  const c = clockOf(live);
+  return c.frozen ? c.at : performance.now() - c.offset;
+}
+function setFrozen(live, frozen) {
+  const c = clockOf(live);
+  if (frozen === c.frozen) return;
+  if (frozen) c.at = performance.now() - c.offset;
+  else c.offset = performance.now() - c.at;
+  c.frozen = frozen;
+}
+
+function flightLayer(live) {
+  let layer = live.querySelector(".flight-layer");
+  if (!layer) {
+    const cluster = document.getElementById(`cluster-${live.dataset.runId}`);
+    if (!cluster) return null;
+    layer = document.createElementNS(SVG_NS, "svg");
+    layer.setAttribute("class", "flight-layer");
+    layer.setAttribute("viewBox", "0 0 100 60");
+    cluster.parentElement.style.position = "relative";
+    cluster.after(layer);
+  }
+  return layer;
+}
+
+function svg(parent, name, attrs) {
+  const el = parent.appendChild(document.createElementNS(SVG_NS, name));
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  return el;
+}
+
+// One colour per message type (losses are red), the same on every lab.
+const TYPE_COLOURS = ["#2a62c9", "#6b3fc6", "#18794e", "#b26b00", "#0e7490", "#9d174d", "#4d7c0f"];
+function typeColour(type) {
+  let h = 0;
+  for (const ch of String(type)) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return TYPE_COLOURS[h % TYPE_COLOURS.length];
+}
+
+function flightTitle(f) {
+  return `${f.type} ${f.src} → ${f.dst}${f.count > 1 ? ` ×${f.count}` : ""}${f.lost ? ` lost: ${f.lost}` : ""}`;
+}
+
+// From the edge of the sender's circle to the edge of the receiver's.
+const NODE_R = 4.6;
+function ends(a, b) {
+  const dx = b[0] - a[0], dy = b[1] - a[1], n = Math.hypot(dx, dy);
+  if (n < 2 * NODE_R + 1) return [a, b];
+  const ux = (dx / n) * NODE_R, uy = (dy / n) * NODE_R;
+  return [[a[0] + ux, a[1] + uy], [b[0] - ux, b[1] - uy]];
+}
+
+function newFlight(live, layer, where, m) {
+  const [from, to] = ends(where[m.src], where[m.dst]);
+  const f = { live, ...m, from, to };
+  const g = svg(layer, "g", {
+    "data-flight": "", "data-from": m.src, "data-to": m.dst, "data-type": m.type,
+    class: `msg t-${String(m.type).toLowerCase().replace(/[^a-z0-9_-]/g, "")}${m.lost ? " lost" : ""}`,
+  });
+  if (m.lost) g.dataset.lost = m.lost;
+  g.style.setProperty("--msg", typeColour(m.type));
+  f.titleEl = svg(g, "title");
+  f.titleEl.textContent = flightTitle(f);
+  f.el = g;
+  if (reducedMotion.matches) {
+    // A still arrow from the sender to where the message got (no movement).
+    const p = pointAt(f, f.end);
+    svg(g, "line", { x1: f.from[0], y1: f.from[1], x2: p[0], y2: p[1], class: "trail" });
+    svg(g, "circle", { r: 1.1, cx: p[0], cy: p[1] });
+    if (m.lost) svg(g, "path", { class: "dead", d: cross(p) });
+    if (m.label || f.count > 1) {
+      const label = svg(g, "text", { class: "count", x: p[0], y: p[1] - 1.8 });
+      label.textContent = `${m.type}${f.count > 1 ? ` ×${f.count}` : ""}`;
+    }
+    f.still = true;
+  } else {
+    f.dot = svg(g, "circle", { r: f.count > 1 ? 1.4 : 1.1 });
+    if (f.count > 1 || m.label) {
+      // A quiet moment: name each message; a busy one: only the counts.
+      const label = svg(g, "text", { class: "count", dy: "-1.8" });
+      label.textContent = m.label ? `${m.type}${f.count > 1 ? ` ×${f.count}` : ""}` : `×${f.count}`;
+    }
+  }
+  g.setAttribute("visibility", "hidden");
+  flights.add(f);
+  let extra = [...flights].filter((x) => x.live === live).length - MAX_FLIGHTS;
+  for (const x of flights) {
+    if (extra <= 0) break;
+    if (x.live === live && x !== f) {
+      finish(x);
+      extra -= 1;
+    }
+  }
+  return f;
+}
+
+const pointAt = (f, p) => [f.from[0] + (f.to[0] - f.from[0]) * p, f.from[1] + (f.to[1] - f.from[1]) * p];
+const cross = ([x, y]) => `M${x - 1.3},${y - 1.3}L${x + 1.3},${y + 1.3}M${x + 1.3},${y - 1.3}L${x - 1.3},${y + 1.3}`;
+
+function finish(f) {
+  f.el.remove();
+  flights.delete(f);
+}
+
+function die(f) {
+  // The message stops where it was lost: a cross, then it fades.
+  f.dead = true;
+  f.el.classList.add("dying");
+  if (f.dot) svg(f.el, "path", { class: "dead", d: cross([0, 0]) });
+}
+
+function tick() {
+  let moving = false;
+  const real = performance.now();
+  for (const f of flights) {
+    const paused = !f.own && clockOf(f.live).frozen;
+    const now = f.own ? real : clockNow(f.live);
+    const p = (now - f.start) / f.travel;
+    if (p < 0) {
+      if (!paused) moving = true;
+      continue;
+    }
+    f.el.removeAttribute("visibility");
+    if (f.still || f.dead) {
+      // Still arrows and dead messages stay a moment (frozen: until play).
+      if (now - f.start - (f.still ? 0 : f.travel * f.end) > STILL_MS) finish(f);
+      else if (!paused) moving = true;
+      continue;
+    }
+    if (p >= f.end) {
+      if (f.lost) {
+        f.el.setAttribute("transform", `translate(${pointAt(f, f.end).map((v) => v.toFixed(2)).join(" ")})`);
+        die(f);
+        if (!paused) moving = true;
+      } else finish(f);
+      continue;
+    }
+    const [x, y] = pointAt(f, p);
+    f.el.setAttribute("transform", `translate(${x.toFixed(2)} ${y.toFixed(2)})`);
+    if (!paused) moving = true;
+  }
+  ticking = moving;
+  if (moving) requestAnimationFrame(tick);
+}
+
+function kick() {
+  if (!ticking && flights.size) {
+    ticking = true;
+    requestAnimationFrame(tick);
+  }
+}
+
+// Which colour is which message type: the types seen lately, newest first.
+const LEGEND_MAX = 6;
+function legend(live, layer, dots) {
+  if (!dots.length) return;
+  const seen = (live._flightTypes ||= []);
+  for (const [, , type] of dots) {
+    const i = seen.indexOf(type);
+    if (i === 0) continue;
+    if (i > 0) seen.splice(i, 1);
+    seen.unshift(type);
+  }
+  seen.length = Math.min(seen.length, LEGEND_MAX);
+  const key = seen.join(" ");
+  let box = live.querySelector(".flight-legend");
+  if (box && box.dataset.key === key) return;
+  if (!box) {
+    box = document.createElement("div");
+    box.className = "flight-legend";
+    box.setAttribute("aria-hidden", "true"); // the event log says the same in words
+    layer.after(box);
+  }
+  box.dataset.key = key;
+  box.replaceChildren(...seen.map((type) => {
+    const item = document.createElement("span");
+    const dot = item.appendChild(document.createElement("i"));
+    dot.style.background = typeColour(type);
+    item.append(type);
+    return item;
+  }));
+}
+
+function animate(live, data) {
+  setFrozen(live, !!data.frozen);
+  const layer = flightLayer(live);
+  if (!layer) return;
   const where = {};
   live.querySelectorAll(".cluster g[data-node]").forEach((g) => {
     where[g.dataset.node] = [+g.dataset.x, +g.dataset.y];
   });
-  const start = performance.now();
-  const batch = flight.dots.slice(-24).map(([src, dst, type, dropped], i) => {
-    if (!where[src] || !where[dst]) return null;
-    const dot = document.createElementNS("http://www.w3.org/2000/svg", "circle");
-    dot.setAttribute("r", "1.1");
-    dot.setAttribute("class", `msg ${dropped ? "lost" : ""} t-${String(type).toLowerCase()}`);
-    dot.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "title")).textContent = type;
-    layer.appendChild(dot);
-    return { dot, from: where[src], to: where[dst], dropped, delay: i * 12 };
-  }).filter(Boolean);
-  if (!batch.length) return;
-  function step(now) {
-    let alive = false;
-    for (const m of batch) {
-      let p = (now - start - m.delay) / TRAVEL_MS;
-      if (p < 0) { alive = true; continue; }
-      const end = m.dropped ? 0.5 : 1;
-      if (p > end) { m.dot.remove(); continue; }
-      alive = true;
-      m.dot.setAttribute("cx", m.from[0] + (m.to[0] - m.from[0]) * p);
-      m.dot.setAttribute("cy", m.from[1] + (m.to[1] - m.from[1]) * p);
+  const speed = +data.speed > 0 ? +data.speed : 1;
+  // While frozen, what arrives (a step) still moves, on the real clock.
+  const own = !!data.frozen;
+  const base = own ? performance.now() : clockNow(live);
+  const byId = new Map([...flights].filter((f) => f.live === live && f.id != null).map((f) => [f.id, f]));
+  const label = (data.dots || []).length <= 5;
+  for (const [src, dst, type, start, ms, lost, count, id] of data.dots || []) {
+    if (!where[src] || !where[dst]) continue;
+    const earlier = id != null && byId.get(id);
+    if (lost && earlier && !earlier.lost && !earlier.dead && !earlier.still) {
+      // Lost on arrival (its receiver went down): the dot already on its way dies near the end.
+      earlier.lost = lost;
+      earlier.end = 0.85;
+      earlier.el.classList.add("lost");
+      earlier.el.dataset.lost = lost;
+      earlier.titleEl.textContent = flightTitle(earlier);
+      continue;
     }
-    if (alive) requestAnimationFrame(step);
+    const travel = Math.min(Math.max(ms / speed, TRAVEL_MS), MAX_TRAVEL_MS);
+    const end = !lost ? 1 : lost === "node down" ? 0.85 : 0.5;
+    newFlight(live, layer, where, {
+      src, dst, type, lost, count, id, own, travel, end, label,
+      start: base + Math.min(Math.max(start / speed, 0), 1000),
+    });
   }
-  requestAnimationFrame(step);
+  legend(live, layer, data.dots || []);
+  if (data.frozen) {
+    // Messages in flight at the moment of freezing (or when this page joined a
+    // frozen run) stand still where they are.
+    const shown = new Set([...flights].filter((f) => f.live === live).map((f) => f.id));
+    for (const [src, dst, type, progress, id] of data.held || []) {
+      if (shown.has(id) || !where[src] || !where[dst]) continue;
+      const f = newFlight(live, layer, where, {
+        src, dst, type, lost: "", count: 1, id, own: false, travel: TRAVEL_MS, end: 1,
+        start: clockNow(live) - progress * TRAVEL_MS,
+      });
+      const [x, y] = pointAt(f, progress);
+      f.el.removeAttribute("visibility");
+      if (f.dot) f.el.setAttribute("transform", `translate(${x.toFixed(2)} ${y.toFixed(2)})`);
+    }
+  }
+  kick();
 }
 
 // Keep the socket's "connected" flag honest if the page is restored from cache.

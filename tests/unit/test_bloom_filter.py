@@ -139,3 +139,35 @@ def test_bad_commands_change_nothing():
 def test_background_traffic_does_not_replace_the_learners_item():
     lab = run("bloom-filter", "1s query alice", until="5s", rate=10)
     assert lab.snapshot()["last"]["item"] == "alice"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_small_filter_with_many_hashes_matches_the_formula(seed):
+    # Issue 7, point 14: m=128, k=16, four items: independent hashes stay near the formula.
+    lab = run("bloom-filter", "100 measure 20000", seed=seed, until="1s", m=128, k=16, items=4, rate=0)
+    assert check(lab, "fp-rate")["ok"], check(lab, "fp-rate")["detail"]
+
+
+def test_the_fp_rate_check_catches_the_double_hashing_floor(monkeypatch):
+    """The check is not blind: the same filter with plain double hashing (two
+    items that agree on h1 and h2 mod m share all k bits) measures far above it."""
+    import hashlib
+
+    from simulations.bloom_filter import Bloom
+
+    def double_hashing(self, item):
+        h = int.from_bytes(hashlib.blake2b(item.encode(), digest_size=16).digest(), "big")
+        h1, h2 = h >> 64, h & 0xFFFF_FFFF_FFFF_FFFF
+        return [(h1 + i * h2) % self.m for i in range(self.k)]
+
+    monkeypatch.setattr(Bloom, "positions", double_hashing)
+    lab = run("bloom-filter", "100 measure 20000", seed=1, until="1s", m=128, k=16, items=4, rate=0)
+    assert not check(lab, "fp-rate")["ok"]
+
+
+def test_hash_functions_are_independent_per_position():
+    from simulations.bloom_filter import hash_values
+
+    values = hash_values("user:42", 20)
+    assert len(values) == 20 and len(set(values)) == 20  # a second digest (another salt) beyond 16
+    assert hash_values("user:42", 4) == values[:4]  # deterministic, and k=4 is a prefix of k=20

@@ -120,8 +120,9 @@ def test_recover_restarts_a_crashed_service():
 
 
 def test_slow_c_raises_a_latency_without_tripping():
-    base = run(SLUG, until="6s")
-    slow = run(SLUG, "1s slow C 500", until="6s")
+    # C serves one request at a time: at 2 requests/s a 500 ms handler keeps up (at 10/s it would queue).
+    base = run(SLUG, until="6s", rate=2)
+    slow = run(SLUG, "1s slow C 500", until="6s", rate=2)
     assert not events(slow, "breaker")
     assert statistics.mean(slow.snapshot()["chart"]["a_latency"][-8:]) > 500
     assert statistics.mean(base.snapshot()["chart"]["a_latency"][-8:]) < 100
@@ -182,3 +183,73 @@ def test_trial_outcome_catches_a_breaker_that_stays_half_open_after_a_failed_tri
     step(lab, "7s")
     assert not check(lab, "trial-outcome")["ok"]
     assert "failed" in check(lab, "trial-outcome")["detail"]
+
+
+# -- each check goes red for a flawed breaker chosen by a param (issue 7, point 16) --
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_dry_run_breaker_lets_calls_cross_while_open(seed):
+    lab = run(SLUG, "1s crash C", seed=seed, until="4s", variant="dry-run")
+    assert breaker(lab, "B->C")["state"] == "open"  # it knows...
+    assert not check(lab, "open-blocks")["ok"]  # ...and lets calls through anyway
+    assert "while it was open" in check(lab, "open-blocks")["detail"]
+
+
+def test_a_dry_run_breaker_lets_more_than_the_trials_cross_when_half_open():
+    lab = run(SLUG, "1s crash C", until="8s", variant="dry-run", trials=1, rate=20)
+    assert not check(lab, "trial-limit")["ok"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_breaker_without_half_open_floods_the_dependency_and_ignores_the_failed_trial(seed):
+    lab = run(SLUG, "1s crash C", seed=seed, until="8s", variant="no-half-open")
+    assert ("open", "closed") in transitions(lab, "B->C")
+    assert not check(lab, "trial-limit")["ok"]  # every waiting call rushed to C
+    assert not check(lab, "trial-outcome")["ok"]  # the first one failed, and it stayed closed
+    assert "failed but it is closed" in check(lab, "trial-outcome")["detail"]
+
+
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_the_nygard_breaker_keeps_its_three_rules_under_random_faults(seed):
+    import random
+
+    r = random.Random(seed)
+    faults = ["crash C", "restart C", "crash B", "restart B", "pause B", "resume B", "slow C 1500", "slow C 0",
+              "fail C 60", "fail C 0", "delay C B 900", "heal", "duplicate-next C B", "drop-next B C", "request 10"]
+    cmds, t = [], 300
+    for _ in range(14):
+        t += r.choice([50, 200, 600, 1500])
+        cmds.append(f"{t} {r.choice(faults)}")
+    lab = run(SLUG, *cmds, seed=seed, until=t + 6000, trials=r.choice([1, 2, 3]), open_ms=r.choice([200, 800]),
+              threshold=r.choice([1, 3]), rate=20)
+    for name in ("open-blocks", "trial-limit", "trial-outcome"):
+        assert check(lab, name)["ok"], (name, check(lab, name)["detail"], cmds)
+
+
+def test_a_trial_from_an_earlier_half_open_period_does_not_count_in_the_next():
+    # Issue 7, point 17.
+    lab = run(SLUG, until="100ms", trials=2)
+    b = lab.breakers["B->C"]
+    b.trip("test")
+    b.half_open()
+    first = b.period
+    assert b.allow() == "trial" and b.allow() == "trial"
+    b.on_failure("trial", "C failed", first)  # one trial failed: open again
+    b.half_open()
+    assert b.state == "half-open" and b.period == first + 1
+    b.on_success("trial", first)  # the other trial of the first period answers late
+    b.on_success("trial", first)
+    assert b.state == "half-open" and b.trials_ok == 0
+    b.on_failure("trial", "late failure", first)
+    assert b.state == "half-open"
+    b.on_success("trial", b.period)
+    b.on_success("trial", b.period)
+    assert b.state == "closed"
+
+
+def test_a_paused_or_unreachable_a_is_not_an_outage_behind_a():
+    lab = run(SLUG, "1s pause A", "6s resume A", until="9s")
+    assert check(lab, "no-cascade")["ok"]
+    lab = run(SLUG, "1s partition client|A,B,C", "6s heal", until="9s")
+    assert check(lab, "no-cascade")["ok"]

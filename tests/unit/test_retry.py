@@ -2,7 +2,7 @@
 
 import pytest
 
-from ..simhelpers import check, events, run
+from ..simhelpers import check, events, run, step
 
 SEEDS = [1, 2, 3]
 
@@ -167,3 +167,40 @@ def test_snapshot_has_the_views():
     assert snap["load"]["calls"] and snap["timeline"]["rows"]
     assert {n["role"] for n in snap["nodes"]} == {"service", "client"}
     assert set(snap["layout"]) == {"service", "c1", "c2", "c3"}
+
+
+@pytest.mark.parametrize("budget,retries", [(10, 12), (50, 36), (100, 66)])
+def test_the_retry_budget_percentage_caps_retries_in_a_burst(budget, retries):
+    # Issue 7, point 13: 60 requests over 3 clients deposit budget% of a token each,
+    # on top of a reserve of 2 retries per client: 3 * (2 + 20 * budget / 100).
+    lab = run("retry", "100 outage 1s", "100 clients 60", until="6s", rate=0, strategy="immediate", budget=budget)
+    assert lab.metrics["retries"] == retries
+    assert lab.metrics["budget_refused"] == 60  # every request ends refused: the outage outlasts the budget
+    free = run("retry", "100 outage 1s", "100 clients 60", until="6s", rate=0, strategy="immediate")
+    assert free.metrics["retries"] == 300  # no budget: 5 retries each
+
+
+def test_the_retry_budget_refills_after_its_window():
+    lab = run("retry", "100 outage 500", "100 clients 30", until="5s", rate=0, strategy="immediate", budget=10)
+    spent = lab.metrics["retries"]
+    assert lab.nodes["c1"].balance() < 1
+    step(lab, "20s", "15s outage 500", "15s clients 30")  # the old deposits and withdrawals have expired
+    assert lab.metrics["retries"] == 2 * spent
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_without_contention_jitter_still_lowers_the_peak_and_the_check_does_not_claim_fewer_calls(seed):
+    # Issue 7, point 13: capacity=20 takes most of each lock-step wave.
+    lab = run("retry", seed=seed, until="1s", capacity=20)
+    exp, jit = lab.comparison["rows"]
+    assert not lab.comparison["contention"]
+    assert jit["peak_retries"] < exp["peak_retries"]
+    c = check(lab, "jitter-spreads-load")
+    assert c["ok"] and "saves no calls" in c["detail"]
+
+
+def test_under_contention_jitter_must_save_calls_too():
+    lab = run("retry", seed=1, until="1s", capacity=5)
+    assert lab.comparison["contention"]
+    exp, jit = lab.comparison["rows"]
+    assert jit["calls"] < exp["calls"] and check(lab, "jitter-spreads-load")["ok"]

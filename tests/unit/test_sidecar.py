@@ -175,3 +175,19 @@ def test_cache_never_serves_past_the_ttl_unless_told_to_serve_stale(seed):
     stale = run("sidecar", "2s outage 3s", seed=seed, until="8s", kind="cache", ttl=1000, serve_stale="on")
     assert not check(stale, "cache-consistent")["ok"] and stale.metrics["stale_served"] > 0
     assert stale.metrics["calls_failed"] < lab.metrics["calls_failed"]  # the shortcut buys answers
+
+
+def test_proxy_pause_and_resume_of_the_sidecar_raises_nothing_and_every_call_ends():
+    # Issue 7, point 7: a try timer that fired while the proxy was paused used to
+    # run after the call had ended (KeyError in Proxy.try_again).
+    lab = run("sidecar", "1.05s pause sidecar", "1.6s resume sidecar", until="4s", kind="proxy", rate=20)
+    assert lab.metrics["calls"] > 20
+    assert not lab.nodes["sidecar"].calls and not lab.nodes["app"].calls  # nothing left hanging
+    assert check(lab, "app-survives")["ok"]
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_a_failure_caused_by_a_fault_on_the_app_is_not_blamed_on_the_sidecar(seed):
+    lab = run("sidecar", "1s crash sidecar", "1.2s cut app client", "2s heal", until="4s", seed=seed)
+    assert lab.metrics["failed_while_sidecar_down"] > 0  # the cut lost answers meanwhile
+    assert check(lab, "app-survives")["ok"]

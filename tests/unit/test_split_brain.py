@@ -80,8 +80,9 @@ def test_quorum_minority_leader_steps_down_and_majority_elects_a_higher_generati
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_generation_rejects_the_stale_leader_which_steps_down(seed):
-    # A long pause (think GC) makes n5 a stale leader: the others move on to generation 2.
-    lab = run("split-brain", "1s pause n5", "4s resume n5", "4.5s write n1 3", seed=seed, until="7s",
+    # A long pause (think GC) makes n5 a stale leader: the others move on to generation 2.  A write
+    # that reached n5 during the pause is handled first when it resumes, still as generation 1.
+    lab = run("split-brain", "1s pause n5", "2s write n5 7", "4s resume n5", "4.5s write n1 3", seed=seed, until="7s",
               mode="generation")
     rejects = [e for e in events(lab, "reject") if e["src"] == "n5"]
     assert rejects and all(e["gen"] == 1 and e["mine"] == 2 for e in rejects)

@@ -200,3 +200,50 @@ def test_bad_commands_are_refused():
     with pytest.raises(SimError, match="before-vote"):
         lab.apply("crash-participant", ["payment", "sometime"])
     assert lab.metrics["transactions"] == 0
+
+
+# -- issue 7: timeout-aborts goes red for a flawed coordinator; presumed abort ----------
+
+
+@pytest.mark.parametrize("presume", ["nothing", "abort"])
+def test_without_a_vote_timeout_a_missing_vote_blocks_and_timeout_aborts_goes_red(presume):
+    do = ("100 crash-participant payment before-vote", "200 begin", "3s restart payment", "4s begin")
+    lab = run("two-phase-commit", *do, until="8s", mode="no-vote-timeout", presume=presume)
+    broken = check(lab, "timeout-aborts")
+    assert not broken["ok"] and "T1: no vote from payment" in broken["detail"]
+    assert states(lab, "T1")["inventory"] == "in doubt"  # the YES voters keep their locks
+    fine = run("two-phase-commit", *do, until="8s", presume=presume)
+    assert all_checks_ok(fine) and states(fine, "T2") == {p: "committed" for p in ("inventory", "payment",
+                                                                                   "shipping")}
+
+
+def test_presumed_abort_writes_no_abort_record_and_waits_for_no_ack():
+    do = ("100 vote-no payment next", "200 begin", "2s begin")
+    basic = run("two-phase-commit", *do, until="4s")
+    pra = run("two-phase-commit", *do, until="4s", presume="abort")
+    recs = [(r["tx"], r["rec"]) for r in pra.nodes["coordinator"].disk["log"]]
+    assert recs == [("T2", "commit"), ("T2", "end")]  # no BEGIN, no abort record for T1
+    assert ("T1", "abort") in [(r["tx"], r["rec"]) for r in basic.nodes["coordinator"].disk["log"]]
+    acks = [e for e in pra.log if e["kind"] == "send" and e["type"] == "ACK" and e["tx"] == "T1"]
+    assert acks == []
+    assert pra.metrics["log_writes"] < basic.metrics["log_writes"]
+    assert pra.net.sent < basic.net.sent
+    for lab in (basic, pra):
+        assert all_checks_ok(lab) and set(states(lab, "T1").values()) == {"aborted"}
+
+
+def test_presumed_abort_a_coordinator_with_no_record_answers_abort_to_the_in_doubt():
+    lab = run("two-phase-commit", "500ms crash-coordinator after-prepare", "1s begin", "4s restart coordinator",
+              until="9s", presume="abort")
+    assert lab.nodes["coordinator"].disk["log"] == []  # it never wrote anything about T1
+    assert set(states(lab, "T1").values()) == {"aborted"}  # each asked, and no record means abort
+    assert all_checks_ok(lab)
+
+
+@pytest.mark.parametrize("presume", ["nothing", "abort"])
+def test_a_vote_timer_held_while_the_coordinator_was_paused_does_not_decide_twice(presume):
+    lab = run("two-phase-commit", "50 vote-no payment next", "100 begin", "101 pause coordinator",
+              "2s resume coordinator", until="4s", presume=presume)
+    decisions = [e for e in lab.log if e["kind"] == "phase" and e["tx"] == "T1" and e["phase"] == "aborting"]
+    assert len(decisions) == 1
+    assert all_checks_ok(lab)

@@ -12,6 +12,7 @@ Sections (all by default; pick with --only):
   unwatched 1,000 live runs nobody watches on one worker: RSS and CPU
   burst    300 runs opened and abandoned at once, then a new learner every
            second for 30 s: time to the new run's first frame
+  class    one class of --students (200): following, voting, private forks
 """
 
 import asyncio
@@ -24,8 +25,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-SECTIONS = ("kernel", "replay", "frames", "click", "fanout", "watched", "unwatched", "burst")
-LIVE = {"click", "fanout", "watched", "unwatched", "burst"}
+SECTIONS = ("kernel", "replay", "frames", "click", "fanout", "class", "watched", "unwatched", "burst")
+LIVE = {"click", "fanout", "class", "watched", "unwatched", "burst"}
 
 
 
@@ -41,13 +42,16 @@ class Command(BaseCommand):
         parser.add_argument("--lab", default="", help="lab for the fan-out run (default: the costliest frames)")
         parser.add_argument("--runs", default="200,1000,300", help="runs for watched, unwatched, burst")
         parser.add_argument("--engine-lab", default="leader-election", help="lab of the watched/unwatched/burst runs")
+        parser.add_argument("--students", type=int, default=200, help="students in the class section")
         parser.add_argument("--out", default=str(settings.VAR_DIR / "bench.json"))
 
     def say(self, text=""):
         self.stdout.write(text)
         self.stdout.flush()
 
-    def handle(self, *args, only, viewers, seconds, daphnes, no_stock, lab, out, runs, engine_lab, **opts):
+    def handle(self, *args, only, viewers, seconds, daphnes, no_stock, lab, out, students, runs, engine_lab,
+               **opts):
+        self.students = students
         self.runs = [int(x) for x in runs.split(",")]
         self.engine_lab = engine_lab
         want = {s.strip() for s in only.split(",") if s.strip()}
@@ -120,6 +124,12 @@ class Command(BaseCommand):
                         self.say(f"  {row['consumer']:5} {n:>5} viewers: p50 {row['p50']:.1f} ms, p95 {row['p95']:.1f} ms,"
                                  f" p99 {row['p99']:.1f} ms, {row['frames']} frames, lost {row['lost_share'] * 100:.1f}%")
                 self.say("\n" + summarize(rows) + "\n")
+            if "class" in want:
+                from pattern_lab.bench.classroom import class_bench
+
+                self.say(f"One class of {self.students} students (leader-election)")
+                results["class"] = class_bench(stack, base, self.students, seconds, self.say)
+                self.say()
             self.engine(results, want, stack, base, seconds)
         except BaseException:
             for log in sorted(var.glob("*.log")):

@@ -1,0 +1,162 @@
+"""A whole class through the browser: one instructor and three students in
+separate browser contexts: join, follow a crash live, a poll opened, voted,
+revealed and graded by the run, the run handed out, a student's fault on the
+dashboard, that student's run shown to the class, the class ended, the summary."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from ..teaching import login, new_scenario
+
+pytestmark = pytest.mark.browser
+
+SCENARIO = """\
+lab: write-ahead-log
+title: A log that is never flushed
+summary: Writes are acknowledged before they reach the disk.
+params: {flush: never, rate: 0}
+seed: 1
+steps:
+  - title: A write
+    ask:
+      question: After SET k1, how many records wait in memory, not yet on disk?
+      choices: [0, 1, 2]
+      answer: node.db.unflushed
+    do: [set k1 a]
+    expect:
+      when: "length(wal.table) == `1`"
+      within: 3s
+  - title: Pull the plug
+    do: [crash db]
+"""
+
+
+@pytest.fixture
+def room(browser, stack, instructor):
+    contexts = []
+
+    def person(width=1400, height=900):
+        context = browser.new_context(viewport={"width": width, "height": height}, base_url=stack.base_url)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.on("dialog", lambda d: d.accept())
+        page.set_default_timeout(15_000)
+        return page
+
+    yield person
+    for c in contexts:
+        c.close()
+
+
+def test_a_class_from_join_to_summary(room, instructor):
+    teacher = room()
+    login(teacher, instructor)
+    sid = new_scenario(teacher, SCENARIO)
+    teacher.goto("/teach/")
+    teacher.click(f'[data-start-class="{sid}"]')
+    expect(teacher.locator("[data-class-role]")).to_have_attribute("data-class-role", "instructor")
+    code = teacher.get_attribute("[data-class-code]", "data-class-code")
+    assert len(code) == 6
+    expect(teacher.locator(".qr svg")).to_be_visible()
+    teacher.wait_for_selector('[data-run-id][data-connected="true"]')
+
+    students = {}
+    for name in ("Ann", "Bo", "Cy"):
+        s = room(390, 844)
+        s.goto("/join/")
+        s.fill("[name=code]", code.lower())
+        s.fill("[name=name]", name)
+        s.click("button[type=submit]")
+        expect(s.locator("[data-class-role]")).to_have_attribute("data-class-role", "student")
+        s.wait_for_selector('[data-run-id][data-connected="true"]')
+        students[name] = s
+    expect(teacher.locator("[data-student]")).to_have_count(3)
+    # Students follow the instructor's run, read-only.
+    class_run = teacher.get_attribute("[data-run-id]", "data-run-id")
+    for s in students.values():
+        assert s.get_attribute("[data-run-id]", "data-run-id") == class_run
+        assert s.get_attribute("[data-run-id]", "data-owner") == "false"
+
+    # A prediction poll from the scenario's question.
+    teacher.click('[data-step-poll="0"]')
+    for s in students.values():
+        expect(s.locator("[data-poll]")).to_have_attribute("data-poll-state", "open")
+        expect(s.locator("[data-poll] [data-votes]")).to_have_count(0)  # no counts before the reveal
+    students["Ann"].click('[data-poll] [data-choice="1"]')
+    students["Bo"].click('[data-poll] [data-choice="1"]')
+    students["Cy"].click('[data-poll] [data-choice="2"]')
+    expect(students["Cy"].locator("#vote-msg")).to_contain_text("Your vote: 2")
+    expect(teacher.locator('[data-poll] [data-choice="1"] [data-votes]')).to_have_text("2")
+    expect(teacher.locator('[data-poll] [data-choice="2"] [data-votes]')).to_have_text("1")
+    # A second vote is refused.
+    students["Cy"].evaluate("document.querySelectorAll('[data-poll] [data-choice]').forEach(b => b.disabled = false)")
+    students["Cy"].click('[data-poll] [data-choice="0"]')
+    expect(students["Cy"].locator("#vote-msg")).to_contain_text("already voted")
+    teacher.click("[data-poll-close]")
+    for s in students.values():
+        expect(s.locator("[data-poll]")).to_have_attribute("data-poll-state", "closed")
+    # The run acts (the step's command), everyone sees it, then the reveal grades it.
+    teacher.click('[data-present="0"]')
+    for s in students.values():
+        expect(s.locator('[data-node="db"]')).to_contain_text("1 keys", timeout=10_000)
+    teacher.click("[data-poll-reveal]")
+    for s in students.values():
+        poll = s.locator("[data-poll]")
+        expect(poll).to_have_attribute("data-poll-state", "revealed")
+        expect(poll.locator('[data-choice="1"]')).to_have_attribute("data-correct", "true")
+        expect(poll.locator('[data-choice="2"]')).to_have_attribute("data-correct", "false")
+        expect(poll.locator('[data-choice="1"] [data-votes]')).to_have_text("2")
+
+    # Hand out: each student gets a private fork at this moment, and may act on it.
+    teacher.click("[data-hand-out]")
+    forks = set()
+    for s in students.values():
+        s.wait_for_function("document.querySelector('[data-run-id]')?.dataset.owner === 'true'")
+        s.wait_for_selector('[data-run-id][data-connected="true"]')
+        forks.add(s.get_attribute("[data-run-id]", "data-run-id"))
+    assert len(forks) == 3 and class_run not in forks
+    cy = students["Cy"]
+    cy.wait_for_selector('[data-node="db"]')
+    cy.click('[data-action="crash"][data-target="db"]')
+    expect(cy.locator('[data-node="db"]')).to_have_attribute("data-status", "down")
+    cy.click('[data-action="restart"][data-target="db"]')
+    expect(cy.locator('[data-check="no-acked-write-lost"]')).to_have_attribute("data-ok", "false", timeout=10_000)
+    tile = teacher.locator('[data-student][data-name="Cy"]')
+    expect(tile).to_have_attribute("data-ok", "false", timeout=10_000)
+    expect(tile).to_contain_text("restart db")
+    expect(teacher.locator('[data-student][data-name="Ann"]')).to_have_attribute("data-ok", "true")
+
+    # Show Cy's run to the class: everyone watches it, read-only except for Cy.
+    cy_run = cy.get_attribute("[data-run-id]", "data-run-id")
+    tile.locator("[data-show-student]").click()
+    for name, s in students.items():
+        s.wait_for_function(f"document.querySelector('[data-run-id]')?.dataset.runId === '{cy_run}'")
+        assert s.get_attribute("[data-run-id]", "data-owner") == ("false" if name != "Cy" else "false")
+    expect(students["Ann"].locator("[data-stage-note]")).to_contain_text("Cy's run")
+    expect(students["Ann"].locator('[data-check="no-acked-write-lost"]')).to_have_attribute("data-ok", "false")
+    # Ann cannot command it.
+    students["Ann"].click('[data-action="crash"][data-target="db"]')
+    expect(students["Ann"].locator(".flash")).to_contain_text("someone else")
+
+    # End the class: the code closes, the summary lists attendance and the poll.
+    teacher.click("[data-end-class]")
+    teacher.wait_for_selector("[data-class-summary]")
+    for name in ("Ann", "Bo", "Cy"):
+        expect(teacher.locator(f'[data-attendee="{name}"]')).to_be_visible()
+    expect(teacher.locator("[data-summary-poll]")).to_contain_text("what the run did: 1")
+    csv = teacher.request.get(f"/class/{code}/summary.csv")
+    assert csv.status == 200 and "attachment" in csv.headers["content-disposition"]
+    assert "Cy" in csv.text() and "poll 1" in csv.text()
+    expect(students["Ann"].locator("[data-class-ended]")).to_be_visible()
+    late = room()
+    late.goto("/join/")
+    late.fill("[name=code]", code)
+    late.fill("[name=name]", "Dee")
+    late.click("button[type=submit]")
+    expect(late.locator("[role=alert]")).to_contain_text("has ended")
+    for page in (teacher, *students.values()):
+        assert not page.errors, page.errors
