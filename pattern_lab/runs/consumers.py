@@ -16,6 +16,7 @@ import logging
 import os
 import time
 
+import redis
 import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -152,6 +153,16 @@ class FrameHub:
 hub = FrameHub()
 
 
+def watch_and_ensure(run_id: str) -> None:
+    """Mark the run as watched and make sure a worker drives it (a worker
+    drops a "drive run X" message for a run nobody watches)."""
+    try:
+        keys.client().set(keys.watched(run_id), "1", ex=WATCH_TTL_S)
+    except (redis.ConnectionError, redis.TimeoutError):
+        return  # Redis is restarting: the watchdog asks again every second
+    ensure_actor(run_id)
+
+
 def daphne_protocol(send):
     """Daphne gives each application `send = partial(server.handle_reply,
     protocol)`, possibly wrapped by middleware that keeps the inner one as
@@ -188,9 +199,11 @@ class RunConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         self.who = session.get("uid", "") if session is not None else ""
         await self.accept()
+        # The run is asked for first: joining the hub may wait behind many
+        # sockets leaving at once (a class closing its tabs).
+        await asyncio.to_thread(watch_and_ensure, self.run_id)
         await hub.join(self.run_id, self)
         await self.send_full()
-        await asyncio.to_thread(ensure_actor, self.run_id)
 
     async def send_full(self):
         """The latest full frame; frames that arrived meanwhile follow it."""
