@@ -58,7 +58,7 @@ def clock(request, run_id: str):
         control(run, uid(request), what, request.POST.get("speed"))
     except Rejected as err:
         return flash(err.message, err.status, ok=False)
-    return flash({"freeze": "Clock frozen.", "play": "Clock running."}.get(what, f"Speed {run.speed:g}×."))
+    return flash({"freeze": "Clock frozen.", "play": "Clock running.", "step": "One event on."}.get(what, f"Speed {run.speed:g}×."))
 
 
 @require_POST

@@ -67,6 +67,9 @@ document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   const meta = document.getElementById(`meta-${rid}`);
   if (!meta || !meta.dataset.seq) return;
   live.dataset.seq = meta.dataset.seq;
+  // The clock in force, for the page's controls and for tests.
+  if (meta.dataset.frozen) live.dataset.frozen = meta.dataset.frozen;
+  if (meta.dataset.speed) live.dataset.speed = meta.dataset.speed;
   const log = document.getElementById(`log-${rid}`);
   if (log) {
     collapseRepeats(log);
