@@ -25,8 +25,6 @@ FIRST = int(os.environ.get("PATTERN_LAB_FUZZ_FROM", "1"))
 
 # Lab/mode pairs with known findings, being fixed in their labs (issue 7): one reproducer each.
 KNOWN: dict[tuple[str, str], str] = {
-    ("bulkhead", "bulkheads"):
-        "check c-unaffected went red at t=1512.417: request 36 for C failed after 12ms: pool C full… — python -m simulations run bulkhead --seed 1 --param mode=bulkheads --param rate=24 --param mix=0 --param c_threads=1 --param queue=0 --do '567 heal' --do '1440 slow C 1655' --do '1585 slow C 938' --do '2188 duplicate-next C B' --do '5932 mix 13' --do '6436 drop-next C client' --until 11007",
     ("circuit-breaker", "on"):
         "check no-cascade went red at t=7500.0: for 4.7s the client got only failures, slow ones (w… — python -m simulations run circuit-breaker --seed 39 --param breakers=on --param rate=20 --param threshold=2 --param trials=1 --param threads=2 --do '1501 recover B' --do '2593 recover C' --do '2768 crash A' --do '3122 crash C' --do '4949 delay C client 409' --until 8859",
     ("hinted-handoff", "sloppy"):
@@ -51,8 +49,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "check isolation went red at t=5402.0: x failed although its shard s4 is healthy: the route… — python -m simulations run sharding --seed 5 --param strategy=mod --param rate=0 --do '58 heal' --do '1417 crash router' --do '2445 crash s4' --do '2532 heal' --do '3469 slow s1 1597' --do '4038 restart s4' --do '4402 hot-key x 7' --do '6707 hot-key' --until 11509",
     ("sharding", "range"):
         "check isolation went red at t=4875.0: u46503 failed although its shard s2 is healthy: the… — python -m simulations run sharding --seed 5 --param strategy=range --param vnodes=1 --do '187 read b' --do '3069 remove-shard s1' --do '3872 partition router,s4,s2|s3,client' --do '4555 cut s2 client' --do '5147 read 7' --do '5147 hot-key a' --do '5147 loss s2 s3 50' --do '5147 slow router 13' --do '8116 heal' --do '8116 slow router 0' --until 19616",
-    ("split-brain", "generation"):
-        "hang: still running after 10 s of wall time… — python -m simulations run split-brain --seed 9 --param mode=generation --do '501 duplicate-next n1 n5' --do '763 write n5 4613' --do '4665 pause n4' --do '5310 write n2 873' --do '6867 write n1 2661' --until 19781",
     ("write-ahead-log", "every-write,checked"):
         "check recovery-exact went red at t=8964.0: after recovery k2 = v21, but the durable state… — python -m simulations run write-ahead-log --seed 98 --param flush=every-write --param replay=checked --param batch_size=1 --param batch_ms=5000 --do '2637 corrupt 2' --do '6341 crash db' --do '7028 remove alice' --do '8484 restart db' --until 19984",
 }
