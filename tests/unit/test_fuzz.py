@@ -27,10 +27,6 @@ FIRST = int(os.environ.get("PATTERN_LAB_FUZZ_FROM", "1"))
 KNOWN: dict[tuple[str, str], str] = {
     ("circuit-breaker", "on"):
         "check no-cascade went red at t=7500.0: for 4.7s the client got only failures, slow ones (w… — python -m simulations run circuit-breaker --seed 39 --param breakers=on --param rate=20 --param threshold=2 --param trials=1 --param threads=2 --do '1501 recover B' --do '2593 recover C' --do '2768 crash A' --do '3122 crash C' --do '4949 delay C client 409' --until 8859",
-    ("hinted-handoff", "sloppy"):
-        "check replicas-converge went red at t=4000.0: n2 holds dave v0, the latest is v1… — python -m simulations run hinted-handoff --seed 9 --param quorum=sloppy --param r=1 --do '508 read v1' --do '582 heal' --do '678 partition client,n6,n5,n3,n4|n2,n1' --do '752 hint-ttl 553' --do '761 read x' --do '3520 heal' --until 15020",
-    ("hinted-handoff", "strict"):
-        "check replicas-converge went red at t=7250.0: n1 holds bob v1, the latest is v2… — python -m simulations run hinted-handoff --seed 1 --param quorum=strict --param w=1 --param r=3 --do '674 cut n1 n5' --do '1208 crash n2' --until 7731",
     ("load-balancing", "least-connections"):
         "check crash-contained went red at t=2556.043: f1 crashed at 1.72s and still got a request… — python -m simulations run load-balancing --seed 8 --param algorithm=least-connections --param health_interval=100 --param sticky=false --param rate=36 --param standby=true --do '748 drop-next f1 lb2' --do '1718 crash f1' --do '2764 add frontend 1' --do '4135 cut a3 a1' --until 9430",
     ("load-balancing", "random"):
