@@ -27,14 +27,6 @@ FIRST = int(os.environ.get("PATTERN_LAB_FUZZ_FROM", "1"))
 KNOWN: dict[tuple[str, str], str] = {
     ("circuit-breaker", "on"):
         "check no-cascade went red at t=7500.0: for 4.7s the client got only failures, slow ones (w… — python -m simulations run circuit-breaker --seed 39 --param breakers=on --param rate=20 --param threshold=2 --param trials=1 --param threads=2 --do '1501 recover B' --do '2593 recover C' --do '2768 crash A' --do '3122 crash C' --do '4949 delay C client 409' --until 8859",
-    ("load-balancing", "least-connections"):
-        "check crash-contained went red at t=2556.043: f1 crashed at 1.72s and still got a request… — python -m simulations run load-balancing --seed 8 --param algorithm=least-connections --param health_interval=100 --param sticky=false --param rate=36 --param standby=true --do '748 drop-next f1 lb2' --do '1718 crash f1' --do '2764 add frontend 1' --do '4135 cut a3 a1' --until 9430",
-    ("load-balancing", "random"):
-        "check crash-contained went red at t=2549.048: f1 crashed at 1.72s and still got a request… — python -m simulations run load-balancing --seed 25 --param algorithm=random --param health_interval=100 --param health_checks=true --param sticky=true --do '400 slow f1 2782' --do '807 slow f1 0' --do '1715 crash f1' --do '2270 health on' --do '2419 remove a3' --do '2538 pause a2' --do '3391 pause f2' --do '3914 drop-next a2 f2' --until 6417",
-    ("load-balancing", "round-robin"):
-        "check crash-contained went red at t=4676.043: a3 crashed at 1.90s and still got a request… — python -m simulations run load-balancing --seed 26 --param algorithm=round-robin --param health_interval=100 --param sticky=false --param rate=40 --do '1898 crash a3' --do '2360 traffic 0' --do '2493 traffic 3' --do '5056 add api' --until 10540",
-    ("load-balancing", "weighted"):
-        "check even-split went red at t=2082.087: api: a1 got 3 of 3 picks, 1.2 away from its share… — python -m simulations run load-balancing --seed 1 --param algorithm=weighted --param sticky=true --param standby=true --do '914 weight a2 1' --do '1074 add frontend 3' --do '1380 duplicate-next f1 f3' --do '2031 partition lb,a3,a2,lb2,client,f3,f2,a1|f1' --do '2277 traffic 0' --do '3188 heal' --until 14688",
     ("service-registry", "client-side"):
         "check graceful-at-once went red at t=1800.0: s1 shut down gracefully but 10.0.4.79:8080 is… — python -m simulations run service-registry --seed 4 --param mode=client-side --param ttl=10000 --param heartbeat=100 --param refresh=4 --param cache=true --param instances=1 --do '1424 partition s1,c1|registry|c2' --do '1678 shutdown s1' --do '3603 shutdown c2' --do '3885 delay-heartbeats c2 210' --do '4722 partition c2,c1|registry' --do '5522 heal' --until 17022",
     ("service-registry", "server-side"):
