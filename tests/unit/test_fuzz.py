@@ -27,10 +27,6 @@ FIRST = int(os.environ.get("PATTERN_LAB_FUZZ_FROM", "1"))
 KNOWN: dict[tuple[str, str], str] = {
     ("circuit-breaker", "on"):
         "check no-cascade went red at t=7500.0: for 4.7s the client got only failures, slow ones (w… — python -m simulations run circuit-breaker --seed 39 --param breakers=on --param rate=20 --param threshold=2 --param trials=1 --param threads=2 --do '1501 recover B' --do '2593 recover C' --do '2768 crash A' --do '3122 crash C' --do '4949 delay C client 409' --until 8859",
-    ("service-registry", "client-side"):
-        "check graceful-at-once went red at t=1800.0: s1 shut down gracefully but 10.0.4.79:8080 is… — python -m simulations run service-registry --seed 4 --param mode=client-side --param ttl=10000 --param heartbeat=100 --param refresh=4 --param cache=true --param instances=1 --do '1424 partition s1,c1|registry|c2' --do '1678 shutdown s1' --do '3603 shutdown c2' --do '3885 delay-heartbeats c2 210' --do '4722 partition c2,c1|registry' --do '5522 heal' --until 17022",
-    ("service-registry", "server-side"):
-        "check new-gets-traffic went red at t=6400.0: s2 registered 1.74s ago and has not had a sin… — python -m simulations run service-registry --seed 4 --param mode=server-side --param ttl=1700 --param refresh=0 --param cache=true --param instances=4 --param rate=10 --do '749 shutdown s2' --do '861 loss s2 s1 0' --do '2732 crash s2' --do '2732 duplicate-next s3 lb' --do '2732 scale-down' --do '4651 heal' --do '4651 restart s2' --until 16151",
     ("sharding", "consistent"):
         "check isolation went red at t=6000.0: u20208 failed although its shard s5/s3 is healthy: t… — python -m simulations run sharding --seed 1 --param strategy=consistent --param shards=8 --param keys=1000 --do '449 cut s5 s1' --do '690 loss s1 s3 30' --do '1663 heal' --do '2693 loss s5 s7 50' --do '4481 loss s5 client 30' --do '4481 remove-shard s5' --do '4481 slow s2 2595' --do '4481 cut s3 s8' --until 10585",
     ("sharding", "mod"):
