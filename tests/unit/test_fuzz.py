@@ -24,18 +24,7 @@ N = int(os.environ.get("PATTERN_LAB_FUZZ", "10"))
 FIRST = int(os.environ.get("PATTERN_LAB_FUZZ_FROM", "1"))
 
 # Lab/mode pairs with known findings, being fixed in their labs (issue 7): one reproducer each.
-KNOWN: dict[tuple[str, str], str] = {
-    ("circuit-breaker", "on"):
-        "check no-cascade went red at t=7500.0: for 4.7s the client got only failures, slow ones (w… — python -m simulations run circuit-breaker --seed 39 --param breakers=on --param rate=20 --param threshold=2 --param trials=1 --param threads=2 --do '1501 recover B' --do '2593 recover C' --do '2768 crash A' --do '3122 crash C' --do '4949 delay C client 409' --until 8859",
-    ("sharding", "consistent"):
-        "check isolation went red at t=6000.0: u20208 failed although its shard s5/s3 is healthy: t… — python -m simulations run sharding --seed 1 --param strategy=consistent --param shards=8 --param keys=1000 --do '449 cut s5 s1' --do '690 loss s1 s3 30' --do '1663 heal' --do '2693 loss s5 s7 50' --do '4481 loss s5 client 30' --do '4481 remove-shard s5' --do '4481 slow s2 2595' --do '4481 cut s3 s8' --until 10585",
-    ("sharding", "mod"):
-        "check isolation went red at t=5402.0: x failed although its shard s4 is healthy: the route… — python -m simulations run sharding --seed 5 --param strategy=mod --param rate=0 --do '58 heal' --do '1417 crash router' --do '2445 crash s4' --do '2532 heal' --do '3469 slow s1 1597' --do '4038 restart s4' --do '4402 hot-key x 7' --do '6707 hot-key' --until 11509",
-    ("sharding", "range"):
-        "check isolation went red at t=4875.0: u46503 failed although its shard s2 is healthy: the… — python -m simulations run sharding --seed 5 --param strategy=range --param vnodes=1 --do '187 read b' --do '3069 remove-shard s1' --do '3872 partition router,s4,s2|s3,client' --do '4555 cut s2 client' --do '5147 read 7' --do '5147 hot-key a' --do '5147 loss s2 s3 50' --do '5147 slow router 13' --do '8116 heal' --do '8116 slow router 0' --until 19616",
-    ("write-ahead-log", "every-write,checked"):
-        "check recovery-exact went red at t=8964.0: after recovery k2 = v21, but the durable state… — python -m simulations run write-ahead-log --seed 98 --param flush=every-write --param replay=checked --param batch_size=1 --param batch_ms=5000 --do '2637 corrupt 2' --do '6341 crash db' --do '7028 remove alice' --do '8484 restart db' --until 19984",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 def cases():
