@@ -522,15 +522,17 @@ class HintedHandoff(Lab):
                     continue
                 have = node.data.get(key, {}).get("version", 0)
                 if have < latest["version"] <= self.expired.get((node_id, key), 0):
-                    self.count_once(("left-for-repair", node_id, key, latest["version"]))
+                    self.count_once(node_id, key, have, latest["version"])
                 elif have < latest["version"]:
                     stale.append((key, node_id, have, latest["version"]))
         return stale
 
-    def count_once(self, what: tuple) -> None:
-        if what not in self.left_for_repair:
-            self.left_for_repair.add(what)
+    def count_once(self, node_id: str, key: str, have: int, latest: int) -> None:
+        """A settled replica is behind because its hint expired: expected, and shown, not red."""
+        if (node_id, key, latest) not in self.left_for_repair:
+            self.left_for_repair.add((node_id, key, latest))
             self.count("stale_after_expiry")
+            self.emit("left-for-repair", node=node_id, key=key, version=have, latest=latest)
 
     def audit(self) -> None:
         self.sim.after(250, self.audit)
