@@ -161,3 +161,17 @@ def test_a_new_instance_is_not_judged_while_the_callers_cannot_reach_the_registr
     lab = run("service-registry", "1s partition c1,c2|registry,s1,s2,s3", "1.1s scale-up", "5s heal", until="9s")
     assert check(lab, "new-gets-traffic")["ok"], check(lab, "new-gets-traffic")
     assert any(e["node"] == "s4" for e in events(lab, "first-traffic"))
+
+
+def test_a_caller_that_never_got_a_list_is_not_blamed_on_the_cache():
+    # the registry dies before the first lookup: there is nothing cached to fall back on
+    lab = run("service-registry", "100ms crash registry", until="3s")
+    assert lab.outage["failed"] > 0
+    assert check(lab, "cache-survives")["ok"]
+
+
+def test_crashed_expires_is_claimed_only_with_a_ttl():
+    from simulations import get_lab
+    cls = get_lab("service-registry")
+    assert "crashed-expires" in cls(None, 1).invariants()
+    assert "crashed-expires" not in cls({"ttl": "0"}, 1).invariants()
