@@ -314,7 +314,7 @@ class LoadBalancing(Lab):
     INVARIANTS = {
         "even-split": ("round-robin+sticky=off",),  # sticky sessions break an even split by design
         "crash-contained": ("health_checks=on",),
-        "steers-away": ("least-connections",),
+        "steers-away": ("least-connections+sticky=off",),  # sticky sessions send users back to a slow one
     }
     PARAMS = (
         Param("algorithm", "round-robin", "How the balancer picks a replica inside a pool.",
@@ -372,7 +372,8 @@ class LoadBalancing(Lab):
                                       "a healthy peer, new requests go to the peers: it gets less than half of an "
                                       "even share of them. Counted from "
                                       "the requests sent and answered, not from the balancer's counters; least "
-                                      "connections claims it, the other rules do not steer.")
+                                      "connections claims it (without sticky sessions), the other rules do not "
+                                      "steer.")
         if self.algorithm != "round-robin":
             self.checks["even-split"].detail = (f"not claimed: {self.algorithm} is uneven by design" if
                                                 self.algorithm != "weighted" else
@@ -452,10 +453,14 @@ class LoadBalancing(Lab):
             return  # even-split is not claimed
         healthy = [r for r in self.pools[pool] if lb.healthy(r)]
         split = self.split[pool]
-        if split["members"] != healthy:
-            self.reset_split("healthy replicas changed", pool)
+        if split["members"] != healthy or split.get("lb", lb.id) != lb.id:
+            # Each balancer's round robin is judged on its own picks (a resumed old balancer may
+            # still pick a few before it hears that another one took over).
+            self.reset_split("healthy replicas changed" if split["members"] != healthy else "another balancer picks",
+                             pool)
             split = self.split[pool]
             split["members"] = healthy
+        split["lb"] = lb.id
         split["counts"][replica] = split["counts"].get(replica, 0) + 1
         self.judge_split(pool)
 

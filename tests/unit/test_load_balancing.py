@@ -190,3 +190,17 @@ def test_even_split_is_claimed_for_round_robin_without_sticky_sessions_only():
     # sticky sessions do break it, and the check says so
     sticky = run("load-balancing", until="10s", sticky="true", rate="40")
     assert not check(sticky, "even-split")["ok"] and "sticky" in check(sticky, "even-split")["detail"]
+
+
+def test_a_resumed_old_balancer_and_the_new_one_are_each_judged_on_their_own_round_robin():
+    lab = run("load-balancing", "1s health off", "1.3s partition lb,f2,f1,a1,lb2,a3,client|a2", "2.2s pause lb",
+              "4s resume lb", seed=209, until="6s", standby="true")
+    pickers = {e["src"] for e in events(lab, "send") if e["type"] == "REQ" and e["dst"].startswith("a")}
+    assert pickers == {"lb", "lb2"}
+    assert check(lab, "even-split")["ok"], check(lab, "even-split")
+
+
+def test_steers_away_is_claimed_for_least_connections_without_sticky_sessions():
+    assert "steers-away" in run("load-balancing", until="1ms", algorithm="least-connections").invariants()
+    assert "steers-away" not in run("load-balancing", until="1ms", algorithm="least-connections",
+                                    sticky="true").invariants()
