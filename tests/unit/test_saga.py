@@ -281,3 +281,11 @@ def test_a_saga_the_orchestrator_gave_up_on_is_judged_by_its_rows_not_by_its_wor
     assert all(rows(lab, s) == [] for s in STEPS)
     assert check(lab, "completed-or-compensated")["ok"]
     assert "no row left" in check(lab, "completed-or-compensated")["detail"]
+
+
+def test_completed_or_compensated_is_shown_not_claimed_since_a_long_outage_ends_a_saga_failed():
+    lab = run("saga", "50ms crash price", "100ms create-product", until="40s")
+    assert sagas(lab)["s1"]["status"] == "failed" and rows(lab, "product")  # for a human to repair
+    assert not check(lab, "completed-or-compensated")["ok"]
+    assert "completed-or-compensated" not in lab.invariants()
+    assert {"reverse-order", "resumes-from-log", "no-duplicate-rows"} <= set(lab.invariants())
