@@ -492,11 +492,15 @@ class ScatterGather(Lab):
                     x["res"] == res and x["worker"] == worker for x in self.lost):
                 self.lost.append({"res": res, "worker": worker, "at": round(self.now, 3)})
         anyone_up = any(self.nodes[w].status == "up" for w in self.worker_ids())
+        coordinating = self.coordinator.status == "up"  # a paused or crashed coordinator reassigns nothing
         for loss in self.lost:
             task = job["tasks"][loss["res"]]
             stuck = loss["res"] not in job["results"] and task["worker"] in (loss["worker"], None)
             if stuck and self.copies_running(job["id"], loss["res"], None):
                 loss["waiting_since"] = self.now  # a live worker (maybe the restarted one) is on it
+                continue
+            if stuck and not coordinating:
+                loss["waiting_since"] = self.now  # the clock starts again when it runs again
                 continue
             if stuck and not anyone_up and self.params["reassign"]:
                 # No worker is up: nobody could redo it.  The clock starts again when one is back.

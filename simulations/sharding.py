@@ -710,7 +710,7 @@ class Sharding(Lab):
         if target["op"] == "remove":
             # The emptied shard leaves the cluster.
             del self.nodes[target["shard"]]
-            self.trouble.pop(target["shard"], None)
+            self.update_trouble()  # its trouble record stays: a request sent to it while it was faulty may still fail
             self.emit("retired", node=target["shard"])
 
     def ready_to_rebalance(self) -> None:

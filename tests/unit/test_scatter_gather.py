@@ -194,3 +194,11 @@ def test_a_gather_timeout_long_after_the_crash_still_blames_a_lost_task_nobody_r
     lab = run("scatter-gather", "100ms timeout 5000", "1s crash w1", until="8s", reassign="off")
     assert job(lab)["status"] == "partial"
     assert not check(lab, "redone-elsewhere")["ok"]
+
+
+def test_a_paused_coordinator_is_not_blamed_for_not_reassigning_a_lost_task():
+    lab = run("scatter-gather", "1s crash w1", "1.3s pause coordinator", until="6s")
+    assert job(lab)["status"] == "running"
+    assert check(lab, "redone-elsewhere")["ok"], check(lab, "redone-elsewhere")
+    step(lab, "12s", "6s resume coordinator")
+    assert job(lab)["status"] == "complete" and check(lab, "redone-elsewhere")["ok"]

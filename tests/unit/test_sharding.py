@@ -260,3 +260,11 @@ def test_moved_share_is_claimed_for_hash_mod_n_and_well_spread_rings_only():
     assert "moved-share" not in run("sharding", until="1ms", strategy="consistent", vnodes=1).invariants()
     assert "moved-share" not in run("sharding", until="1ms", strategy="range").invariants()
     assert "isolation" in run("sharding", until="1ms", strategy="range").invariants()
+
+
+def test_a_request_to_a_faulty_shard_that_is_then_removed_is_still_blamed_on_that_shard():
+    # s2 is cut off from the router, then removed: requests already sent to it fail, and that is s2's fault
+    lab = run("sharding", "669ms cut s2 router", "853ms write k1 bob", "938ms read alice", "955ms remove-shard s2",
+              seed=287, until="3s", rate=18, vnodes=1)
+    assert any(not e["ok"] and e["key"] == "alice" and e["shard"] == "s2" for e in events(lab, "done"))
+    assert check(lab, "isolation")["ok"], check(lab, "isolation")
