@@ -196,7 +196,11 @@ class Replica(Node):
                     skipped.remove(node)
             elif skipped:
                 chosen.append((node, skipped.pop(0)))
-        return chosen
+        # A suspect tried in person after all needs no stand-in: give its stand-in to a replica that
+        # is still missing, so every preferred replica left out has a hint naming it.
+        missing = [n for n in wanted if all(n != node for node, intended in chosen if intended is None)]
+        stand_ins = [node for node, intended in chosen if intended is not None]
+        return [(n, None) for n, intended in chosen if intended is None] + list(zip(stand_ins, missing))
 
     def store_at(self, op: dict, node: str, intended: str | None) -> None:
         op["tried"].append(node)

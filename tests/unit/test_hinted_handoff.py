@@ -145,3 +145,14 @@ def test_with_nobody_left_to_stand_in_the_coordinator_keeps_the_hint_itself():
     assert {e["intended"] for e in kept} >= {"n6", "n1"}
     assert all(replica(lab, n, "u95406")["value"] == "v1" for n in ("n5", "n6", "n1"))
     assert check(lab, "replicas-converge")["ok"]
+
+
+def test_a_suspect_written_in_person_after_all_hands_its_stand_in_to_the_replica_still_missing():
+    """After a heal n3 still suspects n1 and n5. For bob it picks itself as a stand-in for n5, then
+    writes n5 in person after all: the stand-in's hint must name n1, the replica nobody wrote."""
+    lab = run(SLUG, "772ms partition n5|n6,n4,n1,n2|client,n3", "898ms anti-entropy", "957ms loss n2 client 1",
+              "1996ms anti-entropy", "1996ms read 7", "1996ms hint-ttl 100", "1996ms anti-entropy", "5606ms heal",
+              seed=282, until="6.1s", w=3, r=1, hint_ttl=55432)
+    assert any(e["key"] == "bob" and e["t"] == 6000 for e in events(lab, "send") if e["type"] == "PUT")
+    hinted = {e["intended"] for e in events(lab, "hint-stored") if e["key"] == "bob"}
+    assert "n1" in hinted and "n5" not in hinted
