@@ -699,15 +699,15 @@ function watchScript(live) {
   update();
 }
 
-// A side whose cluster produces no events sends no frames: say it is idle
-// rather than let it look frozen.
-const lastFrame = new WeakMap();
+// A side whose cluster produces no events (its frames, if any, only move the
+// clock): say it is idle rather than let it look frozen.
+const lastFrame = new WeakMap(); // when the run's last event arrived
+const lastSeq = new WeakMap();
 function watchIdle(live) {
   setInterval(() => {
     const note = live.querySelector(".idle-note");
     if (!note) return;
-    const meta = document.getElementById(`meta-${live.dataset.runId}`);
-    const frozen = meta && /frozen/.test(meta.textContent);
+    const frozen = live.dataset.frozen === "true";
     const quiet = Date.now() - (lastFrame.get(live) || Date.now());
     const idle = live.dataset.connected === "true" && !frozen && quiet > 2500;
     note.hidden = !idle;
@@ -732,8 +732,12 @@ function presentFit(live) {
 }
 
 document.body.addEventListener("htmx:wsAfterMessage", (e) => {
-  const live = liveOf(e.target);
-  lastFrame.set(live, Date.now());
+  const live = runOf(e);
+  if (!live) return;
+  if (lastSeq.get(live) !== live.dataset.seq) {
+    lastSeq.set(live, live.dataset.seq);
+    lastFrame.set(live, Date.now());
+  }
   presentFit(live);
   live.querySelector("[data-scripted]")?.update?.();
 });

@@ -214,11 +214,13 @@ def test_a_late_joiner_can_follow_a_checks_event_link(open_lab, browser, stack):
         link = viewer.locator('[data-check="c-unaffected"] [data-seq-link]')
         expect(link).to_be_visible()
         assert viewer.locator(f'ol.log li[data-seq="{seq}"]').count() == 0
+        # The link takes the timeline back to that event: the page shows the
+        # moment it happened, with the event selected in the log of that moment.
         link.click()
-        lookup = viewer.locator("[data-seq-lookup]")
-        expect(lookup).to_be_visible()
-        expect(lookup).to_contain_text(f"Event #{seq}")
-        expect(lookup).to_contain_text("c-unaffected")
+        expect(viewer.locator("[data-run-id]")).to_have_attribute("data-view", "past")
+        selected = viewer.locator("ol.log li.selected")
+        expect(selected).to_have_count(1)
+        assert int(selected.get_attribute("data-seq")) >= seq
     finally:
         other.close()
 
