@@ -67,7 +67,9 @@ function rememberFocus(live) {
     .filter((k) => el.dataset[k] !== undefined)
     .map((k) => `[data-${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}="${CSS.escape(el.dataset[k])}"]`)
     .join("");
-  live._focus = { el, id: el.id, frag: frag && frag.id, sel, node: el.dataset.target || el.closest("[data-node-row]")?.dataset.nodeRow };
+  const path = [];
+  for (let x = el; frag && x !== frag; x = x.parentElement) path.unshift([...x.parentElement.children].indexOf(x));
+  live._focus = { el, id: el.id, frag: frag && frag.id, sel, path, node: el.dataset.target || el.closest("[data-node-row]")?.dataset.nodeRow };
 }
 
 function restoreFocus(live) {
@@ -80,6 +82,12 @@ function restoreFocus(live) {
   const usable = (el) => el && !el.disabled && el.offsetParent !== null;
   let to = f.id && document.getElementById(f.id);
   if (!usable(to) && frag && f.sel) to = frag.querySelector(f.sel);
+  if (!usable(to) && frag && !f.sel && !f.id) {
+    // The same place in the new fragment (e.g. a panel that scrolls), if it is still a tab stop.
+    let x = frag;
+    for (const i of f.path) x = x && x.children[i];
+    if (x && x.tagName === f.el.tagName && x.tabIndex >= 0) to = x;
+  }
   if (!usable(to) && f.node) {
     const row = [...live.querySelectorAll("[data-node-row]")].find((r) => r.dataset.nodeRow === f.node);
     to = row && (row.querySelector("button:not([disabled])") || row.querySelector("th"));
@@ -90,6 +98,20 @@ function restoreFocus(live) {
     to = frag;
   }
   if (to) to.focus({ preventScroll: true });
+}
+
+// On a phone a lab's wide table scrolls inside its panel: such a panel must be
+// reachable with the keyboard to scroll it.
+function scrollablePanels(rid) {
+  const panels = document.getElementById(`panels-${rid}`);
+  if (!panels || window.innerWidth > 640) return;
+  for (const box of panels.querySelectorAll(":scope > *, .panel")) {
+    if (box.scrollWidth > box.clientWidth + 1 && !box.hasAttribute("tabindex")) {
+      box.tabIndex = 0;
+      if (box.tagName !== "SECTION") box.setAttribute("role", "group");
+      if (!box.getAttribute("aria-label")) box.setAttribute("aria-label", box.querySelector("h2, h3")?.textContent.trim() || "Panel");
+    }
+  }
 }
 
 // ---- announcements --------------------------------------------------------------
@@ -163,6 +185,7 @@ document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   const meta = document.getElementById(`meta-${rid}`);
   if (!meta || !meta.dataset.seq) return;
   live.dataset.seq = meta.dataset.seq;
+  scrollablePanels(rid);
   restoreFocus(live);
   announce(live);
   const log = document.getElementById(`log-${rid}`);
