@@ -104,7 +104,8 @@ function restoreFocus(live) {
 // reachable with the keyboard to scroll it.
 function scrollablePanels(rid) {
   const panels = document.getElementById(`panels-${rid}`);
-  if (!panels || window.innerWidth > 640) return;
+  if (!panels || panels.dataset.measured || window.innerWidth > 640) return;
+  panels.dataset.measured = "1"; // once per fragment: a frame that changes the panels brings a new one
   for (const box of panels.querySelectorAll(":scope > *, .panel")) {
     if (box.scrollWidth > box.clientWidth + 1 && !box.hasAttribute("tabindex")) {
       box.tabIndex = 0;
