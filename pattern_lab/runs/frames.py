@@ -428,21 +428,40 @@ def announcements(prev: dict | None, snap: dict, events: list[dict]) -> list[str
     return out
 
 
-def describe_inputs(snap: dict):
-    """The slice of the snapshot the description reads (compared between frames)."""
+def _traffic(events: list[dict]) -> list[str]:
+    """The batch's messages in words, one line per sender and type (the moving dots)."""
+    sent: dict[tuple, list] = {}
+    lost = 0
+    for e in events:
+        if e["kind"] == "send":
+            dsts = sent.setdefault((e.get("src"), e.get("type")), [])
+            if e.get("dst") not in dsts:
+                dsts.append(e.get("dst"))
+        elif e["kind"] == "drop":
+            lost += 1
+    out = [f"{src} → {', '.join(map(str, dsts))}: {typ}" for (src, typ), dsts in list(sent.items())[:6]]
+    if len(sent) > 6:
+        out.append(f"and {len(sent) - 6} more")
+    if lost:
+        out.append(f"{lost} lost")
+    return out
+
+
+def describe_inputs(snap: dict, events: list[dict] = ()):
+    """The slice of the snapshot (and of the batch) the description reads (compared between frames)."""
     inflight: dict[str, int] = {}
     for m in snap["network"].get("inflight", []):
         inflight[m["type"]] = inflight.get(m["type"], 0) + 1
     return ([(n["id"], n["status"], n.get("role")) for n in snap["nodes"]],
             [(c["name"], c["ok"], c.get("detail")) for c in snap["checks"]], inflight,
-            snap["network"].get("partition"), snap["network"].get("links"))
+            snap["network"].get("partition"), snap["network"].get("links"), _traffic(events))
 
 
-def describe(rid: str, snap: dict) -> str:
+def describe(rid: str, snap: dict, events: list[dict] = ()) -> str:
     """The cluster in words, for anyone who cannot see the drawing: who is up
-    or down, each node's role, the network's faults, what is in flight and
-    which checks are broken."""
-    nodes, checks, inflight, partition, links = describe_inputs(snap)
+    or down, each node's role, the network's faults, what is in flight (and
+    what was just sent) and which checks are broken."""
+    nodes, checks, inflight, partition, links, traffic = describe_inputs(snap, events)
     count = {}
     for _, status, _ in nodes:
         count[status] = count.get(status, 0) + 1
@@ -460,7 +479,9 @@ def describe(rid: str, snap: dict) -> str:
             net.append(f"{f['src']} → {f['dst']} {', '.join(words)}")
     total = sum(inflight.values())
     flying = (f"{total} message{'s' if total != 1 else ''} in flight: "
-              + ", ".join(f"{v} {k}" for k, v in sorted(inflight.items())) if total else "No messages in flight.")
+              + ", ".join(f"{v} {k}" for k, v in sorted(inflight.items())) + "." if total else "No messages in flight.")
+    if traffic:
+        flying += " Just sent: " + "; ".join(traffic) + "."
     bad = [(name, detail) for name, ok, detail in checks if not ok]
     if not checks:
         said_checks = "This lab has no live checks."
@@ -499,6 +520,7 @@ class FrameBuilder:
         self.lines: list[tuple[int, bool, str]] = []  # the recent log, in seq order
         self.cuts: set = set()
         self.streak: dict[str, int] = {}  # fragment -> frames in a row it changed
+        self.events: list[dict] = []  # the batch being framed
         self.said: dict | None = None  # node -> (status, role) at the last frame, for announcements
 
     def remember(self, events: list[dict]) -> None:
@@ -543,7 +565,7 @@ class FrameBuilder:
                 out[node_id].append(a)
         return out
 
-    def parts(self, lab, snap: dict) -> dict[str, str]:
+    def parts(self, lab, snap: dict, events: list[dict] = ()) -> dict[str, str]:
         """Each fragment's HTML.  A fragment whose inputs (the slice of the
         snapshot it reads, as JSON) did not change since the last frame is not
         rendered again.  A fragment that changed in every one of the last few
@@ -556,7 +578,7 @@ class FrameBuilder:
             "nodes": lambda: ([(n["id"], n["status"], n.get("role")) for n in nodes],
                               {k: [a["name"] for a in v] for k, v in self.buttons(lab).items()}),
             "checks": lambda: snap["checks"],
-            "describe": lambda: describe_inputs(snap),
+            "describe": lambda: describe_inputs(snap, events),
             "panels": lambda: ({k: v for k, v in snap.items() if k not in ("t", "seq", "network")},
                                net.get("partition"), net.get("links")),
         }
@@ -593,7 +615,7 @@ class FrameBuilder:
         if name == "checks":
             return part_templates()[name].render(rid=rid, snap=snap)
         if name == "describe":
-            return describe(rid, snap)
+            return describe(rid, snap, self.events)
         tpl = panels_template(lab.slug)
         # The labs' own panels stay Django templates.  Without localisation
         # (numbers print the same in English, with no thousands separator)
@@ -615,7 +637,8 @@ class FrameBuilder:
         snap = lab.snapshot()
         seq = snap["seq"]
         rid = self.run_id
-        parts = self.parts(lab, snap)
+        self.events = events
+        parts = self.parts(lab, snap, events)
         changed = "".join(html for name, html in parts.items() if self.sent.get(name) != html)
         self.sent = parts
         flight = self.flight(snap, events, clock)

@@ -72,7 +72,7 @@ def test_the_description_says_who_is_up_what_flies_and_what_is_broken(checks, wo
     assert 'id="describe-r1"' in html
     assert "2 nodes: 1 up, 1 down." in html
     assert "<li>n1: up, leader</li>" in html and "<li>n2: down</li>" in html
-    assert "3 messages in flight: 1 OK, 2 VOTE" in html
+    assert "3 messages in flight: 1 OK, 2 VOTE." in html
     assert "partitioned into n1 | n2" in html
     assert words in html
 
@@ -81,3 +81,10 @@ def test_the_description_escapes_names():
     html = describe("r1", snap([("<b>", "up", "x&y")]))
     assert "<b>" not in html
     assert "&lt;b&gt;: up, x&amp;y" in html
+
+
+def test_the_description_says_what_was_just_sent():
+    events = [{"seq": 1, "t": 0, "kind": "send", "src": "n5", "dst": d, "type": "HEARTBEAT"} for d in ("n1", "n2")]
+    events.append({"seq": 3, "t": 0, "kind": "drop", "src": "n5", "dst": "n3", "type": "HEARTBEAT"})
+    html = describe("r1", snap([("n5", "up", "leader")]), events)
+    assert "No messages in flight. Just sent: n5 → n1, n2: HEARTBEAT; 1 lost." in html
