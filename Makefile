@@ -1,6 +1,7 @@
 # Pattern Lab. Two commands do everything:
 #   make run    install what is missing, then serve http://127.0.0.1:8000
-#               (private Redis, Celery worker and daphne; Ctrl-C stops all)
+#               (private Redis, Celery worker and daphne, restarted if they
+#               crash; Ctrl-C stops all)
 #   make test   install what is missing, lint, and run the whole test suite
 SHELL := /bin/bash
 PYTHON ?= python3

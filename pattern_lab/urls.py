@@ -21,6 +21,10 @@ urlpatterns = [
     path("runs/<str:run_id>/restart/", runs.restart, name="run-restart"),
     path("runs/<str:run_id>/fork/", runs.fork_run, name="run-fork"),
     path("runs/<str:run_id>/scenario.json", runs.export, name="run-export"),
+    path("runs/<str:run_id>/qr.svg", runs.qr, name="run-qr"),
+    path("runs/<str:run_id>/steps/<str:index>/set-up/", runs.set_up, name="run-set-up"),
+    path("runs/<str:run_id>/steps/<str:index>/", runs.reached, name="run-step"),
+    path("", include("pattern_lab.timetravel.urls")),  # time travel: seek, history, permalinks, fork-at
 ]
 
 handler404 = "pattern_lab.catalog.views.not_found"

@@ -294,6 +294,8 @@ class Client(Node):
 class BloomFilterLab(Lab):
     slug = "bloom-filter"
     title = "Bloom filter"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"no-false-negatives": ("*",), "fp-rate": ("bloom",)}
     PARAMS = (
         Param("mode", "bloom", "Put a Bloom filter in front of the store, or send every query to the store.",
               choices=("bloom", "no-filter")),

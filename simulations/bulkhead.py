@@ -191,6 +191,8 @@ class Dependency(Node):
 class Bulkhead(Lab):
     slug = "bulkhead"
     title = "Bulkhead"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"c-unaffected": ("bulkheads",)}
     PARAMS = (
         Param("mode", "shared", "One thread pool for all calls, or one pool per dependency.",
               choices=("shared", "bulkheads")),

@@ -327,6 +327,10 @@ class Backend(Node):
 class CircuitBreaker(Lab):
     slug = "circuit-breaker"
     title = "Circuit breaker"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    # (The dry-run and no-half-open variants exist to show these checks going red.)
+    INVARIANTS = {"open-blocks": ("on+nygard",), "trial-limit": ("on+nygard",), "trial-outcome": ("on+nygard",),
+                  "no-cascade": ("on+nygard",)}
     PARAMS = (
         Param("breakers", "on", "Breakers on the A->B and B->C calls, or plain calls with timeouts.",
               choices=("on", "off")),
@@ -505,7 +509,7 @@ class CircuitBreaker(Lab):
         # fallback that comes only after a timeout counts as a slow failure.)
         check = self.checks["no-cascade"]
         if self.a_itself_faulted():
-            # A is down, paused or slowed, or cut off from the client: that is not an
+            # A is down, paused, slowed or failing, or cut off from the client: that is not an
             # outage behind A, so the clock starts again once A is reachable and well.
             self.last_good, self.first_slow = now, None
             if check.ok:
@@ -526,7 +530,7 @@ class CircuitBreaker(Lab):
 
     def a_itself_faulted(self) -> bool:
         a, net = self.nodes["A"], self.net
-        if a.status != "up" or a.slow_ms:
+        if a.status != "up" or a.slow_ms or a.fail_percent:
             return True
         return any(not net.reachable(x, y) or (net.links.get((x, y)) and not net.links[(x, y)].clean())
                    for x, y in (("client", "A"), ("A", "client")))

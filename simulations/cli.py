@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--do", action="append", default=[], metavar='"T ACTION [ARGS]"')
     run.add_argument("--until", default=None, help="stop at this time (default: 1s after the last command)")
     run.add_argument("--snapshot-only", action="store_true", help="print only the final snapshot")
+    run.add_argument("--at", default=None, help="print the snapshot at this time instead of at the end (e.g. 2.5s)")
     args = parser.parse_args(argv)
     out = sys.stdout
     try:
@@ -67,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         if until < last:
             raise SimError("--until is before the last --do")
         lab_cls.parse_params(params)
+        if args.at is not None:
+            # Time travel: the run as it was at that moment (events up to it, then its snapshot).
+            at = parse_time(args.at)
+            if args.until and at > until:
+                raise SimError(f"--at {args.at} is after --until {args.until}")
+            commands, until = [c for c in commands if c[0] <= at], at
         lab = replay(lab_cls, params, args.seed, [], None)
         for t, name, tokens in commands:
             lab.run_until(t)

@@ -323,6 +323,12 @@ class Client(Node):
 class Cqrs(Lab):
     slug = "cqrs"
     title = "CQRS"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "read-models-converge": ("projector+idempotent=on",),
+        "rebuild-identical": ("*",),
+        "rejected-never-read": ("projector",),
+    }
     PARAMS = (
         Param("mode", "projector", "How read models learn about changes: a projector tailing the event log, or the "
               "command handler writing them directly before it validates (dual write).",

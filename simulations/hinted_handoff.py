@@ -185,10 +185,17 @@ class Replica(Node):
             return [(n, None) for n in wanted if n not in self.suspects]
         skipped = [n for n in wanted if n in self.suspects]
         chosen = []
-        for node in walk(key):
-            if node in self.suspects or len(chosen) == N:
-                continue
-            chosen.append((node, None if node in wanted else skipped.pop(0)))
+        # Nodes I believe up first; if too few, suspects too (a suspicion may be wrong).
+        order = [n for n in walk(key) if n not in self.suspects] + [n for n in walk(key) if n in self.suspects]
+        for node in order:
+            if len(chosen) == N:
+                break
+            if node in wanted:
+                chosen.append((node, None))
+                if node in skipped:  # tried in person after all
+                    skipped.remove(node)
+            elif skipped:
+                chosen.append((node, skipped.pop(0)))
         return chosen
 
     def store_at(self, op: dict, node: str, intended: str | None) -> None:
@@ -221,10 +228,10 @@ class Replica(Node):
         self.suspect(node)
         if self.lab.quorum == "sloppy":
             # Sloppy quorum: the next healthy node along the ring takes the write, with a hint.
-            for other in walk(op["key"]):
-                if other not in op["tried"] and other not in self.suspects:
-                    self.store_at(op, other, intended or node)
-                    break
+            left = [n for n in walk(op["key"]) if n not in op["tried"]]
+            trusted = [n for n in left if n not in self.suspects]
+            if trusted or left:  # a node believed up if any, else a suspect
+                self.store_at(op, (trusted or left)[0], intended or node)
         self.settle_write(op)
 
     def settle_write(self, op: dict) -> None:
@@ -342,7 +349,8 @@ class Replica(Node):
 
 class Client(Node):
     """Sends writes and reads to a coordinator: the key's first preferred
-    replica, or the next node along the ring if that one does not answer."""
+    replica, or the next node along the ring if that one does not answer, and
+    so on around the whole ring (any live node may coordinate)."""
 
     def boot(self) -> None:
         self.role = "client"
@@ -368,7 +376,7 @@ class Client(Node):
         order = [n for n in walk(body["key"]) if n not in self.suspects] + \
                 [n for n in walk(body["key"]) if n in self.suspects]
         left = [n for n in order if n not in request["tried"]]
-        if not left or len(request["tried"]) >= 3:
+        if not left:  # any node can coordinate: give up only when every one has been tried
             return self.finish(req, ok=False, why="no coordinator answered")
         coordinator = left[0]
         request["tried"].append(coordinator)
@@ -407,6 +415,8 @@ class Client(Node):
 class HintedHandoff(Lab):
     slug = "hinted-handoff"
     title = "Hinted handoff"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"replicas-converge": ("*",), "writes-available": ("sloppy",)}
     PARAMS = (
         Param("quorum", "sloppy", "sloppy: stand-ins take writes for down replicas and keep hints; "
                                   "strict: only the preferred replicas, no hints.", choices=("sloppy", "strict")),
@@ -424,6 +434,7 @@ class HintedHandoff(Lab):
         self.quorum, self.w, self.r = self.params["quorum"], self.params["w"], self.params["r"]
         self.hint_ttl = self.params["hint_ttl"]
         self.hint_counter = 0
+        self.disturbed_at = -1.0  # when a fault was last applied or removed
         self.latest: dict[str, dict] = {}  # key -> the latest acknowledged write {"value", "version", "at"}
         self.handoffs: list[dict] = []  # recent hints delivered or expired
         self.last_read: dict | None = None
@@ -435,11 +446,16 @@ class HintedHandoff(Lab):
         self.started = True
         self.add_check("replicas-converge", "Once a replica is back and its hints are handed off (or gone), it "
                                             "holds the latest acknowledged value of every key it replicates.")
-        self.add_check("writes-available", "While at least W nodes are up and the network is whole, every write "
-                                           "is acknowledged.")
+        self.add_check("writes-available", "While at least W nodes are up and the network is whole (no fault came "
+                                           "or went during the write), every write is acknowledged.")
         if self.params["rate"]:
             self.client.set_timer("tick", 1000 / self.params["rate"])
         self.sim.after(250, self.audit)
+
+    def apply(self, name: str, tokens: list[str]) -> None:
+        super().apply(name, tokens)
+        if self.ACTIONS[name].group == "fault":
+            self.disturbed_at = self.now
 
     # -- what the client saw -----------------------------------------------------------
     def request_done(self, request: dict, ok: bool, why: str, coordinator: str, answer: dict) -> None:
@@ -457,7 +473,8 @@ class HintedHandoff(Lab):
             up = [n for n in RING if self.nodes[n].status == "up"]
             whole = not self.net.partition and not any(not link.clean() for link in self.net.links.values()) \
                 and not any(self.nodes[n].slow_ms for n in RING)
-            if len(up) >= self.w and whole:
+            calm = self.disturbed_at < request["t"]  # no fault came or went while it was under way
+            if len(up) >= self.w and whole and calm:
                 self.fail("writes-available", f"write {key} v{body['version']} failed with {len(up)} nodes up "
                                               f"(W={self.w}, quorum={self.quorum})")
             return

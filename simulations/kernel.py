@@ -19,6 +19,7 @@ import heapq
 import math
 import random
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -164,7 +165,8 @@ class Arg:
 
 def parse_groups(text: str, lab: Lab) -> list[list[str]]:
     """'n1,n2|n3,n4,n5' -> [['n1','n2'], ['n3','n4','n5']]; every id must exist
-    and appear once.  Nodes left out form one more group of their own."""
+    and appear once.  A node named on no side (a client, say) is on no side:
+    it still reaches every side, and every side reaches it."""
     sides = [[part.strip() for part in side.split(",") if part.strip()] for side in text.split("|")]
     if len(sides) < 2 or any(not side for side in sides):
         raise SimError("a partition needs at least two sides, like n1,n2|n3,n4")
@@ -176,8 +178,7 @@ def parse_groups(text: str, lab: Lab) -> list[list[str]]:
             if node in seen:
                 raise SimError(f"node '{node}' appears on two sides of the partition")
             seen.append(node)
-    rest = [n for n in lab.nodes if n not in seen]
-    return sides + ([rest] if rest else [])
+    return sides
 
 
 @dataclass(frozen=True)
@@ -318,43 +319,67 @@ class Link:
 class Network:
     """Delivers messages between nodes with a latency drawn from the run's
     random generator, and applies the learner's faults: partitions, one-way
-    cuts, extra delay, loss, and dropping or duplicating the next message."""
+    cuts, extra delay, loss, and dropping or duplicating the next message.
+
+    A partition or a cut is checked twice: when a message is sent, and again
+    when it arrives, so a message already on the wire when the network splits
+    does not cross the split (it is dropped on arrival).  A node that a
+    partition names on no side stays connected to every side."""
 
     def __init__(self, lab: Lab, latency: tuple[float, float] = (4.0, 12.0)):
         self.lab = lab
         self.latency = latency
         self.links: dict[tuple[str, str], Link] = {}
-        self.partition: list[list[str]] = []
+        self._partition: list[list[str]] = []
+        self._side: dict[str, int] = {}
         self.inflight: dict[int, Message] = {}
         self.next_id = 0
         self.sent = 0
-        self.dropped = 0
+        self.dropped = 0  # lost to a fault (partition, cut, drop-next, loss)
+        self.duplicated = 0  # extra copies made by duplicate-next
         # A lab that models its own link latencies overrides transit_time.
         self._plain_latency = type(self).transit_time is Network.transit_time
+
+    @property
+    def partition(self) -> list[list[str]]:
+        """The named sides of the current partition ([] when there is none)."""
+        return self._partition
+
+    @partition.setter
+    def partition(self, sides: list[list[str]]) -> None:
+        self._partition = [list(side) for side in sides]
+        self._side = {node: i for i, side in enumerate(self._partition) for node in side}
+
+    def unnamed(self) -> list[str]:
+        """Nodes the partition puts on no side: they reach every side."""
+        return [n for n in self.lab.nodes if n not in self._side] if self._partition else []
 
     def link(self, src: str, dst: str) -> Link:
         return self.links.setdefault((src, dst), Link())
 
     def side_of(self, node: str) -> int | None:
-        for i, side in enumerate(self.partition):
-            if node in side:
-                return i
-        return None
+        return self._side.get(node)
+
+    def blocked(self, src: str, dst: str) -> str | None:
+        """Why nothing gets from src to dst right now: 'partition', 'cut' or None."""
+        if src == dst:
+            return None
+        if self._partition:
+            a, b = self._side.get(src), self._side.get(dst)
+            if a is not None and b is not None and a != b:
+                return "partition"
+        link = self.links.get((src, dst))
+        return "cut" if link and link.cut else None
 
     def reachable(self, src: str, dst: str) -> bool:
-        if src == dst:
-            return True
-        if self.partition and self.side_of(src) != self.side_of(dst):
-            return False
-        link = self.links.get((src, dst))
-        return not (link and link.cut)
+        return self.blocked(src, dst) is None
 
     def send(self, src: str, dst: str, type: str, body: dict | None = None) -> None:
         lab, sim = self.lab, self.lab.sim
         self.next_id += 1
         self.sent += 1
         msg = Message(self.next_id, src, dst, type, dict(body) if body else {}, sim.now)
-        if self.partition or self.links or not self._plain_latency:
+        if self._partition or self.links or not self._plain_latency:
             self._send_with_faults(msg)
             return
         # The common case: a healthy network, one copy, a random latency.
@@ -369,17 +394,16 @@ class Network:
         lab, sim = self.lab, self.lab.sim
         src, dst, type = msg.src, msg.dst, msg.type
         link = self.links.get((src, dst))
-        reason = None
-        if not self.reachable(src, dst):
-            reason = "partition"
-        elif link and link.drop_next:
+        reason = self.blocked(src, dst)
+        if reason is None and link and link.drop_next:
             link.drop_next -= 1
             reason = "dropped"
-        elif link and link.loss and sim.rng.random() * 100 < link.loss:
+        elif reason is None and link and link.loss and sim.rng.random() * 100 < link.loss:
             reason = "lost"
         copies = 1
         if reason is None and link and link.duplicate_next:
             link.duplicate_next -= 1
+            self.duplicated += 1
             copies = 2
         if reason:
             self.dropped += 1
@@ -402,6 +426,13 @@ class Network:
 
     def _deliver(self, msg: Message) -> None:
         self.inflight.pop(msg.id, None)
+        if self._partition or self.links:
+            # The network split (or the link was cut) while this message was on the wire.
+            reason = self.blocked(msg.src, msg.dst)
+            if reason:
+                self.dropped += 1
+                self.lab.emit("drop", id=msg.id, src=msg.src, dst=msg.dst, type=msg.type, reason=reason)
+                return
         node = self.lab.nodes.get(msg.dst)
         if node is None or node.status == "down":
             self.lab.emit("drop", id=msg.id, src=msg.src, dst=msg.dst, type=msg.type, reason="node down")
@@ -417,7 +448,7 @@ class Network:
             {"src": a, "dst": b, **{k: v for k, v in vars(link).items() if v}}
             for (a, b), link in self.links.items() if not link.clean()
         ]
-        return {"partition": self.partition, "links": faults,
+        return {"partition": self.partition, "unnamed": self.unnamed(), "links": faults,
                 "inflight": [m.view() for m in self.inflight.values()]}
 
 
@@ -437,10 +468,31 @@ def _summary(body: dict) -> dict:
 # --------------------------------------------------------------------------
 
 
+@dataclass(slots=True, eq=False)
+class Pending:
+    """A node's timer, or the message a slow node is busy with: when it is
+    due, or, while the node is paused, how much of its time is left."""
+
+    due: float
+    data: dict | None = None
+    handle: int | None = None
+    left: float = 0.0
+
+
 class Node:
     """A process in the cluster: a state machine reacting to messages and
     timers.  What it keeps in `disk` survives a crash; everything else is
-    memory, rebuilt by `boot()` when the node starts or restarts."""
+    memory, rebuilt by `boot()` when the node starts or restarts.
+
+    The kernel keeps three promises about a node's work:
+
+    * a slow node (`slow <node> <ms>`) serves its messages one at a time, in
+      arrival order, each taking `slow_ms`; the others wait in its inbox;
+    * a paused node does nothing: messages wait in its inbox, and its timers
+      and the message it was busy with stop, then go on with the time they had
+      left when it resumes (like a process frozen by a long GC pause);
+    * a crash ends an incarnation: timers, the inbox and the message in
+      service are gone, and nothing of them reaches the restarted node."""
 
     role: str | None = None
 
@@ -450,8 +502,10 @@ class Node:
         self.status = "up"
         self.disk: dict = {}
         self.slow_ms = 0.0
-        self._timers: dict[str, int] = {}
-        self._held: list = []  # work waiting while the node is paused
+        self.incarnation = 1
+        self._timers: dict[str, Pending] = {}
+        self._inbox: deque[Message] = deque()  # messages waiting (paused, or behind a slow one)
+        self._work: Pending | None = None  # the message a slow node is busy with
         self.boot()
 
     # -- to override ------------------------------------------------------
@@ -477,66 +531,124 @@ class Node:
     def up(self) -> bool:
         return self.status == "up"
 
+    @property
+    def _held(self) -> deque[Message]:
+        """Messages that arrived and are not handled yet."""
+        return self._inbox
+
     def send(self, dst: str, type: str, **body) -> None:
         if self.status != "down":
             self.lab.net.send(self.id, dst, type, body)
 
     def set_timer(self, name: str, delay: float, **data) -> None:
-        """(Re)arm the timer `name`; an earlier one of that name is cancelled."""
+        """(Re)arm the timer `name`; an earlier one of that name is cancelled.
+        A crashed node has no timers; a paused node's timer starts on resume."""
         self.cancel_timer(name)
-        self._timers[name] = self.lab.sim.after(delay, self._fire, name, data)
+        if self.status == "down":
+            return
+        delay = delay if delay > 0 else 0.0
+        timer = Pending(self.now + delay, data)
+        if self.status == "paused":
+            timer.left = delay
+        else:
+            timer.handle = self.lab.sim.after(delay, self._fire, name, timer)
+        self._timers[name] = timer
 
     def cancel_timer(self, name: str) -> None:
-        self.lab.sim.cancel(self._timers.pop(name, None))
+        timer = self._timers.pop(name, None)
+        if timer is not None:
+            self.lab.sim.cancel(timer.handle)
 
     def has_timer(self, name: str) -> bool:
         return name in self._timers
 
     # -- plumbing -----------------------------------------------------------
     def receive(self, msg: Message) -> None:
-        if self.status == "paused":
-            self._held.append(("msg", msg))
-        elif self.slow_ms:
-            self.lab.sim.after(self.slow_ms, self._handle_if_up, msg)
+        if self.status == "up" and not self.slow_ms and self._work is None and not self._inbox:
+            self.on_message(msg)  # the common case: handled at once
+            return
+        if self.status == "down":
+            return
+        self._inbox.append(msg)
+        if self.status == "up" and self._work is None:
+            self._serve()
+
+    def _serve(self) -> None:
+        """Handle the inbox in arrival order; a slow node takes slow_ms for each."""
+        while self._inbox and self.status == "up" and self._work is None:
+            if self.slow_ms:
+                work = Pending(self.now + self.slow_ms)
+                work.handle = self.lab.sim.after(self.slow_ms, self._served, work)
+                self._work = work
+                return
+            self.on_message(self._inbox.popleft())
+
+    def _served(self, work: Pending) -> None:
+        if self._work is not work:
+            return
+        self._work = None
+        self.on_message(self._inbox.popleft())
+        self._serve()
+
+    def _fire(self, name: str, timer: Pending) -> None:
+        if self._timers.get(name) is not timer:
+            return
+        del self._timers[name]
+        self.on_timer(name, timer.data)
+
+    def set_slow(self, ms: float) -> None:
+        """Take `ms` for each message from now on; the message in service takes no longer than that."""
+        self.slow_ms = ms
+        work = self._work
+        if work is None:
+            return
+        if work.handle is None:  # paused: it goes on with what is left, at most `ms`
+            work.left = min(work.left, ms)
+        elif work.due > self.now + ms:
+            self.lab.sim.cancel(work.handle)
+            work.due = self.now + ms
+            work.handle = self.lab.sim.after(ms, self._served, work)
+
+    def pause(self) -> None:
+        """Freeze: every timer and the message in service keep the time they have left."""
+        self.status = "paused"
+        sim, now = self.lab.sim, self.now
+        for item in (*self._timers.values(), self._work):
+            if item is not None and item.handle is not None:
+                sim.cancel(item.handle)
+                item.handle, item.left = None, max(item.due - now, 0.0)
+
+    def resume(self) -> None:
+        self.status = "up"
+        sim, now = self.lab.sim, self.now
+        # Timers go on in the order they were due (ties: the order they were set).
+        for name, timer in sorted(self._timers.items(), key=lambda item: item[1].left):
+            timer.due = now + timer.left
+            timer.handle = sim.after(timer.left, self._fire, name, timer)
+        work = self._work
+        if work is not None:
+            work.due = now + work.left
+            work.handle = sim.after(work.left, self._served, work)
         else:
-            self.on_message(msg)
-
-    def _handle_if_up(self, msg: Message) -> None:
-        if self.status == "up":
-            self.on_message(msg)
-        elif self.status == "paused":
-            self._held.append(("msg", msg))
-
-    def _fire(self, name: str, data: dict) -> None:
-        self._timers.pop(name, None)
-        if self.status == "paused":
-            self._held.append(("timer", (name, data)))
-        elif self.status == "up":
-            self.on_timer(name, data)
+            self._serve()
 
     def crash(self) -> None:
-        for handle in self._timers.values():
-            self.lab.sim.cancel(handle)
+        sim = self.lab.sim
+        for timer in self._timers.values():
+            sim.cancel(timer.handle)
+        if self._work is not None:
+            sim.cancel(self._work.handle)
         self._timers.clear()
-        self._held.clear()
+        self._inbox.clear()
+        self._work = None
         self.status = "down"
         self.role = None
 
     def restart(self) -> None:
+        self.incarnation += 1
         self.status = "up"
         self.slow_ms = 0.0
         self.boot()
-
-    def resume(self) -> None:
-        self.status = "up"
-        held, self._held = self._held, []
-        for what, item in held:
-            if self.status != "up":
-                break
-            if what == "msg":
-                self.on_message(item)
-            else:
-                self.on_timer(*item)
 
 
 # --------------------------------------------------------------------------
@@ -560,6 +672,12 @@ class Lab:
     UNFAULTABLE: tuple[str, ...] = ()
     LATENCY: tuple[float, float] = (4.0, 12.0)
     ACTIONS: dict[str, ActionSpec] = {}
+    # The checks that must hold whatever the faults, and in which modes: check name -> conditions,
+    # any of which makes it an invariant.  A condition is "*" (every mode), a value of one of the
+    # lab's choice params ("quorum"), "param=value" (bools as on/off), or several joined by "+"
+    # ("log-shipper+dedupe=on").  A check left out demonstrates a failure: some mode or fault is
+    # meant to turn it red.  The fault fuzzer (tests/unit/test_fuzz.py) holds the lab to this.
+    INVARIANTS: dict[str, tuple[str, ...]] = {}
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -591,6 +709,27 @@ class Lab:
     def view(self) -> dict:
         """The lab's own objects for the snapshot (breakers, sagas, keys...)."""
         return {}
+
+    def invariants(self) -> list[str]:
+        """The checks that must hold in this run's mode (see INVARIANTS)."""
+        return [name for name, conditions in self.INVARIANTS.items()
+                if name in self.checks and any(self.in_mode(c) for c in conditions)]
+
+    def in_mode(self, condition: str) -> bool:
+        choices = {self.params[p.name] for p in self.PARAMS if p.choices}
+        for part in condition.split("+"):
+            if part == "*":
+                continue
+            if "=" in part:
+                name, want = part.split("=", 1)
+                value = self.params.get(name)
+                if isinstance(value, bool):
+                    value = "on" if value else "off"
+                if str(value) != want:
+                    return False
+            elif part not in choices:
+                return False
+        return True
 
     # -- params -----------------------------------------------------------
     @classmethod
@@ -743,16 +882,16 @@ class Lab:
         self.emit("restart", node=node_id)
         self.after_fault("restart", node_id)
 
-    @action("pause", Arg("node"), group="fault", help="Freeze a node (a long GC pause): it keeps its memory but does nothing.")
+    @action("pause", Arg("node"), group="fault", help="Freeze a node (a long GC pause): it keeps its memory, its timers and work stop, messages wait.")
     def do_pause(self, node_id: str) -> None:
         node = self.node(node_id)
         if node.status != "up":
             raise SimError(f"{node_id} is {node.status}; only a running node can be paused")
-        node.status = "paused"
+        node.pause()
         self.emit("pause", node=node_id)
         self.after_fault("pause", node_id)
 
-    @action("resume", Arg("node"), group="fault", help="Unfreeze a paused node; it handles what queued up meanwhile.")
+    @action("resume", Arg("node"), group="fault", help="Unfreeze a paused node: it handles what queued up meanwhile; its timers go on with the time they had left.")
     def do_resume(self, node_id: str) -> None:
         node = self.node(node_id)
         if node.status != "paused":
@@ -762,10 +901,16 @@ class Lab:
         self.after_fault("resume", node_id)
 
     @action("partition", Arg("sides", "groups"), group="fault",
-            help="Split the network, e.g. n1,n2|n3,n4,n5: messages between sides are lost.")
+            help="Split the network, e.g. n1,n2|n3,n4,n5: messages between sides are lost, also those "
+                 "already on their way. A node named on no side stays connected to every side.")
     def do_partition(self, sides: list[list[str]]) -> None:
         self.net.partition = sides
-        self.emit("partition", sides=sides)
+        unnamed = self.net.unnamed()
+        extra = {}
+        if unnamed:
+            extra = {"unnamed": unnamed,
+                     "note": f"{', '.join(unnamed)} named on no side: still connected to every side"}
+        self.emit("partition", sides=sides, **extra)
         self.after_fault("partition", None)
 
     @action("cut", Arg("from"), Arg("to"), group="fault", help="Cut one direction of a link: from -> to loses every message.")
@@ -787,6 +932,7 @@ class Lab:
         self._distinct(src, dst)
         self.net.link(src, dst).delay = ms
         self.emit("delay", src=src, dst=dst, ms=ms)
+        self.after_fault("delay", None)
 
     @action("loss", Arg("from"), Arg("to"), Arg("percent", "percent"), group="fault",
             help="Lose this share of the messages on the link from -> to.")
@@ -794,11 +940,12 @@ class Lab:
         self._distinct(src, dst)
         self.net.link(src, dst).loss = percent
         self.emit("loss", src=src, dst=dst, percent=percent)
+        self.after_fault("loss", None)
 
     @action("slow", Arg("node"), Arg("ms", "ms", hi=10_000), group="fault",
-            help="Make a node take this long to handle each message (0 = normal).")
+            help="Make a node take this long to handle each message; it serves them one at a time (0 = normal).")
     def do_slow(self, node_id: str, ms: float) -> None:
-        self.node(node_id).slow_ms = ms
+        self.node(node_id).set_slow(ms)
         self.emit("slow", node=node_id, ms=ms)
         self.after_fault("slow", node_id)
 
@@ -807,6 +954,7 @@ class Lab:
         self._distinct(src, dst)
         self.net.link(src, dst).drop_next += 1
         self.emit("drop-next", src=src, dst=dst)
+        self.after_fault("drop-next", None)
 
     @action("duplicate-next", Arg("from"), Arg("to"), group="fault",
             help="Deliver the next message on the link from -> to twice.")
@@ -814,6 +962,7 @@ class Lab:
         self._distinct(src, dst)
         self.net.link(src, dst).duplicate_next += 1
         self.emit("duplicate-next", src=src, dst=dst)
+        self.after_fault("duplicate-next", None)
 
     def after_fault(self, fault: str, node_id: str | None) -> None:
         """Hook for labs that react to a fault beyond the node itself."""

@@ -10,15 +10,22 @@ Bully (Garcia-Molina, 1982):
   * a node that (re)starts always holds an election, so a restarted
     higher id takes over ("bullies" the current leader).
 
-Ring (Chang and Roberts, 1979, as told by Tanenbaum):
+Ring (Le Lann, 1977; the collect-all ring of Tanenbaum's textbook):
   * nodes sit in a ring ordered by id; the token ELECTION[ids] goes round,
-    each live node adding its id and passing it to its next live successor
-    (a successor that does not ACK within a short time is skipped);
+    each live node adding its id and passing it to its next live successor;
+    every hop is acknowledged, and a successor that does not ACK that hop
+    within a short time is skipped (one timer per hop awaited);
   * when the token is back at its starter, the highest id in it wins and a
-    COORDINATOR token goes round once more to announce it.
+    COORDINATOR token goes round once more to announce it;
+  * a token that reaches a node already on it has gone round without its
+    starter (it crashed): that node drops it and starts a new election.  An
+    announcement stops at its announcer, or at a node that already saw it.
+  (Chang and Roberts, 1979, refine this ring: each node forwards only the
+  highest id seen, so the token stays small.  This lab runs Le Lann's.)
 
 Bully costs O(n^2) messages in the worst case (the lowest node notices
-first); the ring costs about 2n token hops.
+first); the ring costs about 2n token hops, each acknowledged (about 4n
+messages).
 """
 
 from __future__ import annotations
@@ -31,8 +38,9 @@ HEARTBEAT_EVERY = 300  # ms between the leader's heartbeats
 SUSPECT_AFTER = 1000  # ms of silence before a follower suspects the leader
 ANSWER_WAIT = 150  # bully: how long a candidate waits for an OK
 COORDINATOR_WAIT = 600  # bully: how long it then waits for the COORDINATOR
-ACK_WAIT = 100  # ring: how long a node waits for its successor's ACK
-SETTLE = 3000  # ms after a disturbance before the checks expect agreement
+ACK_WAIT = 100  # ring: how long a node waits for its successor's ACK of one hop
+HOP_BUDGET = 2 * ACK_WAIT + 50  # ring: what one hop may cost (a skipped node, then a live one)
+MAX_EXTRA_DELAY = 50  # ms of extra link delay under which the network still counts as normal
 
 ELECTION_TYPES = ("ELECTION", "OK", "COORDINATOR")
 
@@ -46,6 +54,9 @@ class Member(Node):
         self.role = "follower"
         self.leader: str | None = None
         self.elections_started = 0
+        self.election: str | None = None  # ring: the id of the election I started last
+        self.announced: str | None = None  # ring: the election whose result I announced
+        self.hops = 0  # ring: tokens I have passed on (each waits for its own ACK)
         self.waiting_for = None  # bully: "ok" or "coordinator"
         if self.lab.started:
             # A node that (re)starts does not know who leads: it asks.
@@ -72,17 +83,22 @@ class Member(Node):
             self.become_leader()  # nobody higher answered
         elif name == "no-coordinator" and self.role == "candidate":
             self.start_election("no coordinator announced")
-        elif name == "no-ack":
-            self.pass_token(data["type"], data["ids"], data["leader"], skip=data["to"])
+        elif name.startswith("no-ack"):
+            # The successor did not acknowledge this hop: skip it, pass the token further on.
+            self.lab.emit("skip", node=self.id, skipped=data["to"], type=data["kind"])
+            self.pass_token(data["kind"], data["token"], after=data["to"])
 
     def become_leader(self) -> None:
+        was_leader = self.role == "leader"
         self.role, self.leader = "leader", self.id
         self.cancel_timer("suspect")
-        self.lab.emit("leader", node=self.id)
+        self.cancel_timer("no-coordinator")
         if self.lab.algorithm == "bully":
             for other in self.lab.others(self.id):
                 self.lab.election_msg(self, other, "COORDINATOR", leader=self.id)
-        self.set_timer("heartbeat", 0)
+        if not was_leader:
+            self.lab.emit("leader", node=self.id)
+            self.set_timer("heartbeat", 0)
 
     def follow(self, leader: str) -> None:
         changed = leader != self.leader or self.role != "follower"
@@ -106,8 +122,9 @@ class Member(Node):
                 self.lab.election_msg(self, other, "ELECTION")
             self.set_timer("no-ok", ANSWER_WAIT)
         else:
-            self.set_timer("no-coordinator", COORDINATOR_WAIT * len(self.lab.nodes))
-            self.pass_token("ELECTION", [self.id], None)
+            self.election = f"{self.id}.{self.incarnation}.{self.elections_started}"
+            self.set_timer("no-coordinator", self.lab.ring_timeout)
+            self.pass_token("ELECTION", {"eid": self.election, "ids": self.id})
 
     def on_message(self, msg) -> None:
         kind, body = msg.type, msg.body
@@ -129,48 +146,75 @@ class Member(Node):
                 self.start_election(f"{body['leader']} claimed to lead")
             else:
                 self.follow(body["leader"])
-        elif kind in ("ELECTION", "COORDINATOR"):  # ring tokens
-            self.send(msg.src, "ACK")
-            self.on_token(kind, body["ids"].split(","), body.get("leader"))
+        elif kind in ("ELECTION", "COORDINATOR"):  # ring tokens: acknowledge this hop, then act
+            self.lab.election_msg(self, msg.src, "ACK", hop=body["hop"])
+            token = {k: v for k, v in body.items() if k != "hop"}
+            if kind == "ELECTION":
+                self.on_election_token(token)
+            else:
+                self.on_coordinator_token(token)
         elif kind == "ACK":
-            self.cancel_timer("no-ack")
+            self.cancel_timer(f"no-ack {body['hop']}")
         self.lab.maybe_close_election()
 
-    def on_token(self, kind: str, ids: list[str], leader: str | None) -> None:
-        if kind == "ELECTION":
-            if ids[0] == self.id:  # back at the starter: announce the highest id
-                winner = max(ids, key=rank)
-                self.leader = winner
-                self.pass_token("COORDINATOR", ids, winner)
-                if winner == self.id:
-                    self.become_leader()
-                else:
-                    self.follow(winner)
-            else:
-                if self.role != "leader":
-                    self.role = "candidate"
-                    self.cancel_timer("suspect")
-                    self.set_timer("no-coordinator", COORDINATOR_WAIT * len(self.lab.nodes))
-                self.pass_token("ELECTION", ids + [self.id], None)
-        else:
-            if ids[0] == self.id:
-                return  # the announcement went all the way round
-            if leader == self.id:
+    def on_election_token(self, token: dict) -> None:
+        ids = token["ids"].split(",")
+        if ids[0] == self.id:
+            # Back at its starter, holding the id of every live node: the highest wins.
+            if token["eid"] != self.election or self.announced == token["eid"]:
+                return  # an older election of mine, or a duplicate of this one
+            self.announced = token["eid"]
+            winner = max(ids, key=rank)
+            if winner == self.id:
                 self.become_leader()
             else:
-                self.follow(leader)
-            self.pass_token("COORDINATOR", ids, leader)
+                self.follow(winner)
+            self.pass_token("COORDINATOR", {"eid": token["eid"], "leader": winner, "seen": self.id})
+        elif self.id in ids:
+            # I am on the token already: it went all the way round without its starter.
+            self.lab.emit("token-dropped", node=self.id, eid=token["eid"], type="ELECTION",
+                          why=f"it came back without its starter {ids[0]}")
+            if not self.running_my_election():
+                self.start_election(f"{ids[0]}'s token came back without {ids[0]}")
+        else:
+            if self.role != "leader":
+                self.role = "candidate"
+                self.cancel_timer("suspect")
+                self.set_timer("no-coordinator", self.lab.ring_timeout)
+            self.pass_token("ELECTION", {**token, "ids": f"{token['ids']},{self.id}"})
 
-    def pass_token(self, kind: str, ids: list[str], leader: str | None, skip: str | None = None) -> None:
-        """Send the ring token to the next node after `skip` (or after me)."""
+    def running_my_election(self) -> bool:
+        """Ring: my own token is on its way and I still wait for its result."""
+        return self.role == "candidate" and self.election is not None and self.announced != self.election \
+            and self.has_timer("no-coordinator")
+
+    def on_coordinator_token(self, token: dict) -> None:
+        seen = token["seen"].split(",")
+        if self.id in seen:
+            return  # back at its announcer (or, the announcer gone, at a node that has heard it)
+        if rank(token["leader"]) < rank(self.id):
+            # The token missed me (I was paused, or my link dropped it): I object with an election.
+            if not self.running_my_election():
+                self.start_election(f"{token['leader']} announced, but I am higher")
+            return
+        if token["leader"] == self.id:
+            self.become_leader()
+        else:
+            self.follow(token["leader"])
+        self.pass_token("COORDINATOR", {**token, "seen": f"{token['seen']},{self.id}"})
+
+    def pass_token(self, kind: str, token: dict, after: str | None = None) -> None:
+        """Send the ring token to my next live successor (the next one after `after` when
+        that one did not answer).  Each hop waits for its own ACK."""
         ring = list(self.lab.nodes)
-        start = ring.index(skip if skip else self.id)
+        start = ring.index(after if after else self.id)
         for step in range(1, len(ring)):
             nxt = ring[(start + step) % len(ring)]
             if nxt == self.id:
                 break
-            self.lab.election_msg(self, nxt, kind, ids=",".join(ids), leader=leader)
-            self.set_timer("no-ack", ACK_WAIT, type=kind, ids=ids, leader=leader, to=nxt)
+            self.hops += 1
+            self.lab.election_msg(self, nxt, kind, hop=self.hops, **token)
+            self.set_timer(f"no-ack {self.hops}", ACK_WAIT, kind=kind, token=token, to=nxt)
             return
         # Nobody else answers: I am alone in the ring.
         if kind == "ELECTION":
@@ -180,6 +224,8 @@ class Member(Node):
 class LeaderElection(Lab):
     slug = "leader-election"
     title = "Leader election"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"agreement": ("*",), "highest-leads": ("*",), "leader-elected": ("*",)}
     PARAMS = (
         Param("algorithm", "bully", "How nodes elect a leader.", choices=("bully", "ring")),
         Param("nodes", 5, "How many nodes (ids n1..nN; the highest id leads first).", lo=3, hi=9),
@@ -191,6 +237,14 @@ class LeaderElection(Lab):
         self.elections: list[dict] = []
         self.current: dict | None = None
         self.disturbed_at = 0.0
+        self.faults_seen = (0, 0)  # messages the network dropped and duplicated, at the last audit
+        n = self.params["nodes"]
+        # Ring: a candidate waits for the announcement as long as two rounds of hops may take.
+        self.ring_timeout = 2 * n * HOP_BUDGET
+        election = ANSWER_WAIT + COORDINATOR_WAIT if self.algorithm == "bully" else self.ring_timeout
+        # How long after the last fault the checks expect one agreed leader: the leader's silence
+        # is noticed, an election runs, and one more may be needed if the first lost its way.
+        self.settle = SUSPECT_AFTER + 300 + 2 * election + 500
         self.metrics.update({"messages": 0, "elections": 0, "acks": 0})
         for i in range(1, self.params["nodes"] + 1):
             self.add_node(Member(self, f"n{i}"))
@@ -200,8 +254,11 @@ class LeaderElection(Lab):
             node.role = "leader" if node.id == top else "follower"
             node.set_timer("heartbeat", 0) if node.id == top else node.watch_leader()
         self.started = True
-        self.add_check("agreement", "Once elections settle in a connected network, every live node follows the same leader.")
-        self.add_check("highest-leads", "Once elections settle in a connected network, the leader is the highest live id.")
+        calm = f"{self.settle / 1000:.1f} s after the last fault in a normal network"
+        self.add_check("agreement", f"{calm.capitalize()}, every live node follows the same leader.")
+        self.add_check("highest-leads", f"{calm.capitalize()}, the leader is the highest live id.")
+        self.add_check("leader-elected", f"{calm.capitalize()}, no election is still running and one live "
+                       "leader is followed by every live node (red while that is not so).")
         self.sim.after(100, self.audit)
 
     def others(self, node_id: str) -> list[str]:
@@ -210,6 +267,8 @@ class LeaderElection(Lab):
     # -- elections as the page shows them -------------------------------------
     def election_msg(self, sender: Member, dst: str, kind: str, **body) -> None:
         self.count("messages")
+        if kind == "ACK":
+            self.count("acks")
         if self.current:
             self.current["messages"] += 1
         sender.send(dst, kind, **body)
@@ -261,17 +320,41 @@ class LeaderElection(Lab):
     def after_fault(self, fault: str, node_id: str | None) -> None:
         self.disturbed_at = self.now
 
+    def normal(self) -> bool:
+        """No partition, cut, loss or delay over MAX_EXTRA_DELAY; no paused or slowed node.
+        (A pending drop-next or duplicate-next counts as a fault when it strikes.)"""
+        if self.net.partition:
+            return False
+        if any(link.cut or link.loss or link.delay > MAX_EXTRA_DELAY for link in self.net.links.values()):
+            return False
+        return all(n.status != "paused" and not n.slow_ms for n in self.nodes.values())
+
     def audit(self) -> None:
         self.sim.after(100, self.audit)
         self.maybe_close_election()
-        connected = not self.net.partition and not any(link.cut or link.loss for link in self.net.links.values())
+        struck = (self.net.dropped, self.net.duplicated)
+        if struck != self.faults_seen:  # a message was lost or copied by a fault: that disturbs too
+            self.faults_seen, self.disturbed_at = struck, self.now
+        slowest = self.LATENCY[1] + MAX_EXTRA_DELAY
+        if any(m.arrive - m.sent > slowest for m in self.net.inflight.values()):
+            self.disturbed_at = self.now  # a message held up by a healed delay is still on its way
         live = [n for n in self.nodes.values() if n.up]
-        if not connected or self.now - self.disturbed_at < SETTLE or self.current or len(live) < len(
-                [n for n in self.nodes.values() if n.status != "down"]):
+        if not self.normal() or self.now - self.disturbed_at < self.settle or not live:
             return
+        calm = f"{(self.now - self.disturbed_at) / 1000:.1f} s after the last fault"
         beliefs = sorted({n.leader or "nobody" for n in live})
+        leaders = [n.id for n in live if n.role == "leader"]
+        candidates = [n.id for n in live if n.role == "candidate"]
+        if len(beliefs) == 1 and leaders == beliefs and not candidates and self.current is None:
+            self.holds("leader-elected", f"{leaders[0]} leads, followed by all {len(live)} live nodes")
+        elif self.current is not None or candidates:
+            self.fail("leader-elected", f"{calm}, an election is still running "
+                      f"(candidates: {', '.join(candidates) or 'none'}; believed leaders: {', '.join(beliefs)})")
+        else:
+            self.fail("leader-elected", f"{calm}, no single live leader: live nodes follow {', '.join(beliefs)}"
+                      f" and {', '.join(leaders) or 'nobody'} acts as leader")
         if len(beliefs) > 1:
-            self.fail("agreement", f"live nodes disagree on the leader: {', '.join(beliefs)}")
+            self.fail("agreement", f"{calm}, live nodes disagree on the leader: {', '.join(beliefs)}")
         highest = max((n.id for n in live), key=rank)
         if beliefs != [highest]:
             self.fail("highest-leads", f"{highest} is the highest live id but nodes follow {', '.join(beliefs)}")

@@ -121,6 +121,7 @@ class Replica(Node):
 
     def on_timer(self, name: str, data: dict) -> None:
         if name.startswith("work:"):
+            self.lab.work_done(self.id, data["rid"])
             self.send(data["to"], "RESP", rid=data["rid"], status=200, replica=self.id)
 
     def view(self) -> dict:
@@ -158,6 +159,11 @@ class Balancer(Node):
         self.health.setdefault(replica, {"up": True, "fails": 0, "oks": 0})
         self.conns.setdefault(replica, 0)
 
+    def release(self, replica: str) -> None:
+        """One request less in progress (a replica removed meanwhile is not counted any more)."""
+        if replica in self.conns:
+            self.conns[replica] = max(0, self.conns[replica] - 1)
+
     def healthy(self, replica: str) -> bool:
         return self.health.get(replica, {}).get("up", False)
 
@@ -168,6 +174,7 @@ class Balancer(Node):
         if not quiet:
             self.lab.emit("failover", node=self.id, detail=f"{self.id} owns the virtual address now")
         self.lab.reset_split("balancer changed")
+        self.lab.forget_open_work()
         self.cancel_timer("advert-missed")
         self.set_timer("advert", 0)
         self.set_timer("probe", 0)
@@ -190,7 +197,8 @@ class Balancer(Node):
         elif name.startswith("upstream:"):
             req = self.inflight.pop(data["rid"], None)
             if req:
-                self.conns[req["replica"]] -= 1
+                self.release(req["replica"])
+                self.lab.work_done(req["replica"], data["rid"])  # given up on: no longer counted as open
                 self.send("client", "RESP", rid=data["rid"], status=504, replica=req["replica"],
                           why=f"{req['replica']} did not answer within {fmt_ms(UPSTREAM_TIMEOUT)}")
 
@@ -235,7 +243,7 @@ class Balancer(Node):
             req = self.inflight.pop(body["rid"], None)
             if req:
                 self.cancel_timer(f"upstream:{body['rid']}")
-                self.conns[req["replica"]] -= 1
+                self.release(req["replica"])
                 self.lab.observe_latency(req["replica"], self.now - req["sent"])
                 self.send("client", "RESP", rid=body["rid"], status=200, replica=req["replica"])
 
@@ -245,7 +253,7 @@ class Balancer(Node):
         if replica is None:
             self.send("client", "RESP", rid=rid, status=503, why=f"no healthy replica in the {pool} pool")
             return
-        self.lab.record_pick(self, pool, replica, balanced)
+        self.lab.record_pick(self, pool, replica, balanced, rid)
         self.conns[replica] += 1
         self.inflight[rid] = {"replica": replica, "sent": self.now}
         self.send(replica, "REQ", rid=rid, path=path, user=user)
@@ -298,6 +306,12 @@ class Balancer(Node):
 class LoadBalancing(Lab):
     slug = "load-balancing"
     title = "Load balancing"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "even-split": ("round-robin", "weighted"),
+        "crash-contained": ("health_checks=on",),
+        "steers-away": ("least-connections",),
+    }
     PARAMS = (
         Param("algorithm", "round-robin", "How the balancer picks a replica inside a pool.",
               choices=("round-robin", "least-connections", "random", "weighted")),
@@ -325,6 +339,8 @@ class LoadBalancing(Lab):
         self.slow_since: dict[str, float] = {}
         self.slow_window: dict[str, dict[str, int]] = {}
         self.slow_share: dict[str, dict] = {}
+        self.open_work: dict[str, set] = {}  # replica -> requests sent to it and not yet answered (observed)
+        self.paused: dict[str, list[list[float]]] = {}  # balancer -> [[paused at, resumed at or None], ...]
         self.split: dict[str, dict] = {}
         self.recent: list[dict] = []
         self.timeline: list[dict] = []
@@ -339,12 +355,21 @@ class LoadBalancing(Lab):
         self.add_node(Client(self, "client"))
         for pool in self.pools:
             self.reset_split("start", pool)
-        self.add_check("even-split", "Round robin (and weighted) give each healthy replica its share of the "
-                                     "balanced picks, within one request (counted since the pool last changed).")
+        self.add_check("even-split", "Round robin gives each healthy replica the same number of requests, "
+                                     "within one (counted since the pool last changed; sticky sessions break it). "
+                                     "Not claimed for the other rules, which are uneven by design.")
         self.add_check("crash-contained", "A crashed replica gets no traffic once the detection window "
-                                          f"({FALL} missed probes) is over, so errors stay inside that window.")
-        self.add_check("steers-away", f"A slow replica (+{SLOW_MIN}ms or more) that is still busy gets no new "
-                                      "request while a healthy peer has fewer in progress (least connections).")
+                                          f"({FALL} missed probes) is over, so errors stay inside that window "
+                                          "(the time the balancer spends paused does not count).")
+        self.add_check("steers-away", f"While a slow replica (+{SLOW_MIN}ms or more) has more requests open than "
+                                      "a healthy peer, new requests go to the peers: it gets less than half of an "
+                                      "even share of them. Counted from "
+                                      "the requests sent and answered, not from the balancer's counters; least "
+                                      "connections claims it, the other rules do not steer.")
+        if self.algorithm != "round-robin":
+            self.checks["even-split"].detail = (f"not claimed: {self.algorithm} is uneven by design" if
+                                                self.algorithm != "weighted" else
+                                                "not claimed: weighted follows the weights, not an even split")
         self.sim.after(500, self.audit)
 
     # -- topology helpers ------------------------------------------------------------
@@ -374,24 +399,45 @@ class LoadBalancing(Lab):
             self.split[name] = {"since": round(self.now, 3), "why": why,
                                 "counts": {}, "members": []}
 
-    def record_pick(self, lb: Balancer, pool: str, replica: str, balanced: bool) -> None:
+    def paused_between(self, lb: str, start: float) -> float:
+        """How long the balancer was frozen since `start` (its timers did not run)."""
+        total = 0.0
+        for a, b in self.paused.get(lb, []):
+            b = self.now if b is None else b
+            total += max(0.0, b - max(a, start))
+        return total
+
+    def forget_open_work(self) -> None:
+        """A balancer took over: steers-away judges it only on the requests it sent itself."""
+        self.open_work, self.slow_window = {}, {}
+
+    def work_done(self, replica: str, rid: int) -> None:
+        self.open_work.get(replica, set()).discard(rid)
+
+    def record_pick(self, lb: Balancer, pool: str, replica: str, balanced: bool, rid: int) -> None:
         self.stats[replica]["picks"] += 1
+        # Slow replicas with more requests open than some peer in rotation (as observed).
+        peers = [len(self.open_work.get(r, ())) for r in self.pools[pool]
+                 if r not in self.slow_since and r not in self.crashed_at and lb.healthy(r)]
+        least = min(peers, default=None)
+        busy_slow = [r for r in self.pools[pool] if r in self.slow_since and least is not None
+                     and len(self.open_work.get(r, ())) > least]
+        self.open_work.setdefault(replica, set()).add(rid)
         down_since = self.crashed_at.get(replica)
         if down_since is not None:
-            late = self.now - max(down_since, lb.active_since)
+            start = max(down_since, lb.active_since)
+            late = self.now - start - self.paused_between(lb.id, start)
             if late > self.detection_bound():
                 self.fail("crash-contained", f"{replica} crashed at {fmt_ms(down_since)} and still got a request "
                                              f"{fmt_ms(late)} later: nobody took it out of rotation")
-        if pool in self.slow_window:  # a replica of this pool is slow: count who gets what
-            self.slow_window[pool][replica] = self.slow_window[pool].get(replica, 0) + 1
-        if not balanced:
-            return
+        for slow in busy_slow:
+            # A slow replica of this pool is busy: count who gets the new requests.
+            window = self.slow_window.setdefault(slow, {})
+            window[replica] = window.get(replica, 0) + 1
+            self.judge_steering(pool, slow)
+        if self.algorithm != "round-robin":
+            return  # even-split is not claimed
         healthy = [r for r in self.pools[pool] if lb.healthy(r)]
-        if replica in self.slow_since:
-            fewer = [r for r in healthy if r not in self.slow_since and lb.conns[r] < lb.conns[replica]]
-            if fewer:
-                self.fail("steers-away", f"{replica} is slow and still busy with {lb.conns[replica]} request(s), "
-                                         f"yet got a new one while {fewer[0]} had {lb.conns[fewer[0]]}")
         split = self.split[pool]
         if split["members"] != healthy:
             self.reset_split("healthy replicas changed", pool)
@@ -415,9 +461,27 @@ class LoadBalancing(Lab):
         split["deviation"] = round(worst, 2)
         if worst > 1 + 1e-9:
             self.fail("even-split", f"{pool}: {who} got {counts.get(who, 0)} of {total} picks, "
-                                    f"{worst:.1f} away from its share ({self.algorithm})")
+                                    f"{worst:.1f} away from its share ({self.algorithm}"
+                                    + (", sticky sessions)" if self.params["sticky"] else ")"))
         elif self.checks["even-split"].ok:
             self.checks["even-split"].detail = f"{pool}: {total} picks, at most {worst:.1f} from an even share"
+
+    def judge_steering(self, pool: str, replica: str) -> None:
+        """steers-away: of the requests sent while a slow replica had more requests
+        open than some healthy peer, the slow one must get less than half of an
+        even share (judged once there are enough)."""
+        counts = self.slow_window[replica]
+        lb = self.active()
+        members = [r for r in self.pools[pool] if r not in self.crashed_at and lb is not None and lb.healthy(r)]
+        total = sum(counts.values())
+        if len(members) < 2 or total < 6 * len(members):
+            return
+        mine, even = counts.get(replica, 0), total / len(members)
+        if mine >= even / 2:
+            self.fail("steers-away", f"{replica} is slow (+{fmt_ms(self.nodes[replica].slow_ms)}), yet got "
+                                     f"{mine} of the {total} requests sent while it was busier than a peer (an even share "
+                                     f"is {even:.1f}): {self.algorithm} does not steer away"
+                                     + (" (sticky sessions send users back to it)" if self.params["sticky"] else ""))
 
     def observe_latency(self, replica: str, ms: float) -> None:
         stats = self.stats.get(replica)
@@ -448,7 +512,8 @@ class LoadBalancing(Lab):
     def health_changed(self, lb: Balancer, replica: str, up: bool) -> None:
         fields = {"node": lb.id, "replica": replica, "up": up}
         if not up and replica in self.crashed_at:
-            fields["after_ms"] = round(self.now - max(self.crashed_at[replica], lb.active_since), 3)
+            start = max(self.crashed_at[replica], lb.active_since)
+            fields["after_ms"] = round(self.now - start - self.paused_between(lb.id, start), 3)
             if self.checks["crash-contained"].ok:
                 self.checks["crash-contained"].detail = (
                     f"{replica} taken out {fmt_ms(fields['after_ms'])} after its crash "
@@ -463,7 +528,7 @@ class LoadBalancing(Lab):
             pool = self.pool_of(replica)
             if pool == "removed" or lb is None:
                 continue
-            counts = self.slow_window.get(pool, {})
+            counts = self.slow_window.get(replica, {})
             peers = [r for r in self.pools[pool] if r != replica and lb.healthy(r) and r not in self.slow_since]
             if not peers:
                 continue
@@ -473,26 +538,30 @@ class LoadBalancing(Lab):
             self.slow_share[replica] = {"mine": mine, "total": total, "peer_mean": round(peer_mean, 1)}
             if self.checks["steers-away"].ok:
                 self.checks["steers-away"].detail = (
-                    f"{replica} (+{fmt_ms(self.nodes[replica].slow_ms)}) got {mine} of {total} requests since it "
-                    f"slowed; healthy peers got {peer_mean:.1f} each")
+                    f"{replica} (+{fmt_ms(self.nodes[replica].slow_ms)}) got {mine} of the {total} requests sent "
+                    f"while it was busier than a peer; healthy peers got {peer_mean:.1f} each")
 
     # -- reacting to faults ------------------------------------------------------------
     def after_fault(self, fault: str, node_id: str | None) -> None:
+        if node_id in self.balancers() and fault in ("pause", "crash", "resume", "restart"):
+            spans = self.paused.setdefault(node_id, [])
+            if fault == "pause":
+                spans.append([self.now, None])
+            elif spans and spans[-1][1] is None:
+                spans[-1][1] = self.now
         if node_id in self.stats:
             if fault == "crash":
                 self.crashed_at[node_id] = self.now
+                self.open_work.pop(node_id, None)  # its work in progress is gone
             elif fault == "restart":
                 self.crashed_at.pop(node_id, None)
             elif fault == "slow":
-                pool = self.pool_of(node_id)
+                self.slow_window.pop(node_id, None)  # count afresh from this moment
                 if self.nodes[node_id].slow_ms >= SLOW_MIN:
                     self.slow_since[node_id] = self.now
                 else:
                     self.slow_since.pop(node_id, None)
                     self.slow_share.pop(node_id, None)
-                self.slow_window.pop(pool, None)
-                if any(self.pool_of(r) == pool for r in self.slow_since):
-                    self.slow_window[pool] = {}  # count afresh from this moment
         elif node_id in self.balancers() and fault == "crash" and node_id == self.vip:
             self.emit("outage", node=node_id, detail="the balancer owning the virtual address is down")
 
@@ -520,6 +589,7 @@ class LoadBalancing(Lab):
         for b in self.balancers():
             if self.nodes[b].status != "down":
                 self.nodes[b].know(replica)
+        self.reset_split("replica added", pool)
         self.emit("add", node=replica, pool=pool, weight=weight)
 
     @action("remove", Arg("replica"), help="Take a replica out of its pool for good (it stops getting traffic).")
@@ -533,6 +603,10 @@ class LoadBalancing(Lab):
         self.crashed_at.pop(replica, None)
         self.slow_since.pop(replica, None)
         del self.nodes[replica]
+        for b in self.balancers():
+            self.nodes[b].health.pop(replica, None)  # a later replica of that name starts afresh
+            self.nodes[b].conns.pop(replica, None)
+        self.reset_split("replica removed", pool)  # the turn order shifts: count afresh
         self.emit("remove", node=replica, pool=pool)
 
     @action("weight", Arg("replica"), Arg("weight", "int", lo=1, hi=5),

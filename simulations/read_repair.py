@@ -22,8 +22,9 @@ The other two ways to converge do not touch reads:
     here) to the others, which push back what is newer and ask for what
     they lack;
   * `on-write`: the coordinator remembers which replica missed which write
-    and keeps re-sending the key's newest version until that replica
-    acknowledges it.
+    and keeps re-sending the key's newest version (with the value written
+    under that version: a version and its value never travel apart) until
+    that replica acknowledges that version or a newer one.
 
 Whatever the mode, a read whose R replicas overlap the W that took the latest
 write (R + W > N) sees it; with R + W <= N it can hit only stale replicas.
@@ -116,7 +117,8 @@ class Coordinator(Node):
     def boot(self) -> None:
         self.role = "coordinator"
         self.disk.setdefault("versions", {})  # key -> last version given out
-        self.disk.setdefault("missed", {})  # on-write: "node key" -> True for writes a replica missed
+        self.disk.setdefault("values", {})  # key -> the value written under that version
+        self.disk.setdefault("missed", {})  # on-write: "node key" -> the newest version that replica missed
         self.ops: dict[int, dict] = {}
         self.next_op = 1
         if self.lab.params["rate"]:
@@ -128,6 +130,7 @@ class Coordinator(Node):
     def write(self, key: str, value: str) -> None:
         version = self.disk["versions"].get(key, 0) + 1
         self.disk["versions"][key] = version
+        self.disk["values"][key] = value  # a version and its value always travel together
         op = self.new_op("write", key=key, value=value, version=version, acks=[], waiting=list(REPLICAS))
         self.lab.emit("write", key=key, value=value, version=version, w=self.lab.w)
         for node in REPLICAS:
@@ -143,7 +146,7 @@ class Coordinator(Node):
     def on_wrote(self, node: str, op: dict) -> None:
         op["waiting"].remove(node)
         op["acks"].append(node)
-        self.disk["missed"].pop(f"{node} {op['key']}", None)
+        self.acked(node, op["key"], op["version"])
         if not op["replied"] and len(op["acks"]) >= self.lab.w:
             op["replied"] = True
             self.lab.write_done(op, ok=True)
@@ -157,17 +160,24 @@ class Coordinator(Node):
         for node in op["waiting"]:
             self.lab.emit("missed", node=node, key=op["key"], version=op["version"])
             if self.lab.mode == "on-write":  # repair on write: keep pushing until it lands
-                self.disk["missed"][f"{node} {op['key']}"] = True
+                item = f"{node} {op['key']}"
+                self.disk["missed"][item] = max(self.disk["missed"].get(item, 0), op["version"])
                 if not self.has_timer("retry"):
                     self.set_timer("retry", RETRY_EVERY)
         self.close(op)
 
+    def acked(self, node: str, key: str, version: int) -> None:
+        """A replica stored this version: it no longer misses anything up to it
+        (a late acknowledgement of an older version does not count)."""
+        item = f"{node} {key}"
+        if self.disk["missed"].get(item, 0) <= version:
+            self.disk["missed"].pop(item, None)
+
     def retry_missed(self) -> None:
         for item in list(self.disk["missed"]):
             node, key = item.split(" ")
-            version = self.disk["versions"][key]
-            newest = self.lab.newest_known(key)  # the value the coordinator wrote last
-            self.send(node, "REPAIR", key=key, value=newest, version=version)
+            # The newest write I gave out: its value with its own version, never a mix.
+            self.send(node, "REPAIR", key=key, value=self.disk["values"][key], version=self.disk["versions"][key])
         if self.disk["missed"]:
             self.set_timer("retry", RETRY_EVERY)
 
@@ -258,7 +268,7 @@ class Coordinator(Node):
         body = msg.body
         op = self.ops.get(body.get("op", 0))
         if msg.type == "REPAIRED":
-            self.disk["missed"].pop(f"{msg.src} {body['key']}", None)
+            self.acked(msg.src, body["key"], body["version"])
         if op is None:
             return
         if msg.type == "WROTE" and msg.src in op["waiting"]:
@@ -293,6 +303,8 @@ class Coordinator(Node):
 class ReadRepair(Lab):
     slug = "read-repair"
     title = "Read repair"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"answered-replicas-newest": ("blocking", "async")}
     PARAMS = (
         Param("mode", "blocking", "How stale replicas get fixed: on reads (blocking or async write-back), by "
                                   "background anti-entropy, or by re-sending missed writes.",
@@ -320,12 +332,9 @@ class ReadRepair(Lab):
         self.coordinator = self.add_node(Coordinator(self, "coordinator"))
         self.started = True
         self.add_check("answered-replicas-newest", "After a read, every replica that answered holds the newest "
-                                                   "version the read saw.")
-        self.add_check("read-returns-latest", "A read returns the latest acknowledged write; guaranteed when "
-                                              "R + W > N, not when R + W <= N.")
-
-    def newest_known(self, key: str) -> str:
-        return self.written[key]
+                                                   "version the read saw, with the same value.")
+        self.add_check("read-returns-latest", "A read returns the latest acknowledged write, value and version; "
+                                              "guaranteed when R + W > N, not when R + W <= N.")
 
     # -- what the coordinator reports ----------------------------------------------------
     def write_done(self, op: dict, ok: bool) -> None:
@@ -349,7 +358,9 @@ class ReadRepair(Lab):
         key, newest, latest = op["key"], op["newest"], op["latest"]
         self.focus = key
         self.count("reads")
-        stale = newest["version"] < latest
+        latest_value = self.latest.get(key, {}).get("value")
+        # Stale: an older version, or the latest version with another value than the one acknowledged.
+        stale = newest["version"] < latest or (newest["version"] == latest and newest["value"] != latest_value)
         self.count("stale_reads", 1 if stale else 0)
         ms = round(self.now - op["start"], 3)
         self.last_read = {"key": key, "r": op["r"], "w": self.w, "answers": [
@@ -361,20 +372,25 @@ class ReadRepair(Lab):
                   stale=stale, ms=ms)
         if stale:
             overlap = "R + W > N, so this should not happen" if op["r"] + self.w > N else "R + W <= N"
-            self.fail("read-returns-latest", f"read {key} with R={op['r']} returned v{newest['version']}, "
-                                             f"the latest acknowledged is v{latest} ({overlap})")
+            self.fail("read-returns-latest", f"read {key} with R={op['r']} returned {newest['value']!r} "
+                                             f"v{newest['version']}, the latest acknowledged is {latest_value!r} "
+                                             f"v{latest} ({overlap})")
         elif self.checks["read-returns-latest"].ok:
             self.checks["read-returns-latest"].detail = f"last read {key} v{newest['version']} (R={op['r']}, W={self.w})"
-        self.sim.after(VERIFY_AFTER, self.verify_read, key, list(op["answers"]), newest["version"])
+        self.sim.after(VERIFY_AFTER, self.verify_read, key, list(op["answers"]), newest["version"], newest["value"])
         for node in op["repairs"]:
             self.write_backs = (self.write_backs + [{"node": node, "key": key, "version": newest["version"],
                                                      "at": round(self.now, 3)}])[-6:]
 
-    def verify_read(self, key: str, answered: list[str], newest: int) -> None:
-        behind = [n for n in answered if self.nodes[n].version(key) < newest]
+    def verify_read(self, key: str, answered: list[str], newest: int, value) -> None:
+        def behind_or_different(node: str) -> bool:
+            have = self.nodes[node].data.get(key) or {"value": None, "version": 0}
+            return have["version"] < newest or (have["version"] == newest and have["value"] != value)
+        behind = [n for n in answered if behind_or_different(n)]
         if behind:
             self.fail("answered-replicas-newest", f"{VERIFY_AFTER}ms after reading {key}, "
                                                   f"{', '.join(behind)} still {'holds' if len(behind) == 1 else 'hold'} an older version than v{newest} "
+                                                  f"or another value than {value!r} "
                                                   f"(mode {self.mode})")
         elif self.checks["answered-replicas-newest"].ok:
             self.checks["answered-replicas-newest"].detail = (f"{key}: {', '.join(answered)} "

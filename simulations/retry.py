@@ -287,6 +287,11 @@ class Service(Node):
 class RetryLab(Lab):
     slug = "retry"
     title = "Retry"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "permanent-not-retried": ("transient",),
+        "no-duplicate-charges": ("idempotency=on",),
+    }
     PARAMS = (
         Param("strategy", "exponential", "How long a client waits before the next attempt.", choices=STRATEGIES),
         Param("max_attempts", 6, "Attempts per request, the first one included.", lo=1, hi=10),

@@ -442,6 +442,13 @@ class Bus(Node):
 class SagaLab(Lab):
     slug = "saga"
     title = "Saga"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "completed-or-compensated": ("durable+idempotent=on",),
+        "reverse-order": ("*",),
+        "resumes-from-log": ("durable",),
+        "no-duplicate-rows": ("idempotent=on",),
+    }
     PARAMS = (
         Param("mode", "orchestration", "Who drives the steps: an orchestrator with a saga log, or services reacting to events on a bus.",
               choices=("orchestration", "choreography")),

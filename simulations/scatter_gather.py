@@ -285,6 +285,8 @@ class Coordinator(Node):
 class ScatterGather(Lab):
     slug = "scatter-gather"
     title = "Scatter-gather"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"redone-elsewhere": ("reassign=on",)}
     PARAMS = (
         Param("mode", "scattered", "Transcode the five resolutions one after another on w1, or all at once.",
               choices=("scattered", "sequential")),
@@ -304,6 +306,7 @@ class ScatterGather(Lab):
         self.jobs: list[dict] = []  # finished jobs, newest last (a short history)
         self.bars: list[dict] = []  # the Gantt chart of the current job
         self.lost: list[dict] = []  # tasks that died with a worker in the current job
+        self.paused: list[str] = []  # workers paused during the current job (their work stopped)
         self.gather_timeout = float(self.params["gather_timeout"])
         self.metrics.update({"jobs": 0, "reassigned": 0, "backups": 0, "last_job_ms": None,
                              "last_sequential_ms": None, "last_scattered_ms": None, "speedup": None,
@@ -346,7 +349,7 @@ class ScatterGather(Lab):
         job = {"id": number, "mode": mode, "start": round(self.now, 3), "deadline": deadline,
                "tasks": tasks, "results": {}, "status": "running", "end": None, "missing": [],
                "workers": len(self.worker_ids())}
-        self.bars, self.lost = [], []
+        self.bars, self.lost, self.paused = [], [], []
         for name in ("time-model", "redone-elsewhere", "result-complete"):
             self.holds(name, f"job {number} running")
         self.emit("job", job=number, mode=mode, deadline=deadline)
@@ -414,10 +417,15 @@ class ScatterGather(Lab):
         self.jobs.append({k: job[k] for k in ("id", "mode", "status", "elapsed", "missing", "plan_ms", "work_ms")})
         del self.jobs[:-6]
 
+    def after_fault(self, fault: str, node_id: str | None) -> None:
+        if fault == "pause" and node_id not in self.paused:
+            self.paused.append(node_id)
+
     def blame(self, job: dict) -> str:
         reasons = [f"{x['res']} lost with {x['worker']}" for x in self.lost]
         reasons += [f"{w} is a straggler (x{self.nodes[w].factor})" for w in self.worker_ids()
                     if self.nodes[w].factor > 1 and any(b["worker"] == w for b in self.bars)]
+        reasons += [f"{w} was paused" for w in self.paused]
         return ", ".join(reasons) or "delays on the network"
 
     # -- what the workers do (for the Gantt chart) ---------------------------------------

@@ -12,7 +12,8 @@ address.  The registry holds a table of live instances, each entry a lease:
     at once.  It keeps serving for a short drain period, for callers whose
     list is not refreshed yet;
   * an instance that crashes says nothing: its entry stays until its lease
-    runs out, and callers keep sending requests to a dead address meanwhile.
+    runs out (a TTL after the last heartbeat the registry received), and
+    callers keep sending requests to a dead address meanwhile.
 
 Discovery (who asks the registry):
 
@@ -118,6 +119,8 @@ class Registry(Node):
 
     def on_message(self, msg) -> None:
         body, ttl = msg.body, self.lab.params["ttl"]
+        if msg.type in ("REGISTER", "HEARTBEAT"):
+            self.lab.heard[body["addr"]] = self.now  # for the checks: when the registry last heard this address
         if msg.type == "REGISTER":
             new = body["addr"] not in self.leases
             self.leases[body["addr"]] = {"instance": msg.src, "addr": body["addr"], "since": self.now,
@@ -306,6 +309,13 @@ class Balancer(Caller):
 class ServiceRegistry(Lab):
     slug = "service-registry"
     title = "Service registry"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "crashed-expires": ("*",),
+        "graceful-at-once": ("*",),
+        "cache-survives": ("cache=on",),
+        "new-gets-traffic": ("*",),
+    }
     PARAMS = (
         Param("mode", "client-side", "Who asks the registry: each client, or a balancer in front of the service.",
               choices=("client-side", "server-side")),
@@ -319,7 +329,7 @@ class ServiceRegistry(Lab):
         Param("rate", 4, "Requests per second from each client.", lo=0, hi=15),
     )
     FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow",
-              "drop-next", "duplicate-next")
+              "drop-next", "duplicate-next", "lose-deregistration")
 
     def setup(self) -> None:
         p = self.params
@@ -329,6 +339,9 @@ class ServiceRegistry(Lab):
         self.addresses: dict[str, str] = {}  # address -> instance listening there now
         self.stats: dict[str, dict] = {}
         self.crashes: list[dict] = []  # crashed instances whose entry must expire
+        self.lose_deregistration: dict[str, bool] = {}  # instances whose DEREGISTER the network will lose
+        self.heard: dict[str, float] = {}
+        self.registry_pauses: list[list] = []  # [paused at, resumed at or None]  # address -> when the registry last received its REGISTER or HEARTBEAT
         self.shutdowns: list[dict] = []  # graceful stops whose entry must go at once
         self.waiting_traffic: dict[str, dict] = {}  # newly registered, not served yet
         self.registry_down_since: float | None = None
@@ -347,7 +360,7 @@ class ServiceRegistry(Lab):
         self.add_node(Client(self, "c2"))
         self.started = True
         self.add_check("crashed-expires", "An instance that crashes (no deregistration) leaves the registry "
-                                          "within the TTL of its last heartbeat.")
+                                          "within the TTL of the last heartbeat the registry received from it.")
         self.add_check("graceful-at-once", "An instance that shuts down gracefully leaves the registry at once.")
         self.add_check("cache-survives", "While the registry is down, callers keep reaching live instances "
                                          "from their cached list.")
@@ -452,17 +465,25 @@ class ServiceRegistry(Lab):
         self.sim.after(SWEEP_EVERY, self.audit)
         registry = self.registry()
         ttl, hb = self.params["ttl"], self.params["heartbeat"]
-        table = registry.leases if registry.up else None
+        table = registry.leases if registry.status != "down" else None
         for crash in list(self.crashes):
+            if registry.status == "paused":
+                continue  # a frozen registry expires nothing; the time it is paused does not count
             if table is None or crash["addr"] not in table:
                 self.crashes.remove(crash)
                 if table is not None and self.checks["crashed-expires"].ok:
+                    last = self.heard.get(crash["addr"], crash["t"])
                     self.checks["crashed-expires"].detail = (
-                        f"{crash['node']}'s entry left {fmt_ms(self.now - crash['t'])} after its crash")
+                        f"{crash['node']}'s entry left {fmt_ms(self.now - crash['t'])} after its crash, "
+                        f"{fmt_ms(self.now - last)} after its last heartbeat")
                 continue
-            bound = (ttl or 3 * hb) + 200
-            if self.now - crash["t"] > bound:
-                self.fail("crashed-expires", f"{crash['node']} crashed {fmt_ms(self.now - crash['t'])} ago and "
+            # Counted from the last heartbeat the registry received (one still in flight at the
+            # crash renews the lease), plus one sweep of the table.
+            last = max(self.heard.get(crash["addr"], crash["t"]), 0.0)
+            bound = (ttl or 3 * hb) + SWEEP_EVERY + 10 + self.registry_paused_since(last)
+            if self.now - last > bound:
+                self.fail("crashed-expires", f"{crash['node']} crashed {fmt_ms(self.now - crash['t'])} ago, the "
+                                             f"registry last heard it {fmt_ms(self.now - last)} ago, and "
                                              f"{crash['addr']} is still listed" + ("" if ttl else " (no TTL)"))
                 self.crashes.remove(crash)
         for stop in list(self.shutdowns):
@@ -486,7 +507,17 @@ class ServiceRegistry(Lab):
                                               "and has not had a single request")
                 self.waiting_traffic.pop(instance)
 
+    def registry_paused_since(self, start: float) -> float:
+        total = 0.0
+        for a, b in self.registry_pauses:
+            total += max(0.0, (self.now if b is None else b) - max(a, start))
+        return total
+
     def after_fault(self, fault: str, node_id: str | None) -> None:
+        if node_id == "registry" and fault == "pause":
+            self.registry_pauses.append([self.now, None])
+        elif node_id == "registry" and self.registry_pauses and self.registry_pauses[-1][1] is None:
+            self.registry_pauses[-1][1] = self.now  # resumed (or crashed)
         node = self.nodes.get(node_id) if node_id else None
         if isinstance(node, Instance) and fault == "crash":
             self.crashes.append({"node": node_id, "addr": node.addr, "t": self.now})
@@ -528,7 +559,22 @@ class ServiceRegistry(Lab):
         if self.registry().up:
             self.shutdowns.append({"node": node_id, "addr": node.addr, "t": self.now})
         self.waiting_traffic.pop(node_id, None)
+        if self.lose_deregistration.pop(node_id, False):
+            # The network loses exactly the DEREGISTER: drop-next armed just before it is sent.
+            self.net.link(node_id, "registry").drop_next += 1
+            self.emit("drop-next", src=node_id, dst="registry")
         node.shutdown()
+
+    @action("lose-deregistration", Arg("instance", "text"), group="fault",
+            help="The network will lose this instance's DEREGISTER when it shuts down (heartbeats still get "
+                 "through), however long from now that is.")
+    def do_lose_deregistration(self, node_id: str) -> None:
+        node = self.nodes.get(node_id)
+        if not isinstance(node, Instance) or node.status == "down" or node.stopping:
+            running = ", ".join(n.id for n in self.instances() if n.up and not n.stopping)
+            raise SimError(f"'{node_id}' is not a running instance (running: {running})")
+        self.lose_deregistration[node_id] = True
+        self.emit("lose-deregistration", node=node_id)
 
     @action("delay-heartbeats", Arg("instance"), Arg("ms", "ms", hi=10_000),
             help="Make an instance's messages to the registry (heartbeats) arrive this much later (0 = normal).")

@@ -514,6 +514,8 @@ class Backend(Node):
 class Sidecar(Lab):
     slug = "sidecar"
     title = "Sidecar"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {"app-survives": ("sidecar",), "exactly-once": ("sidecar+log-shipper+after-ack+dedupe=on",)}
     PARAMS = (
         Param("mode", "sidecar", "Where the helper's code runs.", choices=("sidecar", "service", "in-process")),
         Param("kind", "log-shipper", "What the helper does: ships log lines, proxies outbound calls, or caches "

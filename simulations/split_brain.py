@@ -5,6 +5,9 @@ and hold one replicated register.  One of them leads: clients may send a
 write to any node; a follower FORWARDs it to the leader it knows (or rejects
 it if it knows none), and only the leader changes the register and copies it
 to the others (REPLICATE, and in every HEARTBEAT it sends every 500 ms).
+Every write carries the client's id; the register keeps the ids of the
+writes in its history, so a leader that receives a write twice (the network
+duplicated it) answers again but never applies it a second time.
 
 A follower that hears no heartbeat for a while suspects the leader and tries
 to take over.  What happens next depends on the mode:
@@ -170,7 +173,7 @@ class Replica(Node):
     def leader_fields(self) -> dict:
         # Every request carries the generation (None in naive mode) and the register.
         return {"gen": self.generation, "leader": self.id, "tenure": self.tenure, "value": self.reg["value"],
-                "wid": self.reg["wid"], "stamp": list(self.reg["stamp"])}
+                "wid": self.reg["wid"], "stamp": list(self.reg["stamp"]), "history": list(self.reg["history"])}
 
     def step_down(self, why: str, new_leader: str | None) -> None:
         self.role, self.leader = "follower", new_leader
@@ -181,7 +184,16 @@ class Replica(Node):
 
     # -- client writes --------------------------------------------------------------
     def client_write(self, wid: int, value: int, via: str | None) -> None:
-        if self.role == "leader":
+        if self.role == "leader" and (wid in self.reg["history"] or wid in self.pending):
+            # A duplicate (the network delivered a WRITE or FORWARD twice): every
+            # write carries the client's id and is applied at most once.
+            self.lab.emit("duplicate", node=self.id, wid=wid)
+            if self.lab.mode != "quorum":
+                self.lab.acknowledge(wid, self)  # already stored here: answer again
+            elif wid not in self.pending:
+                self.pending.append(wid)  # answer again once a majority holds it
+                self.try_commit()
+        elif self.role == "leader":
             self.accept_write(wid, value)
         elif via is None and self.role == "follower" and self.leader:
             self.lab.note_forward(wid, self.id, self.leader)
@@ -194,8 +206,8 @@ class Replica(Node):
     def accept_write(self, wid: int, value: int) -> None:
         stamp = [self.gen, self.reg["stamp"][1] + 1]
         self.lab.note_applied(wid, self, prev=self.reg["wid"])
-        self.store({"value": value, "wid": wid, "stamp": stamp, "gen": self.gen, "by": self.id},
-                   "write")
+        self.store({"value": value, "wid": wid, "stamp": stamp, "gen": self.gen, "by": self.id,
+                    "history": [*self.reg["history"], wid]}, "write")
         for other in self.others():
             self.send(other, "REPLICATE", **self.leader_fields())
         if self.lab.mode == "quorum":
@@ -279,7 +291,8 @@ class Replica(Node):
         if body["wid"] == reg["wid"] or (same_leader and body["stamp"] <= reg["stamp"]):
             return
         self.store({"value": body["value"], "wid": body["wid"], "stamp": list(body["stamp"]),
-                    "gen": body["gen"] or 0, "by": body["leader"]}, f"copied from {body['leader']}")
+                    "gen": body["gen"] or 0, "by": body["leader"], "history": list(body["history"])},
+                   f"copied from {body['leader']}")
 
     def rejected(self, src: str, body: dict) -> None:
         if body["gen"] > self.gen:
@@ -345,6 +358,12 @@ class Replica(Node):
 class SplitBrain(Lab):
     slug = "split-brain"
     title = "Split brain"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "single-writer": ("generation", "quorum"),
+        "stale-leader-fenced": ("generation", "quorum"),
+        "no-lost-write": ("quorum",),
+    }
     PARAMS = (
         Param("mode", "naive", "How the cluster copes with a partition: naive (each side elects its own leader), "
               "generation (generation numbers fence a stale leader), quorum (a leader and a write need a majority).",
@@ -384,7 +403,7 @@ class SplitBrain(Lab):
 
     def initial_register(self) -> dict:
         return {"value": 0, "wid": 0, "stamp": [self.generation0(), 0], "gen": self.generation0(),
-                "by": FIRST_LEADER}
+                "by": FIRST_LEADER, "history": [0]}
 
     @staticmethod
     def rack_of(node_id: str) -> str:
@@ -468,9 +487,11 @@ class SplitBrain(Lab):
             self.audit_lost(node)
 
     def descends(self, wid: int | None, ancestor: int) -> bool:
-        while wid is not None:
+        seen = set()
+        while wid is not None and wid not in seen:
             if wid == ancestor:
                 return True
+            seen.add(wid)
             wid = self.writes[wid]["prev"]
         return False
 
@@ -503,6 +524,7 @@ class SplitBrain(Lab):
 
     def note_applied(self, wid: int, leader: Replica, prev: int) -> None:
         w = self.writes[wid]
+        w["applications"] = w.get("applications", 0) + 1
         w.update(leader=leader.id, gen=leader.generation, prev=prev, applied=True,
                  stamp=[leader.gen, leader.reg["stamp"][1] + 1])
 

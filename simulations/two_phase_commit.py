@@ -350,6 +350,13 @@ class Participant(Node):
 class TwoPhaseCommit(Lab):
     slug = "two-phase-commit"
     title = "Two-phase commit"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "atomicity": ("standard",),
+        "yes-voter-waits": ("standard",),
+        "coordinator-recovers": ("*",),
+        "timeout-aborts": ("standard", "heuristic"),  # no-vote-timeout exists to break it
+    }
     PARAMS = (
         Param("mode", "standard", "standard: an in-doubt participant waits for the coordinator however long it "
               "takes; heuristic: it aborts alone after a while (unsafe, for comparison); no-vote-timeout: the "

@@ -379,6 +379,13 @@ class Client(Node):
 class WriteAheadLog(Lab):
     slug = "write-ahead-log"
     title = "Write-ahead log"
+    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
+    INVARIANTS = {
+        "loss-bounded": ("checked",),  # never promises no bound, so it cannot break it either
+        "recovery-exact": ("checked",),
+        "bad-record-rejected": ("checked",),
+        "replay-idempotent": ("checked",),
+    }
     PARAMS = (
         Param("flush", "always", "When the log is fsynced, and so when a write is acknowledged: always (fsync, "
                                  "then ack), batch (gather N records or T ms, fsync, then ack), periodic (ack at "

@@ -72,3 +72,29 @@ def grouped() -> list[dict]:
     if extra:
         out.append({"name": "More labs", "blurb": "", "pages": extra})
     return out
+
+
+# A path through the labs for a first course: from one failure and one
+# decision to replicated data and transactions across services.
+PATH = ["leader-election", "circuit-breaker", "retry", "bulkhead", "load-balancing", "service-registry",
+        "sidecar", "sharding", "scatter-gather", "bloom-filter", "write-ahead-log", "split-brain",
+        "hinted-handoff", "read-repair", "two-phase-commit", "saga", "cqrs"]
+WHY = {
+    "leader-election": "Start here: five nodes, one leader, one crash. Learn to read the page (the cluster, the checks, the log).",
+    "circuit-breaker": "One failing service slows its callers; the breaker fails fast instead.",
+    "retry": "Retrying fixes transient errors, and can flood a service that is trying to recover.",
+    "bulkhead": "Separate pools so one slow dependency cannot take every thread.",
+    "load-balancing": "Spread requests over replicas and stop sending to the dead ones.",
+    "service-registry": "How callers find the replicas at all, and what leases have to do with it.",
+    "sidecar": "A helper process beside the app, and what happens when it fails on its own.",
+    "sharding": "Split the data; see how much of it moves when a shard is added.",
+    "scatter-gather": "Split a job over workers; the slowest one sets the pace.",
+    "bloom-filter": "Skip lookups that cannot succeed, at the price of a few false positives.",
+    "write-ahead-log": "Durability on one node: log first, replay after a crash.",
+    "split-brain": "Two leaders after a partition, and how generations and quorums prevent it.",
+    "hinted-handoff": "Keep writes for a replica that is down and hand them over later.",
+    "read-repair": "Replicas disagree; reads notice and fix them.",
+    "two-phase-commit": "All or nothing across services, and the price: blocking while the coordinator is down.",
+    "saga": "All or nothing without locks: undo completed steps instead.",
+    "cqrs": "Separate write and read models, and live with the lag between them.",
+}

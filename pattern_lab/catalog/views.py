@@ -6,24 +6,28 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
-from django.template.loader import get_template
+from django.template.loader import get_template, render_to_string
 from django.views.decorators.http import require_POST
 
 from pattern_lab.runs.frames import node_actions
 from pattern_lab.runs.identity import uid
 from pattern_lab.runs.models import Run
-from pattern_lab.runs.services import Rejected, ensure_actor, fork, start_run, start_scenario
+from pattern_lab.runs.services import Rejected, ensure_actor, fork, scripted, start_run, start_scenario
 from pattern_lab.teach.roles import is_instructor
 from simulations import get_lab
 from simulations.kernel import SimError
 
-from .pages import grouped, pages
+from .glossary import glossary_for, link_terms
+from .pages import PATH, WHY, grouped, pages
+from .tries import items as try_items
 
-RESERVED = {"seed", "run", "fresh", "compare", "vs"}
+RESERVED = {"seed", "run", "fresh", "compare", "vs", "step", "present"}
 
 
 def overview(request):
-    return render(request, "overview.html", {"groups": grouped(), "count": len(pages())})
+    all_pages = pages()
+    path = [{"slug": s, "title": all_pages[s].title, "why": WHY.get(s, "")} for s in PATH if s in all_pages]
+    return render(request, "overview.html", {"groups": grouped(), "count": len(all_pages), "path": path})
 
 
 def error(request, message: str, status: int, page=None):
@@ -91,7 +95,9 @@ def lab_page(request, slug: str):
         context.update(compare_param=mode.name, compare_choices=[c for c in mode.choices if c != current])
         if other is not None:
             context.update(other=other, label=f"{mode.name} = {current}",
-                           other_label=f"{mode.name} = {other.params.get(mode.name)}")
+                           other_label=f"{mode.name} = {other.params.get(mode.name)}",
+                           other_owner=other.owner == who, other_scripted=scripted(other),
+                           replayed=other.commands.exclude(t=None).filter(t__lte=other.sim_t).count())
     return render(request, "lab.html", context)
 
 
@@ -142,13 +148,18 @@ def lab_context(request, page, lab_cls, run: Run, who: str) -> dict:
         "snap": lab_cls(run.params, run.seed).snapshot(),  # the initial state, for static controls
         "forms": [f for f in forms if f.group != "fault"],
         "fault_forms": [f for f in forms if f.group == "fault"],
-        "explain": f"labs/{slug}/explain.html" if template_exists(f"labs/{slug}/explain.html") else None,
         "controls": f"labs/{slug}/controls.html" if template_exists(f"labs/{slug}/controls.html") else None,
         "lab_css": f"labs/{slug}.css" if finders.find(f"labs/{slug}.css") else None,
         "frame_ms": settings.PATTERN_LAB["FRAME_MS"],
         "speeds": [0.25, 0.5, 1, 2, 4],
         "lab_lessons": lesson_links(slug),
         "instructor": is_instructor(getattr(request, "user", None)),
+        "step": active_step(slug, request.GET.get("step")),
+        "scripted": scripted(run),
+        "present": request.GET.get("present") == "1",
+        "glossary": glossary_for(slug),
+        "next_lab": next_on_path(slug),
+        **teaching_text(request, slug),
     }
 
 
@@ -159,6 +170,36 @@ def lesson_links(slug: str) -> list[dict]:
     return [{"url": lesson_url(item.key), "title": item.lesson.title, "summary": item.lesson.summary,
              "steps": len(item.lesson.steps), "questions": item.lesson.questions(), "minutes": item.lesson.minutes}
             for item in lessons_for(slug)]
+
+
+def teaching_text(request, slug: str) -> dict:
+    """What to try and the explanation, with each glossary term's first
+    occurrence linked to its definition."""
+    seen: set[str] = set()
+    steps = [{"index": s.index, "html": link_terms(s.text, seen), "params": s.params, "commands": s.commands}
+             for s in try_items(slug)]
+    explain = None
+    if template_exists(f"labs/{slug}/explain.html"):
+        explain = link_terms(render_to_string(f"labs/{slug}/explain.html", request=request), seen)
+    return {"steps": steps, "explain_html": explain}
+
+
+def next_on_path(slug: str):
+    """The lab after this one on the overview's suggested path."""
+    if slug not in PATH or PATH[-1] == slug:
+        return None
+    nxt = PATH[PATH.index(slug) + 1]
+    page = pages().get(nxt)
+    return {"slug": nxt, "title": page.title, "why": WHY.get(nxt, "")} if page else None
+
+
+def active_step(slug: str, index):
+    """The What to try step this run was set up for (?step=N), if any."""
+    steps = try_items(slug)
+    try:
+        return steps[int(index)] if index is not None else None
+    except (ValueError, IndexError):
+        return None
 
 
 def not_found(request, exception=None):

@@ -28,6 +28,8 @@ from django.template import Context, TemplateDoesNotExist
 from django.template.loader import get_template
 from markupsafe import Markup
 
+from pattern_lab.timetravel.feed import frame_block as diagram_block
+
 from .conditions import watch_values
 
 # Message traffic: drawn as moving dots *and* written in the log (grouped).
@@ -123,7 +125,8 @@ def describe_event(e: dict) -> str:
         return {"crash": "{} crashed", "restart": "{} restarted", "pause": "{} paused",
                 "resume": "{} resumed"}[kind].format(rest["node"])
     if kind == "partition":
-        return "network partitioned: " + " | ".join(",".join(side) for side in e.get("sides", []))
+        sides = " | ".join(",".join(side) for side in e.get("sides", []))
+        return f"network partitioned: {sides}" + (f" ({e['note']})" if e.get("note") else "")
     if kind == "cut" and "src" in e:
         return f"link {e['src']} → {e['dst']} cut (one-way)"
     if kind == "heal":
@@ -658,6 +661,7 @@ class FrameBuilder:
         if said:  # the page says each seq once (a full frame after a reconnect repeats it)
             flight += (f'<div id="say-{rid}" hidden hx-swap-oob="true" data-seq="{seq}" '
                        f'data-say="{escape(_dumps(said))}"></div>')
+        flight += diagram_block(rid, events)  # time travel: the space-time diagram's events of this batch
         delta = (head.replace("{kind}", "delta") + changed + flight +
                  (f'<ol id="log-{rid}" hx-swap-oob="beforeend">{log}</ol>' if log else ""))
         full = (head.replace("{kind}", "full") + "".join(parts.values()) + flight +

@@ -53,6 +53,8 @@ class Command(models.Model):
     n = models.PositiveIntegerField(null=True, blank=True)
     # For a scripted command (from a scenario): the simulated time it is due.
     due = models.FloatField(null=True, blank=True)
+    # A scripted command's caption, shown on the page when it is applied.
+    note = models.CharField(max_length=200, blank=True, default="")
     error = models.CharField(max_length=300, blank=True, default="")
     author = models.CharField(max_length=64, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)

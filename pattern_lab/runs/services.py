@@ -184,14 +184,15 @@ def fork(run: Run, owner: str, change: dict | None = None) -> Run:
             params = lab_or_404(run.lab).parse_params({**run.params, **change})
         except SimError as err:
             raise Rejected(str(err), 400) from None
-    r = keys.client()
-    pos = r.get(keys.pos(run.id))
-    sim_t = float(pos.split()[0]) if pos else run.sim_t
+    sim_t = position(run)
     with transaction.atomic():
         copy = Run.objects.create(lab=run.lab, params=params, seed=run.seed, owner=owner, sim_t=sim_t)
         Command.objects.bulk_create(
-            Command(run=copy, action=c.action, args=c.args, t=c.t, n=c.n, error=c.error, author=c.author)
-            for c in run.commands.exclude(t=None).order_by("n", "id")
+            Command(run=copy, action=c.action, args=c.args, t=c.t, n=c.n, error=c.error, author=c.author,
+                    due=c.due, note=c.note)
+            # what was applied, in order, then a scenario's commands still to come
+            for c in [*run.commands.exclude(t=None).order_by("n", "id"),
+                      *run.commands.filter(t=None).exclude(due=None).order_by("due", "id")]
         )
     return copy
 
@@ -201,23 +202,33 @@ SCENARIO_MAX_T = 3_600_000  # one hour of simulated time
 SCENARIO_MAX_BYTES = 200_000
 
 
+SCENARIO_FIELDS = ("lab", "params", "seed", "commands")
+EXPORT_FIELDS = ("cli", "status", "sim_t")  # written by the Scenario link; ignored when played
+COMMAND_FIELDS = ("t", "action", "args", "note")
+
+
 def start_scenario(slug: str, text: str, owner: str) -> Run:
     """A new run from a scenario file (the format the Scenario link exports):
-    {"lab", "params", "seed", "commands": [{"t", "action", "args"}]}.  Each
-    command is stored with its due time and applied when the run gets there.
-    Anything wrong is refused as a whole, saying where."""
-    lab_cls = lab_or_404(slug)
+    {"lab", "params", "seed", "commands": [{"t", "action", "args", "note"}]}.
+    Each command is stored with its due time and applied when the run gets
+    there.  Anything wrong is refused as a whole, saying where."""
     if len(text) > SCENARIO_MAX_BYTES:
         raise Rejected(f"A scenario may be at most {SCENARIO_MAX_BYTES // 1000} kB.", 400)
     try:
         data = json.loads(text)
     except ValueError as err:
         raise Rejected(f"The scenario is not valid JSON ({err.msg} at line {err.lineno}).", 400) from None
+    return play_scenario(slug, data, owner)
+
+
+def play_scenario(slug: str, data, owner: str) -> Run:
+    """Validate a parsed scenario and start its run (Set this up uses it too)."""
+    lab_cls = lab_or_404(slug)
     if not isinstance(data, dict):
         raise Rejected('A scenario is a JSON object like {"seed": 1, "commands": [...]}.', 400)
-    unknown = sorted(set(data) - {"lab", "params", "seed", "commands", "cli", "status", "sim_t"})
+    unknown = sorted(set(data) - set(SCENARIO_FIELDS) - set(EXPORT_FIELDS))
     if unknown:
-        raise Rejected(f"Unknown field '{unknown[0][:30]}' in the scenario (fields: lab, params, seed, commands).", 400)
+        raise Rejected(f"Unknown field '{unknown[0][:30]}' in the scenario (fields: {', '.join(SCENARIO_FIELDS)}).", 400)
     if data.get("lab", slug) != slug:
         raise Rejected(f"This scenario is for the '{str(data['lab'])[:40]}' lab, not '{slug}'.", 400)
     params = data.get("params") or {}
@@ -229,8 +240,11 @@ def start_scenario(slug: str, text: str, owner: str) -> Run:
     parsed = []
     for i, item in enumerate(commands, start=1):
         where = f"Command {i}"
-        if not isinstance(item, dict) or set(item) - {"t", "action", "args", "error"}:
+        if not isinstance(item, dict):
             raise Rejected(f'{where} must look like {{"t": "1.5s", "action": "crash", "args": ["n1"]}}.', 400)
+        extra = sorted(set(item) - set(COMMAND_FIELDS) - {"error"})
+        if extra:
+            raise Rejected(f"{where}: unknown field '{extra[0][:30]}' (fields: {', '.join(COMMAND_FIELDS)}).", 400)
         try:
             t = parse_time(item.get("t", 0))
         except SimError as err:
@@ -240,14 +254,41 @@ def start_scenario(slug: str, text: str, owner: str) -> Run:
         action = item.get("action")
         if not isinstance(action, str):
             raise Rejected(f"{where} needs an action.", 400)
+        note = item.get("note", "")
+        if not isinstance(note, str) or len(note) > 200:
+            raise Rejected(f"{where}: a note is a short text (at most 200 characters).", 400)
         try:
             tokens = normalise_args(item.get("args", []))
             check_shape(lab_cls, action, tokens)
         except Rejected as err:
             raise Rejected(f"{where}: {err.message}", 400) from None
-        parsed.append((t, action, tokens))
+        parsed.append((round(t), action, tokens, note.strip()))
     with transaction.atomic():
         run = start_run(slug, {k: v for k, v in params.items()}, data.get("seed"), owner)
-        Command.objects.bulk_create(Command(run=run, action=a, args=tok, due=t, author=owner)
-                                    for t, a, tok in sorted(parsed, key=lambda c: c[0]))
+        Command.objects.bulk_create(Command(run=run, action=a, args=tok, due=t, note=note, author=owner)
+                                    for t, a, tok, note in sorted(parsed, key=lambda c: c[0]))
     return run
+
+
+def restart(run: Run, owner: str) -> Run:
+    """The same lab, settings and seed from t = 0.  A run that played a
+    scenario (or a Set this up step) plays it again; learners' own commands
+    are not replayed."""
+    with transaction.atomic():
+        new = start_run(run.lab, run.params, run.seed, owner)
+        Command.objects.bulk_create(Command(run=new, action=c.action, args=c.args, due=c.due, note=c.note, author=owner)
+                                    for c in run.commands.exclude(due=None).order_by("due", "id"))
+    return new
+
+
+def scripted(run: Run) -> list[dict]:
+    """A scenario run's timed commands, for the page's "what comes next"."""
+    return [{"t": round(c.due), "do": " ".join([c.action, *c.args]), "note": c.note}
+            for c in run.commands.exclude(due=None).order_by("due", "id")]
+
+
+def position(run: Run) -> float:
+    """The run's simulated time now: the actor's last published position, or
+    where it stopped."""
+    pos = keys.client().get(keys.pos(run.id))
+    return max(float(pos.split()[0]) if pos else 0.0, run.sim_t)

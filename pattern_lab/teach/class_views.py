@@ -93,7 +93,7 @@ def class_page(request, code: str):
         context.update({
             "join_url": join_url,
             "qr": segno.make_qr(join_url).svg_inline(scale=7, border=2, title=f"Join code {classroom.code}"),
-            "steps": cls.scenario_steps(classroom), "frame": cls.frame(classroom, cls.TEACHER),
+            "scenario_steps": cls.scenario_steps(classroom), "frame": cls.frame(classroom, cls.TEACHER),
         })
     else:
         context["frame"] = cls.frame(classroom, cls.STUDENTS)

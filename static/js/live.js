@@ -27,6 +27,14 @@ document.body.addEventListener("htmx:wsClose", (e) => {
   if (!live) return;
   live.dataset.connected = "false";
   live.querySelector(".conn-text").textContent = "reconnecting…";
+  // htmx retries by itself after an abnormal close (1006, 1011-1013); a
+  // server or proxy that shuts down cleanly says 1001 "going away": the
+  // page must come back then too.
+  if (e.detail.event && e.detail.event.code === 1001) {
+    setTimeout(() => {
+      if (document.body.contains(live) && live.dataset.connected !== "true") e.detail.socketWrapper.reconnect();
+    }, 500 + Math.random() * 1500);
+  }
 });
 
 // Decide, before htmx swaps anything, whether this frame follows the last one.
@@ -43,7 +51,13 @@ document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
   }
   if (prev !== cur) {
     e.preventDefault();
-    if (seq > cur) e.detail.socketWrapper.sendImmediately(JSON.stringify({ type: "sync" }));
+    if (seq > cur) {
+      try {
+        e.detail.socketWrapper.sendImmediately(JSON.stringify({ type: "sync" }));
+      } catch (err) {
+        /* the socket is closing: the reconnect brings the full state anyway */
+      }
+    }
     return;
   }
   rememberFocus(live);
@@ -285,17 +299,80 @@ function logFilter(live, log) {
 }
 
 // ---- commands -------------------------------------------------------------
+// Every command is POSTed in order (one queue per run, so quick clicks are all
+// applied, none dropped or reordered); the verdict shows in the run's flash line
+// and next to the control that was pressed.
+const queues = new WeakMap();
+const csrf = () => JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
+
 function send(live, el, action, args) {
-  const rid = live.dataset.runId;
-  // The source is the run's flash line, which queues every request
-  // (hx-sync "queue all"): quick clicks are all sent, in order, none dropped.
-  htmx.ajax("POST", live.dataset.commandUrl, {
-    source: live.querySelector(".flash") || el,
-    target: `#flash-${rid}`,
-    swap: "innerHTML",
-    values: { action, args: args.join(" ") },
+  // Where the control was when pressed: frames may redraw it before the verdict comes.
+  const base = live.getBoundingClientRect();
+  const r = el && el.getBoundingClientRect ? el.getBoundingClientRect() : null;
+  const spot = r ? { left: r.left - base.left, top: r.bottom - base.top } : null;
+  const body = new URLSearchParams({ action, args: args.join(" ") });
+  const prev = queues.get(live) || Promise.resolve();
+  const next = prev.then(async () => {
+    let text, ok;
+    try {
+      const resp = await fetch(live.dataset.commandUrl, {
+        method: "POST", body, credentials: "same-origin",
+        headers: { "X-CSRFToken": csrf(), "HX-Request": "true" },
+      });
+      text = await resp.text();
+      ok = resp.ok;
+    } catch (err) {
+      // The request never got an answer (the server is restarting, the network
+      // is down): say so; a page must not throw because its server went away.
+      text = '<span class="bad" role="alert">The server could not be reached, so this was not sent. '
+        + "The page reconnects by itself; try again in a moment.</span>";
+      ok = false;
+    }
+    const flash = document.getElementById(`flash-${live.dataset.runId}`);
+    if (flash) flash.innerHTML = text;
+    showVerdict(live, el, spot, text, ok);
   });
+  queues.set(live, next.catch(() => {}));
+  return next;
 }
+
+function plain(html) {
+  const div = document.createElement("div");
+  div.innerHTML = html;
+  return div.textContent.trim();
+}
+
+// A small note beside the button (or inside the form) that sent the command.
+function showVerdict(live, el, spot, html, ok) {
+  const text = plain(html);
+  const form = el && el.closest && el.closest("form.cmd");
+  if (form) {
+    let out = form.querySelector("output");
+    if (!out) out = form.insertBefore(document.createElement("output"), form.querySelector(".help"));
+    out.className = ok ? "ok" : "bad";
+    out.textContent = text;
+    return;
+  }
+  if (!spot) return;
+  const box = document.createElement("div");
+  box.className = `verdict${ok ? "" : " bad"}`;
+  box.setAttribute("role", ok ? "status" : "alert");
+  box.dataset.verdict = ok ? "ok" : "refused";
+  box.textContent = text;
+  box.style.left = `${Math.max(0, spot.left)}px`;
+  box.style.top = `${spot.top + 4}px`;
+  live.querySelectorAll(".verdict").forEach((v) => v.remove());
+  live.appendChild(box);
+  setTimeout(() => box.remove(), ok ? 2500 : 5000);
+}
+
+// A command that never reached the server says so, instead of nothing.
+document.body.addEventListener("htmx:sendError", (e) => {
+  const live = e.target.closest?.("[data-run-id]");
+  const flash = live && document.getElementById(`flash-${live.dataset.runId}`);
+  if (flash) flash.innerHTML = '<span class="bad" role="alert">The server could not be reached, so this was not sent. '
+    + "The page reconnects by itself; try again in a moment.</span>";
+});
 
 document.addEventListener("click", (e) => {
   const el = e.target.closest("[data-action]");
@@ -308,7 +385,7 @@ document.addEventListener("click", (e) => {
     return;
   }
   const args = [el.dataset.target, ...(el.dataset.args || "").split(/\s+/)].filter(Boolean);
-  for (const target of mirrors(live)) send(target, el, el.dataset.action, args);
+  for (const target of mirrors(live)) send(target, target === live ? el : null, el.dataset.action, args);
 });
 
 // Side by side: a command given on either run goes to both.
@@ -319,13 +396,13 @@ function mirrors(live) {
 
 document.addEventListener("submit", (e) => {
   const form = e.target.closest("form.cmd");
-  if (!form || !form.closest("[data-compare]")) return; // a single run: htmx posts the form
+  if (!form) return;
   e.preventDefault();
   e.stopPropagation();
   const live = liveOf(form);
   const data = new FormData(form);
   const args = data.getAll("args").map(String).filter(Boolean);
-  for (const target of mirrors(live)) send(target, form, data.get("action"), args);
+  for (const target of mirrors(live)) send(target, target === live ? form : null, data.get("action"), args);
 }, true);
 
 // Clicking a node in the drawing takes you to its row of buttons.
@@ -602,20 +679,197 @@ function animate(live, data) {
 // Keep the socket's "connected" flag honest if the page is restored from cache.
 window.addEventListener("pageshow", () => lives().forEach((l) => { if (l.dataset.connected !== "true") l.dataset.seq = "0"; }));
 
-// "broken by event #N" on a check: show that event in the log.
+// "broken by event #N" on a check: show that event in the log.  A late joiner
+// may not have it in the recent log: then the check's own detail says what
+// happened, shown under the log.
 document.addEventListener("click", (e) => {
   const link = e.target.closest("[data-seq-link]");
   if (!link) return;
   e.preventDefault();
   const live = liveOf(link);
-  const li = live.querySelector(`ol.log li[data-seq="${link.dataset.seqLink}"]`);
+  const seq = link.dataset.seqLink;
+  const li = live.querySelector(`ol.log li[data-seq="${seq}"]`);
+  const lookup = live.querySelector("[data-seq-lookup]");
   if (!li) {
-    link.textContent = `event #${link.dataset.seqLink} (no longer in the recent log)`;
+    const check = link.closest("[data-check]");
+    const detail = check?.querySelector(".detail")?.textContent.trim();
+    if (lookup) {
+      lookup.hidden = false;
+      lookup.textContent = `Event #${seq} (before the recent log): check ${check?.dataset.check || ""} broken` +
+        (detail ? `: ${detail}` : ".");
+      lookup.scrollIntoView({ block: "nearest" });
+    }
     return;
   }
+  if (lookup) lookup.hidden = true;
   const follow = live.querySelector("[data-follow]");
   if (follow) follow.checked = false;
   li.scrollIntoView({ block: "center" });
   li.classList.add("flash-row");
   setTimeout(() => li.classList.remove("flash-row"), 2000);
+});
+
+// ---- sharing ------------------------------------------------------------------
+document.addEventListener("click", async (e) => {
+  const open = e.target.closest("[data-share]");
+  if (open) {
+    const box = document.getElementById(open.getAttribute("aria-controls"));
+    const show = box.hidden;
+    box.hidden = !show;
+    open.setAttribute("aria-expanded", String(show));
+    const img = box.querySelector("img[data-src]");
+    if (show && img && !img.getAttribute("src")) img.src = img.dataset.src;
+    if (show) box.querySelector("input")?.select();
+    return;
+  }
+  const copy = e.target.closest("[data-copy]");
+  if (copy) {
+    const input = document.getElementById(copy.dataset.copy);
+    const said = copy.parentElement.querySelector(".copied");
+    let done = false;
+    try {
+      await navigator.clipboard.writeText(input.value);
+      done = true;
+    } catch (err) {
+      input.select();
+      done = document.execCommand && document.execCommand("copy");
+    }
+    said.textContent = done ? "Copied ✔" : "Select the link and copy it (Ctrl+C)";
+    copy.dataset.copied = done ? "true" : "false";
+    setTimeout(() => { said.textContent = ""; }, 3000);
+  }
+});
+document.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape") return;
+  document.querySelectorAll(".share-box:not([hidden])").forEach((box) => {
+    box.hidden = true;
+    const btn = document.querySelector(`[aria-controls="${box.id}"]`);
+    btn?.setAttribute("aria-expanded", "false");
+    btn?.focus();
+  });
+});
+
+// ---- presenter mode -------------------------------------------------------------
+document.addEventListener("click", (e) => {
+  const btn = e.target.closest("[data-present]");
+  if (!btn) return;
+  const on = document.body.classList.toggle("present");
+  btn.setAttribute("aria-pressed", String(on));
+  const url = new URL(location.href);
+  if (on) url.searchParams.set("present", "1");
+  else url.searchParams.delete("present");
+  history.replaceState(null, "", url);
+  if (on) lives().forEach(presentFit);
+  else document.querySelectorAll(".panels svg text[style]").forEach((el) => el.style.removeProperty("font-size"));
+});
+
+// ---- Set this up: has the step's state been reached? -------------------------------
+// The run's simulated time now: the last frame's, plus the wall time since
+// then at the run's speed (a quiet run sends no frames while its clock runs).
+function clockNow(live) {
+  const meta = document.getElementById(`meta-${live.dataset.runId}`);
+  if (!meta || meta.dataset.t === undefined) return 0;
+  const t = +meta.dataset.t;
+  if (/frozen/.test(meta.textContent) || !meta.dataset.wall) return t;
+  const speed = parseFloat((meta.textContent.match(/([\d.]+)×/) || [0, 1])[1]) || 1;
+  return t + Math.max(0, Date.now() - +meta.dataset.wall) * speed;
+}
+
+function watchStep(live) {
+  const index = live.dataset.step;
+  if (index === undefined) return;
+  const state = live.querySelector("[data-step-state]");
+  let tries = 0;
+  const poll = async () => {
+    tries += 1;
+    try {
+      const resp = await fetch(`/runs/${live.dataset.runId}/steps/${index}/?t=${Math.floor(clockNow(live))}`,
+        { credentials: "same-origin" });
+      const body = await resp.json();
+      if (body.reached) {
+        live.dataset.reached = "true";
+        if (state) state.textContent = `✔ reached at t = ${(body.t / 1000).toFixed(2)}s`;
+        return;
+      }
+    } catch (err) { /* try again */ }
+    if (tries < 120) setTimeout(poll, tries < 20 ? 500 : 1500);
+    else if (state) state.textContent = "not reached yet (is the clock frozen?)";
+  };
+  setTimeout(poll, 500);
+}
+
+// ---- scenarios: captions as commands are applied, and what comes next -----------------
+function watchScript(live) {
+  const box = live.querySelector("[data-scripted]");
+  if (!box) return;
+  let script = [];
+  try { script = JSON.parse(box.querySelector("script").textContent); } catch (err) { return; }
+  const caption = box.querySelector("[data-caption]");
+  const next = box.querySelector("[data-next]");
+  let shown = -1;
+  const describe = (c) => `${(c.t / 1000).toFixed(2)}s: ${c.do}${c.note ? ` — ${c.note}` : ""}`;
+  const update = () => {
+    const meta = document.getElementById(`meta-${live.dataset.runId}`);
+    const t = meta && meta.dataset.t !== undefined ? +meta.dataset.t : 0;
+    let last = -1;
+    script.forEach((c, i) => { if (c.t <= t) last = i; });
+    if (last !== shown && last >= 0) {
+      shown = last;
+      const c = script[last];
+      caption.hidden = false;
+      caption.textContent = c.note || c.do;
+      caption.dataset.applied = String(last);
+    }
+    const upcoming = script.filter((c) => c.t > t);
+    next.textContent = upcoming.length
+      ? `Next in this scenario, ${upcoming.length} to come: ${describe(upcoming[0])}`
+      : `Scenario played: all ${script.length} commands applied.`;
+  };
+  box.update = update;
+  update();
+}
+
+// A side whose cluster produces no events sends no frames: say it is idle
+// rather than let it look frozen.
+const lastFrame = new WeakMap();
+function watchIdle(live) {
+  setInterval(() => {
+    const note = live.querySelector(".idle-note");
+    if (!note) return;
+    const meta = document.getElementById(`meta-${live.dataset.runId}`);
+    const frozen = meta && /frozen/.test(meta.textContent);
+    const quiet = Date.now() - (lastFrame.get(live) || Date.now());
+    const idle = live.dataset.connected === "true" && !frozen && quiet > 2500;
+    note.hidden = !idle;
+    live.dataset.idle = String(idle);
+    if (idle) note.textContent = `idle: nothing has happened for ${Math.round(quiet / 1000)} s (the clock runs)`;
+  }, 1000);
+}
+
+// In presenter mode no text may be smaller than 18 px on the projector: a
+// lab's drawings are scaled to their box, so their small labels are enlarged
+// here, after each frame, by what their scale lacks.
+const PRESENT_MIN_PX = 18;
+function presentFit(live) {
+  if (!document.body.classList.contains("present")) return;
+  live.querySelectorAll(".panels svg text").forEach((el) => {
+    const m = el.getScreenCTM();
+    if (!m) return;
+    const scale = Math.hypot(m.a, m.b);
+    const size = parseFloat(getComputedStyle(el).fontSize);
+    if (scale && size * scale < PRESENT_MIN_PX) el.style.fontSize = `${(PRESENT_MIN_PX / scale).toFixed(2)}px`;
+  });
+}
+
+document.body.addEventListener("htmx:wsAfterMessage", (e) => {
+  const live = liveOf(e.target);
+  lastFrame.set(live, Date.now());
+  presentFit(live);
+  live.querySelector("[data-scripted]")?.update?.();
+});
+
+lives().forEach((live) => {
+  watchStep(live);
+  watchScript(live);
+  watchIdle(live);
 });

@@ -15,10 +15,10 @@ from .helpers import RECORDER, post, stack_redis
 pytestmark = pytest.mark.integration
 
 
-def test_sigkill_of_the_running_worker_loses_nothing(stack, open_lab):
-    spare = stack.start_worker("spare")  # a second real worker process to take over
-    stack.wait_workers()
-    page = open_lab("leader-election", algorithm="bully", nodes=5)
+@pytest.mark.parametrize("own_stack", [{"workers": 2}], indirect=True)  # one to kill, one to take over
+def test_sigkill_of_the_running_worker_loses_nothing(own_stack, open_own_lab):
+    stack = own_stack
+    page = open_own_lab("leader-election", algorithm="bully", nodes=5)
     page.evaluate(RECORDER)
     rid = page.get_attribute("[data-run-id]", "data-run-id")
     r = stack_redis(stack)
@@ -63,9 +63,3 @@ def test_sigkill_of_the_running_worker_loses_nothing(stack, open_lab):
     window = [s for s in expected if logged[0] <= s <= logged[-1]]
     assert [s for s in logged if s in set(expected)] == window, "the viewer missed events around the failover"
 
-    spare.send_signal(signal.SIGTERM)
-    spare.wait(10)
-    stack.worker_procs = [p for p in stack.worker_procs if p.poll() is None]
-    if not stack.worker_procs:
-        stack.start_worker()
-    stack.wait_workers()

@@ -1,14 +1,12 @@
 """A run's life: reconnecting viewers, idle runs stopping and coming back."""
 
-import shutil
 import signal
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from ..conftest import start_stack, stop_stack
 from .helpers import RECORDER, stack_redis
 
 pytestmark = pytest.mark.integration
@@ -17,31 +15,26 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def quick_idle_stack():
     """A stack whose runs stop 3 s after their last viewer leaves."""
-    from pattern_lab.stack import Stack, free_port
-
-    var = Path(tempfile.mkdtemp(prefix="pattern-lab-idle-"))
-    env = {"PATTERN_LAB_IDLE_S": "3", "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}"}
-    s = Stack(var, port=free_port(), quiet=True, env=env, concurrency=8).start()
-    s.base_url = f"http://127.0.0.1:{s.port}"
+    s = start_stack(prefix="pattern-lab-idle-", idle_s=3, concurrency=8)
     yield s
-    s.stop()
-    shutil.rmtree(var, ignore_errors=True)
+    stop_stack(s)
 
 
-def test_reconnecting_browser_gets_full_state_and_no_repeats(stack, open_lab):
-    page = open_lab("leader-election")
+def test_reconnecting_browser_gets_full_state_and_no_repeats(own_stack, open_own_lab):
+    stack = own_stack
+    page = open_own_lab("leader-election")
     page.evaluate(RECORDER)
     rid = page.get_attribute("[data-run-id]", "data-run-id")
     page.click('[data-action="crash"][data-target="n5"]')
     expect(page.locator('[data-node="n5"]')).to_have_attribute("data-status", "down")
-    # The server goes away (as in a deploy) and comes back on the same port.
-    old = stack.daphne_procs.pop()
+    # The server goes away (as in a crash or a deploy) and comes back on the same port.
+    old = stack.daphne_procs[0]
     old.send_signal(signal.SIGKILL)
     old.wait()
     expect(page.locator("[data-run-id]")).to_have_attribute("data-connected", "false")
     seq_offline = int(page.get_attribute("[data-run-id]", "data-seq"))
-    stack.start_daphne(stack.port)
-    stack.wait_http(stack.port)
+    stack.respawn(old)
+    stack.wait_http()
     expect(page.locator("[data-run-id]")).to_have_attribute("data-connected", "true", timeout=20_000)
     page.wait_for_function(f"+document.querySelector('[data-run-id]').dataset.seq > {seq_offline}")
     # The full state came back: n5 still down, n4 leads, the run is the same.
@@ -52,6 +45,42 @@ def test_reconnecting_browser_gets_full_state_and_no_repeats(stack, open_lab):
     assert all(b >= a for a, b in zip(seqs, seqs[1:])), "data-seq went backwards"
     shown = [int(x) for x in page.eval_on_selector_all("ol.log li", "els => els.map(e => e.dataset.seq)")]
     assert shown == sorted(set(shown))
+
+
+def test_a_command_that_cannot_reach_the_server_says_so_and_the_page_does_not_throw(open_lab):
+    page = open_lab("leader-election")
+    rid = page.get_attribute("[data-run-id]", "data-run-id")
+    # The connection drops before the answer comes back (the server died mid-request).
+    page.route("**/commands/", lambda route: route.abort("connectionreset"))
+    page.click('[data-action="crash"][data-target="n5"]')
+    expect(page.locator(f"#flash-{rid} [role=alert]")).to_contain_text("could not be reached")
+    page.unroute("**/commands/")
+    # Once the server answers again, the same button works (and the page
+    # fixture checks that nothing was thrown meanwhile).
+    page.click('[data-action="crash"][data-target="n5"]')
+    expect(page.locator('[data-node="n5"]')).to_have_attribute("data-status", "down")
+
+
+def test_a_page_whose_server_says_going_away_reconnects(page, stack):
+    """A server or proxy that shuts down cleanly closes sockets with 1001
+    ("going away"), which htmx does not retry by itself."""
+    routes = []
+
+    def through(ws):
+        routes.append(ws)
+        ws.connect_to_server()
+
+    page.route_web_socket("**/ws/runs/**", through)
+    page.goto("/patterns/leader-election/?fresh=1")
+    live = page.locator("[data-run-id]")
+    expect(live).to_have_attribute("data-connected", "true")
+    page.wait_for_selector("[data-node]")
+    seq = int(live.get_attribute("data-seq"))
+    routes[0].close(code=1001, reason="going away")
+    expect(live).to_have_attribute("data-connected", "false")
+    expect(live).to_have_attribute("data-connected", "true", timeout=10_000)
+    assert len(routes) == 2
+    page.wait_for_function(f"+document.querySelector('[data-run-id]').dataset.seq > {seq}")
 
 
 def test_idle_run_stops_and_resumes_where_it_was(quick_idle_stack, browser):

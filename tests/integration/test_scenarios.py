@@ -55,3 +55,59 @@ def test_bad_scenarios_are_refused_with_a_reason(page, text, message):
     play(page, text)
     expect(page.locator("[role=alert]")).to_contain_text(message)
     assert "Traceback" not in page.content()
+
+
+NOTED = {"params": {"algorithm": "bully", "nodes": 5}, "seed": 3,
+         "commands": [{"t": "1s", "action": "crash", "args": ["n5"], "note": "The leader dies"},
+                      {"t": "6s", "action": "restart", "args": ["n5"], "note": "It comes back"}]}
+
+
+def test_notes_are_captions_and_the_page_shows_what_comes_next(page):
+    play(page, json.dumps(NOTED))
+    page.wait_for_selector('[data-connected="true"]')
+    expect(page.locator("[data-next]")).to_contain_text("6.00s: restart n5 — It comes back", timeout=15_000)
+    expect(page.locator("[data-caption]")).to_have_text("The leader dies", timeout=15_000)
+    expect(page.locator("[data-caption]")).to_have_text("It comes back", timeout=20_000)
+    expect(page.locator("[data-next]")).to_contain_text("all 2 commands applied")
+
+
+def test_the_scenario_link_downloads_a_file_with_whole_milliseconds(page):
+    play(page, json.dumps(NOTED))
+    page.wait_for_selector('[data-connected="true"]')
+    expect(page.locator('[data-node="n5"]')).to_have_attribute("data-status", "down", timeout=15_000)
+    rid = page.get_attribute("[data-run-id]", "data-run-id")
+    with page.expect_download() as download:
+        page.click("[data-scenario-link]")
+    assert download.value.suggested_filename == f"leader-election-{rid}.json"
+    resp = page.request.get(f"/runs/{rid}/scenario.json")
+    assert resp.headers["content-disposition"] == f'attachment; filename="leader-election-{rid}.json"'
+    body = resp.json()
+    assert body["commands"][0] == {"t": 1000, "action": "crash", "args": ["n5"], "note": "The leader dies"}
+    assert all(isinstance(c["t"], int) for c in body["commands"])
+    shown = float(page.get_attribute('[id^="meta-"]', "data-t"))
+    assert isinstance(body["sim_t"], int) and body["sim_t"] >= shown - 1
+    # the file plays again as it is, notes and all
+    play(page, json.dumps(body))
+    page.wait_for_selector('[data-connected="true"]')
+    expect(page.locator("[data-caption]")).to_have_text("The leader dies", timeout=15_000)
+
+
+def test_restart_on_a_scenario_run_plays_the_scenario_again(page):
+    play(page, json.dumps(NOTED))
+    page.wait_for_selector('[data-connected="true"]')
+    expect(page.locator('[data-node="n5"]')).to_have_attribute("data-status", "down", timeout=15_000)
+    first = page.get_attribute("[data-run-id]", "data-run-id")
+    page.click('[data-control="restart"]')
+    page.wait_for_selector(f'[data-run-id]:not([data-run-id="{first}"])[data-connected="true"]')
+    expect(page.locator("[data-next]")).to_contain_text("restart n5")
+    expect(page.locator('[data-node="n5"]')).to_have_attribute("data-status", "down", timeout=15_000)
+    expect(page.locator("[data-caption]")).to_have_text("The leader dies")
+
+
+@pytest.mark.parametrize("command, message", [
+    ({"t": 1, "action": "heal", "colour": "red"}, "Command 1: unknown field 'colour'"),
+    ({"t": 1, "action": "heal", "note": 7}, "Command 1: a note is a short text"),
+])
+def test_a_bad_command_field_is_named(page, command, message):
+    play(page, json.dumps({"commands": [command]}))
+    expect(page.locator("[role=alert]")).to_contain_text(message)

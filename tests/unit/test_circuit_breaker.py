@@ -120,8 +120,9 @@ def test_recover_restarts_a_crashed_service():
 
 
 def test_slow_c_raises_a_latency_without_tripping():
-    base = run(SLUG, until="6s")
-    slow = run(SLUG, "1s slow C 500", until="6s")
+    # C serves one request at a time: at 2 requests/s a 500 ms handler keeps up (at 10/s it would queue).
+    base = run(SLUG, until="6s", rate=2)
+    slow = run(SLUG, "1s slow C 500", until="6s", rate=2)
     assert not events(slow, "breaker")
     assert statistics.mean(slow.snapshot()["chart"]["a_latency"][-8:]) > 500
     assert statistics.mean(base.snapshot()["chart"]["a_latency"][-8:]) < 100

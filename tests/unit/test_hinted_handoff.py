@@ -3,6 +3,7 @@
 import pytest
 
 from ..simhelpers import check, events, run, step
+from .labfuzz import fuzz
 
 SLUG = "hinted-handoff"
 
@@ -101,3 +102,23 @@ def test_bad_commands_are_rejected():
     for n in ("n1", "n2", "n3", "n4", "n5"):
         lab.command("crash", [n])
     assert "at least two" in lab.command("anti-entropy", [])
+
+
+def test_any_live_node_coordinates_a_write_under_a_sloppy_quorum():
+    # The issue's run: every preferred replica of alice is down, three nodes are up.
+    crash_preferred = ("100 crash n1", "100 crash n2", "100 crash n3", "200 write alice 100")
+    lab = run("hinted-handoff", *crash_preferred, seed=1, until="5s", rate=0, w=1)
+    ok = events(lab, "write-ok")
+    assert ok and ok[0]["coordinator"] in ("n4", "n5", "n6")
+    assert len(events(lab, "hint-stored")) == 3
+    assert check(lab, "writes-available")["ok"]
+    # A strict quorum accepts only the preferred replicas: the same write fails, and the check says so.
+    strict = run("hinted-handoff", *crash_preferred, seed=1, until="5s", rate=0, w=1, quorum="strict")
+    assert not events(strict, "write-ok") and events(strict, "write-failed")
+    assert not check(strict, "writes-available")["ok"]
+
+
+@pytest.mark.parametrize("quorum", ["sloppy", "strict"])
+def test_random_fault_schedules_finish_and_sloppy_writes_stay_available(quorum):
+    hold = ("writes-available",) if quorum == "sloppy" else ()
+    fuzz("hinted-handoff", {"quorum": quorum, "rate": 3}, seeds=range(1, 31), hold=hold)

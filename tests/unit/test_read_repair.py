@@ -3,6 +3,7 @@
 import pytest
 
 from ..simhelpers import check, events, run, step
+from .labfuzz import fuzz
 
 SLUG = "read-repair"
 ISOLATE = "200ms partition n3|n1,n2,coordinator"
@@ -121,3 +122,38 @@ def test_background_traffic_keeps_checks_true_in_blocking_mode():
     assert lab.metrics["reads"] > 10 and events(lab, "missed")
     assert check(lab, "answered-replicas-newest")["ok"]
     assert check(lab, "read-returns-latest")["ok"]
+
+
+def test_repair_on_write_sends_the_value_that_goes_with_the_version():
+    # The run: n3 misses "a" (v1); a retry falls while "b" (v2) is being written.
+    lab = run("read-repair", "50 cut n3 coordinator", "100 write x a", "1299 write x b", "2000 heal",
+              "3000 read x 3", seed=5, until="4s", mode="on-write", rate=0)
+    for e in events(lab, "send"):
+        if e["type"] == "REPAIR" and e["version"] == 2:
+            assert e["value"] == "b"
+    assert {n: lab.nodes[n].data["x"]["value"] for n in ("n1", "n2", "n3")} == {"n1": "b", "n2": "b", "n3": "b"}
+    assert events(lab, "read")[-1]["value"] == "b"
+    assert check(lab, "answered-replicas-newest")["ok"] and check(lab, "read-returns-latest")["ok"]
+
+
+def test_checks_compare_values_not_only_versions():
+    # Plant a replica holding the latest version with another value: both checks see it.
+    lab = run("read-repair", "100 write x a", seed=5, until="1s", mode="on-write", rate=0)
+    lab.nodes["n1"].data["x"] = {"value": "zzz", "version": 1}
+    step(lab, "2s", "1500 read x 1 n1")
+    assert not check(lab, "read-returns-latest")["ok"] and "'zzz'" in check(lab, "read-returns-latest")["detail"]
+
+
+def test_a_late_acknowledgement_of_an_older_version_does_not_cancel_repair_on_write():
+    # n3 misses v1; the retry of v1 lands but its REPAIRED is slow; meanwhile n3 misses
+    # v2 and the first retry of v2; the late REPAIRED of v1 must not end the retries.
+    lab = run("read-repair", "100 drop-next coordinator n3", "100 write x a", "700 delay n3 coordinator 700",
+              "1000 drop-next coordinator n3", "1000 write x b", "1250 drop-next coordinator n3",
+              seed=2, until="4s", mode="on-write", rate=0)
+    assert lab.nodes["n3"].data["x"] == {"value": "b", "version": 2}
+    assert lab.coordinator.disk["missed"] == {}
+
+
+@pytest.mark.parametrize("mode", ["blocking", "async", "anti-entropy", "on-write"])
+def test_random_fault_schedules_finish_without_errors(mode):
+    fuzz("read-repair", {"mode": mode, "rate": 4, "w": 2, "r": 2}, seeds=range(1, 31))

@@ -3,6 +3,7 @@
 import pytest
 
 from ..simhelpers import check, events, nodes, run, step
+from .labfuzz import fuzz
 
 MODES = ["client-side", "server-side"]
 
@@ -104,3 +105,35 @@ def test_scale_down_and_bad_commands():
         lab.apply("scale-down", [])
     with pytest.raises(Exception, match="not an instance"):
         lab.apply("shutdown", ["c1"])
+
+
+@pytest.mark.parametrize("at", ["2s", "2.23s", "2.45s", "3.1s", "4.77s"])
+def test_a_lost_deregistration_turns_graceful_at_once_red_whatever_the_timing(at):
+    # 'lose-deregistration s2' then 'shutdown s2': exactly the DEREGISTER is lost, however
+    # long after a heartbeat (or after the first command) the shutdown comes.
+    lab = run("service-registry", "1s lose-deregistration s2", f"{at} shutdown s2", until="9s")
+    drops = [e for e in events(lab, "drop") if e["src"] == "s2" and e["dst"] == "registry"]
+    assert [e["type"] for e in drops] == ["DEREGISTER"]
+    assert not check(lab, "graceful-at-once")["ok"]
+    assert any(e["instance"] == "s2" for e in events(lab, "expire"))  # the TTL is the backstop
+    assert check(lab, "crashed-expires")["ok"]
+
+
+def test_crashed_expires_counts_from_the_last_heartbeat_received():
+    # s2's heartbeats take 1 s; one sent just before the crash renews the lease after it.
+    lab = run("service-registry", "1s delay-heartbeats s2 1000", "3s crash s2", until="8s")
+    expired = [e for e in events(lab, "expire") if e["instance"] == "s2"]
+    assert expired and expired[0]["t"] > 3000 + 1500  # later than the TTL counted from the crash
+    assert check(lab, "crashed-expires")["ok"]
+    assert "last heartbeat" in check(lab, "crashed-expires")["detail"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_random_fault_schedules_finish_and_crashed_instances_expire(mode):
+    fuzz("service-registry", {"mode": mode}, seeds=range(1, 31), hold=("crashed-expires",))
+
+
+def test_crashed_expires_does_not_count_the_time_the_registry_is_paused():
+    lab = run("service-registry", "2s pause registry", "2.1s crash s2", "6s resume registry", until="10s")
+    assert any(e["instance"] == "s2" for e in events(lab, "expire"))
+    assert check(lab, "crashed-expires")["ok"]

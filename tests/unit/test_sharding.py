@@ -5,8 +5,10 @@ import json
 import pytest
 
 from simulations.kernel import SimError
+from simulations.sharding import Placement
 
 from ..simhelpers import check, events, nodes, run, step
+from .labfuzz import fuzz
 
 
 def holders(lab) -> dict[str, str]:
@@ -159,3 +161,72 @@ def test_bad_commands_change_nothing():
     lab = run("sharding", until="1s", shards=2)
     with pytest.raises(SimError, match="at least two"):
         lab.apply("remove-shard", ["s1"])
+
+
+def reads_of(lab, key):
+    return [e for e in events(lab, "done") if e["op"] == "read" and e["key"] == key]
+
+
+def test_a_stale_handoff_is_refused_and_the_acknowledged_write_survives():
+    # The issue's run: s1's HANDOFF to the new shard is slow, the router retries the
+    # chunk, and a retried copy lands after the switch and after a newer write.
+    lab = run("sharding", "1s add-shard", "1s delay s1 s5 700", "1.9s write u95406 hello", "2.5s read u95406",
+              "4.5s read u95406", seed=3, until="6s", rate=0)
+    assert [e["value"] for e in reads_of(lab, "u95406")] == ["hello", "hello"]
+    assert events(lab, "stale-handoff")
+    assert lab.nodes["s5"].disk["data"]["u95406"] == "hello"
+    for name in ("no-lost-write", "isolation", "moved-share"):
+        assert check(lab, name)["ok"]
+
+
+@pytest.mark.parametrize("versions", ["on", "off"])
+def test_lost_acknowledged_write_turns_no_lost_write_red_without_versions(versions):
+    # A first HANDOFF is slow (2 s), the chunk is copied again over a now fast link and
+    # switches; the new owner takes a write; then the first, stale HANDOFF lands.
+    lab = run("sharding", "1s add-shard", "1s delay s1 s5 2000", "1.6s delay s1 s5 0",
+              "2.5s write u95406 hello", "3.5s read u95406", seed=3, until="4s", rate=0, versions=versions)
+    value = reads_of(lab, "u95406")[-1]["value"]
+    lost = check(lab, "no-lost-write")
+    if versions == "on":
+        assert value == "hello" and lost["ok"]
+    else:
+        assert value == "v0" and not lost["ok"]
+        assert "'hello'" in lost["detail"] and lost["seq"] is not None
+
+
+def test_a_shard_crash_during_a_rebalance_fails_only_that_shards_keys():
+    lab = run("sharding", "1s add-shard", "1.005s crash s1", "6s restart s1", seed=1, until="9s", rate=20)
+    before = Placement("mod", {"shards": ["s1", "s2", "s3", "s4"]})
+    after = lab.router.placement
+    failed = [e for e in events(lab, "done") if not e["ok"]]
+    # Every failure is a key that s1 held or was to receive; healthy chunks switched at once.
+    assert failed and all("s1" in (before.owner(e["key"]), after.owner(e["key"])) for e in failed)
+    healthy = [e for e in events(lab, "done") if e["ok"] and e["t"] > 1100 and e["t"] < 6000]
+    assert len(healthy) > 50 and all(e["shard"] != "s1" for e in healthy)
+    switched_early = [e for e in events(lab, "chunk-switched") if e["t"] < 1500]
+    assert switched_early and all("s1" not in (e["src"], e["dst"]) for e in switched_early)
+    assert check(lab, "isolation")["ok"] and check(lab, "no-lost-write")["ok"]
+    assert events(lab, "rebalanced")[0]["t"] > 6000
+    assert len(holders(lab)) == len(lab.keys)
+
+
+def test_a_red_isolation_check_keeps_the_detail_of_its_first_breach():
+    lab = run("sharding", "1s crash router", "2s restart router", "3s crash s2", until="6s", rate=20)
+    iso = check(lab, "isolation")
+    assert not iso["ok"] and "healthy" in iso["detail"]
+    assert any(e["shard"] == "s2" and not e["ok"] for e in events(lab, "done") if e["t"] > 3000)
+    assert "healthy" in check(lab, "isolation")["detail"]
+
+
+def test_range_moved_share_goes_red_once_repeated_splits_leave_ranges_uneven():
+    lab = run("sharding", "1s add-shard", until="1.9s", strategy="range", rate=0)
+    assert check(lab, "moved-share")["ok"]  # even ranges: half of one shard is 1/(2N)
+    step(lab, "4s", "2s add-shard", "3s add-shard")
+    share = check(lab, "moved-share")
+    assert not share["ok"] and "1/(2N) = 1/12" in share["detail"]
+    assert lab.rebalance["share"] > 0.11 and lab.rebalance["expected"] == pytest.approx(1 / 12, abs=1e-4)
+
+
+@pytest.mark.parametrize("strategy", ["mod", "range", "consistent"])
+def test_random_fault_schedules_finish_and_lose_no_acknowledged_write(strategy):
+    fuzz("sharding", {"strategy": strategy, "rate": 8, "keys": 1000}, seeds=range(1, 16), hold=("no-lost-write",))

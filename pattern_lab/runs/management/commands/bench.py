@@ -3,6 +3,7 @@
 Sections (all by default; pick with --only):
   kernel   kernel events/s against SimPy on the same small model
   replay   replay time of a 1,000-command run
+  seek     time travel: seeking in a 10-minute, 1,000-command run (checkpoints)
   frames   what one frame costs the worker, per lab
   click    click-to-frame latency for one viewer (real stack)
   fanout   one run's frames to 200/500/1,000 viewers: our FrameHub and a
@@ -20,7 +21,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-SECTIONS = ("kernel", "replay", "frames", "click", "fanout", "class")
+SECTIONS = ("kernel", "replay", "seek", "frames", "click", "fanout", "class")
 
 
 
@@ -64,6 +65,18 @@ class Command(BaseCommand):
             for r in rows:
                 self.say(f"  {r['lab']:<18} {r['events']:>6} events over {r['sim_s']:.0f} s simulated:"
                          f" median {r['median_ms']:.0f} ms, max {r['max_ms']:.0f} ms")
+            self.say()
+
+        if "seek" in want:
+            from pattern_lab.bench.seek import seek_times
+
+            rows = results["seek"] = [seek_times(slug) for slug in ("leader-election", "bulkhead")]
+            self.say("Seek to a random moment of a 10-minute run with 1,000 commands (history + fragments)")
+            for r in rows:
+                self.say(f"  {r['lab']:<18} {r['events']:>7} events, {r['checkpoints']} checkpoints:"
+                         f" first seek {r['first_seek_ms']:.0f} ms, then p50 {r['p50_ms']:.0f} ms,"
+                         f" p95 {r['p95_ms']:.0f} ms, max {r['max_ms']:.0f} ms ({r['seeks']} seeks;"
+                         f" CPU p50 {r['cpu_p50_ms']:.0f}, p95 {r['cpu_p95_ms']:.0f}, max {r['cpu_max_ms']:.0f} ms)")
             self.say()
 
         if "frames" in want or ("fanout" in want and not lab):

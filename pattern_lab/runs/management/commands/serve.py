@@ -1,17 +1,25 @@
-"""python manage.py serve: the whole lab from one command (what `make run` calls)."""
+"""python manage.py serve: the whole lab from one command (what `make run` calls).
+
+It is a supervisor: it starts a private Redis (unless REDIS_URL is set),
+Celery workers and daphne as children, restarts any child that dies (with a
+backoff, logged; a crashed worker is replaced by a warmed-up standby), writes
+which child has which pid to var/serve.json, and on Ctrl-C, SIGTERM or SIGHUP stops them all, killing
+those that do not stop within a few seconds.  A second Ctrl-C skips the
+wait.  See pattern_lab/stack.py for how children are kept from outliving it."""
 
 import os
 import signal
-import time
+import threading
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from pattern_lab.stack import Stack
+from pattern_lab.stack import Stack, StackError
 
 
 class Command(BaseCommand):
-    help = "Start a private Redis (unless REDIS_URL is set), Celery workers and daphne; Ctrl-C stops them all."
+    help = ("Start a private Redis (unless REDIS_URL is set), Celery workers and daphne, and keep them "
+            "running (a crashed one is restarted); Ctrl-C stops them all.")
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
@@ -21,21 +29,40 @@ class Command(BaseCommand):
 
     def handle(self, *args, port, workers, daphnes, **opts):
         redis_url = os.environ.get("REDIS_URL")  # external Redis for scale-out; else a private one
-        stack = Stack(settings.VAR_DIR, port=port, workers=workers, daphnes=daphnes, redis_url=redis_url)
-        stopping = []
-        signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+        stop = threading.Event()
+        stack = Stack(settings.VAR_DIR, port=port, workers=workers, daphnes=daphnes, redis_url=redis_url,
+                      cancel=stop, log=self.log, standby=True, state_file=settings.VAR_DIR / "serve.json")
+
+        signalled = []
+
+        def on_signal(signum, _frame):
+            if signalled:  # asked twice: do not wait for the children any longer
+                stack.hurry = True
+                return
+            signalled.append(signum)
+            self.log(f"{signal.Signals(signum).name}: stopping every child")
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, on_signal)
         try:
             stack.start()
             self.stdout.write(self.style.SUCCESS(
                 f"Pattern Lab is running at http://127.0.0.1:{port} ({daphnes} daphne, {workers} worker; "
-                "Ctrl-C stops everything)"))
-            while not stopping:
-                for proc in [*stack.worker_procs, *stack.daphne_procs]:
-                    if proc.poll() is not None:
-                        raise SystemExit(f"a child process exited ({proc.args[2:5]}); stopping")
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+                "Ctrl-C stops everything)"), ending="\n")
+            self.stdout.flush()
+            self.log("children: " + ", ".join(f"{c.name} pid {c.pid}" for c in stack.children))
+            stack.supervise()
+        except StackError as err:
+            if not signalled:  # (interrupted while starting: not an error)
+                raise CommandError(str(err)) from None
         finally:
-            self.stdout.write("Stopping…")
+            self.log("stopping…")
             stack.stop()
+            self.log("stopped")
+
+    def log(self, msg: str) -> None:
+        from time import strftime
+
+        self.stderr.write(f"[serve {strftime('%H:%M:%S')}] {msg}")
+        self.stderr.flush()
