@@ -766,7 +766,7 @@ document.addEventListener("click", (e) => {
 // ---- Set this up: has the step's state been reached? -------------------------------
 // The run's simulated time now: the last frame's, plus the wall time since
 // then at the run's speed (a quiet run sends no frames while its clock runs).
-function clockNow(live) {
+function simNow(live) {
   const meta = document.getElementById(`meta-${live.dataset.runId}`);
   if (!meta || meta.dataset.t === undefined) return 0;
   const t = +meta.dataset.t;
@@ -783,7 +783,7 @@ function watchStep(live) {
   const poll = async () => {
     tries += 1;
     try {
-      const resp = await fetch(`/runs/${live.dataset.runId}/steps/${index}/?t=${Math.floor(clockNow(live))}`,
+      const resp = await fetch(`/runs/${live.dataset.runId}/steps/${index}/?t=${Math.floor(simNow(live))}`,
         { credentials: "same-origin" });
       const body = await resp.json();
       if (body.reached) {
