@@ -363,6 +363,9 @@ function showVerdict(live, el, spot, html, ok) {
   box.style.top = `${spot.top + 4}px`;
   live.querySelectorAll(".verdict").forEach((v) => v.remove());
   live.appendChild(box);
+  // On a narrow screen the note stays inside the live area (no sideways scrolling).
+  const room = live.clientWidth - box.offsetWidth - 4;
+  if (spot.left > room) box.style.left = `${Math.max(0, room)}px`;
   setTimeout(() => box.remove(), ok ? 2500 : 5000);
 }
 

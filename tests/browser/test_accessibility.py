@@ -69,6 +69,7 @@ def test_a_fault_and_a_restart_with_the_keyboard_alone(open_lab, slug):
     expect(page.locator("[data-announcements]")).to_contain_text(f"{node} is up again", timeout=WAIT)
     # The live parts are on screen now: nothing for axe to find, at full width or on a phone.
     assert_accessible(page, f"{slug} after a fault")
+    expect(page.locator(".verdict")).to_have_count(0)  # the note beside the button, placed for the wide screen
     page.set_viewport_size(PHONE)
     page.wait_for_timeout(300)  # one layout after the resize (a condition would be the same check)
     assert no_sideways_scroll(page), f"{slug} scrolls sideways at 360 px"
