@@ -196,7 +196,11 @@ class Replica(Node):
                     skipped.remove(node)
             elif skipped:
                 chosen.append((node, skipped.pop(0)))
-        return chosen
+        # A suspect tried in person after all needs no stand-in: give its stand-in to a replica that
+        # is still missing, so every preferred replica left out has a hint naming it.
+        missing = [n for n in wanted if all(n != node for node, intended in chosen if intended is None)]
+        stand_ins = [node for node, intended in chosen if intended is not None]
+        return [(n, None) for n, intended in chosen if intended is None] + list(zip(stand_ins, missing))
 
     def store_at(self, op: dict, node: str, intended: str | None) -> None:
         op["tried"].append(node)
@@ -232,6 +236,9 @@ class Replica(Node):
             trusted = [n for n in left if n not in self.suspects]
             if trusted or left:  # a node believed up if any, else a suspect
                 self.store_at(op, (trusted or left)[0], intended or node)
+            elif (intended or node) != self.id:
+                # Nobody is left to stand in: the coordinator keeps the hint itself (as Cassandra does).
+                self.keep_hint(intended or node, op["key"], op["value"], op["version"])
         self.settle_write(op)
 
     def settle_write(self, op: dict) -> None:
@@ -416,7 +423,8 @@ class HintedHandoff(Lab):
     slug = "hinted-handoff"
     title = "Hinted handoff"
     # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
-    INVARIANTS = {"replicas-converge": ("*",), "writes-available": ("sloppy",)}
+    # strict keeps no hints, so a replica that missed a write stays stale: replicas-converge is no invariant there
+    INVARIANTS = {"replicas-converge": ("sloppy",), "writes-available": ("sloppy",)}
     PARAMS = (
         Param("quorum", "sloppy", "sloppy: stand-ins take writes for down replicas and keep hints; "
                                   "strict: only the preferred replicas, no hints.", choices=("sloppy", "strict")),
@@ -436,16 +444,22 @@ class HintedHandoff(Lab):
         self.hint_counter = 0
         self.disturbed_at = -1.0  # when a fault was last applied or removed
         self.latest: dict[str, dict] = {}  # key -> the latest acknowledged write {"value", "version", "at"}
+        self.expired: dict[tuple[str, str], int] = {}  # (replica, key) -> newest version whose hint expired
+        self.left_for_repair: set[tuple] = set()
         self.handoffs: list[dict] = []  # recent hints delivered or expired
         self.last_read: dict | None = None
         self.metrics.update({"writes": 0, "writes_failed": 0, "reads": 0, "stale_reads": 0, "hints_stored": 0,
-                             "hints_delivered": 0, "hints_expired": 0, "read_repairs": 0})
+                             "hints_delivered": 0, "hints_expired": 0, "read_repairs": 0,
+                             "stale_after_expiry": 0})
         for node_id in RING:
             self.add_node(Replica(self, node_id))
         self.client = self.add_node(Client(self, "client"))
         self.started = True
-        self.add_check("replicas-converge", "Once a replica is back and its hints are handed off (or gone), it "
-                                            "holds the latest acknowledged value of every key it replicates.")
+        self.add_check("replicas-converge", "Once a replica is back and its hints are handed off, it holds the "
+                                            "latest acknowledged value of every key it replicates. A replica whose "
+                                            "hint expired stays stale until read repair or anti-entropy (counted, "
+                                            "not red); a strict quorum keeps no hints, so there a replica that "
+                                            "missed a write stays stale and the check goes red.")
         self.add_check("writes-available", "While at least W nodes are up and the network is whole (no fault came "
                                            "or went during the write), every write is acknowledged.")
         if self.params["rate"]:
@@ -488,6 +502,9 @@ class HintedHandoff(Lab):
 
     def hint_gone(self, holder: Replica, hint: dict, how: str) -> None:
         self.count(f"hints_{how}")
+        if how == "expired":  # the replica stays stale for this version: read repair's job now
+            slot = (hint["for"], hint["key"])
+            self.expired[slot] = max(self.expired.get(slot, 0), hint["version"])
         self.handoffs = (self.handoffs + [{"holder": holder.id, "intended": hint["for"], "key": hint["key"],
                                            "version": hint["version"], "how": how, "at": round(self.now, 3)}])[-6:]
         self.emit(f"hint-{how}", node=holder.id, intended=hint["for"], key=hint["key"], version=hint["version"],
@@ -508,9 +525,18 @@ class HintedHandoff(Lab):
                 if node.status != "up" or self.now - node.up_since < SETTLE or self.pending_hints_for(node_id):
                     continue
                 have = node.data.get(key, {}).get("version", 0)
-                if have < latest["version"]:
+                if have < latest["version"] <= self.expired.get((node_id, key), 0):
+                    self.count_once(node_id, key, have, latest["version"])
+                elif have < latest["version"]:
                     stale.append((key, node_id, have, latest["version"]))
         return stale
+
+    def count_once(self, node_id: str, key: str, have: int, latest: int) -> None:
+        """A settled replica is behind because its hint expired: expected, and shown, not red."""
+        if (node_id, key, latest) not in self.left_for_repair:
+            self.left_for_repair.add((node_id, key, latest))
+            self.count("stale_after_expiry")
+            self.emit("left-for-repair", node=node_id, key=key, version=have, latest=latest)
 
     def audit(self) -> None:
         self.sim.after(250, self.audit)
@@ -520,7 +546,10 @@ class HintedHandoff(Lab):
             self.fail("replicas-converge", f"{node} holds {key} v{have}, the latest is v{want}"
                                            + (f" (+{len(stale) - 1} more)" if len(stale) > 1 else ""))
         else:
-            self.holds("replicas-converge", f"{len(self.latest)} keys, every settled replica up to date")
+            expired = self.metrics["stale_after_expiry"]
+            self.holds("replicas-converge", f"{len(self.latest)} keys, every settled replica up to date"
+                       + (f" ({expired} left stale by an expired hint, for read repair or anti-entropy)"
+                          if expired else ""))
 
     # -- actions ---------------------------------------------------------------------------
     @action("write", Arg("key", "text"), Arg("value", "text"), group="request",

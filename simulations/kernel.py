@@ -281,6 +281,16 @@ class Sim:
         if t > self.now:
             self.now = t
 
+    def step(self) -> bool:
+        """Do only the next thing due, whenever it is, and set the clock to
+        its time (single-stepping a frozen run).  False if nothing is left."""
+        if self.next_time() is None:
+            return False
+        when, _, fn, args = heapq.heappop(self._heap)
+        self.now = when
+        fn(*args)
+        return True
+
 
 # --------------------------------------------------------------------------
 # Messages and the network
@@ -800,6 +810,9 @@ class Lab:
 
     def next_event_time(self) -> float | None:
         return self.sim.next_time()
+
+    def step(self) -> bool:
+        return self.sim.step()
 
     def drain(self) -> list[dict]:
         events, self.pending = self.pending, []

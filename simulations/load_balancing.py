@@ -144,7 +144,7 @@ class Balancer(Node):
         self.sessions: dict[str, str] = {}
         self.inflight: dict[int, dict] = {}
         self.probe_no = 0
-        self.probes: dict[str, int] = {}
+        self.probes: dict[str, set[int]] = {}  # replica -> probes sent and not yet answered or timed out
         self.active_since = self.now
         for replica in self.lab.all_replicas():
             self.know(replica)
@@ -193,6 +193,7 @@ class Balancer(Node):
                 self.probe_all()
             self.set_timer("probe", self.lab.params["health_interval"])
         elif name.startswith("probe-timeout:"):
+            self.probes.get(data["replica"], set()).discard(data["probe"])
             self.probe_result(data["replica"], False)
         elif name.startswith("upstream:"):
             req = self.inflight.pop(data["rid"], None)
@@ -205,9 +206,11 @@ class Balancer(Node):
     def probe_all(self) -> None:
         for replica in self.lab.all_replicas():
             self.probe_no += 1
-            self.probes[replica] = self.probe_no
+            self.probes.setdefault(replica, set()).add(self.probe_no)
             self.send(replica, "PING", probe=self.probe_no)
-            self.set_timer(f"probe-timeout:{replica}", PROBE_TIMEOUT, replica=replica)
+            # One timer per probe: a probe sent every 100 ms must not re-arm the 250 ms timeout of the last.
+            self.set_timer(f"probe-timeout:{replica}:{self.probe_no}", PROBE_TIMEOUT, replica=replica,
+                           probe=self.probe_no)
 
     def probe_result(self, replica: str, ok: bool) -> None:
         h = self.health.get(replica)
@@ -234,8 +237,9 @@ class Balancer(Node):
                 self.role = "standby"  # someone else owns the address: step back
                 self.set_timer("advert-missed", ADVERT_DEAD)
         elif msg.type == "PONG":
-            if self.probes.get(msg.src) == body["probe"]:
-                self.cancel_timer(f"probe-timeout:{msg.src}")
+            if body["probe"] in self.probes.get(msg.src, ()):
+                self.probes[msg.src].discard(body["probe"])
+                self.cancel_timer(f"probe-timeout:{msg.src}:{body['probe']}")
                 self.probe_result(msg.src, True)
         elif msg.type == "REQ" and self.role == "active":
             self.route(body["rid"], body["path"], body["user"])
@@ -308,9 +312,9 @@ class LoadBalancing(Lab):
     title = "Load balancing"
     # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
     INVARIANTS = {
-        "even-split": ("round-robin", "weighted"),
+        "even-split": ("round-robin+sticky=off",),  # sticky sessions break an even split by design
         "crash-contained": ("health_checks=on",),
-        "steers-away": ("least-connections",),
+        "steers-away": ("least-connections+sticky=off",),  # sticky sessions send users back to a slow one
     }
     PARAMS = (
         Param("algorithm", "round-robin", "How the balancer picks a replica inside a pool.",
@@ -329,6 +333,7 @@ class LoadBalancing(Lab):
         p = self.params
         self.algorithm = p["algorithm"]
         self.health_checks = p["health_checks"]
+        self.health_on_since = 0.0  # when health checks were last turned on (the window starts there)
         self.rate = p["rate"]
         self.next_rid = 0
         self.vip = "lb"
@@ -360,17 +365,26 @@ class LoadBalancing(Lab):
                                      "Not claimed for the other rules, which are uneven by design.")
         self.add_check("crash-contained", "A crashed replica gets no traffic once the detection window "
                                           f"({FALL} missed probes) is over, so errors stay inside that window "
-                                          "(the time the balancer spends paused does not count).")
+                                          "(the time the balancer spends paused does not count; turning health "
+                                          "checks on starts a new window; with them off nothing takes it out, "
+                                          "and this check shows it).")
         self.add_check("steers-away", f"While a slow replica (+{SLOW_MIN}ms or more) has more requests open than "
                                       "a healthy peer, new requests go to the peers: it gets less than half of an "
                                       "even share of them. Counted from "
                                       "the requests sent and answered, not from the balancer's counters; least "
-                                      "connections claims it, the other rules do not steer.")
+                                      "connections claims it (without sticky sessions), the other rules do not "
+                                      "steer.")
         if self.algorithm != "round-robin":
             self.checks["even-split"].detail = (f"not claimed: {self.algorithm} is uneven by design" if
                                                 self.algorithm != "weighted" else
                                                 "not claimed: weighted follows the weights, not an even split")
         self.sim.after(500, self.audit)
+
+    def invariants(self) -> list[str]:
+        # Health checks turned off live: nothing takes a crashed replica out, by design (and the check
+        # shows it), so crash-contained is claimed only while they are on.
+        names = super().invariants()
+        return names if self.health_checks else [n for n in names if n != "crash-contained"]
 
     # -- topology helpers ------------------------------------------------------------
     def add_replica_node(self, replica: str) -> None:
@@ -425,7 +439,7 @@ class LoadBalancing(Lab):
         self.open_work.setdefault(replica, set()).add(rid)
         down_since = self.crashed_at.get(replica)
         if down_since is not None:
-            start = max(down_since, lb.active_since)
+            start = max(down_since, lb.active_since, self.health_on_since)
             late = self.now - start - self.paused_between(lb.id, start)
             if late > self.detection_bound():
                 self.fail("crash-contained", f"{replica} crashed at {fmt_ms(down_since)} and still got a request "
@@ -439,10 +453,14 @@ class LoadBalancing(Lab):
             return  # even-split is not claimed
         healthy = [r for r in self.pools[pool] if lb.healthy(r)]
         split = self.split[pool]
-        if split["members"] != healthy:
-            self.reset_split("healthy replicas changed", pool)
+        if split["members"] != healthy or split.get("lb", lb.id) != lb.id:
+            # Each balancer's round robin is judged on its own picks (a resumed old balancer may
+            # still pick a few before it hears that another one took over).
+            self.reset_split("healthy replicas changed" if split["members"] != healthy else "another balancer picks",
+                             pool)
             split = self.split[pool]
             split["members"] = healthy
+        split["lb"] = lb.id
         split["counts"][replica] = split["counts"].get(replica, 0) + 1
         self.judge_split(pool)
 
@@ -512,7 +530,7 @@ class LoadBalancing(Lab):
     def health_changed(self, lb: Balancer, replica: str, up: bool) -> None:
         fields = {"node": lb.id, "replica": replica, "up": up}
         if not up and replica in self.crashed_at:
-            start = max(self.crashed_at[replica], lb.active_since)
+            start = max(self.crashed_at[replica], lb.active_since, self.health_on_since)
             fields["after_ms"] = round(self.now - start - self.paused_between(lb.id, start), 3)
             if self.checks["crash-contained"].ok:
                 self.checks["crash-contained"].detail = (
@@ -620,12 +638,16 @@ class LoadBalancing(Lab):
 
     @action("health", Arg("state", "word", choices=("on", "off")), help="Turn the balancer's health checks on or off.")
     def do_health(self, state: str) -> None:
+        if state == "on" and not self.health_checks:
+            self.health_on_since = self.now  # a replica that died meanwhile gets a fresh detection window
         self.health_checks = state == "on"
         if not self.health_checks:
             for b in self.balancers():  # probes already out are forgotten
                 node = self.nodes[b]
-                for replica in self.all_replicas():
-                    node.cancel_timer(f"probe-timeout:{replica}")
+                for replica, out in node.probes.items():
+                    for probe in out:
+                        node.cancel_timer(f"probe-timeout:{replica}:{probe}")
+                    out.clear()
         self.emit("health-checks", on=self.health_checks)
 
     # -- the snapshot -------------------------------------------------------------------

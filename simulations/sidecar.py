@@ -658,8 +658,10 @@ class Sidecar(Lab):
 
     def app_path_disturbed(self, since: float) -> bool:
         """Was the app, or the network between it and the client, faulted by the
-        learner while this request was open?  Then its failure is not the sidecar's."""
-        if self.app_disturbed_at >= since or self.nodes["app"].status != "up":
+        learner while this request was open (or is it still slowed, with a backlog)?  Then its
+        failure is not the sidecar's."""
+        app = self.nodes["app"]
+        if self.app_disturbed_at >= since or app.status != "up" or app.slow_ms:
             return True
         net = self.net
         return any(not net.reachable(a, b) or not net.links.get((a, b), Link()).clean()

@@ -253,12 +253,14 @@ def run_schedule(slug: str, mode: dict[str, str], seed: int, lab_cls: type[Lab] 
             broken: list[str] = []
 
             def watch() -> None:
+                claimed = invariants & set(lab.invariants())  # a lab may leave a mode live (an action)
                 for e in lab.drain():
-                    if e["kind"] == "check" and not e["ok"] and e["name"] in invariants:
+                    if e["kind"] == "check" and not e["ok"] and e["name"] in claimed:
                         broken.append(f"check {e['name']} went red at t={e['t']}: {e['detail']}")
 
             for t in times:
                 advance(lab, t, budget)
+                watch()  # judged in the mode the lab was in when they happened
                 drawn = draw_command(lab, rng)
                 if drawn is None:
                     continue

@@ -151,7 +151,7 @@ def lab_context(request, page, lab_cls, run: Run, who: str) -> dict:
         "controls": f"labs/{slug}/controls.html" if template_exists(f"labs/{slug}/controls.html") else None,
         "lab_css": f"labs/{slug}.css" if finders.find(f"labs/{slug}.css") else None,
         "frame_ms": settings.PATTERN_LAB["FRAME_MS"],
-        "speeds": [0.25, 0.5, 1, 2, 4],
+        "speeds": [0.05, 0.1, 0.25, 0.5, 1, 2, 4],
         "lab_lessons": lesson_links(slug),
         "instructor": is_instructor(getattr(request, "user", None)),
         "step": active_step(slug, request.GET.get("step")),

@@ -13,7 +13,7 @@ from django.db import transaction
 from pattern_lab.runs import keys
 from pattern_lab.runs.conditions import evaluate, truthy
 from pattern_lab.runs.models import Command, Run
-from pattern_lab.runs.services import Rejected, ensure_actor, start_run, submit_command
+from pattern_lab.runs.services import Rejected, ensure_actor, start_run, submit_command, wake
 from simulations.kernel import replay
 
 from .models import Progress
@@ -79,7 +79,7 @@ def set_watch(progress: Progress, item: Loaded) -> None:
     if run.watch != watch:
         run.watch = watch
         run.save(update_fields=["watch", "updated"])
-        keys.client().rpush(keys.wake(run.id), "ctl")
+        wake(run.id, "ctl")
     ensure_actor(run.id)
 
 

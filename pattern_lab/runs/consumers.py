@@ -16,6 +16,7 @@ import logging
 import os
 import time
 
+import redis
 import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -111,24 +112,55 @@ class FrameHub:
 
     async def _watchdog(self):
         """Keep runs that have viewers marked as watched, and alive: if a run's
-        lease has expired (its worker died), queue its actor again."""
-        tick = 0
+        lease has expired (its worker died, or Redis restarted empty), queue
+        it again.  The hub also remembers where each run was (its `pos`, "t
+        seq"): if Redis lost it, it is written back before the run is queued,
+        so the new actor resumes exactly there (no repeat, no step back)."""
+        positions: dict[str, bytes] = {}
+        failing = False
         while True:
             await asyncio.sleep(WATCHDOG_S)
-            tick += 1
-            for run_id in list(self.sockets):
-                if run_id not in self.sockets or run_id.startswith(NOT_RUNS):  # left meanwhile; a class audience
-                    continue
-                try:
-                    if tick % 5 == 0:
-                        await self.redis.set(keys.watched(run_id), "1", ex=WATCH_TTL_S)
-                    if not await self.redis.exists(keys.lease(run_id)):
-                        await asyncio.to_thread(ensure_actor, run_id)
-                except Exception:
-                    log.exception("frame hub watchdog")
+            run_ids = [r for r in self.sockets if self.sockets.get(r) and not r.startswith(NOT_RUNS)]
+            for gone in set(positions) - set(run_ids):
+                del positions[gone]
+            if not run_ids or self.redis is None:
+                continue
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                for run_id in run_ids:
+                    pipe.set(keys.watched(run_id), "1", ex=WATCH_TTL_S)
+                    pipe.exists(keys.lease(run_id))
+                    pipe.get(keys.pos(run_id))
+                replies = await pipe.execute()
+                for i, run_id in enumerate(run_ids):
+                    leased, pos = replies[3 * i + 1], replies[3 * i + 2]
+                    if pos:
+                        positions[run_id] = pos
+                    if leased or not self.sockets.get(run_id):  # driven, or its last viewer just left
+                        continue
+                    if not pos and run_id in positions:
+                        await self.redis.set(keys.pos(run_id), positions[run_id], nx=True, ex=keys.FRAME_TTL_S)
+                    await asyncio.to_thread(ensure_actor, run_id)
+                if failing:
+                    log.warning("frame hub watchdog: Redis is back")
+                failing = False
+            except Exception as err:  # Redis restarting: try again next second
+                if not failing:
+                    log.warning("frame hub watchdog: %s", err)
+                failing = True
 
 
 hub = FrameHub()
+
+
+def watch_and_ensure(run_id: str) -> None:
+    """Mark the run as watched and make sure a worker drives it (a worker
+    drops a "drive run X" message for a run nobody watches)."""
+    try:
+        keys.client().set(keys.watched(run_id), "1", ex=WATCH_TTL_S)
+    except (redis.ConnectionError, redis.TimeoutError):
+        return  # Redis is restarting: the watchdog asks again every second
+    ensure_actor(run_id)
 
 
 def daphne_protocol(send):
@@ -167,9 +199,11 @@ class RunConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         self.who = session.get("uid", "") if session is not None else ""
         await self.accept()
+        # The run is asked for first: joining the hub may wait behind many
+        # sockets leaving at once (a class closing its tabs).
+        await asyncio.to_thread(watch_and_ensure, self.run_id)
         await hub.join(self.run_id, self)
         await self.send_full()
-        await asyncio.to_thread(ensure_actor, self.run_id)
 
     async def send_full(self):
         """The latest full frame; frames that arrived meanwhile follow it."""

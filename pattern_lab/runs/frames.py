@@ -649,7 +649,8 @@ class FrameBuilder:
         self._keep(lines)
         head = (f'<div id="meta-{rid}" hx-swap-oob="true" class="meta" data-seq="{seq}" '
                 f'data-prev="{self.prev_seq}" data-kind="{{kind}}" data-wall="{time.time() * 1000:.1f}" '
-                f'data-t="{snap["t"]}">'
+                f'data-t="{snap["t"]}" data-frozen="{"true" if clock.get("frozen") else "false"}" '
+                f'data-speed="{clock.get("speed", 1):g}">'
                 f'<span>t = {snap["t"] / 1000:.2f}s</span> <span>event #{seq}</span>'
                 f'<span>{"frozen" if clock.get("frozen") else str(clock.get("speed", 1)) + "×"}</span></div>')
         if self.watch.get("exprs"):

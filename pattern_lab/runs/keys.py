@@ -2,13 +2,17 @@
 
 run:<id>:lease    the actor's lease: its fencing token, with a short TTL
 run:<id>:fence    counter handing out fencing tokens
-run:<id>:wake     list the actor blocks on: "cmd" (new commands), "ctl" (speed...)
+run:<id>:inbox    name of the wake-up list of the worker driving the run; it
+                  receives "<id> cmd" (new commands), "<id> ctl" (clock), "<id>
+                  step", "<id> view" (a viewer arrived)
+run:<id>:steps    how many single steps the owner asked for (frozen clock)
 run:<id>:full     the latest full frame (sent to every socket that (re)connects)
 run:<id>:pos      "t seq" of the latest published frame (where a new actor resumes)
 run:<id>:watched  set while a daphne process has viewers of the run (TTL)
 run:<id>:starting set while an actor task is queued (de-duplicates the queueing)
 run:<id>:worker   pid of the worker process driving the run (for operators and tests)
 run:<id>:ok       "1" while all the run's checks hold, else "0" (set with each frame)
+worker:<host>:<pid>:inbox  one worker's wake-up list (its scheduler blocks on it)
 frames:<id>       pub/sub channel with every frame, "<seq>|<html>"
 """
 
@@ -22,7 +26,8 @@ FRAME_TTL_S = 24 * 3600
 
 def lease(run_id): return f"run:{run_id}:lease"
 def fence(run_id): return f"run:{run_id}:fence"
-def wake(run_id): return f"run:{run_id}:wake"
+def inbox(run_id): return f"run:{run_id}:inbox"
+def steps(run_id): return f"run:{run_id}:steps"
 def full(run_id): return f"run:{run_id}:full"
 def pos(run_id): return f"run:{run_id}:pos"
 def watched(run_id): return f"run:{run_id}:watched"
@@ -35,7 +40,8 @@ def ok(run_id): return f"run:{run_id}:ok"  # "1" while every check of the run ho
 @cache
 def client() -> redis.Redis:
     """The process's synchronous Redis client (thread-safe connection pool)."""
-    return redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30)
+    return redis.Redis.from_url(settings.REDIS_URL, health_check_interval=30,
+                                socket_connect_timeout=2, socket_timeout=10)
 
 
 # Publish a frame only while holding the lease: the fencing token check and the
@@ -61,4 +67,49 @@ return 1
 RELEASE = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('del', KEYS[1])
+"""
+
+# Take a free lease: a new fencing token, never below `floor` (the last token
+# the database saw, so tokens keep growing after Redis lost its counters).
+# ARGV: floor, ttl, and optionally the caller's current token: a lease that
+# is already the caller's is kept (and extended) as it is.
+ACQUIRE = """
+local cur = redis.call('get', KEYS[1])
+if cur and cur == ARGV[3] then
+  redis.call('pexpire', KEYS[1], ARGV[2])
+  return tonumber(cur)
+end
+if cur then return 0 end
+local floor = tonumber(ARGV[1])
+if tonumber(redis.call('get', KEYS[2]) or '0') < floor then redis.call('set', KEYS[2], floor) end
+local token = redis.call('incr', KEYS[2])
+redis.call('set', KEYS[1], token, 'PX', ARGV[2])
+return token
+"""
+
+# A worker's leases all at once.  KEYS: lease, watched, lease, watched, ...
+# ARGV: ttl, token, token, ...  Per run: 2 held and watched, 1 held, 0 someone
+# else's, -1 gone (expired, or Redis restarted).
+RENEW_ALL = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  local cur = redis.call('get', KEYS[i])
+  if cur == ARGV[(i + 1) / 2 + 1] then
+    redis.call('pexpire', KEYS[i], ARGV[1])
+    out[#out + 1] = 1 + redis.call('exists', KEYS[i + 1])
+  elseif cur then
+    out[#out + 1] = 0
+  else
+    out[#out + 1] = -1
+  end
+end
+return out
+"""
+
+# Wake the worker that drives a run (KEYS[1] = run:<id>:inbox), if any.
+WAKE = """
+local box = redis.call('get', KEYS[1])
+if not box then return 0 end
+redis.call('rpush', box, ARGV[1])
+return 1
 """

@@ -5,13 +5,16 @@ websocket: check who sends it, how fast, and that it is well formed; store it
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import time
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
 from django.db import transaction
+from kombu.exceptions import OperationalError
 
 from simulations import get_lab
 from simulations.kernel import SimError, parse_time
@@ -22,6 +25,9 @@ from .models import Command, Run
 NODE_ID = re.compile(r"^[A-Za-z][\w.>-]{0,23}$")
 GROUPS = re.compile(r"^[\w,|.-]{1,200}$")
 VERDICT_WAIT_S = 1.5
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+log = logging.getLogger(__name__)
+RESTARTING = "The live service is restarting; try again in a few seconds."
 
 
 @dataclass
@@ -110,8 +116,11 @@ def rate_limit(run_id: str, who: str) -> None:
     key = f"rl:{run_id}:{who}"
     now = time.time()
     r = keys.client()
-    _, _, count, _ = (r.pipeline().zremrangebyscore(key, 0, now - 2).zadd(key, {secrets.token_hex(4): now})
-                      .zcard(key).expire(key, 3).execute())
+    try:
+        _, _, count, _ = (r.pipeline().zremrangebyscore(key, 0, now - 2).zadd(key, {secrets.token_hex(4): now})
+                          .zcard(key).expire(key, 3).execute())
+    except REDIS_DOWN:
+        raise Rejected(RESTARTING, 503) from None
     if count > per_s * 2:
         raise Rejected(f"Slow down: at most {per_s * 2} commands every two seconds on one run.", 429)
 
@@ -131,18 +140,36 @@ def submit_command(run: Run, who: str, action, args, wait: bool = True) -> tuple
     with transaction.atomic():
         cmd = Command.objects.create(run=run, action=action, args=tokens, author=who)
     r = keys.client()
-    r.rpush(keys.wake(run.id), "cmd")
-    ensure_actor(run.id)
-    if not wait:
+    try:
+        wake(run.id, "cmd")
+        ensure_actor(run.id)
+        if not wait:
+            return cmd, None
+        reply = r.blpop([f"cmd:{cmd.id}:verdict"], timeout=VERDICT_WAIT_S)
+    except REDIS_DOWN:  # stored: the run applies it when the live service is back
         return cmd, None
-    reply = r.blpop([f"cmd:{cmd.id}:verdict"], timeout=VERDICT_WAIT_S)
     return cmd, (reply[1].decode() or None) if reply else None
 
 
+SPEED_MIN, SPEED_MAX = 0.05, 4.0
+
+
 def control(run: Run, who: str, what: str, value=None) -> None:
-    """Run-level controls: freeze / play the clock, change the speed."""
+    """Run-level controls: freeze / play the clock, change the speed, and
+    while frozen step one event at a time."""
     if run.owner != who:
         raise Rejected("Only the run's owner can change its clock.", 403)
+    if what == "step":
+        if not run.frozen:
+            raise Rejected("Freeze the clock first; then each step shows one event.")
+        r = keys.client()
+        try:
+            r.pipeline().incr(keys.steps(run.id)).expire(keys.steps(run.id), 60).execute()
+            wake(run.id, "step")
+            ensure_actor(run.id)
+        except REDIS_DOWN:
+            raise Rejected(RESTARTING, 503) from None
+        return
     if what == "freeze":
         run.frozen = True
     elif what == "play":
@@ -151,27 +178,43 @@ def control(run: Run, who: str, what: str, value=None) -> None:
         try:
             speed = float(value)
         except (TypeError, ValueError):
-            raise Rejected("speed must be a number from 0.25 to 4") from None
-        if not 0.25 <= speed <= 4:
-            raise Rejected("speed must be from 0.25 to 4")
+            raise Rejected(f"speed must be a number from {SPEED_MIN:g} to {SPEED_MAX:g}") from None
+        if not SPEED_MIN <= speed <= SPEED_MAX:  # also refuses nan and inf
+            raise Rejected(f"speed must be from {SPEED_MIN:g} to {SPEED_MAX:g}")
         run.speed = speed
     else:
-        raise Rejected("unknown control; use freeze, play or speed")
+        raise Rejected("unknown control; use freeze, play, step or speed")
     run.save(update_fields=["frozen", "speed", "updated"])
-    keys.client().rpush(keys.wake(run.id), "ctl")
-    ensure_actor(run.id)
+    try:
+        wake(run.id, "ctl")
+        ensure_actor(run.id)
+    except REDIS_DOWN:  # stored: the run reads it when the live service is back
+        pass
+
+
+def wake(run_id: str, what: str) -> bool:
+    """Tell the worker driving the run (if one does) that something changed."""
+    r = keys.client()
+    return bool(r.register_script(keys.WAKE)(keys=[keys.inbox(run_id)], args=[f"{run_id} {what}"]))
 
 
 def ensure_actor(run_id: str) -> None:
-    """Make sure some worker drives the run: queue the actor task unless one
-    holds the lease or was queued a moment ago."""
-    r = keys.client()
-    if r.exists(keys.lease(run_id)):
-        return
-    if r.set(keys.starting(run_id), "1", nx=True, px=4000):
-        from .tasks import drive_run
+    """Make sure some worker drives the run: queue a "drive run X" message
+    unless a worker holds its lease (then wake it: a viewer may have just
+    arrived) or a message was queued a moment ago.  The worker checks, when it
+    takes the message, that somebody still watches the run."""
+    from .tasks import drive_run
 
-        drive_run.delay(run_id)
+    r = keys.client()
+    try:
+        if r.exists(keys.lease(run_id)):
+            wake(run_id, "view")
+        elif r.set(keys.starting(run_id), "1", nx=True, px=4000):
+            drive_run.delay(run_id)
+    except (*REDIS_DOWN, OperationalError):
+        # Redis is restarting: the page still loads; daphne's watchdog asks
+        # again every second for each run that has viewers.
+        log.warning("run %s: Redis unavailable, cannot queue it now", run_id)
 
 
 def fork(run: Run, owner: str, change: dict | None = None) -> Run:

@@ -58,7 +58,7 @@ def clock(request, run_id: str):
         control(run, uid(request), what, request.POST.get("speed"))
     except Rejected as err:
         return flash(err.message, err.status, ok=False)
-    return flash({"freeze": "Clock frozen.", "play": "Clock running."}.get(what, f"Speed {run.speed:g}×."))
+    return flash({"freeze": "Clock frozen.", "play": "Clock running.", "step": "One event on."}.get(what, f"Speed {run.speed:g}×."))
 
 
 @require_POST
@@ -140,6 +140,8 @@ def set_up(request, run_id: str, index: str):
             raise Rejected("This run belongs to someone else. Fork it to experiment on your own copy.", 403)
         step = try_item(run, index)
         new = play_scenario(run.lab, step.scenario(run.seed), uid(request))
+        # The learner's chosen speed carries over (slowed down to explain, or sped up).
+        Run.objects.filter(id=new.id).update(speed=run.speed)
     except Rejected as err:
         return flash(err.message, err.status, ok=False)
     return redirect(f"/patterns/{new.lab}/?run={new.id}&step={step.index}")

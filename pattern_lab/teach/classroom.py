@@ -20,7 +20,7 @@ from pattern_lab.lessons.services import current_t, snapshot_at
 from pattern_lab.runs import keys
 from pattern_lab.runs.conditions import evaluate
 from pattern_lab.runs.models import Run
-from pattern_lab.runs.services import Rejected, fork, start_run
+from pattern_lab.runs.services import Rejected, fork, start_run, wake
 
 from .models import Classroom, Poll, ScenarioVersion, Student, Vote
 
@@ -114,9 +114,8 @@ def end(classroom: Classroom) -> None:
         Poll.objects.filter(classroom=classroom, state=Poll.OPEN).update(state=Poll.CLOSED)
         forks = [s.run_id for s in classroom.students.exclude(run=None)]
         Run.objects.filter(id__in=forks).update(frozen=True)
-    r = keys.client()
     for run_id in forks:  # their clocks stop; the actors let them go once unwatched
-        r.rpush(keys.wake(run_id), "ctl")
+        wake(run_id, "ctl")
     publish(classroom)
 
 

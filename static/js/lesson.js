@@ -34,10 +34,16 @@ function truthy(v) {
   return true;
 }
 
-// After the panel is swapped, put the focus where the learner's eyes should go.
-document.body.addEventListener("htmx:afterSwap", (e) => {
+// After the panel is swapped, put the focus where the learner's eyes should go
+// (the reveal, the summary, or the active step's first enabled button).  Each
+// swap makes a new panel element, so each new panel is focused once.
+document.body.addEventListener("htmx:afterSettle", () => {
   const p = panel();
-  if (!p || !(e.detail.target === p || e.detail.elt === p || p.contains(e.detail.target))) return;
+  if (!p || p._focused) return;
+  p._focused = true;
+  if (!p.contains(document.activeElement) && document.activeElement !== document.body) return;
   const target = p.querySelector("[data-focus]") || p.querySelector("[aria-current='step'] button:not([disabled])");
   if (target) target.focus({ preventScroll: false });
 });
+// The panel the page opened with keeps the focus where the browser put it.
+if (panel()) panel()._focused = true;

@@ -200,6 +200,9 @@ document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   const meta = document.getElementById(`meta-${rid}`);
   if (!meta || !meta.dataset.seq) return;
   live.dataset.seq = meta.dataset.seq;
+  // The clock in force, for the page's controls and for tests.
+  if (meta.dataset.frozen) live.dataset.frozen = meta.dataset.frozen;
+  if (meta.dataset.speed) live.dataset.speed = meta.dataset.speed;
   scrollablePanels(rid);
   restoreFocus(live);
   announce(live);
@@ -773,8 +776,8 @@ function simNow(live) {
   const meta = document.getElementById(`meta-${live.dataset.runId}`);
   if (!meta || meta.dataset.t === undefined) return 0;
   const t = +meta.dataset.t;
-  if (/frozen/.test(meta.textContent) || !meta.dataset.wall) return t;
-  const speed = parseFloat((meta.textContent.match(/([\d.]+)×/) || [0, 1])[1]) || 1;
+  if (live.dataset.frozen === "true" || !meta.dataset.wall) return t;
+  const speed = parseFloat(live.dataset.speed) || 1;
   return t + Math.max(0, Date.now() - +meta.dataset.wall) * speed;
 }
 

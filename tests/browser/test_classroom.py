@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from ..integration.helpers import post
 from ..teaching import login, new_scenario
 
 pytestmark = pytest.mark.browser
@@ -133,14 +134,16 @@ def test_a_class_from_join_to_summary(room, instructor):
     # Show Cy's run to the class: everyone watches it, read-only except for Cy.
     cy_run = cy.get_attribute("[data-run-id]", "data-run-id")
     tile.locator("[data-show-student]").click()
-    for name, s in students.items():
+    for s in students.values():
         s.wait_for_function(f"document.querySelector('[data-run-id]')?.dataset.runId === '{cy_run}'")
-        assert s.get_attribute("[data-run-id]", "data-owner") == ("false" if name != "Cy" else "false")
+        # Shown to the class, Cy's run is read-only for everyone, Cy included.
+        assert s.get_attribute("[data-run-id]", "data-owner") == "false"
     expect(students["Ann"].locator("[data-stage-note]")).to_contain_text("Cy's run")
     expect(students["Ann"].locator('[data-check="no-acked-write-lost"]')).to_have_attribute("data-ok", "false")
-    # Ann cannot command it.
-    students["Ann"].click('[data-action="crash"][data-target="db"]')
-    expect(students["Ann"].locator(".flash")).to_contain_text("someone else")
+    # Ann cannot command it: no controls on her screen, and the server refuses a command sent anyway.
+    expect(students["Ann"].locator('[data-action="crash"][data-target="db"]')).to_be_hidden()
+    resp = post(students["Ann"], f"/runs/{cy_run}/commands/", action="crash", args="db")
+    assert resp.status == 403 and "someone else" in resp.text()
 
     # End the class: the code closes, the summary lists attendance and the poll.
     teacher.click("[data-end-class]")

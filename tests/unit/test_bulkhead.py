@@ -117,3 +117,18 @@ def test_burst_for_c_and_bad_commands():
                        ("request", ["5", "D"]), ("crash", ["client"]), ("recover", ["A"])]:
         with pytest.raises(SimError):
             lab.apply(name, args)
+
+
+def test_c_failing_on_its_own_is_not_blamed_on_b():
+    """A fault on C itself (slow, with a one-thread pool and no queue) fails requests for C; no B call
+    was in their way, so c-unaffected holds, in either mode."""
+    for mode in ("bulkheads", "shared"):
+        lab = run(SLUG, "1s slow C 500", until="6s", mode=mode, mix=0, c_threads=1, threads=1, queue=0)
+        assert lab.stats["C"]["error"] > 0 and lab.metrics["c_own_trouble"] > 0
+        assert check(lab, "c-unaffected")["ok"], check(lab, "c-unaffected")
+
+
+def test_a_c_request_stuck_behind_b_calls_in_a_shared_pool_names_them():
+    lab = run(SLUG, "1s slow B 2000", until="8s", mode="shared")
+    broken = check(lab, "c-unaffected")
+    assert not broken["ok"] and "B calls" in broken["detail"]

@@ -162,3 +162,45 @@ def test_random_fault_schedules_finish_and_keep_the_claimed_checks(algorithm):
     # mislead least connections, e.g. a peer whose answers are lost looks busy.)
     hold = ("crash-contained",) + (("even-split",) if algorithm == "round-robin" else ())
     fuzz("load-balancing", {"algorithm": algorithm}, seeds=range(1, 31), hold=hold, skip=("health",))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_probes_more_often_than_their_timeout_still_take_a_crashed_replica_out(seed):
+    """health_interval 100 ms < the 250 ms probe timeout: each probe has its own timer, so the next
+    probe does not re-arm (and forever postpone) the timeout of the last one."""
+    lab = run("load-balancing", "2s crash a3", seed=seed, until="6s", health_interval="100", rate="40")
+    out = [e for e in events(lab, "health") if e["replica"] == "a3" and not e["up"]]
+    assert out and out[0]["after_ms"] <= 2 * 100 + 250 + 50
+    assert check(lab, "crash-contained")["ok"]
+
+
+def test_turning_health_checks_back_on_starts_a_fresh_detection_window():
+    lab = run("load-balancing", "1s health off", "2s crash a2", until="6s")
+    assert "crash-contained" not in lab.invariants()  # off: nothing takes it out, and the check shows it
+    step(lab, "12s", "6s health on")
+    assert "crash-contained" in lab.invariants()
+    taken_out = [e for e in events(lab, "health") if e["replica"] == "a2" and not e["up"]]
+    assert taken_out and taken_out[0]["t"] > 6000 and taken_out[0]["after_ms"] <= lab.detection_bound()
+
+
+def test_even_split_is_claimed_for_round_robin_without_sticky_sessions_only():
+    assert "even-split" in run("load-balancing", until="1ms").invariants()
+    assert "even-split" not in run("load-balancing", until="1ms", sticky="true").invariants()
+    assert "even-split" not in run("load-balancing", until="1ms", algorithm="weighted").invariants()
+    # sticky sessions do break it, and the check says so
+    sticky = run("load-balancing", until="10s", sticky="true", rate="40")
+    assert not check(sticky, "even-split")["ok"] and "sticky" in check(sticky, "even-split")["detail"]
+
+
+def test_a_resumed_old_balancer_and_the_new_one_are_each_judged_on_their_own_round_robin():
+    lab = run("load-balancing", "1s health off", "1.3s partition lb,f2,f1,a1,lb2,a3,client|a2", "2.2s pause lb",
+              "4s resume lb", seed=209, until="6s", standby="true")
+    pickers = {e["src"] for e in events(lab, "send") if e["type"] == "REQ" and e["dst"].startswith("a")}
+    assert pickers == {"lb", "lb2"}
+    assert check(lab, "even-split")["ok"], check(lab, "even-split")
+
+
+def test_steers_away_is_claimed_for_least_connections_without_sticky_sessions():
+    assert "steers-away" in run("load-balancing", until="1ms", algorithm="least-connections").invariants()
+    assert "steers-away" not in run("load-balancing", until="1ms", algorithm="least-connections",
+                                    sticky="true").invariants()

@@ -270,3 +270,22 @@ def test_snapshot_shapes():
     assert all(set(e) >= {"service", "do", "status"} for e in saga["steps"])
     assert snap["subscriptions"]["product-created"] == ["price"]
     assert all(isinstance(n.get("rows", []), list) for n in snap["nodes"])
+
+
+def test_a_saga_the_orchestrator_gave_up_on_is_judged_by_its_rows_not_by_its_word():
+    """The last COMPENSATE ran but every answer was lost: the orchestrator says failed, yet no row
+    is left, so nothing is half done and the check holds (it is judged from the rows)."""
+    lab = run("saga", "50ms cut product orchestrator", "100ms create-product", until="60s", timeout="100")
+    saga = sagas(lab)["s1"]
+    assert saga["status"] == "failed"
+    assert all(rows(lab, s) == [] for s in STEPS)
+    assert check(lab, "completed-or-compensated")["ok"]
+    assert "no row left" in check(lab, "completed-or-compensated")["detail"]
+
+
+def test_completed_or_compensated_is_shown_not_claimed_since_a_long_outage_ends_a_saga_failed():
+    lab = run("saga", "50ms crash price", "100ms create-product", until="40s")
+    assert sagas(lab)["s1"]["status"] == "failed" and rows(lab, "product")  # for a human to repair
+    assert not check(lab, "completed-or-compensated")["ok"]
+    assert "completed-or-compensated" not in lab.invariants()
+    assert {"reverse-order", "resumes-from-log", "no-duplicate-rows"} <= set(lab.invariants())

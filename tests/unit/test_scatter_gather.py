@@ -91,11 +91,13 @@ def test_without_reassignment_the_job_never_completes():
     assert not broken["ok"] and "1080p" in broken["detail"] and broken["seq"] is not None
 
 
-def test_when_every_worker_is_gone_nobody_can_redo_the_task():
+def test_while_every_worker_is_gone_the_lost_task_waits_and_is_redone_when_one_is_back():
     crashes = [f"1s crash w{i}" for i in range(1, 6)]
     lab = run("scatter-gather", *crashes, until="5s")
-    assert not check(lab, "redone-elsewhere")["ok"]
-    assert "no live worker" in check(lab, "redone-elsewhere")["detail"]
+    assert job(lab)["status"] == "running"
+    assert check(lab, "redone-elsewhere")["ok"] and "waiting for a live worker" in check(lab, "redone-elsewhere")["detail"]
+    step(lab, "12s", "6s restart w3")
+    assert job(lab)["status"] == "complete" and check(lab, "redone-elsewhere")["ok"]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -179,3 +181,24 @@ def test_one_job_at_a_time():
         lab.apply("job", [])
     with pytest.raises(SimError):
         lab.apply("straggle", ["coordinator", "2"])
+
+
+def test_a_gather_timeout_that_ends_the_job_before_a_crash_is_noticed_is_not_a_task_nobody_redoes():
+    lab = run("scatter-gather", "100ms timeout 1200", "1s crash w1", until="4s")
+    assert job(lab)["status"] == "partial" and "1080p" in job(lab)["missing"]
+    assert not check(lab, "result-complete")["ok"]  # the partial result is reported there
+    assert check(lab, "redone-elsewhere")["ok"] and "gather timeout" in check(lab, "redone-elsewhere")["detail"]
+
+
+def test_a_gather_timeout_long_after_the_crash_still_blames_a_lost_task_nobody_redid():
+    lab = run("scatter-gather", "100ms timeout 5000", "1s crash w1", until="8s", reassign="off")
+    assert job(lab)["status"] == "partial"
+    assert not check(lab, "redone-elsewhere")["ok"]
+
+
+def test_a_paused_coordinator_is_not_blamed_for_not_reassigning_a_lost_task():
+    lab = run("scatter-gather", "1s crash w1", "1.3s pause coordinator", until="6s")
+    assert job(lab)["status"] == "running"
+    assert check(lab, "redone-elsewhere")["ok"], check(lab, "redone-elsewhere")
+    step(lab, "12s", "6s resume coordinator")
+    assert job(lab)["status"] == "complete" and check(lab, "redone-elsewhere")["ok"]

@@ -137,3 +137,41 @@ def test_crashed_expires_does_not_count_the_time_the_registry_is_paused():
     lab = run("service-registry", "2s pause registry", "2.1s crash s2", "6s resume registry", until="10s")
     assert any(e["instance"] == "s2" for e in events(lab, "expire"))
     assert check(lab, "crashed-expires")["ok"]
+
+
+def test_new_gets_traffic_is_an_invariant_only_when_cached_lists_are_refreshed():
+    from simulations import get_lab
+    cls = get_lab("service-registry")
+    assert "new-gets-traffic" in cls(None, 1).invariants()
+    assert "new-gets-traffic" in cls({"cache": "false", "refresh": "0"}, 1).invariants()
+    assert "new-gets-traffic" not in cls({"refresh": "0"}, 1).invariants()
+    # a network that loses a DEREGISTER keeps the entry until the TTL: shown, never claimed
+    assert "graceful-at-once" not in cls(None, 1).invariants()
+
+
+@pytest.mark.parametrize("mode", ["client-side", "server-side"])
+def test_a_new_instance_is_judged_by_a_full_round_of_the_listed_instances(mode):
+    # six instances at a low rate: round robin reaches each one only every six requests
+    lab = run("service-registry", "3s scale-up", until="10s", mode=mode, instances=6, rate=2, cache="false")
+    assert check(lab, "new-gets-traffic")["ok"], check(lab, "new-gets-traffic")
+    assert events(lab, "first-traffic")
+
+
+def test_a_new_instance_is_not_judged_while_the_callers_cannot_reach_the_registry():
+    lab = run("service-registry", "1s partition c1,c2|registry,s1,s2,s3", "1.1s scale-up", "5s heal", until="9s")
+    assert check(lab, "new-gets-traffic")["ok"], check(lab, "new-gets-traffic")
+    assert any(e["node"] == "s4" for e in events(lab, "first-traffic"))
+
+
+def test_a_caller_that_never_got_a_list_is_not_blamed_on_the_cache():
+    # the registry dies before the first lookup: there is nothing cached to fall back on
+    lab = run("service-registry", "100ms crash registry", until="3s")
+    assert lab.outage["failed"] > 0
+    assert check(lab, "cache-survives")["ok"]
+
+
+def test_crashed_expires_is_claimed_only_with_a_ttl():
+    from simulations import get_lab
+    cls = get_lab("service-registry")
+    assert "crashed-expires" in cls(None, 1).invariants()
+    assert "crashed-expires" not in cls({"ttl": "0"}, 1).invariants()

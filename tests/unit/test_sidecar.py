@@ -191,3 +191,11 @@ def test_a_failure_caused_by_a_fault_on_the_app_is_not_blamed_on_the_sidecar(see
     lab = run("sidecar", "1s crash sidecar", "1.2s cut app client", "2s heal", until="4s", seed=seed)
     assert lab.metrics["failed_while_sidecar_down"] > 0  # the cut lost answers meanwhile
     assert check(lab, "app-survives")["ok"]
+
+
+@pytest.mark.parametrize("kind", ["log-shipper", "proxy", "cache"])
+def test_failures_of_an_overloaded_slowed_app_are_not_blamed_on_a_sidecar_crash(kind):
+    # the app is slowed long before the crash and stays slow: its backlog, not the sidecar, fails requests
+    lab = run("sidecar", "1s slow app 300", "3s crash sidecar", until="6s", kind=kind, mode="sidecar")
+    assert lab.metrics["failed_while_sidecar_down"] > 0
+    assert check(lab, "app-survives")["ok"]

@@ -8,6 +8,11 @@ Sections (all by default; pick with --only):
   click    click-to-frame latency for one viewer (real stack)
   fanout   one run's frames to 200/500/1,000 viewers: our FrameHub and a
            stock Channels consumer (the baseline), p50/p95/p99 and frames lost
+  watched  200 live runs on one worker, one socket each: frame latency,
+           simulated time behind the wall clock, worker CPU
+  unwatched 1,000 live runs nobody watches on one worker: RSS and CPU
+  burst    300 runs opened and abandoned at once, then a new learner every
+           second for 30 s: time to the new run's first frame
   class    one class of --students (200): following, voting, private forks
 """
 
@@ -21,7 +26,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-SECTIONS = ("kernel", "replay", "seek", "frames", "click", "fanout", "class")
+SECTIONS = ("kernel", "replay", "seek", "frames", "click", "fanout", "class", "watched", "unwatched", "burst")
+LIVE = {"click", "fanout", "class", "watched", "unwatched", "burst"}
 
 
 
@@ -35,6 +41,8 @@ class Command(BaseCommand):
         parser.add_argument("--daphnes", type=int, default=2, help="daphne processes sharing the port")
         parser.add_argument("--no-stock", action="store_true", help="skip the stock-consumer baseline")
         parser.add_argument("--lab", default="", help="lab for the fan-out run (default: the costliest frames)")
+        parser.add_argument("--runs", default="200,1000,300", help="runs for watched, unwatched, burst")
+        parser.add_argument("--engine-lab", default="leader-election", help="lab of the watched/unwatched/burst runs")
         parser.add_argument("--students", type=int, default=200, help="students in the class section")
         parser.add_argument("--out", default=str(settings.VAR_DIR / "bench.json"))
 
@@ -42,8 +50,11 @@ class Command(BaseCommand):
         self.stdout.write(text)
         self.stdout.flush()
 
-    def handle(self, *args, only, viewers, seconds, daphnes, no_stock, lab, out, students, **opts):
+    def handle(self, *args, only, viewers, seconds, daphnes, no_stock, lab, out, students, runs, engine_lab,
+               **opts):
         self.students = students
+        self.runs = [int(x) for x in runs.split(",")]
+        self.engine_lab = engine_lab
         want = {s.strip() for s in only.split(",") if s.strip()}
         results: dict = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "cores": __import__("os").cpu_count()}
 
@@ -92,7 +103,7 @@ class Command(BaseCommand):
                 self.say()
             lab = lab or max(rows, key=lambda r: r["frame_kb"] * r["events_per_s"])["lab"]
 
-        if want & {"click", "fanout", "class"}:
+        if want & LIVE:
             self.live(results, want, viewers, seconds, daphnes, no_stock, lab or "circuit-breaker")
 
         Path(out).write_text(json.dumps(results, indent=2, default=str))
@@ -103,7 +114,9 @@ class Command(BaseCommand):
         from pattern_lab.stack import Stack, free_port
 
         var = Path(tempfile.mkdtemp(prefix="pattern-lab-bench-"))
-        env = {"PATTERN_LAB_BENCH": "1", "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}"}
+        # Runs nobody watches stay held (paused) for the whole benchmark.
+        env = {"PATTERN_LAB_BENCH": "1", "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
+               "PATTERN_LAB_IDLE_S": "600"}
         stack = Stack(var, port=free_port(), quiet=True, env=env, daphnes=daphnes, redis_url=None)
         self.say(f"Starting a private stack (Redis, 1 Celery worker, {daphnes} daphne) in {var} …")
         results["daphnes"] = daphnes
@@ -130,6 +143,7 @@ class Command(BaseCommand):
                 self.say(f"One class of {self.students} students (leader-election)")
                 results["class"] = class_bench(stack, base, self.students, seconds, self.say)
                 self.say()
+            self.engine(results, want, stack, base, seconds)
         except BaseException:
             for log in sorted(var.glob("*.log")):
                 tail = log.read_text(errors="replace").splitlines()[-15:]
@@ -138,3 +152,34 @@ class Command(BaseCommand):
         finally:
             stack.stop()
             shutil.rmtree(var, ignore_errors=True)
+
+    def engine(self, results, want, stack, base, seconds):
+        """Many runs on one worker process (see pattern_lab/bench/engine.py)."""
+        from pattern_lab.bench import engine
+
+        pid = stack.worker_procs[0].pid
+        n_watched, n_unwatched, n_burst = (self.runs + [200, 1000, 300][len(self.runs):])[:3]
+        lab = self.engine_lab
+        if "watched" in want:
+            w = results["watched"] = engine.watched(base, pid, n_watched, seconds, lab)
+            self.say(f"{w['runs']} watched {lab} runs on one worker, one socket each ({w['connected']} connected,"
+                     f" {seconds:.0f} s): frame latency p50 {w['latency_p50']:.1f} ms, p95 {w['latency_p95']:.1f} ms,"
+                     f" p99 {w['latency_p99']:.1f} ms; simulated time behind the wall clock p50 {w['lag_p50']:.1f} ms,"
+                     f" p95 {w['lag_p95']:.1f} ms, max {w['lag_max']:.1f} ms;"
+                     f" {w['frames_per_run_s_p50']:.1f} frames/s per run (min {w['frames_per_run_s_min']:.1f});"
+                     f" worker CPU {w['worker_cpu_share'] * 100:.0f}% of a core"
+                     f" ({w['worker_cpu_share'] * 1000 / max(1, w['runs']):.2f} ms per run per second),"
+                     f" RSS {w['worker_rss_mb']:.0f} MB\n")
+        if "unwatched" in want:
+            u = results["unwatched"] = engine.unwatched(base, stack.redis_url, pid, n_unwatched, seconds, lab)
+            self.say(f"{u['runs']} {lab} runs nobody watches ({u['held']} held by the one worker):"
+                     f" worker CPU {u['worker_cpu_share'] * 100:.1f}% of a core"
+                     f" ({u['worker_cpu_share'] * 1e6 / max(1, u['held']):.0f} µs per run per second),"
+                     f" RSS {u['worker_rss_mb']:.0f} MB (+{u['rss_per_run_kb']:.0f} KB per run)\n")
+        if "burst" in want:
+            b = results["burst"] = engine.burst(base, n_burst, lab)
+            self.say(f"Burst: {b['runs']} runs opened and left after {b['hold_s']:.0f} s"
+                     f" ({b['drawn_before_leaving']} drawn meanwhile); then a new learner every second for 30 s:"
+                     f" first frame p50 {b['first_frame_p50'] * 1000:.0f} ms, max {b['first_frame_max'] * 1000:.0f} ms"
+                     f" after the socket opened ({b['probes']} learners; max {b['page_to_frame_max'] * 1000:.0f} ms"
+                     f" from the page request)\n")
