@@ -77,22 +77,20 @@ def test_a_fault_and_a_restart_with_the_keyboard_alone(open_lab, slug):
 
 
 def test_the_live_region_says_a_node_went_down_and_a_check_broke(open_lab):
-    page = open_lab("write-ahead-log", flush="never")
-    page.click('.nodes [data-action="crash"][data-target="db"]')
-    expect(page.locator("[data-announcements]")).to_contain_text("db is down", timeout=WAIT)
-    page.click('.nodes [data-action="restart"][data-target="db"]')
-    expect(page.locator('[data-check="no-acked-write-lost"]')).to_have_attribute("data-ok", "false", timeout=WAIT)
-    expect(page.locator("[data-announcements]")).to_contain_text("Check no-acked-write-lost broke at",
-                                                                 timeout=WAIT)
+    page = open_lab("circuit-breaker", breakers="off")
+    page.click('.nodes [data-action="crash"][data-target="C"]')
+    expect(page.locator("[data-announcements]")).to_contain_text("C is down", timeout=WAIT)
+    expect(page.locator('[data-check="no-cascade"]')).to_have_attribute("data-ok", "false", timeout=WAIT)
+    expect(page.locator("[data-announcements]")).to_contain_text("Check no-cascade broke at", timeout=WAIT)
     region = page.locator("[data-announcements]")
     expect(region).to_have_attribute("aria-live", "polite")
     assert page.locator("[aria-live=polite][data-announcements]").count() == 1
     # A broken check says so in words, not only in red.
-    expect(page.locator('[data-check="no-acked-write-lost"] .state')).to_have_text("broken")
+    expect(page.locator('[data-check="no-cascade"] .state')).to_have_text("broken")
     # The description in words follows the frames too.
     page.click("[data-describe] summary")
-    expect(page.locator("[data-describe]")).to_contain_text("checks broken: no-acked-write-lost")
-    expect(page.locator("[data-describe]")).to_contain_text("db: up")
+    expect(page.locator("[data-describe]")).to_contain_text("checks broken: no-cascade")
+    expect(page.locator("[data-describe]")).to_contain_text("C: down")
 
 
 def test_a_busy_run_does_not_flood_the_live_region(open_lab):
