@@ -371,12 +371,132 @@ def _node_group(n: dict, x: str, y: str, side) -> str:
     return "".join((
         f'<g class="node st-{status}', f" role-{role_e}" if role else "", f" side-{side}" if side is not None else "",
         f'" data-node="{nid}" data-status="{status}"', f' data-role="{role_e}"' if role else "",
-        f' data-x="{x}" data-y="{y}" transform="translate({x} {y})" tabindex="0" aria-label="{nid}: {status}',
-        f", {role_e}" if role else "", '"><circle r="4.6"/>',
+        f' data-x="{x}" data-y="{y}" transform="translate({x} {y})"><circle r="4.6"/>',
         '<path class="x" d="M-2.4,-2.4 L2.4,2.4 M2.4,-2.4 L-2.4,2.4"/>' if n["status"] == "down" else "",
         '<text class="nid" y="1.1"', ' textLength="8" lengthAdjust="spacingAndGlyphs"' if len(n["id"]) > 4 else "",
         f">{nid}</text>", f'<text class="nrole" y="-6.2">{role_e}</text>' if role else "",
         f'<text class="nlabel" y="8.4">{escape(label)}</text>' if label else "", "</g>"))
+
+
+# ---- words for screen readers -------------------------------------------------
+
+ANNOUNCE_MAX = 6  # per frame; the page throttles further
+STATUS_SAID = {"down": "{} is down", "paused": "{} is paused"}
+BREAKER_SAID = {"open": "opened", "closed": "closed", "half-open": "is half-open (trial calls)"}
+
+
+def _at(t) -> str:
+    return f"{float(t) / 1000:.1f} s"
+
+
+def announcements(prev: dict | None, snap: dict, events: list[dict]) -> list[str]:
+    """What a listener should hear about this batch, most important first:
+    checks that broke or hold again, nodes going down or coming back, role
+    changes (a new leader) and circuit-breaker transitions.  `prev` is the
+    previous frame's {node: (status, role)}; nothing is said without it."""
+    if prev is None:
+        return []
+    said: list[tuple[int, str]] = []
+    breakers = set()
+    for e in events:
+        kind = e["kind"]
+        if kind == "check":
+            verb = "holds again" if e.get("ok") else "broke"
+            said.append((0 if not e.get("ok") else 2, f"Check {e.get('name')} {verb} at {_at(e['t'])}"))
+        elif kind == "breaker" and e.get("dst") in BREAKER_SAID:
+            owner = str(e.get("id", "")).split("->")[0]
+            breakers.add(owner)
+            why = f" after {e['why']}" if e.get("why") and e.get("dst") == "open" else ""
+            said.append((1, f"Breaker {e.get('id')} {BREAKER_SAID[e['dst']]} at {_at(e['t'])}{why}"))
+    for n in snap["nodes"]:
+        nid, status, role = n["id"], n["status"], n.get("role")
+        if nid not in prev:
+            said.append((1, f"{nid} joined, {status}"))
+            continue
+        was_status, was_role = prev[nid]
+        if status != was_status:
+            if status in STATUS_SAID:
+                said.append((1, STATUS_SAID[status].format(nid)))
+            else:
+                said.append((1, f"{nid} is up again" if was_status == "down" else f"{nid} is {status}"))
+        elif role != was_role and nid not in breakers and status != "down":
+            said.append((3, f"{nid} is now {role}" if role else f"{nid} is no longer {was_role}"))
+    for nid in prev:
+        if nid not in {n["id"] for n in snap["nodes"]}:
+            said.append((1, f"{nid} left the cluster"))
+    said.sort(key=lambda x: x[0])  # stable: in order of events within a priority
+    out = [text for _, text in said[:ANNOUNCE_MAX]]
+    if len(said) > ANNOUNCE_MAX:
+        out.append(f"and {len(said) - ANNOUNCE_MAX} more changes (see the event log)")
+    return out
+
+
+def _traffic(events: list[dict]) -> list[str]:
+    """The batch's messages in words, one line per sender and type (the moving dots)."""
+    sent: dict[tuple, list] = {}
+    lost = 0
+    for e in events:
+        if e["kind"] == "send":
+            dsts = sent.setdefault((e.get("src"), e.get("type")), [])
+            if e.get("dst") not in dsts:
+                dsts.append(e.get("dst"))
+        elif e["kind"] == "drop":
+            lost += 1
+    out = [f"{src} → {', '.join(map(str, dsts))}: {typ}" for (src, typ), dsts in list(sent.items())[:6]]
+    if len(sent) > 6:
+        out.append(f"and {len(sent) - 6} more")
+    if lost:
+        out.append(f"{lost} lost")
+    return out
+
+
+def describe_inputs(snap: dict, events: list[dict] = ()):
+    """The slice of the snapshot (and of the batch) the description reads (compared between frames)."""
+    inflight: dict[str, int] = {}
+    for m in snap["network"].get("inflight", []):
+        inflight[m["type"]] = inflight.get(m["type"], 0) + 1
+    return ([(n["id"], n["status"], n.get("role")) for n in snap["nodes"]],
+            [(c["name"], c["ok"], c.get("detail")) for c in snap["checks"]], inflight,
+            snap["network"].get("partition"), snap["network"].get("links"), _traffic(events))
+
+
+def describe(rid: str, snap: dict, events: list[dict] = ()) -> str:
+    """The cluster in words, for anyone who cannot see the drawing: who is up
+    or down, each node's role, the network's faults, what is in flight (and
+    what was just sent) and which checks are broken."""
+    nodes, checks, inflight, partition, links, traffic = describe_inputs(snap, events)
+    count = {}
+    for _, status, _ in nodes:
+        count[status] = count.get(status, 0) + 1
+    head = ", ".join(f"{v} {k}" for k, v in count.items())
+    items = "".join(f"<li>{escape(nid)}: {escape(status)}{', ' + escape(role) if role else ''}</li>"
+                    for nid, status, role in nodes)
+    net = []
+    if partition:
+        net.append("partitioned into " + " | ".join(", ".join(side) for side in partition))
+    for f in links or []:
+        words = [w for w, on in (("cut one way", f.get("cut")), (f"delayed {_ms(f.get('delay'))}", f.get("delay")),
+                                 (f"{f.get('loss')}% loss", f.get("loss")), (f"slow {_ms(f.get('slow'))}", f.get("slow")))
+                 if on]
+        if words:
+            net.append(f"{f['src']} → {f['dst']} {', '.join(words)}")
+    total = sum(inflight.values())
+    flying = (f"{total} message{'s' if total != 1 else ''} in flight: "
+              + ", ".join(f"{v} {k}" for k, v in sorted(inflight.items())) + "." if total else "No messages in flight.")
+    if traffic:
+        flying += " Just sent: " + "; ".join(traffic) + "."
+    bad = [(name, detail) for name, ok, detail in checks if not ok]
+    if not checks:
+        said_checks = "This lab has no live checks."
+    elif bad:
+        said_checks = (f"{len(bad)} of {len(checks)} checks broken: "
+                       + "; ".join(f"{name}{' (' + detail + ')' if detail else ''}" for name, detail in bad))
+    else:
+        said_checks = f"All {len(checks)} checks hold."
+    return (f'<div id="describe-{rid}" hx-swap-oob="true" class="describe-text">'
+            f"<p>{len(nodes)} nodes: {escape(head)}.</p><ul>{items}</ul>"
+            f"<p>Network: {escape('; '.join(net)) if net else 'no faults'}.</p>"
+            f"<p>{escape(flying)}</p><p>{escape(said_checks)}</p></div>")
 
 
 def node_groups(snap: dict, pos: dict, sides: dict) -> str:
@@ -403,10 +523,13 @@ class FrameBuilder:
         self.lines: list[tuple[int, bool, str]] = []  # the recent log, in seq order
         self.cuts: set = set()
         self.streak: dict[str, int] = {}  # fragment -> frames in a row it changed
+        self.events: list[dict] = []  # the batch being framed
+        self.said: dict | None = None  # node -> (status, role) at the last frame, for announcements
 
     def remember(self, events: list[dict]) -> None:
         """Keep the log lines of events that no frame carried (replay, nobody watching)."""
         keep = settings.PATTERN_LAB["LOG_EVENTS"]
+        self.said = None  # nobody heard these: the next frame starts the announcements afresh
         self._keep(log_lines(events[-(keep + LOG_TRAFFIC) * 8:], self.cuts))
         if events:
             self.prev_t = events[-1]["t"]
@@ -445,7 +568,7 @@ class FrameBuilder:
                 out[node_id].append(a)
         return out
 
-    def parts(self, lab, snap: dict) -> dict[str, str]:
+    def parts(self, lab, snap: dict, events: list[dict] = ()) -> dict[str, str]:
         """Each fragment's HTML.  A fragment whose inputs (the slice of the
         snapshot it reads, as JSON) did not change since the last frame is not
         rendered again.  A fragment that changed in every one of the last few
@@ -458,6 +581,7 @@ class FrameBuilder:
             "nodes": lambda: ([(n["id"], n["status"], n.get("role")) for n in nodes],
                               {k: [a["name"] for a in v] for k, v in self.buttons(lab).items()}),
             "checks": lambda: snap["checks"],
+            "describe": lambda: describe_inputs(snap, events),
             "panels": lambda: ({k: v for k, v in snap.items() if k not in ("t", "seq", "network")},
                                net.get("partition"), net.get("links")),
         }
@@ -493,6 +617,8 @@ class FrameBuilder:
             return part_templates()[name].render(rid=rid, snap=snap, buttons=self.buttons(lab))
         if name == "checks":
             return part_templates()[name].render(rid=rid, snap=snap)
+        if name == "describe":
+            return describe(rid, snap, self.events)
         tpl = panels_template(lab.slug)
         # The labs' own panels stay Django templates.  Without localisation
         # (numbers print the same in English, with no thousands separator)
@@ -514,7 +640,8 @@ class FrameBuilder:
         snap = lab.snapshot()
         seq = snap["seq"]
         rid = self.run_id
-        parts = self.parts(lab, snap)
+        self.events = events
+        parts = self.parts(lab, snap, events)
         changed = "".join(html for name, html in parts.items() if self.sent.get(name) != html)
         self.sent = parts
         flight = self.flight(snap, events, clock)
@@ -530,11 +657,16 @@ class FrameBuilder:
             values = {"step": self.watch.get("step"), "t": snap["t"], **watch_values(self.watch, snap)}
             flight += f'<div id="watch-{rid}" hidden hx-swap-oob="true" data-watch="{escape(_dumps(values))}"></div>'
         log = "".join(html for _, _, html in lines)
+        said = announcements(self.said, snap, events)
+        self.said = {n["id"]: (n["status"], n.get("role")) for n in snap["nodes"]}
+        if said:  # the page says each seq once (a full frame after a reconnect repeats it)
+            flight += (f'<div id="say-{rid}" hidden hx-swap-oob="true" data-seq="{seq}" '
+                       f'data-say="{escape(_dumps(said))}"></div>')
         flight += diagram_block(rid, events)  # time travel: the space-time diagram's events of this batch
         delta = (head.replace("{kind}", "delta") + changed + flight +
                  (f'<ol id="log-{rid}" hx-swap-oob="beforeend">{log}</ol>' if log else ""))
         full = (head.replace("{kind}", "full") + "".join(parts.values()) + flight +
-                f'<ol id="log-{rid}" hx-swap-oob="true" class="log">{"".join(h for _, _, h in self.lines)}</ol>')
+                f'<ol id="log-{rid}" hx-swap-oob="true" class="log" tabindex="0" aria-label="Event log">{"".join(h for _, _, h in self.lines)}</ol>')
         self.prev_seq = seq
         self.prev_t = snap["t"]
         return seq, delta, full

@@ -46,6 +46,7 @@ document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
   const seq = +m[1], prev = +m[2], kind = m[3], cur = +live.dataset.seq;
   if (kind === "full") {
     if (seq < cur) e.preventDefault(); // older than what is on screen
+    else rememberFocus(live);
     return;
   }
   if (prev !== cur) {
@@ -57,8 +58,140 @@ document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
         /* the socket is closing: the reconnect brings the full state anyway */
       }
     }
+    return;
   }
+  rememberFocus(live);
 });
+
+// ---- keyboard focus across frames ---------------------------------------------
+// A frame replaces whole fragments (htmx's out-of-band swap does not keep the
+// focus), so the focused control would be lost with every frame.  Before the
+// swap we note which control has the focus; after it we focus the control with
+// the same id (node buttons have stable ids), or the same action on the same
+// target, or else the first button of the same node's row (crash n1 becomes
+// restart n1), or the fragment itself.
+function rememberFocus(live) {
+  const el = document.activeElement;
+  if (!el || el === document.body || !live.contains(el)) {
+    live._focus = null;
+    return;
+  }
+  const frag = el.closest("[hx-swap-oob], .cluster, .nodes, .checks, .panels, .log");
+  const sel = ["action", "target", "args", "seqLink"]
+    .filter((k) => el.dataset[k] !== undefined)
+    .map((k) => `[data-${k.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}="${CSS.escape(el.dataset[k])}"]`)
+    .join("");
+  const path = [];
+  for (let x = el; frag && x !== frag; x = x.parentElement) path.unshift([...x.parentElement.children].indexOf(x));
+  live._focus = { el, id: el.id, frag: frag && frag.id, sel, path, node: el.dataset.target || el.closest("[data-node-row]")?.dataset.nodeRow };
+}
+
+function restoreFocus(live) {
+  const f = live._focus;
+  live._focus = null;
+  if (!f || f.el.isConnected) return; // not swapped away: the focus is still there
+  const active = document.activeElement;
+  if (active && active !== document.body && active.isConnected) return; // the user moved on
+  const frag = f.frag && document.getElementById(f.frag);
+  const usable = (el) => el && !el.disabled && el.offsetParent !== null;
+  let to = f.id && document.getElementById(f.id);
+  if (!usable(to) && frag && f.sel) to = frag.querySelector(f.sel);
+  if (!usable(to) && frag && !f.sel && !f.id) {
+    // The same place in the new fragment (e.g. a panel that scrolls), if it is still a tab stop.
+    let x = frag;
+    for (const i of f.path) x = x && x.children[i];
+    if (x && x.tagName === f.el.tagName && x.tabIndex >= 0) to = x;
+  }
+  if (!usable(to) && f.node) {
+    const row = [...live.querySelectorAll("[data-node-row]")].find((r) => r.dataset.nodeRow === f.node);
+    to = row && (row.querySelector("button:not([disabled])") || row.querySelector("th"));
+    if (to && to.tagName === "TH") to.tabIndex = -1;
+  }
+  if (!usable(to) && frag) {
+    frag.tabIndex = -1;
+    to = frag;
+  }
+  if (to) to.focus({ preventScroll: true });
+}
+
+// On a phone a lab's wide table scrolls inside its panel: such a panel must be
+// reachable with the keyboard to scroll it.
+function scrollablePanels(rid) {
+  const panels = document.getElementById(`panels-${rid}`);
+  if (!panels || panels.dataset.measured || window.innerWidth > 640) return;
+  panels.dataset.measured = "1"; // once per fragment: a frame that changes the panels brings a new one
+  for (const box of panels.querySelectorAll(":scope > *, .panel")) {
+    if (box.scrollWidth > box.clientWidth + 1 && !box.hasAttribute("tabindex")) {
+      box.tabIndex = 0;
+      if (box.tagName !== "SECTION") box.setAttribute("role", "group");
+      if (!box.getAttribute("aria-label")) box.setAttribute("aria-label", box.querySelector("h2, h3")?.textContent.trim() || "Panel");
+    }
+  }
+}
+
+// ---- announcements --------------------------------------------------------------
+// One polite live region per page says what matters, in words, as it happens
+// (the frame builder writes each frame's few sentences in a hidden say-<run>
+// element).  A busy run must not flood it: at most one announcement every
+// SAY_GAP_MS, of at most SAY_MAX sentences, the rest counted.
+const SAY_GAP_MS = 1500;
+const SAY_MAX = 3;
+const sayQueue = [];
+let sayTimer = null;
+let saidAt = 0;
+
+function announcer() {
+  let box = document.getElementById("announcements");
+  if (!box) {
+    box = document.createElement("div");
+    box.id = "announcements";
+    box.className = "sr-only";
+    box.setAttribute("role", "status");
+    box.setAttribute("aria-live", "polite");
+    box.setAttribute("data-announcements", "");
+    (document.querySelector("main") || document.body).prepend(box);
+  }
+  return box;
+}
+if (lives().length) announcer();
+
+function say(sentences) {
+  sayQueue.push(...sentences);
+  if (!sayTimer) sayTimer = setTimeout(flushSay, Math.max(0, saidAt + SAY_GAP_MS - performance.now()));
+}
+
+function flushSay() {
+  sayTimer = null;
+  if (!sayQueue.length) return;
+  const now = sayQueue.splice(0, sayQueue.length > SAY_MAX + 1 ? SAY_MAX : SAY_MAX + 1);
+  const more = sayQueue.splice(0).length;
+  let text = now.join(". ") + ".";
+  if (more) text += ` And ${more} more changes: see the event log.`;
+  const box = announcer();
+  const p = document.createElement("p");
+  p.textContent = text;
+  box.append(p);
+  while (box.children.length > 4) box.firstElementChild.remove();
+  saidAt = performance.now();
+}
+
+function announce(live) {
+  const rid = live.dataset.runId;
+  const box = document.getElementById(`say-${rid}`);
+  const seq = +live.dataset.seq;
+  const first = live._saidSeq === undefined;
+  const last = first ? seq : live._saidSeq;
+  live._saidSeq = Math.max(seq, last);
+  if (first || !box || !box.dataset.say || +box.dataset.seq <= last) return;
+  let sentences;
+  try {
+    sentences = JSON.parse(box.dataset.say);
+  } catch {
+    return;
+  }
+  const many = lives().length > 1 && live.querySelector(".area-label");
+  say(many ? sentences.map((x) => `${live.querySelector(".area-label").textContent.trim()}: ${x}`) : sentences);
+}
 
 document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   const live = runOf(e);
@@ -70,6 +203,9 @@ document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   // The clock in force, for the page's controls and for tests.
   if (meta.dataset.frozen) live.dataset.frozen = meta.dataset.frozen;
   if (meta.dataset.speed) live.dataset.speed = meta.dataset.speed;
+  scrollablePanels(rid);
+  restoreFocus(live);
+  announce(live);
   const log = document.getElementById(`log-${rid}`);
   if (log) {
     collapseRepeats(log);
@@ -230,6 +366,9 @@ function showVerdict(live, el, spot, html, ok) {
   box.style.top = `${spot.top + 4}px`;
   live.querySelectorAll(".verdict").forEach((v) => v.remove());
   live.appendChild(box);
+  // On a narrow screen the note stays inside the live area (no sideways scrolling).
+  const room = live.clientWidth - box.offsetWidth - 4;
+  if (spot.left > room) box.style.left = `${Math.max(0, room)}px`;
   setTimeout(() => box.remove(), ok ? 2500 : 5000);
 }
 
@@ -277,15 +416,12 @@ document.addEventListener("click", (e) => {
   const g = e.target.closest("g[data-node]");
   if (!g) return;
   const live = liveOf(g);
-  const row = [...live.querySelectorAll(".nodes tbody th")].find((th) => th.textContent === g.dataset.node);
+  const row = [...live.querySelectorAll("[data-node-row]")].find((r) => r.dataset.nodeRow === g.dataset.node);
   if (row) {
-    row.parentElement.classList.add("flash-row");
-    row.parentElement.querySelector("button")?.focus();
-    setTimeout(() => row.parentElement.classList.remove("flash-row"), 1200);
+    row.classList.add("flash-row");
+    row.querySelector("button")?.focus();
+    setTimeout(() => row.classList.remove("flash-row"), 1200);
   }
-});
-document.addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && e.target.matches && e.target.matches("g[data-node]")) e.target.dispatchEvent(new MouseEvent("click", { bubbles: true }));
 });
 
 // ---- messages in flight ------------------------------------------------------
