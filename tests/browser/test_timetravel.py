@@ -26,9 +26,12 @@ def test_leader_election_look_back_step_and_fork(open_lab):
     page = open_lab("leader-election", algorithm="bully", nodes=5)
     rid = page.get_attribute(LIVE, "data-run-id")
     expect(page.locator('g[data-node="n5"]')).to_have_attribute("data-role", "leader")
+    # Let the run get a second in, so that there is a "before the crash" to look back at.
+    page.wait_for_function(f"+document.getElementById('meta-{rid}').dataset.t >= 1000")
     page.click(f'#nodes-{rid} [data-action="crash"][data-target="n5"]')
     expect(page.locator('g[data-node="n4"]')).to_have_attribute("data-role", "leader", timeout=20_000)
     crash_t = next(m[0] for m in marks(page, rid) if m[2] == "crash")
+    assert crash_t >= 1000
 
     # Move the timeline to before the crash: n5 is up and leads again, on screen.
     before = int(crash_t) - 200
