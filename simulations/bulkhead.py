@@ -21,7 +21,7 @@ so the sizes must be chosen (and changed) with the traffic in mind.
 
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Node, Param, SimError, action
+from .kernel import Arg, Lab, Node, Param, SimError, action, any_state
 
 WORK_MS = {"B": 60.0, "C": 10.0}  # how long each dependency normally works on a call
 C_SLA = 250  # ms: a request for C answered slower than this has been stalled
@@ -29,6 +29,9 @@ SAMPLE_EVERY = 500  # ms between two points of the latency chart
 SAMPLES = 40  # points kept (20 s)
 WINDOW = 1000  # each point is the slowest successful answer of the last second
 DEPS = ("B", "C")
+
+DEPENDENCIES = ("B", "C")  # what A calls
+
 
 
 class Pool:
@@ -319,12 +322,7 @@ class Bulkhead(Lab):
         return out
 
     # -- lab actions ----------------------------------------------------------------
-    def targets(self, name: str) -> list[str]:
-        if name in ("hang", "recover"):
-            return ["B", "C"]  # the dependencies
-        return super().targets(name)
-
-    @action("hang", Arg("node"), help="Make B (or C) take calls and never answer: callers wait for their timeout.")
+    @action("hang", Arg("node"), nodes=DEPENDENCIES, when=any_state, help="Make B (or C) take calls and never answer: callers wait for their timeout.")
     def do_hang(self, node_id: str) -> None:
         node = self.dependency(node_id)
         if node.status != "up":
@@ -332,7 +330,7 @@ class Bulkhead(Lab):
         node.hanging = True
         self.emit("hang", node=node_id)
 
-    @action("recover", Arg("node"), help="Make B (or C) healthy again: restarted if down, no hang, normal speed.")
+    @action("recover", Arg("node"), nodes=DEPENDENCIES, when=any_state, help="Make B (or C) healthy again: restarted if down, no hang, normal speed.")
     def do_recover(self, node_id: str) -> None:
         node = self.dependency(node_id)
         if node.status == "down":

@@ -42,7 +42,7 @@ announces, and never look inside the breaker.
 
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Node, Param, SimError, action
+from .kernel import Arg, Lab, Node, Param, SimError, action, any_state
 
 WORK_MS = (8.0, 20.0)  # how long C works on one call
 QUEUE_PER_THREAD = 2  # a service queues at most 2 x threads calls waiting for a thread
@@ -51,6 +51,9 @@ SAMPLE_EVERY = 250  # ms between two points of A's chart
 SAMPLES = 80  # points kept on the chart (20 s)
 WINDOW = 1000  # A's latency on the chart is the mean of its answers in the last second
 TRANSITIONS_KEPT = 6
+
+SERVICES = ("A", "B", "C")  # the client only drives traffic
+
 
 
 class Breaker:
@@ -570,12 +573,7 @@ class CircuitBreaker(Lab):
         for _ in range(count):
             self.nodes["client"].request()
 
-    def targets(self, name: str) -> list[str]:
-        if name in ("fail", "recover"):
-            return ["A", "B", "C"]  # the services; the client only sends
-        return super().targets(name)
-
-    @action("fail", Arg("node"), Arg("percent", "percent"),
+    @action("fail", Arg("node"), Arg("percent", "percent"), nodes=SERVICES, when=any_state,
             help="Make A, B or C answer this share of its calls with an error.")
     def do_fail(self, node_id: str, percent: int) -> None:
         node = self.service(node_id)
@@ -584,7 +582,7 @@ class CircuitBreaker(Lab):
         node.fail_percent = percent
         self.emit("fail", node=node_id, percent=percent)
 
-    @action("recover", Arg("node"), help="Heal A, B or C: restart it if down, resume it, no errors, normal speed.")
+    @action("recover", Arg("node"), nodes=SERVICES, when=any_state, help="Heal A, B or C: restart it if down, resume it, no errors, normal speed.")
     def do_recover(self, node_id: str) -> None:
         node = self.service(node_id)
         if node.status == "down":

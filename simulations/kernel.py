@@ -162,6 +162,30 @@ class Arg:
         inner = self.name if self.kind not in ("word",) else "|".join(self.choices)
         return f"[{inner}]" if self.optional else f"<{inner}>"
 
+    @property
+    def pattern(self) -> str | None:
+        """What a well-formed value looks like before any run exists (the web
+        form's `pattern`, the server's first check), or None: the run decides."""
+        return SHAPES.get(self.kind)
+
+    def check_shape(self, text: str) -> None:
+        """Refuse a value that cannot be right in any run (a node id with a
+        space, a partition without a bar); values that depend on the run (does
+        node n7 exist?) are judged by `parse` against it."""
+        text = str(text).strip()
+        if self.kind in SHAPES:
+            if not re.fullmatch(SHAPES[self.kind], text):
+                raise SimError(SHAPE_ERRORS[self.kind].format(name=self.name, got=text[:24]))
+        else:
+            self.parse(text, None)
+
+
+# What a value of each kind looks like (node ids are letters first, then letters,
+# digits, '.', '>' or '-': n1, B->C, lb2; a partition is ids joined by ',' and '|').
+SHAPES = {"node": r"[A-Za-z][\w.>\-]{0,23}", "groups": r"[\w,\|.\-]{1,200}"}
+SHAPE_ERRORS = {"node": "{name} must be a node id like n1; got '{got}'",
+                "groups": "a partition looks like n1,n2|n3,n4"}
+
 
 def parse_groups(text: str, lab: Lab) -> list[list[str]]:
     """'n1,n2|n3,n4,n5' -> [['n1','n2'], ['n3','n4','n5']]; every id must exist
@@ -181,17 +205,75 @@ def parse_groups(text: str, lab: Lab) -> list[list[str]]:
     return sides
 
 
+# The states a node may be in for an action (ActionSpec.when).
+def any_state(node: Node) -> bool:
+    return True
+
+
+def not_down(node: Node) -> bool:
+    return node.status != "down"
+
+
+def is_up(node: Node) -> bool:
+    return node.status == "up"
+
+
+def is_down(node: Node) -> bool:
+    return node.status == "down"
+
+
+def is_paused(node: Node) -> bool:
+    return node.status == "paused"
+
+
 @dataclass(frozen=True)
 class ActionSpec:
+    """Everything about one action, in one place: its arguments, the nodes it
+    is for, the state a node must be in, and whether the page shows it as a
+    button on each node.  The kernel refuses a command against this
+    declaration, the page draws its buttons and forms from it, and the web
+    server checks a command's shape with it."""
+
     name: str
     args: tuple[Arg, ...]
     help: str
     group: str  # "fault", "request" or "lab"
     method: str
+    # For an action on a node (its first argument): the nodes it is for (ids, or a
+    # function of the lab giving them; None = every node the palette may touch) ...
+    nodes: tuple[str, ...] | Callable[[Lab], list[str]] | None = None
+    # ... the state the node must be in (a test on the node) ...
+    when: Callable[[Node], bool] | None = None
+    # What the learner is told when the node is not one of `nodes`, or not in the
+    # state `when` wants ({node} and {status} filled in).  Without a message the
+    # kernel leaves that judgement to the action itself.
+    not_for: str = ""
+    refuse: str = ""
+    # Shown as a button on each node it applies to (default: it takes just a node).
+    button: bool | None = None
 
     @property
     def targets_node(self) -> bool:
         return bool(self.args) and self.args[0].kind == "node"
+
+    @property
+    def is_button(self) -> bool:
+        if self.button is not None:
+            return self.button
+        return self.targets_node and len(self.args) == 1 and not self.args[0].optional
+
+    def listed(self, lab: Lab) -> list[str]:
+        """The nodes this action is for, whatever their state."""
+        if callable(self.nodes):
+            return list(self.nodes(lab))
+        if self.nodes is not None:
+            return list(self.nodes)
+        return [n for n in lab.nodes if n not in lab.UNFAULTABLE]
+
+    def fits(self, node: Node) -> bool:
+        """The node is in a state this action applies to."""
+        when = self.when or (any_state if self.group == "fault" else not_down)
+        return when(node)
 
     @property
     def usage(self) -> str:
@@ -209,11 +291,19 @@ class ActionSpec:
         return values
 
 
-def action(name: str, *args: Arg, help: str = "", group: str = "lab") -> Callable:
-    """Declare a method as an action the learner can take (page button, CLI --do)."""
+def action(name: str, *args: Arg, help: str = "", group: str = "lab", nodes=None, not_for: str = "",
+           when: Callable[[Node], bool] | None = None, refuse: str = "", button: bool | None = None) -> Callable:
+    """Declare a method as an action the learner can take (page button, CLI --do).
+
+    For an action whose first argument is a node: `nodes` are the nodes it is
+    for, `when` the state the node must be in (the kernel refuses the command
+    with `refuse` otherwise, before the method runs), `button` whether the
+    page shows it on each node's row."""
 
     def mark(fn: Callable) -> Callable:
-        fn._action = ActionSpec(name, tuple(args), help, group, fn.__name__)
+        fn._action = ActionSpec(name, tuple(args), help, group, fn.__name__,
+                                tuple(nodes) if isinstance(nodes, (list, tuple)) else nodes,
+                                when, not_for, refuse, button)
         return fn
 
     return mark
@@ -487,6 +577,35 @@ class Pending:
     data: dict | None = None
     handle: int | None = None
     left: float = 0.0
+    fn: Callable | None = None  # what to call when it fires (else on_timer)
+    args: tuple = ()
+    every: float = 0.0  # a periodic task: fire again this long after each run
+
+
+def on(*types: str) -> Callable:
+    """Declare a node method as the handler of messages of these types:
+
+        @on("HEARTBEAT")
+        def heartbeat(self, msg): ...
+    """
+
+    def mark(fn: Callable) -> Callable:
+        fn._handles = types
+        return fn
+
+    return mark
+
+
+def observe(*kinds: str) -> Callable:
+    """Declare a lab method as an observer of events of these kinds: it is
+    called with each such event as it is emitted (checks watch the run this
+    way instead of being told by the protocol)."""
+
+    def mark(fn: Callable) -> Callable:
+        fn._observes = kinds
+        return fn
+
+    return mark
 
 
 class Node:
@@ -505,6 +624,16 @@ class Node:
       service are gone, and nothing of them reaches the restarted node."""
 
     role: str | None = None
+    HANDLERS: dict[str, Callable] = {}  # message type -> handler, from the @on methods
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        found: dict[str, Callable] = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                for type in getattr(attr, "_handles", ()):
+                    found[type] = attr
+        cls.HANDLERS = found
 
     def __init__(self, lab: Lab, id: str):
         self.lab = lab
@@ -514,6 +643,7 @@ class Node:
         self.slow_ms = 0.0
         self.incarnation = 1
         self._timers: dict[str, Pending] = {}
+        self._anon = 0
         self._inbox: deque[Message] = deque()  # messages waiting (paused, or behind a slow one)
         self._work: Pending | None = None  # the message a slow node is busy with
         self.boot()
@@ -523,7 +653,11 @@ class Node:
         """(Re)build memory from disk.  Called at start and on restart."""
 
     def on_message(self, msg: Message) -> None:
-        """React to a message."""
+        """React to a message: by default, its type's @on handler (a message
+        of a type nobody handles is ignored)."""
+        handler = self.HANDLERS.get(msg.type)
+        if handler is not None:
+            handler(self, msg)
 
     def on_timer(self, name: str, data: dict) -> None:
         """React to a timer set with `set_timer`."""
@@ -546,6 +680,16 @@ class Node:
         """Messages that arrived and are not handled yet."""
         return self._inbox
 
+    @property
+    def rng(self) -> random.Random:
+        """This node's random stream (jitter, coin flips)."""
+        return self.lab.sim.rng
+
+    @property
+    def restarted(self) -> bool:
+        """True in `boot()` when the node comes back from a crash (False the first time)."""
+        return self.incarnation > 1
+
     def send(self, dst: str, type: str, **body) -> None:
         if self.status != "down":
             self.lab.net.send(self.id, dst, type, body)
@@ -563,6 +707,47 @@ class Node:
         else:
             timer.handle = self.lab.sim.after(delay, self._fire, name, timer)
         self._timers[name] = timer
+
+    def after(self, delay: float, fn: Callable, *args, key=None):
+        """Call `fn(*args)` in `delay` ms, as this node: the call dies with the
+        node (crash), waits while it is paused, and replaces an earlier one
+        with the same `key`.  Returns the key (to `cancel` it)."""
+        if key is None:
+            self._anon += 1
+            key = ("after", self._anon)
+        self.set_timer(key, delay)
+        timer = self._timers.get(key)
+        if timer is not None:
+            timer.fn, timer.args = fn, args
+        return key
+
+    def every(self, period: float, fn: Callable, *args, key, first: float | None = None):
+        """Call `fn(*args)` every `period` ms (the first time after `first`, by
+        default one period) until cancelled or the node crashes."""
+        self.after(period if first is None else first, fn, *args, key=key)
+        self._timers[key].every = period
+        return key
+
+    def cancel(self, key) -> None:
+        """Forget a pending call, a periodic task, or a request's timeout."""
+        self.cancel_timer(key)
+
+    def pending(self, key) -> bool:
+        return key in self._timers
+
+    def request(self, dst: str, type: str, *, key, timeout: float, on_timeout: Callable, **body):
+        """Send a message that expects an answer: unless `answered(key)` is
+        called within `timeout` ms, `on_timeout()` runs."""
+        self.send(dst, type, **body)
+        return self.after(timeout, on_timeout, key=key)
+
+    def answered(self, key) -> bool:
+        """An answer to the request `key` arrived: stop its timeout.  False if
+        it was not awaited any more (a late or duplicate answer)."""
+        if key not in self._timers:
+            return False
+        self.cancel_timer(key)
+        return True
 
     def cancel_timer(self, name: str) -> None:
         timer = self._timers.pop(name, None)
@@ -603,8 +788,15 @@ class Node:
     def _fire(self, name: str, timer: Pending) -> None:
         if self._timers.get(name) is not timer:
             return
-        del self._timers[name]
-        self.on_timer(name, timer.data)
+        if timer.every:  # a periodic task: the next run is booked before this one
+            timer.due = self.now + timer.every
+            timer.handle = self.lab.sim.after(timer.every, self._fire, name, timer)
+        else:
+            del self._timers[name]
+        if timer.fn is not None:
+            timer.fn(*timer.args)
+        else:
+            self.on_timer(name, timer.data)
 
     def set_slow(self, ms: float) -> None:
         """Take `ms` for each message from now on; the message in service takes no longer than that."""
@@ -682,6 +874,7 @@ class Lab:
     UNFAULTABLE: tuple[str, ...] = ()
     LATENCY: tuple[float, float] = (4.0, 12.0)
     ACTIONS: dict[str, ActionSpec] = {}
+    OBSERVERS: dict[str, list[Callable]] = {}  # event kind -> the @observe methods
     # The checks that must hold whatever the faults, and in which modes: check name -> conditions,
     # any of which makes it an invariant.  A condition is "*" (every mode), a value of one of the
     # lab's choice params ("quorum"), "param=value" (bools as on/off), or several joined by "+"
@@ -699,6 +892,12 @@ class Lab:
                     found[spec.name] = spec
         cls.ACTIONS = {name: spec for name, spec in found.items()
                        if spec.group != "fault" or name in cls.FAULTS}
+        observers: dict[str, list[Callable]] = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                for kind in getattr(attr, "_observes", ()):
+                    observers.setdefault(kind, []).append(attr)
+        cls.OBSERVERS = observers
 
     def __init__(self, params: dict | None = None, seed: int = 0):
         self.params = self.parse_params(params or {})
@@ -778,6 +977,10 @@ class Lab:
         event = {"seq": self.seq, "t": round(self.sim.now, 3), "kind": kind}
         event.update(fields)
         self.pending.append(event)
+        watchers = self.OBSERVERS.get(kind)
+        if watchers:
+            for watcher in watchers:
+                watcher(self, event)
         return event
 
     def fail(self, name: str, detail: str) -> None:
@@ -796,6 +999,22 @@ class Lab:
             self.emit("check", name=name, ok=True, detail=detail)
         elif detail:
             check.detail = detail
+
+    def note(self, name: str, detail: str) -> None:
+        """Say how a check that still holds is doing (a broken one keeps its breach)."""
+        check = self.checks[name]
+        if check.ok:
+            check.detail = detail
+
+    def every(self, period: float, fn: Callable, first: float | None = None) -> None:
+        """Run `fn()` every `period` ms for the whole run (the lab's own
+        periodic work: audits, samples, a client's traffic)."""
+
+        def tick() -> None:
+            self.sim.after(period, tick)
+            fn()
+
+        self.sim.after(period if first is None else first, tick)
 
     def count(self, metric: str, by: float = 1) -> None:
         self.metrics[metric] = self.metrics.get(metric, 0) + by
@@ -839,6 +1058,12 @@ class Lab:
         SimError, having changed nothing, when the command is not valid."""
         values = self.parse_command(name, tokens)
         spec = self.ACTIONS[name]
+        if spec.targets_node and values[0] is not None:
+            node = self.nodes[values[0]]
+            if spec.not_for and node.id not in spec.listed(self):
+                raise SimError(spec.not_for.format(node=node.id, status=node.status))
+            if spec.refuse and not spec.fits(node):
+                raise SimError(spec.refuse.format(node=node.id, status=node.status))
         getattr(self, spec.method)(*values)
 
     def command(self, name: str, tokens: list[str]) -> str | None:
@@ -852,12 +1077,16 @@ class Lab:
         return None
 
     def targets(self, name: str) -> list[str]:
-        """The nodes a one-node action makes sense for (the page shows its
-        button on those nodes' rows).  Labs narrow it for their own actions."""
-        nodes = [n for n in self.nodes.values() if n.id not in self.UNFAULTABLE]
-        if self.ACTIONS[name].group == "fault":
-            return [n.id for n in nodes]
-        return [n.id for n in nodes if n.status != "down"]
+        """The nodes a one-node action applies to right now (the page shows its
+        button on those nodes' rows): from the action's declaration."""
+        spec = self.ACTIONS[name]
+        nodes = self.nodes
+        return [i for i in spec.listed(self) if i in nodes and spec.fits(nodes[i])]
+
+    @classmethod
+    def buttons(cls) -> list[ActionSpec]:
+        """The actions shown as a button on each node's row."""
+        return [spec for spec in cls.ACTIONS.values() if spec.is_button]
 
     def snapshot(self) -> dict:
         return {
@@ -877,38 +1106,35 @@ class Lab:
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
 
-    @action("crash", Arg("node"), group="fault", help="Crash a node: memory is lost, disk is kept.")
+    @action("crash", Arg("node"), group="fault", when=not_down, refuse="{node} is already down",
+            help="Crash a node: memory is lost, disk is kept.")
     def do_crash(self, node_id: str) -> None:
         node = self.node(node_id)
-        if node.status == "down":
-            raise SimError(f"{node_id} is already down")
         node.crash()
         self.emit("crash", node=node_id)
         self.after_fault("crash", node_id)
 
-    @action("restart", Arg("node"), group="fault", help="Start a crashed node again; it recovers from its disk.")
+    @action("restart", Arg("node"), group="fault", when=is_down, refuse="{node} is not down (it is {status})",
+            help="Start a crashed node again; it recovers from its disk.")
     def do_restart(self, node_id: str) -> None:
         node = self.node(node_id)
-        if node.status != "down":
-            raise SimError(f"{node_id} is not down (it is {node.status})")
         node.restart()
         self.emit("restart", node=node_id)
         self.after_fault("restart", node_id)
 
-    @action("pause", Arg("node"), group="fault", help="Freeze a node (a long GC pause): it keeps its memory, its timers and work stop, messages wait.")
+    @action("pause", Arg("node"), group="fault", when=is_up,
+            refuse="{node} is {status}; only a running node can be paused",
+            help="Freeze a node (a long GC pause): it keeps its memory, its timers and work stop, messages wait.")
     def do_pause(self, node_id: str) -> None:
         node = self.node(node_id)
-        if node.status != "up":
-            raise SimError(f"{node_id} is {node.status}; only a running node can be paused")
         node.pause()
         self.emit("pause", node=node_id)
         self.after_fault("pause", node_id)
 
-    @action("resume", Arg("node"), group="fault", help="Unfreeze a paused node: it handles what queued up meanwhile; its timers go on with the time they had left.")
+    @action("resume", Arg("node"), group="fault", when=is_paused, refuse="{node} is not paused",
+            help="Unfreeze a paused node: it handles what queued up meanwhile; its timers go on with the time they had left.")
     def do_resume(self, node_id: str) -> None:
         node = self.node(node_id)
-        if node.status != "paused":
-            raise SimError(f"{node_id} is not paused")
         self.emit("resume", node=node_id)
         node.resume()
         self.after_fault("resume", node_id)

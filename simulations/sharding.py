@@ -50,7 +50,7 @@ import bisect
 import hashlib
 import math
 
-from .kernel import Arg, Lab, Link, Node, Param, SimError, action
+from .kernel import Arg, Lab, Link, Node, Param, SimError, action, any_state
 
 KEY_SPACE = 100_000  # keys are u00000 .. u99999
 SHARD_TIMEOUT = 300  # ms the router waits for a shard
@@ -474,11 +474,6 @@ class Sharding(Lab):
     def router(self) -> Router:
         return self.nodes["router"]
 
-    def targets(self, name: str) -> list[str]:
-        if name == "remove-shard":
-            return self.shards()
-        return super().targets(name)
-
     def shards(self) -> list[str]:
         return [n for n in self.nodes if n.startswith("s")]
 
@@ -806,7 +801,7 @@ class Sharding(Lab):
         self.emit("shard-added", node=sid)
         self.start_rebalance("add", sid)
 
-    @action("remove-shard", Arg("node"), help="Move a shard's keys to the others and retire it.")
+    @action("remove-shard", Arg("node"), nodes=lambda lab: lab.shards(), when=any_state, help="Move a shard's keys to the others and retire it.")
     def do_remove_shard(self, shard: str) -> None:
         if shard not in self.shards():
             raise SimError(f"'{shard}' is not a shard (shards: {', '.join(self.shards())})")

@@ -34,13 +34,6 @@ from .conditions import watch_values
 
 # Message traffic: drawn as moving dots *and* written in the log (grouped).
 TRAFFIC = {"send", "drop"}
-# When the palette's one-node faults apply, by the node's status.
-FAULT_WHEN = {
-    "crash": lambda status: status != "down",
-    "restart": lambda status: status == "down",
-    "pause": lambda status: status == "up",
-    "resume": lambda status: status == "paused",
-}
 MAX_DOTS = 40       # animated messages per frame; more are thinned out (losses kept first)
 LOG_TRAFFIC = 60    # message lines kept for a full frame's log (besides LOG_EVENTS others)
 GROUP_MS = 100      # sends of one sender and type within this window are one log line
@@ -562,9 +555,6 @@ class FrameBuilder:
         out: dict[str, list[dict]] = {n: [] for n in lab.nodes}
         for a in self.node_actions:
             for node_id in lab.targets(a["name"]):
-                status = lab.nodes[node_id].status if node_id in lab.nodes else None
-                if status is None or not FAULT_WHEN.get(a["name"], lambda s: True)(status):
-                    continue
                 out[node_id].append(a)
         return out
 
@@ -674,9 +664,4 @@ class FrameBuilder:
 
 def node_actions(lab_cls) -> list[dict]:
     """Actions that take just a node: shown as buttons on each node's row."""
-    out = []
-    for spec in lab_cls.ACTIONS.values():
-        required = [a for a in spec.args if not a.optional]
-        if spec.targets_node and len(required) == 1 and len(spec.args) == 1:
-            out.append({"name": spec.name, "help": spec.help, "group": spec.group})
-    return out
+    return [{"name": spec.name, "help": spec.help, "group": spec.group} for spec in lab_cls.buttons()]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ from simulations.kernel import SimError, parse_time
 from . import keys
 from .models import Command, Run
 
-NODE_ID = re.compile(r"^[A-Za-z][\w.>-]{0,23}$")
-GROUPS = re.compile(r"^[\w,|.-]{1,200}$")
 VERDICT_WAIT_S = 1.5
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
 log = logging.getLogger(__name__)
@@ -79,17 +76,10 @@ def check_shape(lab_cls, action: str, tokens: list[str]) -> None:
     except SimError as err:
         raise Rejected(str(err)) from None
     for arg, tok in zip(spec.args, tokens):
-        if arg.kind == "node":
-            if not NODE_ID.match(tok):
-                raise Rejected(f"{arg.name} must be a node id like n1; got '{tok[:24]}'")
-        elif arg.kind == "groups":
-            if not GROUPS.match(tok):
-                raise Rejected("a partition looks like n1,n2|n3,n4")
-        else:
-            try:
-                arg.parse(tok, None)
-            except SimError as err:
-                raise Rejected(str(err)) from None
+        try:
+            arg.check_shape(tok)
+        except SimError as err:
+            raise Rejected(str(err)) from None
 
 
 def normalise_args(args) -> list[str]:
