@@ -435,6 +435,7 @@ class Network:
         self.inflight: dict[int, Message] = {}
         self.next_id = 0
         self.sent = 0
+        self.sent_by_type: dict[str, int] = {}  # messages sent, by type (lost ones too)
         self.dropped = 0  # lost to a fault (partition, cut, drop-next, loss)
         self.duplicated = 0  # extra copies made by duplicate-next
         # A lab that models its own link latencies overrides transit_time.
@@ -478,6 +479,7 @@ class Network:
         lab, sim = self.lab, self.lab.sim
         self.next_id += 1
         self.sent += 1
+        self.sent_by_type[type] = self.sent_by_type.get(type, 0) + 1
         msg = Message(self.next_id, src, dst, type, dict(body) if body else {}, sim.now)
         if self._partition or self.links or not self._plain_latency:
             self._send_with_faults(msg)
@@ -761,6 +763,7 @@ class Node:
     def receive(self, msg: Message) -> None:
         if self.status == "up" and not self.slow_ms and self._work is None and not self._inbox:
             self.on_message(msg)  # the common case: handled at once
+            self.lab.handled(self, msg)
             return
         if self.status == "down":
             return
@@ -776,14 +779,18 @@ class Node:
                 work.handle = self.lab.sim.after(self.slow_ms, self._served, work)
                 self._work = work
                 return
-            self.on_message(self._inbox.popleft())
+            self._handle(self._inbox.popleft())
 
     def _served(self, work: Pending) -> None:
         if self._work is not work:
             return
         self._work = None
-        self.on_message(self._inbox.popleft())
+        self._handle(self._inbox.popleft())
         self._serve()
+
+    def _handle(self, msg: Message) -> None:
+        self.on_message(msg)
+        self.lab.handled(self, msg)
 
     def _fire(self, name: str, timer: Pending) -> None:
         if self._timers.get(name) is not timer:
@@ -1089,6 +1096,7 @@ class Lab:
         return [spec for spec in cls.ACTIONS.values() if spec.is_button]
 
     def snapshot(self) -> dict:
+        self.update_metrics()
         return {
             "lab": self.slug,
             "t": round(self.sim.now, 3),
@@ -1205,6 +1213,13 @@ class Lab:
 
     def after_fault(self, fault: str, node_id: str | None) -> None:
         """Hook for labs that react to a fault beyond the node itself."""
+
+    def handled(self, node: Node, msg: Message) -> None:
+        """Hook: `node` has just handled `msg` (a lab watching the protocol's
+        progress looks here, so the nodes need not report to it)."""
+
+    def update_metrics(self) -> None:
+        """Hook: bring derived metrics up to date before a snapshot."""
 
     @staticmethod
     def _distinct(src: str, dst: str) -> None:

@@ -30,9 +30,9 @@ messages).
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
-from .kernel import Arg, Lab, Node, Param, SimError, action
+from .kernel import Arg, Lab, Node, Param, action, is_up, observe, on
 
 HEARTBEAT_EVERY = 300  # ms between the leader's heartbeats
 SUSPECT_AFTER = 1000  # ms of silence before a follower suspects the leader
@@ -43,6 +43,7 @@ HOP_BUDGET = 2 * ACK_WAIT + 50  # ring: what one hop may cost (a skipped node, t
 MAX_EXTRA_DELAY = 50  # ms of extra link delay under which the network still counts as normal
 
 ELECTION_TYPES = ("ELECTION", "OK", "COORDINATOR")
+COUNTED = (*ELECTION_TYPES, "ACK")  # what an election costs, in messages
 
 
 def rank(node_id: str) -> int:
@@ -57,105 +58,129 @@ class Member(Node):
         self.election: str | None = None  # ring: the id of the election I started last
         self.announced: str | None = None  # ring: the election whose result I announced
         self.hops = 0  # ring: tokens I have passed on (each waits for its own ACK)
-        self.waiting_for = None  # bully: "ok" or "coordinator"
-        if self.lab.started:
-            # A node that (re)starts does not know who leads: it asks.
+        if self.restarted:
+            # A node that comes back does not know who leads: it asks.
             self.start_election("restarted")
 
     def view(self) -> dict:
-        return {"leader": self.leader if self.status != "down" else None, "rank": rank(self.id),
-                "label": f"leader: {self.leader}" if self.leader and self.status != "down" else ""}
+        leader = self.leader if self.status != "down" else None
+        return {"leader": leader, "rank": rank(self.id), "label": f"leader: {leader}" if leader else ""}
 
-    # -- failure detection ---------------------------------------------------
+    @property
+    def bully(self) -> bool:
+        return self.lab.algorithm == "bully"
+
+    def others(self) -> list[str]:
+        return [n for n in self.lab.nodes if n != self.id]
+
+    # -- failure detection: the leader's heartbeat, and silence ---------------------
     def watch_leader(self) -> None:
-        jitter = self.lab.sim.rng.random() * 300
-        self.set_timer("suspect", SUSPECT_AFTER + jitter)
+        self.after(SUSPECT_AFTER + self.rng.random() * 300, self.leader_silent, key="suspect")
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "heartbeat" and self.role == "leader":
-            for other in self.lab.others(self.id):
-                self.send(other, "HEARTBEAT", leader=self.id)
-            self.set_timer("heartbeat", HEARTBEAT_EVERY)
-        elif name == "suspect" and self.role != "leader":
+    def leader_silent(self) -> None:
+        if self.role != "leader":
             self.lab.emit("suspect", node=self.id, leader=self.leader)
             self.start_election("leader silent")
-        elif name == "no-ok" and self.role == "candidate":
-            self.become_leader()  # nobody higher answered
-        elif name == "no-coordinator" and self.role == "candidate":
-            self.start_election("no coordinator announced")
-        elif name.startswith("no-ack"):
-            # The successor did not acknowledge this hop: skip it, pass the token further on.
-            self.lab.emit("skip", node=self.id, skipped=data["to"], type=data["kind"])
-            self.pass_token(data["kind"], data["token"], after=data["to"])
+
+    def heartbeat(self) -> None:
+        for other in self.others():
+            self.send(other, "HEARTBEAT", leader=self.id)
+
+    @on("HEARTBEAT")
+    def heard_leader(self, msg) -> None:
+        leader = msg.body["leader"]
+        if self.role == "leader" and rank(leader) < rank(self.id):
+            self.start_election("lower leader heard")  # e.g. after a partition heals
+        elif self.role != "candidate" or rank(leader) > rank(self.id):
+            self.follow(leader)
 
     def become_leader(self) -> None:
         was_leader = self.role == "leader"
         self.role, self.leader = "leader", self.id
-        self.cancel_timer("suspect")
-        self.cancel_timer("no-coordinator")
-        if self.lab.algorithm == "bully":
-            for other in self.lab.others(self.id):
-                self.lab.election_msg(self, other, "COORDINATOR", leader=self.id)
+        self.cancel("suspect")
+        self.cancel("no-coordinator")
+        if self.bully:
+            for other in self.others():
+                self.send(other, "COORDINATOR", leader=self.id)
         if not was_leader:
             self.lab.emit("leader", node=self.id)
-            self.set_timer("heartbeat", 0)
+            self.every(HEARTBEAT_EVERY, self.heartbeat, key="heartbeat", first=0)
 
     def follow(self, leader: str) -> None:
         changed = leader != self.leader or self.role != "follower"
         self.role, self.leader = "follower", leader
-        self.cancel_timer("no-ok")
-        self.cancel_timer("no-coordinator")
-        self.cancel_timer("heartbeat")
+        self.cancel("no-ok")
+        self.cancel("no-coordinator")
+        self.cancel("heartbeat")
         self.watch_leader()
         if changed:
             self.lab.emit("follow", node=self.id, leader=leader)
 
-    # -- elections ------------------------------------------------------------
+    # -- elections ---------------------------------------------------------------------
     def start_election(self, why: str) -> None:
         self.role = "candidate"
-        self.cancel_timer("heartbeat")
-        self.cancel_timer("suspect")
-        self.lab.open_election(self, why)
-        if self.lab.algorithm == "bully":
-            higher = [o for o in self.lab.others(self.id) if rank(o) > rank(self.id)]
-            for other in higher:
-                self.lab.election_msg(self, other, "ELECTION")
-            self.set_timer("no-ok", ANSWER_WAIT)
+        self.cancel("heartbeat")
+        self.cancel("suspect")
+        self.elections_started += 1
+        self.lab.emit("election", node=self.id, why=why)
+        if self.bully:
+            for other in self.others():
+                if rank(other) > rank(self.id):
+                    self.send(other, "ELECTION")
+            self.after(ANSWER_WAIT, self.nobody_higher, key="no-ok")
         else:
             self.election = f"{self.id}.{self.incarnation}.{self.elections_started}"
-            self.set_timer("no-coordinator", self.lab.ring_timeout)
+            self.await_coordinator(self.lab.ring_timeout)
             self.pass_token("ELECTION", {"eid": self.election, "ids": self.id})
 
-    def on_message(self, msg) -> None:
-        kind, body = msg.type, msg.body
-        if kind == "HEARTBEAT":
-            leader = body["leader"]
-            if self.role == "leader" and rank(leader) < rank(self.id):
-                self.start_election("lower leader heard")  # e.g. after a partition heals
-            elif self.role != "candidate" or rank(leader) > rank(self.id):
-                self.follow(leader)
-        elif kind == "ELECTION" and self.lab.algorithm == "bully":
-            self.lab.election_msg(self, msg.src, "OK")
-            if self.role != "candidate":
-                self.start_election(f"election from {msg.src}")
-        elif kind == "OK" and self.role == "candidate":
-            self.cancel_timer("no-ok")
-            self.set_timer("no-coordinator", COORDINATOR_WAIT)
-        elif kind == "COORDINATOR" and self.lab.algorithm == "bully":
-            if rank(body["leader"]) < rank(self.id):
-                self.start_election(f"{body['leader']} claimed to lead")
-            else:
-                self.follow(body["leader"])
-        elif kind in ("ELECTION", "COORDINATOR"):  # ring tokens: acknowledge this hop, then act
-            self.lab.election_msg(self, msg.src, "ACK", hop=body["hop"])
-            token = {k: v for k, v in body.items() if k != "hop"}
-            if kind == "ELECTION":
-                self.on_election_token(token)
-            else:
-                self.on_coordinator_token(token)
-        elif kind == "ACK":
-            self.cancel_timer(f"no-ack {body['hop']}")
-        self.lab.maybe_close_election()
+    def await_coordinator(self, wait: float) -> None:
+        self.after(wait, self.no_coordinator, key="no-coordinator")
+
+    def nobody_higher(self) -> None:
+        if self.role == "candidate":
+            self.become_leader()  # nobody higher answered: I am the highest alive
+
+    def no_coordinator(self) -> None:
+        if self.role == "candidate":
+            self.start_election("no coordinator announced")
+
+    # -- bully ---------------------------------------------------------------------------
+    @on("ELECTION")
+    def election_from(self, msg) -> None:
+        if not self.bully:
+            return self.ring_token(msg)
+        self.send(msg.src, "OK")
+        if self.role != "candidate":
+            self.start_election(f"election from {msg.src}")
+
+    @on("OK")
+    def higher_alive(self, msg) -> None:
+        if self.role == "candidate":
+            self.cancel("no-ok")
+            self.await_coordinator(COORDINATOR_WAIT)
+
+    @on("COORDINATOR")
+    def coordinator(self, msg) -> None:
+        if not self.bully:
+            return self.ring_token(msg)
+        if rank(msg.body["leader"]) < rank(self.id):
+            self.start_election(f"{msg.body['leader']} claimed to lead")
+        else:
+            self.follow(msg.body["leader"])
+
+    # -- ring ----------------------------------------------------------------------------
+    def ring_token(self, msg) -> None:
+        """Acknowledge this hop, then act on the token."""
+        self.send(msg.src, "ACK", hop=msg.body["hop"])
+        token = {k: v for k, v in msg.body.items() if k != "hop"}
+        if msg.type == "ELECTION":
+            self.on_election_token(token)
+        else:
+            self.on_coordinator_token(token)
+
+    @on("ACK")
+    def hop_acknowledged(self, msg) -> None:
+        self.answered(("hop", msg.body["hop"]))
 
     def on_election_token(self, token: dict) -> None:
         ids = token["ids"].split(",")
@@ -179,14 +204,14 @@ class Member(Node):
         else:
             if self.role != "leader":
                 self.role = "candidate"
-                self.cancel_timer("suspect")
-                self.set_timer("no-coordinator", self.lab.ring_timeout)
+                self.cancel("suspect")
+                self.await_coordinator(self.lab.ring_timeout)
             self.pass_token("ELECTION", {**token, "ids": f"{token['ids']},{self.id}"})
 
     def running_my_election(self) -> bool:
-        """Ring: my own token is on its way and I still wait for its result."""
+        """My own token is on its way and I still wait for its result."""
         return self.role == "candidate" and self.election is not None and self.announced != self.election \
-            and self.has_timer("no-coordinator")
+            and self.pending("no-coordinator")
 
     def on_coordinator_token(self, token: dict) -> None:
         seen = token["seen"].split(",")
@@ -204,21 +229,39 @@ class Member(Node):
         self.pass_token("COORDINATOR", {**token, "seen": f"{token['seen']},{self.id}"})
 
     def pass_token(self, kind: str, token: dict, after: str | None = None) -> None:
-        """Send the ring token to my next live successor (the next one after `after` when
-        that one did not answer).  Each hop waits for its own ACK."""
+        """Send the ring token to my next successor (the one after `after` when that
+        one did not answer).  Each hop waits for its own ACK."""
         ring = list(self.lab.nodes)
         start = ring.index(after if after else self.id)
-        for step in range(1, len(ring)):
-            nxt = ring[(start + step) % len(ring)]
-            if nxt == self.id:
-                break
-            self.hops += 1
-            self.lab.election_msg(self, nxt, kind, hop=self.hops, **token)
-            self.set_timer(f"no-ack {self.hops}", ACK_WAIT, kind=kind, token=token, to=nxt)
+        nxt = ring[(start + 1) % len(ring)]
+        if nxt == self.id:  # nobody else answers: I am alone in the ring
+            if kind == "ELECTION":
+                self.become_leader()
             return
-        # Nobody else answers: I am alone in the ring.
-        if kind == "ELECTION":
-            self.become_leader()
+        self.hops += 1
+        self.request(nxt, kind, key=("hop", self.hops), timeout=ACK_WAIT, hop=self.hops, **token,
+                     on_timeout=lambda: self.skip(kind, token, nxt))
+
+    def skip(self, kind: str, token: dict, silent: str) -> None:
+        """The successor did not acknowledge this hop: skip it, pass the token further on."""
+        self.lab.emit("skip", node=self.id, skipped=silent, type=kind)
+        self.pass_token(kind, token, after=silent)
+
+
+@dataclass
+class Election:
+    """One election as the page lists it: from the first node that started one
+    to the moment no node is a candidate and no election message is on the wire."""
+
+    n: int
+    started_by: str
+    why: str
+    start: float
+    sent_before: int  # election messages sent before it began
+    end: float | None = None
+    took: float | None = None
+    winner: str | None = None
+    messages: int = 0
 
 
 class LeaderElection(Lab):
@@ -232,10 +275,9 @@ class LeaderElection(Lab):
     )
 
     def setup(self) -> None:
-        self.started = False
         self.algorithm = self.params["algorithm"]
-        self.elections: list[dict] = []
-        self.current: dict | None = None
+        self.elections: list[Election] = []
+        self.current: Election | None = None
         self.disturbed_at = 0.0
         self.faults_seen = (0, 0)  # messages the network dropped and duplicated, at the last audit
         n = self.params["nodes"]
@@ -246,75 +288,65 @@ class LeaderElection(Lab):
         # is noticed, an election runs, and one more may be needed if the first lost its way.
         self.settle = SUSPECT_AFTER + 300 + 2 * election + 500
         self.metrics.update({"messages": 0, "elections": 0, "acks": 0})
-        for i in range(1, self.params["nodes"] + 1):
+        for i in range(1, n + 1):
             self.add_node(Member(self, f"n{i}"))
+        # The highest id leads from the start; everyone else watches for its heartbeat.
         top = list(self.nodes)[-1]
         for node in self.nodes.values():
             node.leader = top
-            node.role = "leader" if node.id == top else "follower"
-            node.set_timer("heartbeat", 0) if node.id == top else node.watch_leader()
-        self.started = True
+            if node.id == top:
+                node.role = "leader"
+                node.every(HEARTBEAT_EVERY, node.heartbeat, key="heartbeat", first=0)
+            else:
+                node.watch_leader()
         calm = f"{self.settle / 1000:.1f} s after the last fault in a normal network"
         self.add_check("agreement", f"{calm.capitalize()}, every live node follows the same leader.")
         self.add_check("highest-leads", f"{calm.capitalize()}, the leader is the highest live id.")
         self.add_check("leader-elected", f"{calm.capitalize()}, no election is still running and one live "
                        "leader is followed by every live node (red while that is not so).")
-        self.sim.after(100, self.audit)
+        self.every(100, self.audit)
 
-    def others(self, node_id: str) -> list[str]:
-        return [n for n in self.nodes if n != node_id]
+    # -- elections as the page shows them: watched, not reported by the nodes ----------------
+    def election_messages(self) -> int:
+        return sum(self.net.sent_by_type.get(t, 0) for t in COUNTED)
 
-    # -- elections as the page shows them -------------------------------------
-    def election_msg(self, sender: Member, dst: str, kind: str, **body) -> None:
-        self.count("messages")
-        if kind == "ACK":
-            self.count("acks")
+    def update_metrics(self) -> None:
+        self.metrics["messages"] = self.election_messages()
+        self.metrics["acks"] = self.net.sent_by_type.get("ACK", 0)
         if self.current:
-            self.current["messages"] += 1
-        sender.send(dst, kind, **body)
+            self.current.messages = self.election_messages() - self.current.sent_before
 
-    def open_election(self, node: Member, why: str) -> None:
-        node.elections_started += 1
-        self.emit("election", node=node.id, why=why)
+    @observe("election")
+    def election_started(self, event: dict) -> None:
         if self.current is None:
             self.count("elections")
-            self.current = {"n": self.metrics["elections"], "started_by": node.id, "why": why,
-                            "start": round(self.now, 3), "end": None, "took": None, "winner": None,
-                            "messages": 0}
+            self.current = Election(self.metrics["elections"], event["node"], event["why"], round(self.now, 3),
+                                    self.election_messages())
             self.elections.append(self.current)
             del self.elections[:-8]
+
+    def handled(self, node: Node, msg) -> None:
+        self.maybe_close_election()
 
     def maybe_close_election(self) -> None:
         if self.current is None:
             return
         busy = any(n.role == "candidate" for n in self.nodes.values() if n.up)
-        in_air = any(m.type in ("ELECTION", "OK", "COORDINATOR") for m in self.net.inflight.values())
+        in_air = any(m.type in ELECTION_TYPES for m in self.net.inflight.values())
         if not busy and not in_air:
             leaders = [n.id for n in self.nodes.values() if n.up and n.role == "leader"]
-            self.current.update(end=round(self.now, 3), winner=",".join(leaders) or None,
-                                took=round(self.now - self.current["start"], 1))
-            self.emit("elected", leader=self.current["winner"], messages=self.current["messages"],
-                      ms=round(self.now - self.current["start"], 3))
+            done = self.current
+            done.end, done.winner = round(self.now, 3), ",".join(leaders) or None
+            done.took = round(self.now - done.start, 1)
+            done.messages = self.election_messages() - done.sent_before
+            self.emit("elected", leader=done.winner, messages=done.messages, ms=round(self.now - done.start, 3))
             self.current = None
 
     def view(self) -> dict:
-        # The nodes in ring order, clockwise: on an oval with n1 at the top, or, from
-        # seven nodes on, in two rows (left to right, then back), so labels have room.
-        # The ring algorithm also draws the ring's links.
         ids = list(self.nodes)
-        layout = {}
-        top = -(-len(ids) // 2)
-        for i, node_id in enumerate(ids):
-            if len(ids) <= 6:
-                angle = 2 * math.pi * i / len(ids) - math.pi / 2
-                layout[node_id] = [round(50 + 36 * math.cos(angle), 1), round(50 + 32 * math.sin(angle), 1)]
-            elif i < top:
-                layout[node_id] = [round(10 + 80 * i / (top - 1), 1), 20]
-            else:
-                step, bottom = 80 / (top - 1), len(ids) - top  # a shorter bottom row sits in the gaps
-                layout[node_id] = [round(90 - step * ((top - bottom) / 2 + i - top), 1), 80]
         edges = [[a, ids[(i + 1) % len(ids)]] for i, a in enumerate(ids)] if self.algorithm == "ring" else []
-        return {"algorithm": self.algorithm, "elections": self.elections, "layout": layout, "edges": edges}
+        elections = [{k: v for k, v in vars(e).items() if k != "sent_before"} for e in self.elections]
+        return {"algorithm": self.algorithm, "elections": elections, "edges": edges}
 
     # -- checks -------------------------------------------------------------------
     def after_fault(self, fault: str, node_id: str | None) -> None:
@@ -330,7 +362,6 @@ class LeaderElection(Lab):
         return all(n.status != "paused" and not n.slow_ms for n in self.nodes.values())
 
     def audit(self) -> None:
-        self.sim.after(100, self.audit)
         self.maybe_close_election()
         struck = (self.net.dropped, self.net.duplicated)
         if struck != self.faults_seen:  # a message was lost or copied by a fault: that disturbs too
@@ -362,10 +393,8 @@ class LeaderElection(Lab):
             self.checks["highest-leads"].detail = f"{highest} leads"
 
     # -- lab actions ----------------------------------------------------------------
-    @action("elect", Arg("node"), help="Make this node start an election now.")
+    @action("elect", Arg("node"), when=is_up, refuse="{node} is {status}; only a running node can start an election",
+            help="Make this node start an election now.")
     def do_elect(self, node_id: str) -> None:
-        node = self.nodes[node_id]
-        if not node.up:
-            raise SimError(f"{node_id} is {node.status}; only a running node can start an election")
         self.disturbed_at = self.now
-        node.start_election("asked by the learner")
+        self.nodes[node_id].start_election("asked by the learner")

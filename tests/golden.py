@@ -64,7 +64,7 @@ def trace(scenario: dict) -> list[str]:
     lab.run_until(float(scenario["until"]))
     lines += [json.dumps(e, sort_keys=True) for e in lab.drain()]
     lines.append(json.dumps({"checks": [[c.name, c.ok] for c in lab.checks.values()],
-                             "metrics": lab.metrics}, sort_keys=True, default=str))
+                             "metrics": lab.snapshot()["metrics"]}, sort_keys=True, default=str))
     return lines
 
 

@@ -31,6 +31,7 @@ from markupsafe import Markup
 from pattern_lab.timetravel.feed import frame_block as diagram_block
 
 from .conditions import watch_values
+from .layouts import positions
 
 # Message traffic: drawn as moving dots *and* written in the log (grouped).
 TRAFFIC = {"send", "drop"}
@@ -81,18 +82,6 @@ def jinja():
 def part_templates():
     env = jinja()
     return {name: env.get_template(f"live/{name}.html") for name in ("cluster", "nodes", "checks")}
-
-
-def positions(snap: dict) -> dict[str, tuple[float, float]]:
-    """Where each node sits in the 100 x 60 drawing: the lab's layout, else a circle."""
-    layout = snap.get("layout") or {}
-    ids = [n["id"] for n in snap["nodes"]]
-    missing = [i for i in ids if i not in layout]
-    out = {i: (float(layout[i][0]), float(layout[i][1]) * 0.6) for i in ids if i in layout}
-    for k, node_id in enumerate(missing):
-        angle = 2 * math.pi * k / max(len(missing), 1) - math.pi / 2
-        out[node_id] = (50 + 38 * math.cos(angle), 30 + 17 * math.sin(angle))
-    return out
 
 
 # ---- the event log ----------------------------------------------------------

@@ -28,13 +28,13 @@ def test_message_counts_bully_quadratic_ring_linear_acks_included():
     n = 9
     bully = run("leader-election", "1s crash n9", "1s elect n1", until="8s", algorithm="bully", nodes=n)
     ring = run("leader-election", "1s crash n9", "1s elect n1", until="8s", algorithm="ring", nodes=n)
-    bully_msgs = bully.elections[-1]["messages"]
-    ring_msgs = ring.elections[-1]["messages"]
+    bully_msgs = bully.snapshot()["elections"][-1]["messages"]
+    ring_msgs = ring.snapshot()["elections"][-1]["messages"]
     assert bully_msgs > ring_msgs
     assert bully_msgs >= (n - 2) * 3  # many ELECTION/OK pairs
     # About 2n token hops (one round to collect ids, one to announce), each acknowledged.
     assert 4 * (n - 1) <= ring_msgs <= 5 * n
-    assert ring.metrics["acks"] >= 2 * (n - 2)
+    assert ring.snapshot()["metrics"]["acks"] >= 2 * (n - 2)
 
 
 def test_partition_then_heal_converges_on_one_leader():
@@ -84,7 +84,7 @@ def test_ring_token_orphaned_by_a_crashed_starter_is_dropped_and_a_new_election_
     lab = ring("1s crash n9", "1.95s crash n3", nodes=9, until="60s")
     assert events(lab, "token-dropped")
     assert agreed_leader(lab) == "n8" and elected_at(lab) < 4000
-    assert lab.metrics["messages"] < 200  # was 2,044 and counting
+    assert lab.snapshot()["metrics"]["messages"] < 200  # was 2,044 and counting
     assert all(c["ok"] for c in lab.snapshot()["checks"])
 
 
