@@ -32,7 +32,9 @@ write (R + W > N) sees it; with R + W <= N it can hit only stale replicas.
 
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Node, Param, SimError, action
+from dataclasses import dataclass, field
+
+from .kernel import Arg, Lab, Node, Param, SimError, action, on
 
 REPLICAS = ("n1", "n2", "n3")
 N = len(REPLICAS)
@@ -40,6 +42,7 @@ ACK_WAIT = 200  # ms the coordinator waits for a replica before moving on
 RETRY_EVERY = 500  # ms between re-sends of a missed write (on-write mode)
 VERIFY_AFTER = 200  # ms after a read's answer before the check looks at its replicas
 KEYS = ("x", "y", "z")
+NOTHING = {"value": None, "version": 0}
 
 
 class Replica(Node):
@@ -49,54 +52,44 @@ class Replica(Node):
 
     def boot(self) -> None:
         self.role = "replica"
-        self.disk.setdefault("data", {})  # key -> {"value", "version"}
-        self.data: dict = self.disk["data"]
+        self.data: dict = self.disk.setdefault("data", {})  # key -> {"value", "version"}
         if self.lab.mode == "anti-entropy":
-            self.set_timer("anti-entropy", self.lab.params["ae_every"] * (1 + self.lab.sim.rng.random()))
+            every = self.lab.params["ae_every"]
+            self.every(every, self.anti_entropy, key="anti-entropy", first=every * (1 + self.rng.random()))
 
     def store(self, key: str, value: str, version: int) -> bool:
-        have = self.data.get(key)
-        if have and have["version"] >= version:
+        if self.version(key) >= version and key in self.data:
             return False
         self.data[key] = {"value": value, "version": version}
         return True
 
     def version(self, key: str) -> int:
-        return self.data.get(key, {}).get("version", 0)
+        return self.data.get(key, NOTHING)["version"]
 
-    def on_message(self, msg) -> None:
-        kind, body, src = msg.type, msg.body, msg.src
-        if kind == "WRITE":
-            self.store(body["key"], body["value"], body["version"])
-            self.send(src, "WROTE", op=body["op"], key=body["key"], version=body["version"])
-        elif kind == "READ":
-            have = self.data.get(body["key"]) or {"value": None, "version": 0}
-            self.send(src, "VALUE", op=body["op"], key=body["key"], value=have["value"], version=have["version"])
-        elif kind == "REPAIR":
-            if self.store(body["key"], body["value"], body["version"]):
-                self.lab.emit("repaired", node=self.id, key=body["key"], version=body["version"], by=src)
-            self.send(src, "REPAIRED", op=body.get("op", 0), key=body["key"], version=body["version"])
-        elif kind == "DIGEST":  # anti-entropy: compare versions key by key
-            behind = []
-            for key, version in body["versions"]:
-                if self.version(key) > version:
-                    self.send(src, "REPAIR", key=key, value=self.data[key]["value"], version=self.version(key))
-                elif self.version(key) < version:
-                    behind.append(key)
-            mine = [k for k in self.data if k not in [kv[0] for kv in body["versions"]]]
-            for key in mine:  # keys the sender does not have at all
-                self.send(src, "REPAIR", key=key, value=self.data[key]["value"], version=self.version(key))
-            if behind:
-                self.send(src, "WANT", keys=behind)
-        elif kind == "WANT":
-            for key in body["keys"]:
-                self.send(src, "REPAIR", key=key, value=self.data[key]["value"], version=self.version(key))
+    def push(self, dst: str, key: str) -> None:
+        """Send my copy of a key to a replica that is behind."""
+        self.send(dst, "REPAIR", key=key, value=self.data[key]["value"], version=self.version(key))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "anti-entropy":
-            self.anti_entropy()
-            self.set_timer("anti-entropy", self.lab.params["ae_every"])
+    @on("WRITE")
+    def write(self, msg) -> None:
+        b = msg.body
+        self.store(b["key"], b["value"], b["version"])
+        self.send(msg.src, "WROTE", op=b["op"], key=b["key"], version=b["version"])
 
+    @on("READ")
+    def read(self, msg) -> None:
+        have = self.data.get(msg.body["key"]) or NOTHING
+        self.send(msg.src, "VALUE", op=msg.body["op"], key=msg.body["key"], value=have["value"],
+                  version=have["version"])
+
+    @on("REPAIR")
+    def repair(self, msg) -> None:
+        b = msg.body
+        if self.store(b["key"], b["value"], b["version"]):
+            self.lab.emit("repaired", node=self.id, key=b["key"], version=b["version"], by=msg.src)
+        self.send(msg.src, "REPAIRED", op=b.get("op", 0), key=b["key"], version=b["version"])
+
+    # -- anti-entropy: compare versions key by key, in the background ----------------------
     def anti_entropy(self) -> None:
         self.lab.count("anti_entropy_rounds")
         self.lab.emit("anti-entropy", node=self.id, keys=len(self.data))
@@ -105,10 +98,57 @@ class Replica(Node):
             if other != self.id:
                 self.send(other, "DIGEST", versions=versions)
 
+    @on("DIGEST")
+    def digest(self, msg) -> None:
+        behind = []
+        for key, version in msg.body["versions"]:
+            if self.version(key) > version:
+                self.push(msg.src, key)  # mine is newer: here it is
+            elif self.version(key) < version:
+                behind.append(key)  # theirs is newer: I will ask for it
+        theirs = {kv[0] for kv in msg.body["versions"]}
+        for key in [k for k in self.data if k not in theirs]:  # keys the sender does not have at all
+            self.push(msg.src, key)
+        if behind:
+            self.send(msg.src, "WANT", keys=behind)
+
+    @on("WANT")
+    def want(self, msg) -> None:
+        for key in msg.body["keys"]:
+            self.push(msg.src, key)
+
     def view(self) -> dict:
         key = self.lab.focus
         have = self.data.get(key) if key else None
         return {"label": f"{key}={have['value']} v{have['version']}" if have and self.status != "down" else ""}
+
+
+@dataclass
+class Write:
+    op: int
+    key: str
+    value: str
+    version: int
+    start: float
+    acks: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=lambda: list(REPLICAS))
+    replied: bool = False
+
+
+@dataclass
+class Read:
+    op: int
+    key: str
+    r: int
+    order: list[str]  # the replicas, in the order they are asked
+    latest: int  # the latest acknowledged version when the read began
+    start: float
+    asked: list[str] = field(default_factory=list)
+    answers: dict[str, dict] = field(default_factory=dict)  # replica -> {"value", "version"}
+    newest: dict | None = None  # the winning answer, once compared
+    repairs: list[str] = field(default_factory=list)  # replicas sent a write-back
+    repaired: list[str] = field(default_factory=list)  # ... that confirmed it
+    replied: bool = False
 
 
 class Coordinator(Node):
@@ -119,51 +159,69 @@ class Coordinator(Node):
         self.disk.setdefault("versions", {})  # key -> last version given out
         self.disk.setdefault("values", {})  # key -> the value written under that version
         self.disk.setdefault("missed", {})  # on-write: "node key" -> the newest version that replica missed
-        self.ops: dict[int, dict] = {}
+        self.ops: dict[int, Write | Read] = {}
         self.next_op = 1
         if self.lab.params["rate"]:
-            self.set_timer("tick", 1000 / self.lab.params["rate"])
+            self.every(1000 / self.lab.params["rate"], self.background_op, key="tick")
         if self.disk["missed"]:
-            self.set_timer("retry", RETRY_EVERY)
+            self.after(RETRY_EVERY, self.retry_missed, key="retry")
 
-    # -- writes ---------------------------------------------------------------------------
+    def background_op(self) -> None:
+        key = KEYS[self.rng.randrange(len(KEYS))]
+        if self.rng.random() < 0.5:
+            self.write(key, str(self.rng.randrange(10, 100)))
+        else:
+            self.read(key, self.lab.params["r"], None)
+
+    def new_op(self, op: Write | Read) -> None:
+        self.next_op += 1
+        self.ops[op.op] = op
+        self.after(ACK_WAIT, self.timed_out, op, key=("op", op.op))
+
+    def close(self, op: Write | Read) -> None:
+        self.cancel(("op", op.op))
+        self.ops.pop(op.op, None)
+
+    def timed_out(self, op: Write | Read) -> None:
+        if op.op in self.ops:
+            self.write_timed_out(op) if isinstance(op, Write) else self.read_timed_out(op)
+
+    # -- writes: to all N, success after W acknowledgements ----------------------------------
     def write(self, key: str, value: str) -> None:
         version = self.disk["versions"].get(key, 0) + 1
         self.disk["versions"][key] = version
         self.disk["values"][key] = value  # a version and its value always travel together
-        op = self.new_op("write", key=key, value=value, version=version, acks=[], waiting=list(REPLICAS))
+        op = Write(self.next_op, key, value, version, self.now)
         self.lab.emit("write", key=key, value=value, version=version, w=self.lab.w)
         for node in REPLICAS:
-            self.send(node, "WRITE", op=op["op"], key=key, value=value, version=version)
-        self.set_timer(f"op:{op['op']}", ACK_WAIT, op=op["op"])
+            self.send(node, "WRITE", op=op.op, key=key, value=value, version=version)
+        self.new_op(op)
 
-    def new_op(self, kind: str, **fields) -> dict:
-        op = {"op": self.next_op, "kind": kind, "start": self.now, "replied": False, **fields}
-        self.next_op += 1
-        self.ops[op["op"]] = op
-        return op
-
-    def on_wrote(self, node: str, op: dict) -> None:
-        op["waiting"].remove(node)
-        op["acks"].append(node)
-        self.acked(node, op["key"], op["version"])
-        if not op["replied"] and len(op["acks"]) >= self.lab.w:
-            op["replied"] = True
+    @on("WROTE")
+    def wrote(self, msg) -> None:
+        op = self.ops.get(msg.body["op"])
+        if not isinstance(op, Write) or msg.src not in op.waiting:
+            return
+        op.waiting.remove(msg.src)
+        op.acks.append(msg.src)
+        self.acked(msg.src, op.key, op.version)
+        if not op.replied and len(op.acks) >= self.lab.w:
+            op.replied = True
             self.lab.write_done(op, ok=True)
-        if not op["waiting"]:
+        if not op.waiting:
             self.close(op)
 
-    def write_timed_out(self, op: dict) -> None:
-        if not op["replied"]:
-            op["replied"] = True
+    def write_timed_out(self, op: Write) -> None:
+        if not op.replied:
+            op.replied = True
             self.lab.write_done(op, ok=False)
-        for node in op["waiting"]:
-            self.lab.emit("missed", node=node, key=op["key"], version=op["version"])
+        for node in op.waiting:
+            self.lab.emit("missed", node=node, key=op.key, version=op.version)
             if self.lab.mode == "on-write":  # repair on write: keep pushing until it lands
-                item = f"{node} {op['key']}"
-                self.disk["missed"][item] = max(self.disk["missed"].get(item, 0), op["version"])
-                if not self.has_timer("retry"):
-                    self.set_timer("retry", RETRY_EVERY)
+                item = f"{node} {op.key}"
+                self.disk["missed"][item] = max(self.disk["missed"].get(item, 0), op.version)
+                if not self.pending("retry"):
+                    self.after(RETRY_EVERY, self.retry_missed, key="retry")
         self.close(op)
 
     def acked(self, node: str, key: str, version: int) -> None:
@@ -179,122 +237,83 @@ class Coordinator(Node):
             # The newest write I gave out: its value with its own version, never a mix.
             self.send(node, "REPAIR", key=key, value=self.disk["values"][key], version=self.disk["versions"][key])
         if self.disk["missed"]:
-            self.set_timer("retry", RETRY_EVERY)
+            self.after(RETRY_EVERY, self.retry_missed, key="retry")
 
-    # -- reads ----------------------------------------------------------------------------
+    # -- reads: ask R, the highest version wins, repair the others ------------------------------
     def read(self, key: str, r: int, first: str | None) -> None:
         order = list(REPLICAS)
-        self.lab.sim.rng.shuffle(order)
+        self.rng.shuffle(order)
         if first:
             order.remove(first)
             order.insert(0, first)
-        op = self.new_op("read", key=key, r=r, order=order, asked=[], answers={}, repairs=[], repaired=[],
-                         latest=self.lab.latest.get(key, {}).get("version", 0))
+        op = Read(self.next_op, key, r, order, self.lab.latest.get(key, NOTHING)["version"], self.now)
         for node in order[:r]:
             self.ask(op, node)
-        self.set_timer(f"op:{op['op']}", ACK_WAIT, op=op["op"])
+        self.new_op(op)
 
-    def ask(self, op: dict, node: str) -> None:
-        op["asked"].append(node)
-        self.send(node, "READ", op=op["op"], key=op["key"])
+    def ask(self, op: Read, node: str) -> None:
+        op.asked.append(node)
+        self.send(node, "READ", op=op.op, key=op.key)
 
-    def on_value(self, node: str, op: dict, body: dict) -> None:
-        if node in op["answers"] or op.get("compared"):
+    @on("VALUE")
+    def value(self, msg) -> None:
+        op = self.ops.get(msg.body["op"])
+        if not isinstance(op, Read) or msg.src in op.answers or op.newest:
             return
-        op["answers"][node] = {"value": body["value"], "version": body["version"]}
-        if len(op["answers"]) >= op["r"]:
+        op.answers[msg.src] = {"value": msg.body["value"], "version": msg.body["version"]}
+        if len(op.answers) >= op.r:
             self.compare(op)
 
-    def read_timed_out(self, op: dict) -> None:
+    def read_timed_out(self, op: Read) -> None:
         """Some replica did not answer: ask one not asked yet, or give up."""
-        spare = [n for n in op["order"] if n not in op["asked"]]
-        missing = op["r"] - len(op["answers"])
+        spare = [n for n in op.order if n not in op.asked]
+        missing = op.r - len(op.answers)
         if spare and missing > 0:
             for node in spare[:missing]:
                 self.ask(op, node)
-            self.set_timer(f"op:{op['op']}", ACK_WAIT, op=op["op"])
-        elif op["answers"] and not op.get("compared"):
+            self.after(ACK_WAIT, self.timed_out, op, key=("op", op.op))
+        elif not op.newest:
             self.lab.read_failed(op)
             self.close(op)
-        elif not op.get("compared"):
-            self.lab.read_failed(op)
-            self.close(op)
-        elif op["repairs"]:  # blocking repair did not complete: answer anyway
+        elif op.repairs:  # blocking repair did not complete: answer anyway
             self.answer(op)
 
-    def compare(self, op: dict) -> None:
+    def compare(self, op: Read) -> None:
         """The heart of read repair: the highest version wins, older answers are repaired."""
-        op["compared"] = True
-        self.cancel_timer(f"op:{op['op']}")
-        answers = op["answers"]
-        newest_node = max(answers, key=lambda n: answers[n]["version"])
-        op["newest"] = dict(answers[newest_node])
-        stale = [n for n in answers if answers[n]["version"] < op["newest"]["version"]]
-        self.lab.emit("compare", key=op["key"], answers=[[n, answers[n]["version"]] for n in answers],
-                      newest=op["newest"]["version"], stale=stale)
+        self.cancel(("op", op.op))
+        answers = op.answers
+        op.newest = newest = dict(answers[max(answers, key=lambda n: answers[n]["version"])])
+        stale = [n for n in answers if answers[n]["version"] < newest["version"]]
+        self.lab.emit("compare", key=op.key, answers=[[n, answers[n]["version"]] for n in answers],
+                      newest=newest["version"], stale=stale)
         mode = self.lab.mode
         if stale and mode in ("blocking", "async"):
             for node in stale:
-                op["repairs"].append(node)
+                op.repairs.append(node)
                 self.lab.count("read_repairs")
-                self.lab.emit("write-back", node=node, key=op["key"], version=op["newest"]["version"],
+                self.lab.emit("write-back", node=node, key=op.key, version=newest["version"],
                               blocking=mode == "blocking")
-                self.send(node, "REPAIR", op=op["op"], key=op["key"], value=op["newest"]["value"],
-                          version=op["newest"]["version"])
-        if mode == "blocking" and op["repairs"]:
-            self.set_timer(f"op:{op['op']}", ACK_WAIT, op=op["op"])  # wait for the write-backs
+                self.send(node, "REPAIR", op=op.op, key=op.key, value=newest["value"], version=newest["version"])
+        if mode == "blocking" and op.repairs:
+            self.after(ACK_WAIT, self.timed_out, op, key=("op", op.op))  # wait for the write-backs
         else:
             self.answer(op)
 
-    def on_repaired(self, node: str, op: dict) -> None:
-        if op["kind"] == "read" and node in op["repairs"] and node not in op["repaired"]:
-            op["repaired"].append(node)
-            if len(op["repaired"]) == len(op["repairs"]) and not op["replied"]:
+    @on("REPAIRED")
+    def repaired(self, msg) -> None:
+        self.acked(msg.src, msg.body["key"], msg.body["version"])
+        op = self.ops.get(msg.body.get("op", 0))
+        if isinstance(op, Read) and msg.src in op.repairs and msg.src not in op.repaired:
+            op.repaired.append(msg.src)
+            if len(op.repaired) == len(op.repairs) and not op.replied:
                 self.answer(op)
 
-    def answer(self, op: dict) -> None:
-        if not op["replied"]:
-            op["replied"] = True
-            self.cancel_timer(f"op:{op['op']}")
+    def answer(self, op: Read) -> None:
+        if not op.replied:
+            op.replied = True
+            self.cancel(("op", op.op))
             self.lab.read_done(op)
             self.close(op)
-
-    def close(self, op: dict) -> None:
-        self.cancel_timer(f"op:{op['op']}")
-        self.ops.pop(op["op"], None)
-
-    # -- plumbing --------------------------------------------------------------------------
-    def on_message(self, msg) -> None:
-        body = msg.body
-        op = self.ops.get(body.get("op", 0))
-        if msg.type == "REPAIRED":
-            self.acked(msg.src, body["key"], body["version"])
-        if op is None:
-            return
-        if msg.type == "WROTE" and msg.src in op["waiting"]:
-            self.on_wrote(msg.src, op)
-        elif msg.type == "VALUE":
-            self.on_value(msg.src, op, body)
-        elif msg.type == "REPAIRED":
-            self.on_repaired(msg.src, op)
-
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "tick":
-            rng = self.lab.sim.rng
-            key = KEYS[rng.randrange(len(KEYS))]
-            if rng.random() < 0.5:
-                self.write(key, str(rng.randrange(10, 100)))
-            else:
-                self.read(key, self.lab.params["r"], None)
-            self.set_timer("tick", 1000 / self.lab.params["rate"])
-        elif name == "retry":
-            self.retry_missed()
-        elif name.startswith("op:") and data["op"] in self.ops:
-            op = self.ops[data["op"]]
-            if op["kind"] == "write":
-                self.write_timed_out(op)
-            else:
-                self.read_timed_out(op)
 
     def view(self) -> dict:
         return {"label": f"W={self.lab.w} · {self.lab.mode}"}
@@ -314,11 +333,8 @@ class ReadRepair(Lab):
         Param("ae_every", 5000, "anti-entropy: ms between a replica's comparison rounds.", lo=500, hi=60_000),
         Param("rate", 1, "Background operations per second (half writes, half reads of x, y, z).", lo=0, hi=10),
     )
-    FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow",
-              "drop-next", "duplicate-next")
 
     def setup(self) -> None:
-        self.started = False
         self.mode, self.w = self.params["mode"], self.params["w"]
         self.latest: dict[str, dict] = {}  # key -> latest acknowledged write {"value", "version"}
         self.written: dict[str, str] = {}  # key -> the value of its newest version (acknowledged or not)
@@ -330,61 +346,59 @@ class ReadRepair(Lab):
         for node_id in REPLICAS:
             self.add_node(Replica(self, node_id))
         self.coordinator = self.add_node(Coordinator(self, "coordinator"))
-        self.started = True
         self.add_check("answered-replicas-newest", "After a read, every replica that answered holds the newest "
                                                    "version the read saw, with the same value.")
         self.add_check("read-returns-latest", "A read returns the latest acknowledged write, value and version; "
                                               "guaranteed when R + W > N, not when R + W <= N.")
 
-    # -- what the coordinator reports ----------------------------------------------------
-    def write_done(self, op: dict, ok: bool) -> None:
-        key = op["key"]
-        self.written[key] = op["value"]
-        self.focus = key
+    # -- the client: what the coordinator answers, judged against the truth -----------------
+    def write_done(self, op: Write, ok: bool) -> None:
+        self.written[op.key] = op.value
+        self.focus = op.key
         self.count("writes")
         if ok:
-            self.latest[key] = {"value": op["value"], "version": op["version"]}
-            self.emit("write-ok", key=key, version=op["version"], acks=",".join(op["acks"]),
-                      ms=round(self.now - op["start"], 3))
+            self.latest[op.key] = {"value": op.value, "version": op.version}
+            self.emit("write-ok", key=op.key, version=op.version, acks=",".join(op.acks),
+                      ms=round(self.now - op.start, 3))
         else:
             self.count("writes_failed")
-            self.emit("write-failed", key=key, version=op["version"], acks=",".join(op["acks"]))
+            self.emit("write-failed", key=op.key, version=op.version, acks=",".join(op.acks))
 
-    def read_failed(self, op: dict) -> None:
+    def read_failed(self, op: Read) -> None:
         self.count("reads")
-        self.emit("read-failed", key=op["key"], r=op["r"], answers=len(op["answers"]))
+        self.emit("read-failed", key=op.key, r=op.r, answers=len(op.answers))
 
-    def read_done(self, op: dict) -> None:
-        key, newest, latest = op["key"], op["newest"], op["latest"]
+    def read_done(self, op: Read) -> None:
+        key, newest, latest = op.key, op.newest, op.latest
         self.focus = key
         self.count("reads")
         latest_value = self.latest.get(key, {}).get("value")
         # Stale: an older version, or the latest version with another value than the one acknowledged.
         stale = newest["version"] < latest or (newest["version"] == latest and newest["value"] != latest_value)
         self.count("stale_reads", 1 if stale else 0)
-        ms = round(self.now - op["start"], 3)
-        self.last_read = {"key": key, "r": op["r"], "w": self.w, "answers": [
+        ms = round(self.now - op.start, 3)
+        self.last_read = {"key": key, "r": op.r, "w": self.w, "answers": [
             {"node": n, "version": a["version"], "value": a["value"],
-             "stale": a["version"] < newest["version"]} for n, a in op["answers"].items()],
+             "stale": a["version"] < newest["version"]} for n, a in op.answers.items()],
             "value": newest["value"], "version": newest["version"], "latest": latest, "stale": stale,
-            "repairs": list(op["repairs"]), "ms": ms, "mode": self.mode}
-        self.emit("read", key=key, r=op["r"], value=newest["value"], version=newest["version"], latest=latest,
+            "repairs": list(op.repairs), "ms": ms, "mode": self.mode}
+        self.emit("read", key=key, r=op.r, value=newest["value"], version=newest["version"], latest=latest,
                   stale=stale, ms=ms)
         if stale:
-            overlap = "R + W > N, so this should not happen" if op["r"] + self.w > N else "R + W <= N"
-            self.fail("read-returns-latest", f"read {key} with R={op['r']} returned {newest['value']!r} "
+            overlap = "R + W > N, so this should not happen" if op.r + self.w > N else "R + W <= N"
+            self.fail("read-returns-latest", f"read {key} with R={op.r} returned {newest['value']!r} "
                                              f"v{newest['version']}, the latest acknowledged is {latest_value!r} "
                                              f"v{latest} ({overlap})")
-        elif self.checks["read-returns-latest"].ok:
-            self.checks["read-returns-latest"].detail = f"last read {key} v{newest['version']} (R={op['r']}, W={self.w})"
-        self.sim.after(VERIFY_AFTER, self.verify_read, key, list(op["answers"]), newest["version"], newest["value"])
-        for node in op["repairs"]:
+        else:
+            self.note("read-returns-latest", f"last read {key} v{newest['version']} (R={op.r}, W={self.w})")
+        self.sim.after(VERIFY_AFTER, self.verify_read, key, list(op.answers), newest["version"], newest["value"])
+        for node in op.repairs:
             self.write_backs = (self.write_backs + [{"node": node, "key": key, "version": newest["version"],
                                                      "at": round(self.now, 3)}])[-6:]
 
     def verify_read(self, key: str, answered: list[str], newest: int, value) -> None:
         def behind_or_different(node: str) -> bool:
-            have = self.nodes[node].data.get(key) or {"value": None, "version": 0}
+            have = self.nodes[node].data.get(key) or NOTHING
             return have["version"] < newest or (have["version"] == newest and have["value"] != value)
         behind = [n for n in answered if behind_or_different(n)]
         if behind:
@@ -392,9 +406,9 @@ class ReadRepair(Lab):
                                                   f"{', '.join(behind)} still {'holds' if len(behind) == 1 else 'hold'} an older version than v{newest} "
                                                   f"or another value than {value!r} "
                                                   f"(mode {self.mode})")
-        elif self.checks["answered-replicas-newest"].ok:
-            self.checks["answered-replicas-newest"].detail = (f"{key}: {', '.join(answered)} "
-                                                                  f"{'holds' if len(answered) == 1 else 'hold'} v{newest}")
+        else:
+            self.note("answered-replicas-newest", f"{key}: {', '.join(answered)} "
+                                                  f"{'holds' if len(answered) == 1 else 'hold'} v{newest}")
 
     # -- actions ---------------------------------------------------------------------------
     def require_coordinator(self) -> None:
@@ -427,7 +441,7 @@ class ReadRepair(Lab):
     def view(self) -> dict:
         keys = []
         for key in sorted(set(self.written) | set(self.latest))[:6]:
-            latest = self.latest.get(key, {}).get("version", 0)
+            latest = self.latest.get(key, NOTHING)["version"]
             newest = max(self.nodes[n].version(key) for n in REPLICAS)
             keys.append({"key": key, "latest": latest, "replicas": [
                 {"node": n, "value": (self.nodes[n].data.get(key) or {}).get("value"),
@@ -435,7 +449,6 @@ class ReadRepair(Lab):
                  "status": self.nodes[n].status} for n in REPLICAS]})
         missed = [item.split(" ") for item in self.coordinator.disk["missed"]]
         return {
-            "layout": {"coordinator": [18, 50], "n1": [72, 18], "n2": [72, 50], "n3": [72, 82]},
             "edges": [["coordinator", n] for n in REPLICAS],
             "repair": {"mode": self.mode, "n": N, "w": self.w, "r": self.params["r"], "keys": keys,
                        "last_read": self.last_read, "write_backs": self.write_backs,

@@ -68,3 +68,7 @@ def leader_election(snap: dict) -> dict[str, tuple[float, float]]:
             step, bottom = 80 / (top - 1), len(ids) - top  # a shorter bottom row sits in the gaps
             out[node_id] = (round(90 - step * ((top - bottom) / 2 + i - top), 1), 48.0)
     return out
+
+
+# ---- read-repair
+layout("read-repair")(fixed({"coordinator": (18, 30), "n1": (72, 10.8), "n2": (72, 30), "n3": (72, 49.2)}))
