@@ -42,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import math
 
-from .kernel import Arg, Lab, Node, Param, SimError, action
+from .kernel import Arg, Lab, Node, Param, SimError, action, on
 
 CLIENT_TIMEOUT = 1500  # ms the client waits for an answer
 SCAN_RETRY = 500  # ms between attempts to scan the store while rebuilding
@@ -144,25 +144,24 @@ class Store(Node):
                 "label": f"{len(self.disk['items'])} items · {self.lab.params['store_ms']}ms"}
 
     def on_message(self, msg) -> None:
-        # The store is slow: it answers after store_ms.
-        self.set_timer(f"io{msg.id}:{msg.type}", self.lab.params["store_ms"], type=msg.type, src=msg.src,
-                       body=msg.body)
+        # The store is slow: it answers each request after store_ms.
+        self.after(self.lab.params["store_ms"], self.serve, msg, key=("io", msg.id, msg.type))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        items, body = self.disk["items"], data["body"]
-        if data["type"] == "GET":
-            self.send(data["src"], "FOUND", rid=body["rid"], item=body["item"], found=body["item"] in items)
-        elif data["type"] == "PUT":
+    def serve(self, msg) -> None:
+        items, body = self.disk["items"], msg.body
+        if msg.type == "GET":
+            self.send(msg.src, "FOUND", rid=body["rid"], item=body["item"], found=body["item"] in items)
+        elif msg.type == "PUT":
             for item in body["items"]:
                 if item not in items:
                     items[item] = True
                     self.disk["bytes"] += len(item.encode())
-            self.send(data["src"], "STORED", rid=body.get("rid"), n=len(body["items"]), items=body["items"])
-        elif data["type"] == "DEL":
+            self.send(msg.src, "STORED", rid=body.get("rid"), n=len(body["items"]), items=body["items"])
+        elif msg.type == "DEL":
             if items.pop(body["item"], None):
                 self.disk["bytes"] -= len(body["item"].encode())
-        elif data["type"] == "SCAN":
-            self.send(data["src"], "SCANNED", n=len(items), items=list(items))
+        elif msg.type == "SCAN":
+            self.send(msg.src, "SCANNED", n=len(items), items=list(items))
 
 
 class Filter(Node):
@@ -172,19 +171,19 @@ class Filter(Node):
 
     def boot(self) -> None:
         self.role = "filter"
-        lab = self.lab
-        self.bloom = Bloom(lab.m, lab.k)
+        self.bloom = Bloom(self.lab.m, self.lab.k)
         self.last: dict | None = None  # the learner's last item (for the drawing)
         self.waiting: dict[int, str] = {}  # queries waiting for the store: rid -> my answer
         self.state = "ready"
-        if lab.started:  # (re)started: memory is empty, rebuild from the store first
+        if self.restarted:  # memory is empty: rebuild from the store first
             self.state = "rebuilding"
-            self.set_timer("rebuild", 0)
+            self.after(0, self.rebuild, key="rebuild")
 
     def view(self) -> dict:
         return {"state": self.state, "bits_set": self.bloom.ones,
                 "label": f"{self.state} · {100 * self.bloom.ones / self.bloom.m:.0f}% bits set"}
 
+    # -- rebuilding after a crash or a resize: scan the store ---------------------------
     def rebuild(self) -> None:
         self.bloom = Bloom(self.lab.m, self.lab.k)
         self.state = "rebuilding"
@@ -192,60 +191,70 @@ class Filter(Node):
         self.scan()
 
     def scan(self) -> None:
-        self.send("store", "SCAN")
-        self.set_timer("scan-retry", SCAN_RETRY)
+        self.request("store", "SCAN", key="scan", timeout=SCAN_RETRY, on_timeout=self.scan_again)
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "rebuild":
-            self.rebuild()
-        elif name == "scan-retry" and self.state == "rebuilding":
+    def scan_again(self) -> None:
+        if self.state == "rebuilding":
             self.scan()
+
+    @on("SCANNED")
+    def scanned(self, msg) -> None:
+        if self.state != "rebuilding":
+            return
+        for item in msg.body["items"]:
+            self.bloom.add(item)
+        self.state = "ready"
+        self.answered("scan")
+        self.lab.emit("rebuilt", node=self.id, items=msg.body["n"], bits_set=self.bloom.ones)
 
     def show(self, item: str, op: str, answer: str | None = None) -> None:
         positions = self.bloom.positions(item)
         self.last = {"item": item, "op": op, "answer": answer, "t": round(self.now, 3),
                      "bits": [{"pos": p, "lit": bool(self.bloom.bits[p])} for p in positions]}
 
-    def on_message(self, msg) -> None:
-        body, lab = msg.body, self.lab
-        if msg.type == "INSERT":
-            self.bloom.add(body["item"])
-            self.show(body["item"], "insert")
-            self.send("store", "PUT", rid=body["rid"], items=[body["item"]])
-        elif msg.type == "STORED":
-            for item in body["items"]:  # the store has it: so must the filter (covers a racing rebuild)
-                self.bloom.add(item)
-            self.send("client", "INSERTED", rid=body["rid"])
-        elif msg.type == "DELETE":
-            self.bloom.clear(body["item"])  # the naive delete: other items lose bits too
-            self.show(body["item"], "delete")
-            self.send("store", "DEL", item=body["item"])
-            self.send("client", "DELETED", rid=body["rid"])
-        elif msg.type == "QUERY":
-            item = body["item"]
-            if lab.mode == "no-filter" or self.state != "ready":
-                answer = "no filter" if lab.mode == "no-filter" else "maybe (rebuilding)"
-            elif self.bloom.might_contain(item):
-                answer = "maybe"
-            else:
-                answer = "definitely not"
-            if body.get("learner"):
-                self.show(item, "query", answer)
-            lab.answered(body["rid"], item, answer)
-            if answer == "definitely not":
-                self.send("client", "ANSWER", rid=body["rid"], answer=answer)
-            else:
-                self.waiting[body["rid"]] = answer
-                self.send("store", "GET", rid=body["rid"], item=item)
-        elif msg.type == "FOUND":
-            answer = self.waiting.pop(body["rid"], "maybe")
-            self.send("client", "ANSWER", rid=body["rid"], answer=answer, found=body["found"])
-        elif msg.type == "SCANNED" and self.state == "rebuilding":
-            for item in body["items"]:
-                self.bloom.add(item)
-            self.state = "ready"
-            self.cancel_timer("scan-retry")
-            lab.emit("rebuilt", node=self.id, items=body["n"], bits_set=self.bloom.ones)
+    # -- insert: set the k bits, then store --------------------------------------------
+    @on("INSERT")
+    def insert(self, msg) -> None:
+        self.bloom.add(msg.body["item"])
+        self.show(msg.body["item"], "insert")
+        self.send("store", "PUT", rid=msg.body["rid"], items=[msg.body["item"]])
+
+    @on("STORED")
+    def stored(self, msg) -> None:
+        for item in msg.body["items"]:  # the store has it: so must the filter (covers a racing rebuild)
+            self.bloom.add(item)
+        self.send("client", "INSERTED", rid=msg.body["rid"])
+
+    @on("DELETE")
+    def delete(self, msg) -> None:
+        self.bloom.clear(msg.body["item"])  # the naive delete: other items lose bits too
+        self.show(msg.body["item"], "delete")
+        self.send("store", "DEL", item=msg.body["item"])
+        self.send("client", "DELETED", rid=msg.body["rid"])
+
+    # -- query: one 0 bit means "definitely not"; otherwise ask the store ----------------
+    @on("QUERY")
+    def query(self, msg) -> None:
+        rid, item, mode = msg.body["rid"], msg.body["item"], self.lab.mode
+        if mode == "no-filter" or self.state != "ready":
+            answer = "no filter" if mode == "no-filter" else "maybe (rebuilding)"
+        elif self.bloom.might_contain(item):
+            answer = "maybe"
+        else:
+            answer = "definitely not"
+        if msg.body.get("learner"):
+            self.show(item, "query", answer)
+        self.lab.answered(rid, item, answer)
+        if answer == "definitely not":
+            self.send("client", "ANSWER", rid=rid, answer=answer)
+        else:
+            self.waiting[rid] = answer
+            self.send("store", "GET", rid=rid, item=item)
+
+    @on("FOUND")
+    def found(self, msg) -> None:
+        answer = self.waiting.pop(msg.body["rid"], "maybe")
+        self.send("client", "ANSWER", rid=msg.body["rid"], answer=answer, found=msg.body["found"])
 
 
 class Client(Node):
@@ -256,33 +265,27 @@ class Client(Node):
     def boot(self) -> None:
         self.role = "client"
         if self.lab.params["rate"]:
-            self.set_timer("tick", 1000 / self.lab.params["rate"])
+            self.every(1000 / self.lab.params["rate"], self.background_query, key="tick")
 
     def view(self) -> dict:
         return {"label": f"{self.lab.params['rate']} queries/s"}
 
-    def on_timer(self, name: str, data: dict) -> None:
+    def background_query(self) -> None:
         lab = self.lab
-        if name == "tick":
-            self.set_timer("tick", 1000 / lab.params["rate"])
-            rng = lab.sim.rng
-            if lab.inserted and rng.random() * 100 < lab.params["present"]:
-                item = lab.inserted[int(rng.random() * len(lab.inserted))]
-            else:
-                item = lab.random_item("user")
-            self.ask("QUERY", item, learner=False)
-        else:  # a request nobody answered
-            lab.finish(data["rid"], {"error": "no answer"})
+        if lab.inserted and self.rng.random() * 100 < lab.params["present"]:
+            item = lab.inserted[int(self.rng.random() * len(lab.inserted))]
+        else:
+            item = lab.random_item("user")
+        self.ask("QUERY", item, learner=False)
 
     def ask(self, kind: str, item: str, learner: bool = True) -> None:
         rid = self.lab.open_request(kind, item)
-        self.send("filter", kind, rid=rid, item=item, learner=learner)
-        self.set_timer(f"c{rid}", CLIENT_TIMEOUT, rid=rid)
+        self.request("filter", kind, key=("req", rid), timeout=CLIENT_TIMEOUT, rid=rid, item=item, learner=learner,
+                     on_timeout=lambda: self.lab.finish(rid, {"error": "no answer"}))
 
-    def on_message(self, msg) -> None:
+    def on_message(self, msg) -> None:  # every answer: the one its request waits for
         rid = msg.body.get("rid")
-        if self.has_timer(f"c{rid}"):
-            self.cancel_timer(f"c{rid}")
+        if self.answered(("req", rid)):
             self.lab.finish(rid, msg.body)
 
 
@@ -311,7 +314,6 @@ class BloomFilterLab(Lab):
 
     def setup(self) -> None:
         p = self.params
-        self.started = False
         self.mode = p["mode"]
         self.m, self.k = p["m"], p["k"]
         self.requests: dict[int, dict] = {}
@@ -336,7 +338,6 @@ class BloomFilterLab(Lab):
                 self.store.disk["items"][item] = True
                 self.store.disk["bytes"] += len(item.encode())
             self.inserted += items
-        self.started = True
 
     @property
     def filter(self) -> Filter:
@@ -427,7 +428,7 @@ class BloomFilterLab(Lab):
             self.fail("no-false-negatives", f"{len(misses)} of {len(stored)} stored items get \"definitely not\" "
                       f"(e.g. {misses[0]})")
         else:
-            self.checks["no-false-negatives"].detail = f"all {len(stored)} stored items answer \"maybe\""
+            self.note("no-false-negatives", f"all {len(stored)} stored items answer \"maybe\"")
         return result
 
     def bulk_insert(self, count: int) -> None:
@@ -495,7 +496,6 @@ class BloomFilterLab(Lab):
             "memory": {"bloom": math.ceil(m / 8), "hash_set": hash_set,
                        "bits_per_item": round(m / n, 1) if n else None,
                        "bloom_pct": round(100 * math.ceil(m / 8) / max(hash_set, math.ceil(m / 8)), 1)},
-            "layout": {"client": [12, 50], "filter": [50, 50], "store": [88, 50]},
             "edges": [["client", "filter"], ["filter", "store"]],
         }
 

@@ -63,7 +63,7 @@ def trace(scenario: dict) -> list[str]:
         lab.command(name, list(args))
     lab.run_until(float(scenario["until"]))
     lines += [json.dumps(e, sort_keys=True) for e in lab.drain()]
-    lines.append(json.dumps({"checks": [[c.name, c.ok] for c in lab.checks.values()],
+    lines.append(json.dumps({"checks": [[c.name, c.ok, c.detail] for c in lab.checks.values()],
                              "metrics": lab.snapshot()["metrics"]}, sort_keys=True, default=str))
     return lines
 

@@ -72,3 +72,7 @@ def leader_election(snap: dict) -> dict[str, tuple[float, float]]:
 
 # ---- read-repair
 layout("read-repair")(fixed({"coordinator": (18, 30), "n1": (72, 10.8), "n2": (72, 30), "n3": (72, 49.2)}))
+
+
+# ---- bloom-filter
+layout("bloom-filter")(fixed({"client": (12, 30), "filter": (50, 30), "store": (88, 30)}))
