@@ -8,8 +8,6 @@ condition and the answer itself."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from django.db import transaction
 
 from pattern_lab.runs import keys
@@ -54,35 +52,6 @@ def new_run(item: Loaded, who: str, sim_t: float = 0.0, commands=()) -> Run:
             Command(run=run, action=c.action, args=c.args, t=c.t, n=c.n, error=c.error, author=c.author)
             for c in commands)
     return run
-
-
-# The panel's buttons and the page's automatic `complete` can reach the server
-# at nearly the same moment (and in any order, on different daphne threads or
-# processes).  Each action reads the progress, decides and saves: run them one
-# at a time per progress, across processes, so none works from a stale read.
-LOCK_S = 30
-
-
-@contextmanager
-def progress_lock(pid: int):
-    lock = keys.client().lock(keys.lesson_lock(pid), timeout=LOCK_S, blocking_timeout=LOCK_S)
-    if not lock.acquire():
-        raise Rejected("The lesson is busy with your previous click; try again.", 503)
-    try:
-        yield
-    finally:
-        try:
-            lock.release()
-        except Exception:  # expired meanwhile (a very slow action): nothing left to release
-            pass
-
-
-def at_step(progress: Progress, at) -> bool:
-    """Is `at` (the step the page showed when the learner acted) the step the
-    lesson is on?  A page without it (an older page) counts as current."""
-    if at is None or at == "":
-        return True
-    return str(at) == str(progress.step)
 
 
 def open_progress(item: Loaded, who: str) -> Progress:
@@ -144,17 +113,12 @@ def choose(progress: Progress, item: Loaded, index) -> None:
     set_watch(progress, item)
 
 
-def show_me(progress: Progress, item: Loaded) -> bool:
-    """Apply the step's commands for the learner.  False (and nothing done)
-    when the step is already complete: the run is not changed under a step
-    that has been graded."""
+def show_me(progress: Progress, item: Loaded) -> None:
     step = item.lesson.steps[progress.step]
     if step.ask and progress.chosen(progress.step) is None:
         raise Rejected("Make your prediction first.", 409)
     if not step.do:
         raise Rejected("This step has nothing to show: the cluster gets there by itself.", 409)
-    if progress.graded(progress.step) is not None:
-        return False
     last = len(step.do) - 1
     for i, command in enumerate(step.do):
         action, *args = command.split()
@@ -165,7 +129,6 @@ def show_me(progress: Progress, item: Loaded) -> bool:
             raise Rejected(f"'{command}' was refused: {error}", 409)
     if step.expect is None:
         complete(progress, item, current_t(progress.run))
-    return True
 
 
 def complete(progress: Progress, item: Loaded, t) -> bool:

@@ -95,44 +95,26 @@ def _answer_text(step, grade) -> str:
 
 
 ACTS = {"choose", "show-me", "complete", "next", "back", "restart"}
-# Actions on the step the page shows: the page sends that step's index as
-# `at`, and an action meant for a step the lesson has left does nothing.
-STEP_ACTS = {"choose", "show-me", "complete", "next"}
 
 
 @require_POST
 def act(request, pid: int, what: str):
-    if what not in ACTS:
-        return HttpResponse("Unknown lesson action.", status=404)
-    try:
-        with services.progress_lock(pid):
-            return _act(request, pid, what)
-    except Rejected as err:  # the lock was not free in time
-        return HttpResponse(err.message, status=err.status)
-
-
-def _act(request, pid: int, what: str):
     progress = Progress.objects.select_related("run").filter(id=pid).first()
     if progress is None or progress.owner != uid(request):
         return HttpResponse("This lesson belongs to another browser; open the lesson again.", status=403)
+    if what not in ACTS:
+        return HttpResponse("Unknown lesson action.", status=404)
     try:
         item = services.item_for_key(progress.key)
     except Rejected as err:
         return HttpResponse(err.message, status=err.status)
     message = ""
-    if what in STEP_ACTS and not services.at_step(progress, request.POST.get("at")):
-        # A late or repeated post from a panel that is out of date (the step
-        # was completed, or the lesson moved on, meanwhile): nothing changes,
-        # and the page gets the panel as it is now.
-        if what != "complete":
-            message = "The lesson had already moved on; this is where it is now."
-        return render(request, "lessons/panel.html", panel_context(progress, item, message))
     try:
         if what == "choose":
             services.choose(progress, item, request.POST.get("choice"))
         elif what == "show-me":
-            if services.show_me(progress, item):
-                message = "Done: watch the cluster."
+            services.show_me(progress, item)
+            message = "Done: watch the cluster."
         elif what == "complete":
             if not services.complete(progress, item, request.POST.get("t")):
                 message = "Not yet: the run has not got there."

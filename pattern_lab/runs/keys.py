@@ -14,7 +14,6 @@ run:<id>:worker   pid of the worker process driving the run (for operators and t
 run:<id>:ok       "1" while all the run's checks hold, else "0" (set with each frame)
 worker:<host>:<pid>:inbox  one worker's wake-up list (its scheduler blocks on it)
 frames:<id>       pub/sub channel with every frame, "<seq>|<html>"
-lesson:<id>:lock  held while one action on a lesson progress runs (lessons.services)
 """
 
 from functools import cache
@@ -36,7 +35,6 @@ def starting(run_id): return f"run:{run_id}:starting"
 def frames(run_id): return f"frames:{run_id}"
 def worker(run_id): return f"run:{run_id}:worker"
 def ok(run_id): return f"run:{run_id}:ok"  # "1" while every check of the run holds (class dashboards)
-def lesson_lock(progress_id): return f"lesson:{progress_id}:lock"
 
 
 @cache

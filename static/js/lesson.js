@@ -2,18 +2,9 @@
 // condition holds (the server checks it again against the run before grading),
 // shows the hint when the step takes longer than it should, and keeps the
 // keyboard focus on the panel's new content after each swap.
-//
-// The panel's requests go one at a time (hx-sync on the panel), and each names
-// the step it was made on (`at`), so the server ignores one that comes late.
 
 const panel = () => document.querySelector("[data-lesson]");
-let busy = 0; // the panel's requests on their way (a click's, or a complete)
-
-document.body.addEventListener("htmx:beforeSend", (e) => {
-  if (!e.detail.target?.matches?.("[data-lesson]")) return;
-  busy += 1;
-  e.detail.xhr.addEventListener("loadend", () => { busy -= 1; }); // after the swap, if any
-});
+let posting = false;
 
 document.body.addEventListener("htmx:wsAfterMessage", () => {
   const p = panel();
@@ -29,10 +20,10 @@ document.body.addEventListener("htmx:wsAfterMessage", () => {
   if (String(values.step) !== p.dataset.step) return; // a frame from before the step changed
   const hint = p.querySelector("[data-hint]");
   if (hint && hint.hidden && values.t - +p.dataset.mark > +hint.dataset.within) hint.hidden = false;
-  // While a click of the learner's is on its way (Show me, say) its answer
-  // will replace this panel: wait for it; the next frame tries again.
-  if (p.dataset.await !== "expect" || busy || !truthy(values.expect)) return;
-  htmx.ajax("POST", p.dataset.completeUrl, { source: p, target: p, swap: "outerHTML", values: { t: values.t, at: p.dataset.step } });
+  if (p.dataset.await !== "expect" || posting || !truthy(values.expect)) return;
+  posting = true;
+  htmx.ajax("POST", p.dataset.completeUrl, { source: p, target: p, swap: "outerHTML", values: { t: values.t } })
+    .finally(() => { posting = false; });
 });
 
 // JMESPath's truth: false, null, "", [] and {} are false.
@@ -45,15 +36,13 @@ function truthy(v) {
 
 // After the panel is swapped, put the focus where the learner's eyes should go
 // (the reveal, the summary, or the active step's first enabled button).  Each
-// swap makes a new panel element, so each new panel is focused once, right as
-// it is swapped in (not at settle, a moment later, when the learner may
-// already have moved within it).
-document.body.addEventListener("htmx:afterSwap", () => {
+// swap makes a new panel element, so each new panel is focused once.
+document.body.addEventListener("htmx:afterSettle", () => {
   const p = panel();
   if (!p || p._focused) return;
   p._focused = true;
   if (!p.contains(document.activeElement) && document.activeElement !== document.body) return;
-  const target = p.querySelector("[data-focus]") || p.querySelector("[aria-current='step'] button:enabled");
+  const target = p.querySelector("[data-focus]") || p.querySelector("[aria-current='step'] button:not([disabled])");
   if (target) target.focus({ preventScroll: false });
 });
 // The panel the page opened with keeps the focus where the browser put it.
