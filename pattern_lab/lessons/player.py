@@ -1,10 +1,16 @@
 """Play a lesson headlessly through the kernel, as `manage.py lessons play`
 and the test suite do: for each step apply its `do` commands (what Show me
 does on the page), run until `expect` holds (at most `within` of simulated
-time), then read `answer` and find the choice it lands on."""
+time), then read `answer` and find the choice it lands on.
+
+A step that has commands must need them: if its `expect` would hold within
+`within` without them, the page would complete the step by itself (before
+the learner acts, or while Show me is on its way) and grade a run the step
+did not set up.  The player checks this on a copy of the run."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 from simulations.kernel import fmt_ms
@@ -65,6 +71,12 @@ def play(lesson: Lesson, key: str = "lesson") -> Transcript:
             lab.run_until(step.at)
         result = StepResult(i, step.title, lab.now)
         transcript.results.append(result)
+        if step.do and step.expect:
+            idle = copy.deepcopy(lab)  # the same run, left alone
+            if run_until_true(idle, step.expect.when, idle.now + step.expect.within):
+                result.error = (f"`{step.expect.when}` holds at {fmt_ms(idle.now)} without the step's "
+                                f"commands ({', '.join(step.do)}): the step would complete by itself")
+                return transcript
         for command in step.do:
             action, *args = command.split()
             error = lab.command(action, args)

@@ -130,3 +130,11 @@ def test_numeric_choices_keep_their_own_words():
     # 0 and 1 compare equal to False and True: they must not read "no" and "yes".
     lesson = parse(GOOD.replace("choices: [n4, n5]", "choices: [0, 1, true]"))
     assert [c.label for c in lesson.steps[0].ask.choices] == ["0", "1", "yes"]
+
+
+def test_an_expect_that_holds_without_the_steps_commands_fails_the_play():
+    # Five nodes are there from the start: the page would complete the step
+    # before the learner crashed anything (or while Show me was on its way).
+    lesson = parse(GOOD.replace("node.n4.role == 'leader'", "length(nodes) == `5`"))
+    transcript = play(lesson)
+    assert not transcript.ok and "without the step's commands (crash n5)" in transcript.results[0].error
