@@ -17,7 +17,9 @@ from pattern_lab.catalog.views import lab_context
 from pattern_lab.runs import keys
 from pattern_lab.runs.identity import uid
 from pattern_lab.runs.services import Rejected
+from pattern_lab.timetravel.views import parse_ms, run_end
 from simulations import get_lab
+from simulations.kernel import fmt_ms
 
 from . import classroom as cls
 from .models import Classroom, Scenario, Student
@@ -107,6 +109,9 @@ def stage_context(request, classroom: Classroom, student: Student | None) -> dic
     context["owner"] = owner and run.owner == uid(request)
     context["stage_key"] = f"{classroom.mode}-{classroom.shown_id}-{'open' if classroom.open else 'ended'}"
     context["stage_note"] = stage_note(classroom, student, run)
+    # A student watching the class's run: their timeline moves with the instructor's (timeline.js).
+    context["following"] = (student is not None and classroom.open and not owner
+                            and run.id == (classroom.shown_id or classroom.run_id))
     return context
 
 
@@ -118,7 +123,7 @@ def stage_note(classroom: Classroom, student: Student | None, run) -> str:
     if run.id != classroom.run_id:
         shown = classroom.students.filter(run_id=run.id).first()
         return f"Shown to the class: {shown.name if shown else 'a student'}'s run."
-    return "" if student is None else "You are following the instructor's cluster live."
+    return "" if student is None else "You are following the instructor's cluster: live, or the moment they look back at."
 
 
 @require_GET
@@ -161,7 +166,7 @@ def here(request, code: str):
     return HttpResponse(status=204)
 
 
-ACTIONS = {"poll", "step-poll", "present", "close", "reveal", "hand-out", "show", "bring-back", "end"}
+ACTIONS = {"poll", "step-poll", "present", "close", "reveal", "hand-out", "show", "bring-back", "view", "end"}
 
 
 @instructor_required
@@ -214,8 +219,22 @@ def act(classroom: Classroom, what: str, form) -> str:
     if what == "bring-back":
         cls.bring_back(classroom)
         return "Everyone follows your run again."
+    if what == "view":
+        return set_view(classroom, form)
     cls.end(classroom)
     return "Class ended."
+
+
+def set_view(classroom: Classroom, form) -> str:
+    """The instructor's timeline: `t=<ms>` (a moment of the shown run) or `live=1`."""
+    shown = classroom.shown or classroom.run
+    run_id = form.get("run", "")[:16]
+    if form.get("live") == "1":
+        cls.set_view(classroom, run_id, None)
+        return "Everyone sees the live run."
+    t = parse_ms(form.get("t"), run_end(shown))
+    cls.set_view(classroom, run_id, t)
+    return f"Everyone sees t = {fmt_ms(t)}."
 
 
 def _int(value) -> int:

@@ -110,7 +110,8 @@ def end(classroom: Classroom) -> None:
     with transaction.atomic():
         classroom.open = False
         classroom.ended = timezone.now()
-        classroom.save(update_fields=["open", "ended"])
+        classroom.view_t = None  # an ended class shows where its run stopped
+        classroom.save(update_fields=["open", "ended", "view_t"])
         Poll.objects.filter(classroom=classroom, state=Poll.OPEN).update(state=Poll.CLOSED)
         forks = [s.run_id for s in classroom.students.exclude(run=None)]
         Run.objects.filter(id__in=forks).update(frozen=True)
@@ -130,8 +131,8 @@ def hand_out(classroom: Classroom) -> int:
     for student in students:
         student.run = fork(classroom.run, student.uid)
         student.save(update_fields=["run"])
-    classroom.mode, classroom.shown = Classroom.HANDOUT, classroom.run
-    classroom.save(update_fields=["mode", "shown"])
+    classroom.mode, classroom.shown, classroom.view_t = Classroom.HANDOUT, classroom.run, None
+    classroom.save(update_fields=["mode", "shown", "view_t"])
     publish(classroom)
     return len(students)
 
@@ -139,14 +140,25 @@ def hand_out(classroom: Classroom) -> int:
 def show(classroom: Classroom, student: Student) -> None:
     if student.run_id is None:
         raise Rejected(f"{student.name} has no run of their own yet: hand the run out first.", 409)
-    classroom.mode, classroom.shown = Classroom.FOLLOW, student.run
-    classroom.save(update_fields=["mode", "shown"])
+    classroom.mode, classroom.shown, classroom.view_t = Classroom.FOLLOW, student.run, None
+    classroom.save(update_fields=["mode", "shown", "view_t"])
     publish(classroom)
 
 
 def bring_back(classroom: Classroom) -> None:
-    classroom.mode, classroom.shown = Classroom.FOLLOW, classroom.run
-    classroom.save(update_fields=["mode", "shown"])
+    classroom.mode, classroom.shown, classroom.view_t = Classroom.FOLLOW, classroom.run, None
+    classroom.save(update_fields=["mode", "shown", "view_t"])
+    publish(classroom)
+
+
+def set_view(classroom: Classroom, run_id: str, t: float | None) -> None:
+    """The instructor's time travel on the shown run: everyone following it
+    sees the moment t (ms), read-only, or the live run again (t None).  The
+    students' pages load that moment themselves, as their own timeline would."""
+    if run_id != (classroom.shown_id or classroom.run_id):
+        raise Rejected("The class is no longer looking at that run: reload the page.", 409)
+    classroom.view_t = t
+    classroom.save(update_fields=["view_t"])
     publish(classroom)
 
 
@@ -283,7 +295,8 @@ def poll_context(poll: Poll | None, role: str) -> dict:
 def frame(classroom: Classroom, role: str) -> str:
     poll = classroom.polls.order_by("-id").first()
     context = {"classroom": classroom, "role": role, **poll_context(poll, role),
-               "students": classroom.students.count()}
+               "students": classroom.students.count(), "view_run": classroom.shown_id or classroom.run_id,
+               "view_t": "" if classroom.view_t is None else repr(classroom.view_t)}
     return render_to_string("teach/class_frame.html", context)
 
 

@@ -77,6 +77,8 @@ class Classroom(models.Model):
     # The run on everyone's screen while following (the instructor's, or a student's shown to the class).
     shown = models.ForeignKey("runs.Run", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     step = models.IntegerField(default=-1)  # the scenario step presented last (-1: none yet)
+    # The instructor's time travel on the shown run: the moment (ms) on everyone's screen, or None (live).
+    view_t = models.FloatField(null=True, blank=True)
     open = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
     ended = models.DateTimeField(null=True, blank=True)

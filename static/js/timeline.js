@@ -8,12 +8,17 @@
 // full current state ({"type": "sync"}).
 //
 // The live area carries data-view = live | past and data-t (the moment shown).
+//
+// A student following a class (the box has data-following) does not drive
+// this timeline: its controls are disabled and class.js moves it to the
+// instructor's moment with a "tt:follow" event ({t} or {t: null} for live).
 
 const liveOf = (el) => el.closest("[data-run-id]");
 const sockets = new WeakMap(); // live area -> htmx socket wrapper
 const states = new WeakMap();
 const fmt = (ms) => `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
 const TIME_RE = /data-t="([\d.]+)"/;
+const led = (live) => !!state(live)?.box.hasAttribute("data-following");
 
 function state(live) {
   let s = states.get(live);
@@ -43,6 +48,13 @@ function init(live) {
 }
 
 document.querySelectorAll("[data-run-id]").forEach(init);
+// A live area swapped in later (a class page's stage when the instructor changes what is shown).
+document.body.addEventListener("htmx:load", (e) => {
+  const el = e.target;
+  if (!el.querySelectorAll) return;
+  if (el.matches("[data-run-id]")) init(el);
+  el.querySelectorAll("[data-run-id]").forEach(init);
+});
 
 // ---- live frames
 // Capture phase on window: runs before live.js, so a frame that arrives while
@@ -149,7 +161,7 @@ function enterPast(live, t) {
   if (live.dataset.view !== "past") {
     live.dataset.view = "past";
     s.box.querySelector(".past-banner").hidden = false;
-    s.box.querySelector("[data-back-to-live]").hidden = false;
+    s.box.querySelector("[data-back-to-live]").hidden = led(live);
     s.box.querySelector(".tl-fork").hidden = false;
     s.box.querySelector("[data-permalink]").hidden = false;
     live.classList.add("in-past");
@@ -180,7 +192,7 @@ function show(live, body) {
   s.end = Math.max(s.end, body.end);
   live.dataset.t = String(body.t);
   s.box.querySelector("[data-past-when]").textContent = `t = ${fmt(body.t)}, after event #${body.seq}`;
-  s.box.querySelector("[data-step-back]").disabled = body.prev_t === null;
+  s.box.querySelector("[data-step-back]").disabled = led(live) || body.prev_t === null;
   const log = document.getElementById(`log-${live.dataset.runId}`);
   if (log) log.scrollTop = log.scrollHeight;
   live.dispatchEvent(new CustomEvent("tt:moment", { bubbles: true, detail: body }));
@@ -220,7 +232,7 @@ export function backToLive(live) {
   s.box.querySelector("[data-back-to-live]").hidden = true;
   s.box.querySelector(".tl-fork").hidden = true;
   s.box.querySelector("[data-permalink]").hidden = true;
-  s.box.querySelector("[data-step-back]").disabled = false;
+  s.box.querySelector("[data-step-back]").disabled = led(live);
   s.range.value = s.range.max;
   s.box.querySelector("[data-timeline-time]").textContent = "live";
   // Ask for the full current state: whatever was on screen is the past.
@@ -248,6 +260,7 @@ window.addEventListener("click", (e) => {
   if (!live || !state(live)) return;
   e.preventDefault();
   e.stopPropagation();
+  if (led(live)) { say(live, FOLLOWING, false); return; }
   jumpToEvent(live, +link.dataset.seqLink);
 }, true);
 
@@ -280,6 +293,7 @@ export function highlightLog(live, seq) {
 // The diagram asks to show a moment (an arrow or a mark was selected).
 document.addEventListener("tt:seek", (e) => {
   const live = liveOf(e.target);
+  if (live && led(live)) { say(live, FOLLOWING, false); return; }
   if (live) seek(live, e.detail.t, () => { if (e.detail.seq) highlightLog(live, e.detail.seq); });
 });
 
@@ -293,3 +307,22 @@ window.addEventListener("click", (e) => {
   e.stopPropagation();
   say(live, "You are looking at the past: go Back to live to act on the cluster (or Fork from here).", false);
 }, true);
+
+// ---- following a class
+// The instructor's moment: the same past view, or live again.  The moment was
+// checked against the run by the server, so the timeline's end moves up to it.
+const FOLLOWING = "You are following the instructor: the timeline moves with theirs.";
+
+document.addEventListener("tt:follow", (e) => {
+  const live = liveOf(e.target);
+  const s = live && state(live);
+  if (!s) return;
+  const t = e.detail.t;
+  if (t === null) {
+    if (live.dataset.view === "past") backToLive(live);
+    return;
+  }
+  if (live.dataset.view === "past" && +live.dataset.t === t && !s.want) return;
+  s.end = Math.max(s.end, t);
+  seek(live, t);
+});

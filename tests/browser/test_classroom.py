@@ -8,10 +8,12 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from ..conftest import screenshot
 from ..integration.helpers import post
 from ..teaching import login, new_scenario
 
 pytestmark = pytest.mark.browser
+LIVE = "[data-run-id]"
 
 SCENARIO = """\
 lab: write-ahead-log
@@ -162,4 +164,86 @@ def test_a_class_from_join_to_summary(room, instructor):
     late.click("button[type=submit]")
     expect(late.locator("[role=alert]")).to_contain_text("has ended")
     for page in (teacher, *students.values()):
+        assert not page.errors, page.errors
+
+
+def test_students_follow_the_instructors_time_travel(room, instructor):
+    """The instructor looks back at the class run: every student sees the same
+    past moment (read-only, also after a reload), follows each step, and is
+    live again when the instructor is."""
+    teacher = room()
+    login(teacher, instructor)
+    teacher.goto("/")
+    resp = post(teacher, "/teach/classes/start/", lab="leader-election")
+    assert resp.status == 200
+    code = resp.url.rstrip("/").split("/")[-1]
+    teacher.goto(f"/class/{code}/")
+    teacher.wait_for_selector('[data-run-id][data-connected="true"]')
+    rid = teacher.get_attribute("[data-run-id]", "data-run-id")
+    student = room()
+    student.goto(f"/join/?code={code}")
+    student.fill("[name=name]", "Ann")
+    student.click("button[type=submit]")
+    student.wait_for_selector('[data-run-id][data-connected="true"]')
+    assert student.get_attribute("[data-run-id]", "data-run-id") == rid
+    # The student's timeline is the instructor's: no controls of their own.
+    expect(student.locator("[data-following-note]")).to_contain_text("Following the instructor")
+    expect(student.locator("[data-timeline]")).to_be_disabled()
+    expect(student.locator("[data-step-back]")).to_be_disabled()
+    expect(teacher.locator("[data-timeline]")).to_be_enabled()
+
+    # The instructor crashes the leader a second into the run; the student sees it live.
+    teacher.wait_for_function(f"+document.getElementById('meta-{rid}').dataset.t >= 1000")
+    teacher.click(f'#nodes-{rid} [data-action="crash"][data-target="n5"]')
+    expect(student.locator('g[data-node="n5"]')).to_have_attribute("data-status", "down")
+    crash_t = next(m[0] for m in teacher.request.get(f"/runs/{rid}/history.json").json()["marks"]
+                   if m[2] == "crash")
+
+    # The instructor scrubs back to before the crash: the student sees that moment.
+    before = int(crash_t) - 200
+    teacher.locator("[data-timeline]").fill(str(before))
+    expect(teacher.locator(LIVE)).to_have_attribute("data-t", str(before))
+    for page in (teacher, student):
+        expect(page.locator(LIVE)).to_have_attribute("data-view", "past")
+        expect(page.locator(LIVE)).to_have_attribute("data-t", str(before))
+        expect(page.locator('g[data-node="n5"]')).to_have_attribute("data-status", "up")
+        expect(page.locator('g[data-node="n5"]')).to_have_attribute("data-role", "leader")
+    expect(student.locator(".past-banner")).to_contain_text("You are looking at the past")
+    expect(student.locator("[data-back-to-live]")).to_be_hidden()  # only the instructor leaves the past
+
+    # The instructor steps forward event by event to the crash; the student follows each step.
+    t = float(before)
+    for _ in range(40):
+        expected = teacher.request.get(f"/runs/{rid}/seek/?t={t}").json()["next_t"]
+        teacher.click("[data-step-forward]")
+        for page in (teacher, student):
+            page.wait_for_function(f"+document.querySelector('{LIVE}').dataset.t === {expected!r}")
+        t = expected
+        if t >= crash_t:
+            break
+    assert t == crash_t
+    expect(student.locator('g[data-node="n5"]')).to_have_attribute("data-status", "down")
+    expect(student.locator("ol.log li", has_text="n5 crashed")).to_have_count(1)
+    # And one step back: the moment before the crash again.
+    expected = teacher.request.get(f"/runs/{rid}/seek/?t={crash_t}").json()["prev_t"]
+    teacher.click("[data-step-back]")
+    student.wait_for_function(f"+document.querySelector('{LIVE}').dataset.t === {expected!r}")
+    expect(student.locator('g[data-node="n5"]')).to_have_attribute("data-status", "up")
+    expect(student.locator("ol.log li", has_text="n5 crashed")).to_have_count(0)
+    screenshot(student, "class-student-follows-the-past")
+
+    # A student who reloads now sees the same past moment.
+    student.reload()
+    student.wait_for_function(f"+document.querySelector('{LIVE}').dataset.t === {expected!r}")
+    expect(student.locator(LIVE)).to_have_attribute("data-view", "past")
+    expect(student.locator('g[data-node="n5"]')).to_have_attribute("data-status", "up")
+
+    # Back to live: the student is live again, n5 down as it is now.
+    teacher.click("[data-back-to-live]")
+    for page in (teacher, student):
+        expect(page.locator(LIVE)).to_have_attribute("data-view", "live")
+        expect(page.locator(LIVE)).to_have_attribute("data-t", "")
+        expect(page.locator('g[data-node="n5"]')).to_have_attribute("data-status", "down")
+    expect(student.locator(".past-banner")).to_be_hidden()
+    for page in (teacher, student):
         assert not page.errors, page.errors

@@ -16,7 +16,7 @@ from .helpers import post
 
 pytestmark = pytest.mark.integration
 
-CONTROLS = ["poll", "step-poll", "present", "close", "reveal", "hand-out", "show", "bring-back", "end"]
+CONTROLS = ["poll", "step-poll", "present", "close", "reveal", "hand-out", "show", "bring-back", "view", "end"]
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +74,10 @@ def test_class_pages_by_role(people):
 def test_only_the_classes_instructor_controls_it(people, what):
     code = people["code"]
     for page in (people["s"], people["anon"]):  # not logged in: the login page, nothing done
-        resp = post(page, f"/class/{code}/do/{what}/", question="Q?", choices="a\nb", step="0", student="1")
+        resp = post(page, f"/class/{code}/do/{what}/", question="Q?", choices="a\nb", step="0", student="1", t="0")
         assert "/accounts/login/" in resp.url
-    resp = post(people["b"], f"/class/{code}/do/{what}/", question="Q?", choices="a\nb", step="0", student="1")
+    resp = post(people["b"], f"/class/{code}/do/{what}/", question="Q?", choices="a\nb", step="0", student="1",
+                t="0")
     assert resp.status == 404 and "no class of yours" in resp.text()
     people["a"].goto(f"/class/{code}/")
     assert people["a"].locator("[data-poll]").count() == 0  # nothing was opened by anyone else
@@ -101,6 +102,52 @@ def test_the_class_socket_by_role(stack, people):
     for page in (people["b"], people["anon"]):
         with pytest.raises((InvalidStatus, ConnectionClosed)):
             ws_frames(stack, page, code)
+
+
+def class_view(page, code: str) -> tuple[str, str]:
+    """(data-view, data-view-t) of the class as this person's class page says."""
+    page.goto(f"/class/{code}/")
+    state = page.locator("#class-state")
+    return state.get_attribute("data-view"), state.get_attribute("data-view-t")
+
+
+def test_only_the_instructor_sets_the_class_view(stack, people):
+    """The instructor's timeline moves everyone's: a student, another
+    instructor and an anonymous visitor cannot, and bad moments are refused."""
+    code = people["code"]
+    a, b, s, anon = people["a"], people["b"], people["s"], people["anon"]
+    a.goto(f"/class/{code}/")
+    class_run = a.get_attribute("[data-run-id]", "data-run-id")
+    assert class_view(s, code) == ("live", "")
+    # Not the class's instructor: refused, and the class stays live.
+    for page in (s, anon):
+        resp = post(page, f"/class/{code}/do/view/", run=class_run, t="0")
+        assert "/accounts/login/" in resp.url
+    resp = post(b, f"/class/{code}/do/view/", run=class_run, t="0")
+    assert resp.status == 404 and "no class of yours" in resp.text()
+    assert class_view(s, code) == ("live", "")
+    # The instructor looks back at t = 0: the students' page and socket say so.
+    resp = post(a, f"/class/{code}/do/view/", run=class_run, t="0")
+    assert resp.status == 200
+    assert class_view(s, code) == ("past", "0.0")
+    assert 'data-view="past"' in ws_frames(stack, s, code)
+    assert s.get_attribute("[data-timeline-box]", "data-following") is not None
+    assert s.locator("[data-following-note]").inner_text().startswith("Following the instructor")
+    assert a.get_attribute("[data-timeline-box]", "data-following") is None
+    # Bad moments and a run the class is not looking at are refused; the view stays.
+    for form, status, words in (({"t": "-5"}, 400, "0 or more"), ({"t": "soon"}, 400, "number of milliseconds"),
+                                ({"t": "1e12"}, 404, "in its future"), ({}, 400, "Give the moment"),
+                                ({"t": "0", "run": "nosuchrun"}, 409, "no longer looking")):
+        resp = post(a, f"/class/{code}/do/view/", **{"run": class_run, **form})
+        assert resp.status == status and words in resp.text(), (form, resp.status, resp.text())
+    assert class_view(s, code) == ("past", "0.0")
+    for page in (s, anon):
+        assert "/accounts/login/" in post(page, f"/class/{code}/do/view/", run=class_run, live="1").url
+    assert post(b, f"/class/{code}/do/view/", run=class_run, live="1").status == 404
+    assert class_view(s, code) == ("past", "0.0")
+    # Back to live.
+    assert post(a, f"/class/{code}/do/view/", run=class_run, live="1").status == 200
+    assert class_view(s, code) == ("live", "")
 
 
 def test_students_cannot_command_the_instructors_run_and_vote_once(people):
