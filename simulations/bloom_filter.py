@@ -191,7 +191,7 @@ class Filter(Node):
         self.scan()
 
     def scan(self) -> None:
-        self.request("store", "SCAN", key="scan", timeout=SCAN_RETRY, on_timeout=self.scan_again)
+        self.request("store", "SCAN", awaiting="scan", timeout=SCAN_RETRY, on_timeout=self.scan_again)
 
     def scan_again(self) -> None:
         if self.state == "rebuilding":
@@ -280,7 +280,7 @@ class Client(Node):
 
     def ask(self, kind: str, item: str, learner: bool = True) -> None:
         rid = self.lab.open_request(kind, item)
-        self.request("filter", kind, key=("req", rid), timeout=CLIENT_TIMEOUT, rid=rid, item=item, learner=learner,
+        self.request("filter", kind, awaiting=("req", rid), timeout=CLIENT_TIMEOUT, rid=rid, item=item, learner=learner,
                      on_timeout=lambda: self.lab.finish(rid, {"error": "no answer"}))
 
     def on_message(self, msg) -> None:  # every answer: the one its request waits for

@@ -737,18 +737,21 @@ class Node:
     def pending(self, key) -> bool:
         return key in self._timers
 
-    def request(self, dst: str, type: str, *, key, timeout: float, on_timeout: Callable, **body):
-        """Send a message that expects an answer: unless `answered(key)` is
-        called within `timeout` ms, `on_timeout()` runs."""
+    def request(self, dst: str, type: str, *, awaiting=None, timeout: float, on_timeout: Callable, **body):
+        """Send a message that expects an answer: unless `answered(awaiting)`
+        is called within `timeout` ms, `on_timeout()` runs.  `awaiting` names
+        the answer (for example ("hop", 3)); the rest is the message's body."""
+        if awaiting is None:
+            awaiting = body.pop("key")
         self.send(dst, type, **body)
-        return self.after(timeout, on_timeout, key=key)
+        return self.after(timeout, on_timeout, key=awaiting)
 
-    def answered(self, key) -> bool:
-        """An answer to the request `key` arrived: stop its timeout.  False if
-        it was not awaited any more (a late or duplicate answer)."""
-        if key not in self._timers:
+    def answered(self, awaiting) -> bool:
+        """The answer named `awaiting` arrived: stop its timeout.  False if it
+        was not awaited any more (a late or duplicate answer)."""
+        if awaiting not in self._timers:
             return False
-        self.cancel_timer(key)
+        self.cancel_timer(awaiting)
         return True
 
     def cancel_timer(self, name: str) -> None:

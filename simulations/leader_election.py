@@ -239,7 +239,7 @@ class Member(Node):
                 self.become_leader()
             return
         self.hops += 1
-        self.request(nxt, kind, key=("hop", self.hops), timeout=ACK_WAIT, hop=self.hops, **token,
+        self.request(nxt, kind, awaiting=("hop", self.hops), timeout=ACK_WAIT, hop=self.hops, **token,
                      on_timeout=lambda: self.skip(kind, token, nxt))
 
     def skip(self, kind: str, token: dict, silent: str) -> None:

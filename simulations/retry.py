@@ -61,8 +61,9 @@ already down.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms
+from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms, observe, on
 
 WINDOW = 20  # ms: the service's load is counted per window of this size (peaks)
 CHART_BIN = 5  # the live chart adds up this many windows per point (100 ms)
@@ -80,6 +81,16 @@ SHOWN_REQUESTS = 8  # requests drawn on the attempts timeline
 STRATEGIES = ("none", "immediate", "fixed", "exponential", "jitter")
 
 
+@dataclass
+class Payment:
+    """A client's retry state for one payment."""
+
+    key: str | None  # the idempotency key, the same for every attempt
+    token: str
+    attempt: int = 0
+    open: int | None = None  # the attempt whose answer the client waits for
+
+
 class Client(Node):
     """A machine that makes payments and retries them by the strategy."""
 
@@ -87,7 +98,7 @@ class Client(Node):
 
     def boot(self) -> None:
         self.role = "client"
-        self.pending: dict[str, dict] = {}  # request id -> its retry state
+        self.payments: dict[str, Payment] = {}  # request id -> its retry state
         self.budget_log: deque = deque()  # (time, +deposit or -1 per retry) within the budget window
         self.ok = 0
         self.failed = 0
@@ -95,9 +106,10 @@ class Client(Node):
     def view(self) -> dict:
         if self.status == "down":
             return {"label": "down"}
+        busy = len(self.payments)
         budget = {"budget": round(self.balance(), 2)} if self.lab.params["budget"] else {}
-        return {"pending": len(self.pending), "ok": self.ok, "failed": self.failed, **budget,
-                "label": f"{self.ok} ok · {self.failed} failed" + (f" · {len(self.pending)} busy" if self.pending else "")
+        return {"pending": busy, "ok": self.ok, "failed": self.failed, **budget,
+                "label": f"{self.ok} ok · {self.failed} failed" + (f" · {busy} busy" if busy else "")
                 + (f" · {budget['budget']:g} retry tokens" if budget else "")}
 
     # -- the retry budget: a token bucket over a sliding window -----------------------
@@ -109,35 +121,33 @@ class Client(Node):
             log.popleft()
         return BUDGET_RESERVE + sum(amount for _, amount in log)
 
-    # -- starting a payment ---------------------------------------------------
+    # -- the retry loop -------------------------------------------------------------
     def pay(self, rid: str, token: str) -> None:
         params = self.lab.params
         # One key per payment, sent with every attempt of it.
-        key = f"key-{rid}" if params["idempotency"] else None
-        self.pending[rid] = {"attempt": 0, "open": None, "key": key, "token": token}
+        self.payments[rid] = Payment(f"key-{rid}" if params["idempotency"] else None, token)
         if params["budget"]:
             self.budget_log.append((self.now, params["budget"] / 100))  # each request deposits budget% of a retry
         self.attempt(rid)
 
     def attempt(self, rid: str) -> None:
-        req = self.pending[rid]
-        req["attempt"] += 1
-        req["open"] = req["attempt"]  # the attempt whose answer we wait for
-        self.lab.record_attempt(self.id, rid, req["attempt"])
-        self.send("service", "CHARGE", rid=rid, attempt=req["attempt"], key=req["key"], token=req["token"])
-        self.set_timer(f"timeout:{rid}", self.lab.params["timeout_ms"], rid=rid, attempt=req["attempt"])
+        pay = self.payments[rid]
+        pay.attempt += 1
+        pay.open = pay.attempt
+        self.lab.emit("attempt", rid=rid, client=self.id, n=pay.attempt)
+        self.request("service", "CHARGE", awaiting=("timeout", rid), timeout=self.lab.params["timeout_ms"],
+                     on_timeout=lambda: self.timed_out(rid, pay.attempt),
+                     rid=rid, attempt=pay.attempt, key=pay.key, token=pay.token)
 
-    # -- answers and timeouts ---------------------------------------------------
-    def on_message(self, msg) -> None:
-        if msg.type != "RESULT":
-            return
+    @on("RESULT")
+    def result(self, msg) -> None:
         rid, code = msg.body["rid"], msg.body["code"]
-        req = self.pending.get(rid)
-        if req is None or req["open"] != msg.body["attempt"]:
+        pay = self.payments.get(rid)
+        if pay is None or pay.open != msg.body["attempt"]:
             return  # an answer to an attempt we stopped waiting for
-        req["open"] = None
-        self.cancel_timer(f"timeout:{rid}")
-        self.lab.record_answer(rid, req["attempt"], code)
+        pay.open = None
+        self.cancel(("timeout", rid))
+        self.lab.emit("answer", rid=rid, n=pay.attempt, code=code)
         if code == 200:
             self.finish(rid, True, "paid")
         elif code not in TRANSIENT and self.lab.params["retry_on"] == "transient":
@@ -145,32 +155,27 @@ class Client(Node):
         else:
             self.retry(rid, str(code))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        rid = data["rid"]
-        req = self.pending.get(rid)
-        if req is None:
-            return
-        if name.startswith("timeout:") and req["open"] == data["attempt"]:
-            req["open"] = None
-            self.lab.record_answer(rid, req["attempt"], "timeout")
+    def timed_out(self, rid: str, attempt: int) -> None:
+        pay = self.payments.get(rid)
+        if pay is not None and pay.open == attempt:
+            pay.open = None
+            self.lab.emit("answer", rid=rid, n=pay.attempt, code="timeout")
             self.retry(rid, "timeout")
-        elif name.startswith("retry:"):
-            self.attempt(rid)
 
     def retry(self, rid: str, why: str) -> None:
-        params, req = self.lab.params, self.pending[rid]
+        params, pay = self.lab.params, self.payments[rid]
         if params["strategy"] == "none":
             return self.finish(rid, False, f"{why}: no retries")
-        if req["attempt"] >= params["max_attempts"]:
+        if pay.attempt >= params["max_attempts"]:
             return self.finish(rid, False, f"{why}: out of attempts")
         if params["budget"]:
             if self.balance() < 1:
                 self.lab.count("budget_refused")
                 return self.finish(rid, False, f"{why}: retry budget spent")
             self.budget_log.append((self.now, -1.0))  # each retry withdraws one
-        delay = self.backoff(req["attempt"])
-        self.lab.emit("retry", client=self.id, rid=rid, after=req["attempt"], why=why, delay=delay)
-        self.set_timer(f"retry:{rid}", delay, rid=rid)
+        delay = self.backoff(pay.attempt)
+        self.lab.emit("retry", client=self.id, rid=rid, after=pay.attempt, why=why, delay=delay)
+        self.after(delay, self.attempt, rid, key=("retry", rid))
 
     def backoff(self, n: int) -> float:
         """How long to wait after the n-th failed attempt."""
@@ -183,22 +188,22 @@ class Client(Node):
         ceiling = min(cap, base * 2 ** (n - 1))
         if strategy == "exponential":
             return float(ceiling)
-        return round(self.lab.sim.rng.uniform(0, ceiling), 3)  # full jitter
+        return round(self.rng.uniform(0, ceiling), 3)  # full jitter
 
     def finish(self, rid: str, ok: bool, why: str) -> None:
-        self.pending.pop(rid)
-        self.cancel_timer(f"timeout:{rid}")
+        self.payments.pop(rid)
+        self.cancel(("timeout", rid))
         if ok:
             self.ok += 1
         else:
             self.failed += 1
-        self.lab.record_end(rid, ok, why)
+        self.lab.emit("paid" if ok else "gave-up", rid=rid, why=why)
 
     def crash(self) -> None:
-        lost = list(self.pending)
+        lost = list(self.payments)
         super().crash()
         for rid in lost:
-            self.lab.record_end(rid, False, "client crashed")
+            self.lab.emit("gave-up", rid=rid, why="client crashed")
 
 
 class Service(Node):
@@ -230,13 +235,11 @@ class Service(Node):
             state = f"busy {self.working}/{cap}"
         return {"working": self.working, "capacity": cap, "label": state}
 
-    def on_message(self, msg) -> None:
-        if msg.type != "CHARGE":
-            return
+    @on("CHARGE")
+    def charge(self, msg) -> None:
         lab, body = self.lab, msg.body
-        rid, key, attempt = body["rid"], body["key"], body["attempt"]
+        key = body["key"]
         self.calls += 1
-        lab.count_call(attempt > 1)
         keys = self.disk["keys"]
         if lab.now < lab.outage_until:
             return self.answer(msg, 503, "unavailable")
@@ -252,32 +255,27 @@ class Service(Node):
         self.working += 1
         if key is not None:
             keys[key] = "in-progress"  # claim the key before working
-        work = lab.sim.rng.uniform(*WORK_MS)
-        self.set_timer(f"work:{msg.id}:{msg.src}:{rid}:{attempt}", work, src=msg.src, rid=rid, key=key,
-                       attempt=attempt, id=msg.id)
+        self.after(self.rng.uniform(*WORK_MS), self.worked, msg,
+                   key=("work", msg.id, msg.src, body["rid"], body["attempt"]))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if not name.startswith("work:"):
-            return
-        lab, keys = self.lab, self.disk["keys"]
+    def worked(self, msg) -> None:
+        rid, key = msg.body["rid"], msg.body["key"]
+        keys = self.disk["keys"]
         self.working -= 1
-        if lab.sim.rng.random() * 100 < lab.fail_percent:
-            if data["key"] is not None:
-                keys.pop(data["key"], None)  # nothing was charged: release the key
-            return self.reply(data["src"], data["rid"], data["attempt"], 500, "transient fault")
+        if self.rng.random() * 100 < self.lab.fail_percent:
+            if key is not None:
+                keys.pop(key, None)  # nothing was charged: release the key
+            return self.answer(msg, 500, "transient fault")
         # The side effect: charge the card, and store the answer under the key.
         ledger = self.disk["ledger"]
-        ledger[data["rid"]] = ledger.get(data["rid"], 0) + 1
-        if data["key"] is not None:
-            keys[data["key"]] = 200
-        lab.record_charge(data["rid"], ledger[data["rid"]])
-        self.reply(data["src"], data["rid"], data["attempt"], 200, "charged")
+        ledger[rid] = ledger.get(rid, 0) + 1
+        if key is not None:
+            keys[key] = 200
+        self.lab.emit("charge", rid=rid, times=ledger[rid])
+        self.answer(msg, 200, "charged")
 
     def answer(self, msg, code: int, why: str) -> None:
-        self.reply(msg.src, msg.body["rid"], msg.body["attempt"], code, why)
-
-    def reply(self, dst: str, rid: str, attempt: int, code: int, why: str) -> None:
-        self.send(dst, "RESULT", rid=rid, attempt=attempt, code=code, why=why)
+        self.send(msg.src, "RESULT", rid=msg.body["rid"], attempt=msg.body["attempt"], code=code, why=why)
 
     def crash(self) -> None:
         super().crash()
@@ -336,12 +334,11 @@ class RetryLab(Lab):
         if self.AUTO_COMPARE:
             self.run_comparison(COMPARE_CLIENTS, COMPARE_OUTAGE)
         if self.params["rate"] > 0:
-            self.sim.after(200, self.tick)
+            self.every(1000 / self.params["rate"], self.tick, first=200)
 
     # -- traffic -------------------------------------------------------------------
     def tick(self) -> None:
         """Background traffic: one payment every 1/rate seconds, round robin."""
-        self.sim.after(1000 / self.params["rate"], self.tick)
         clients = [n for n in self.clients() if n.up]
         if clients:
             self.start_payment(clients[self.next_rid % len(clients)])
@@ -373,62 +370,69 @@ class RetryLab(Lab):
                 if self.requests[rid]["status"] != "pending":
                     del self.requests[rid]
 
-    # -- what the clients and the service report --------------------------------------
-    def record_attempt(self, client: str, rid: str, n: int) -> None:
-        rec = self.requests.get(rid)
+    # -- watching the run: what each payment went through, and the checks ---------------
+    @observe("attempt")
+    def attempted(self, event: dict) -> None:
+        rec = self.requests.get(event["rid"])
         if rec is None:
             return
         if rec["permanent"]:
-            self.fail("permanent-not-retried", f"{rid} got a 401 and was sent again (attempt {n})")
+            self.fail("permanent-not-retried", f"{event['rid']} got a 401 and was sent again (attempt {event['n']})")
         rec["attempts"].append([round(self.now - rec["start"], 3), None])
-        if n > 1:
+        if event["n"] > 1:
             self.count("retries")
-        self.emit("attempt", rid=rid, client=client, n=n)
 
-    def record_answer(self, rid: str, n: int, code) -> None:
-        rec = self.requests.get(rid)
+    @observe("answer")
+    def answered(self, event: dict) -> None:
+        rec = self.requests.get(event["rid"])
         if rec is None or not rec["attempts"]:
             return
-        rec["attempts"][-1][1] = code
-        if code == 401:
+        rec["attempts"][-1][1] = event["code"]
+        if event["code"] == 401:
             rec["permanent"] = True
-        self.emit("answer", rid=rid, n=n, code=code)
 
-    def record_end(self, rid: str, ok: bool, why: str) -> None:
+    @observe("paid", "gave-up")
+    def ended(self, event: dict) -> None:
+        rid, ok = event["rid"], event["kind"] == "paid"
         rec = self.requests.get(rid)
         self.count("in_flight", -1)
         self.count("succeeded" if ok else "failed")
-        done = self.metrics["succeeded"] + self.metrics["failed"]
-        self.metrics["success_rate"] = round(100 * self.metrics["succeeded"] / done, 1)
         if rec is not None:
-            rec.update(status="paid" if ok else "failed", why=why, end=round(self.now, 3))
+            rec.update(status="paid" if ok else "failed", why=event["why"], end=round(self.now, 3))
             if ok and rec["charges"] != 1:
                 self.fail("no-duplicate-charges", f"{rid} was reported paid after {rec['charges']} charges")
-        self.emit("paid" if ok else "gave-up", rid=rid, why=why)
 
-    def record_charge(self, rid: str, times: int) -> None:
+    @observe("charge")
+    def charged(self, event: dict) -> None:
+        rid, times = event["rid"], event["times"]
         self.count("charges")
         rec = self.requests.get(rid)
         if rec is not None:
             rec["charges"] = times
-        self.emit("charge", rid=rid, times=times)
         if times > 1:
             self.count("duplicate_charges")
             self.fail("no-duplicate-charges", f"{rid} was charged {times} times (the retry repeated the payment)")
-        elif self.checks["no-duplicate-charges"].ok:  # a double charge cannot be undone: no recovery
-            self.checks["no-duplicate-charges"].detail = f"{self.metrics['charges']} charges, none repeated"
+        else:  # a double charge cannot be undone: no recovery
+            self.note("no-duplicate-charges", f"{self.metrics['charges']} charges, none repeated")
 
-    def count_call(self, is_retry: bool) -> None:
+    def handled(self, node: Node, msg) -> None:
+        """The service's load, per window: every call it took, and how many were retries."""
+        if msg.type != "CHARGE":
+            return
         self.count("calls")
         w = int(self.now // WINDOW)
         slot = self.windows.setdefault(w, [0, 0])
         slot[0] += 1
-        slot[1] += int(is_retry)
+        slot[1] += int(msg.body["attempt"] > 1)
         self.metrics["peak_calls"] = max(self.metrics["peak_calls"], slot[0])
         self.metrics["peak_retries"] = max(self.metrics["peak_retries"], slot[1])
         if len(self.windows) > CHART_BIN * CHART_POINTS + 10:  # forget windows the chart no longer shows
             for old in [k for k in self.windows if k < w - CHART_BIN * CHART_POINTS]:
                 del self.windows[old]
+
+    def update_metrics(self) -> None:
+        done = self.metrics["succeeded"] + self.metrics["failed"]
+        self.metrics["success_rate"] = round(100 * self.metrics["succeeded"] / done, 1) if done else 100.0
 
     # -- the measured comparison: exponential vs exponential + full jitter -------------
     def run_comparison(self, clients: int, outage: float) -> None:
@@ -570,7 +574,6 @@ class RetryLab(Lab):
                 "marks": _marks(r["attempts"][-12:], span),
             })
         return {
-            "layout": {"service": [78, 50], "c1": [18, 20], "c2": [18, 50], "c3": [18, 80]},
             "edges": [[c.id, "service"] for c in self.clients()],
             "faults": {"outage_ms": round(max(0.0, self.outage_until - self.now), 3), "fail_percent": self.fail_percent,
                        "lost_responses": max([self.net.links[k].loss for k in self.net.links

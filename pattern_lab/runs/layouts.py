@@ -76,3 +76,7 @@ layout("read-repair")(fixed({"coordinator": (18, 30), "n1": (72, 10.8), "n2": (7
 
 # ---- bloom-filter
 layout("bloom-filter")(fixed({"client": (12, 30), "filter": (50, 30), "store": (88, 30)}))
+
+
+# ---- retry
+layout("retry")(fixed({"service": (78, 30), "c1": (18, 12), "c2": (18, 30), "c3": (18, 48)}))

@@ -2,6 +2,8 @@
 
 import pytest
 
+from pattern_lab.runs.layouts import positions
+
 from ..simhelpers import check, events, run, step
 
 SEEDS = [1, 2, 3]
@@ -166,7 +168,7 @@ def test_snapshot_has_the_views():
     snap = lab.snapshot()
     assert snap["load"]["calls"] and snap["timeline"]["rows"]
     assert {n["role"] for n in snap["nodes"]} == {"service", "client"}
-    assert set(snap["layout"]) == {"service", "c1", "c2", "c3"}
+    assert set(positions(snap)) == {"service", "c1", "c2", "c3"}
 
 
 @pytest.mark.parametrize("budget,retries", [(10, 12), (50, 36), (100, 66)])
