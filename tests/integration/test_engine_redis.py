@@ -15,7 +15,8 @@ from .helpers import RECORDER, post, stack_redis
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("own_stack", [{"concurrency": 8}], indirect=True)  # a stack of its own: this test kills its Redis
+# A stack of its own (this test kills its Redis); runs idle out after 120 s, as before.
+@pytest.mark.parametrize("own_stack", [{"concurrency": 8, "idle_s": 120}], indirect=True)
 def test_a_redis_restart_loses_nothing(own_stack, browser):
     ctx = browser.new_context(base_url=own_stack.base_url)
     errors: list[str] = []
