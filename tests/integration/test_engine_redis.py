@@ -4,11 +4,8 @@ the viewer's run carries on with no gap, no repeat and no step back."""
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -18,20 +15,8 @@ from .helpers import RECORDER, post, stack_redis
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def own_stack():
-    """A stack of its own: this test kills its Redis."""
-    from pattern_lab.stack import Stack, free_port
-
-    var = Path(tempfile.mkdtemp(prefix="pattern-lab-redis-"))
-    env = {"DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}"}
-    s = Stack(var, port=free_port(), quiet=True, env=env, concurrency=8).start()
-    s.base_url = f"http://127.0.0.1:{s.port}"
-    yield s
-    s.stop()
-    shutil.rmtree(var, ignore_errors=True)
-
-
+# A stack of its own (this test kills its Redis); runs idle out after 120 s, as before.
+@pytest.mark.parametrize("own_stack", [{"concurrency": 8, "idle_s": 120}], indirect=True)
 def test_a_redis_restart_loses_nothing(own_stack, browser):
     ctx = browser.new_context(base_url=own_stack.base_url)
     errors: list[str] = []

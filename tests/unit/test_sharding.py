@@ -268,3 +268,19 @@ def test_a_request_to_a_faulty_shard_that_is_then_removed_is_still_blamed_on_tha
               seed=287, until="3s", rate=18, vnodes=1)
     assert any(not e["ok"] and e["key"] == "alice" and e["shard"] == "s2" for e in events(lab, "done"))
     assert check(lab, "isolation")["ok"], check(lab, "isolation")
+
+
+def test_a_chunk_is_copied_only_after_the_writes_already_sent_to_its_old_shard_have_landed():
+    """Drain before copy.  A write for u00839 (s1's key, s5's after the rebalance)
+    is on its way to s1, slowly, when a shard is added; the COPY that follows on a
+    fast link would overtake it.  The router must not copy s1's chunk until that
+    write has landed, or the write lands on s1 after the copy was taken and is
+    dropped at the switch: the client was told it succeeded, and it is gone."""
+    lab = run("sharding", "1s delay router s1 100", "1s write u00839 hello", "1040ms delay router s1 0",
+              "1040ms add-shard", "2s read u00839", seed=1, until="3s", rate=0)
+    write, read = [e for e in events(lab, "done") if e["key"] == "u00839"]
+    switched = next(e for e in events(lab, "chunk-switched") if (e["src"], e["dst"]) == ("s1", "s5"))
+    assert write["ok"] and (read["shard"], read["ok"], read["value"]) == ("s5", True, "hello")
+    assert switched["t"] > write["t"], "s1's chunk switched before the write sent to s1 had landed"
+    assert lab.nodes["s5"].disk["data"]["u00839"] == "hello" and "u00839" not in lab.nodes["s1"].disk["data"]
+    assert check(lab, "no-lost-write")["ok"]
