@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from functools import partial
 
 from .kernel import Arg, Lab, Node, Param, SimError, action, on
 
@@ -281,7 +282,7 @@ class Client(Node):
     def ask(self, kind: str, item: str, learner: bool = True) -> None:
         rid = self.lab.open_request(kind, item)
         self.request("filter", kind, awaiting=("req", rid), timeout=CLIENT_TIMEOUT, rid=rid, item=item, learner=learner,
-                     on_timeout=lambda: self.lab.finish(rid, {"error": "no answer"}))
+                     on_timeout=partial(self.lab.finish, rid, {"error": "no answer"}))
 
     def on_message(self, msg) -> None:  # every answer: the one its request waits for
         rid = msg.body.get("rid")

@@ -19,6 +19,7 @@ import heapq
 import math
 import random
 import re
+import types
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -570,6 +571,14 @@ def _summary(body: dict) -> dict:
 # --------------------------------------------------------------------------
 
 
+def _copyable(fn: Callable) -> None:
+    """A run is copied (time travel keeps copies of it): what a timer will call
+    must be a method, or functools.partial of one, never a lambda or a nested
+    function, which would go on acting on the original run."""
+    if isinstance(fn, types.FunctionType) and fn.__closure__:
+        raise TypeError(f"a timer must call a method (or functools.partial of one), not {fn.__qualname__}")
+
+
 @dataclass(slots=True, eq=False)
 class Pending:
     """A node's timer, or the message a slow node is busy with: when it is
@@ -714,6 +723,7 @@ class Node:
         """Call `fn(*args)` in `delay` ms, as this node: the call dies with the
         node (crash), waits while it is paused, and replaces an earlier one
         with the same `key`.  Returns the key (to `cancel` it)."""
+        _copyable(fn)
         if key is None:
             self._anon += 1
             key = ("after", self._anon)
@@ -1020,11 +1030,11 @@ class Lab:
         """Run `fn()` every `period` ms for the whole run (the lab's own
         periodic work: audits, samples, a client's traffic)."""
 
-        def tick() -> None:
-            self.sim.after(period, tick)
-            fn()
+        self.sim.after(period if first is None else first, self._tick, period, fn)
 
-        self.sim.after(period if first is None else first, tick)
+    def _tick(self, period: float, fn: Callable) -> None:
+        self.sim.after(period, self._tick, period, fn)
+        fn()
 
     def count(self, metric: str, by: float = 1) -> None:
         self.metrics[metric] = self.metrics.get(metric, 0) + by

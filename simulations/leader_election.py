@@ -31,6 +31,7 @@ messages).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from .kernel import Arg, Lab, Node, Param, action, is_up, observe, on
 
@@ -240,7 +241,7 @@ class Member(Node):
             return
         self.hops += 1
         self.request(nxt, kind, awaiting=("hop", self.hops), timeout=ACK_WAIT, hop=self.hops, **token,
-                     on_timeout=lambda: self.skip(kind, token, nxt))
+                     on_timeout=partial(self.skip, kind, token, nxt))
 
     def skip(self, kind: str, token: dict, silent: str) -> None:
         """The successor did not acknowledge this hop: skip it, pass the token further on."""

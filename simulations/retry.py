@@ -62,6 +62,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 
 from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms, observe, on
 
@@ -136,7 +137,7 @@ class Client(Node):
         pay.open = pay.attempt
         self.lab.emit("attempt", rid=rid, client=self.id, n=pay.attempt)
         self.request("service", "CHARGE", awaiting=("timeout", rid), timeout=self.lab.params["timeout_ms"],
-                     on_timeout=lambda: self.timed_out(rid, pay.attempt),
+                     on_timeout=partial(self.timed_out, rid, pay.attempt),
                      rid=rid, attempt=pay.attempt, key=pay.key, token=pay.token)
 
     @on("RESULT")

@@ -21,6 +21,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import threading
+import time
+from collections import OrderedDict
 
 from asgiref.sync import sync_to_async
 from django.contrib.staticfiles import finders
@@ -99,8 +102,38 @@ def history_of(run: Run):
     return history_for(run.id, get_lab(run.lab), run.params, run.seed, applied_commands(run))
 
 
+# A class following its instructor asks for the same moment from every student's
+# page at once: the first request renders it, the others wait for it and share it
+# (per process, for a few seconds, keyed by the run, the moment and its command log).
+MOMENT_TTL_S = 5.0
+MAX_MOMENTS = 64
+_moments: OrderedDict[tuple, tuple[float, dict]] = OrderedDict()
+_moment_locks: dict[tuple, threading.Lock] = {}
+_moments_lock = threading.Lock()
+
+
 def moment_payload(run: Run, t: float, end: float) -> dict:
-    return render_moment(history_of(run), get_lab(run.lab), run.id, t, end)
+    commands = applied_commands(run)
+    key = (run.id, t, len(commands), commands[-1] if commands else None)
+    with _moments_lock:
+        lock = _moment_locks.setdefault(key, threading.Lock())
+    with lock:
+        with _moments_lock:
+            hit = _moments.get(key)
+        # A moment whose next event lay beyond the run's end then may have one now.
+        if hit is None or hit[0] < time.monotonic() or (hit[1]["next_t"] is None and hit[1]["end"] != end):
+            history = history_for(run.id, get_lab(run.lab), run.params, run.seed, commands)
+            payload = render_moment(history, get_lab(run.lab), run.id, t, end)
+            with _moments_lock:
+                _moments[key] = hit = (time.monotonic() + MOMENT_TTL_S, payload)
+                while len(_moments) > MAX_MOMENTS:
+                    old, _ = _moments.popitem(last=False)
+                    _moment_locks.pop(old, None)
+    payload = hit[1]
+    if payload["end"] == end:
+        return payload
+    # The run went on since the moment was rendered: only its end moved.
+    return {**payload, "end": end}
 
 
 def render_moment(history, lab_cls, rid: str, t: float, end: float) -> dict:

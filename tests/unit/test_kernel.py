@@ -336,3 +336,29 @@ def test_making_a_slow_node_fast_again_shortens_the_message_in_service():
         (100.0, "handled", {"node": "b", "msg": "m1", "incarnation": 1}),
         (100.0, "handled", {"node": "b", "msg": "m2", "incarnation": 1}),
     ]
+
+
+def test_a_timer_that_would_act_on_the_original_run_after_a_copy_is_refused():
+    """Time travel copies runs: a timer calling a lambda would go on acting on the
+    original, so the kernel refuses it and asks for a method."""
+    import copy
+
+    class Tick(Node):
+        def boot(self):
+            self.ticks = 0
+            self.every(100, self.tick, key="tick")
+
+        def tick(self):
+            self.ticks += 1
+
+    class Small(Lab):
+        def setup(self):
+            self.add_node(Tick(self, "a"))
+
+    lab = Small()
+    lab.run_until(250)
+    twin = copy.deepcopy(lab)
+    twin.run_until(1000)
+    assert (lab.nodes["a"].ticks, twin.nodes["a"].ticks) == (2, 10)
+    with pytest.raises(TypeError, match="method"):
+        lab.nodes["a"].after(10, lambda: lab.nodes["a"].tick())
