@@ -114,7 +114,7 @@ _moments_lock = threading.Lock()
 
 def moment_payload(run: Run, t: float, end: float) -> dict:
     commands = applied_commands(run)
-    key = (run.id, t, len(commands), commands[-1] if commands else None)
+    key = (run.id, t, len(commands), repr(commands[-1]) if commands else None)
     with _moments_lock:
         lock = _moment_locks.setdefault(key, threading.Lock())
     with lock:
