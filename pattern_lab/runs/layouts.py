@@ -68,3 +68,17 @@ def leader_election(snap: dict) -> dict[str, tuple[float, float]]:
             step, bottom = 80 / (top - 1), len(ids) - top  # a shorter bottom row sits in the gaps
             out[node_id] = (round(90 - step * ((top - bottom) / 2 + i - top), 1), 48.0)
     return out
+
+
+# ---- sidecar
+
+
+@layout("sidecar")
+def sidecar(snap: dict) -> dict[str, tuple[float, float]]:
+    """Client, app, helper and far end (the store or the backend) left to right; the
+    helper sits beside the app as a sidecar, on another host as a service (lower down),
+    and inside the app as a library."""
+    helper = {"sidecar": (60, 24), "service": (62, 46.8), "in-process": (54, 34.8)}
+    app = {"sidecar": (38, 24), "service": (40, 24), "in-process": (42, 24)}
+    mode = snap["params"]["mode"]
+    return {"client": (8, 30), "app": app[mode], "sidecar": helper[mode], "store": (90, 30), "backend": (90, 30)}
