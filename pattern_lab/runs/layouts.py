@@ -82,3 +82,8 @@ def sidecar(snap: dict) -> dict[str, tuple[float, float]]:
     app = {"sidecar": (38, 24), "service": (40, 24), "in-process": (42, 24)}
     mode = snap["params"]["mode"]
     return {"client": (8, 30), "app": app[mode], "sidecar": helper[mode], "store": (90, 30), "backend": (90, 30)}
+
+
+# ---- circuit-breaker
+
+layout("circuit-breaker")(fixed({"client": (10, 30), "A": (37, 30), "B": (63, 30), "C": (90, 30)}))
