@@ -42,7 +42,9 @@ announces, and never look inside the breaker.
 
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, any_state
+from dataclasses import dataclass, field
+
+from .kernel import Arg, Lab, Node, Param, SimError, action, any_state, observe, on
 
 WORK_MS = (8.0, 20.0)  # how long C works on one call
 QUEUE_PER_THREAD = 2  # a service queues at most 2 x threads calls waiting for a thread
@@ -53,7 +55,7 @@ WINDOW = 1000  # A's latency on the chart is the mean of its answers in the last
 TRANSITIONS_KEPT = 6
 
 SERVICES = ("A", "B", "C")  # the client only drives traffic
-
+CLIENT_ONLY = "the client only drives traffic; use A, B or C"
 
 
 class Breaker:
@@ -102,7 +104,6 @@ class Breaker:
             if self.trials_ok >= self.lab.params["trials"]:
                 self.move("closed", "trial calls succeeded")
 
-
     def on_failure(self, kind: str, why: str, period: int) -> None:
         if not self.enabled:
             return
@@ -119,8 +120,7 @@ class Breaker:
     def trip(self, why: str) -> None:
         self.trips += 1
         self.move("open", why)
-        owner = self.lab.nodes[self.owner]
-        owner.set_timer(f"half-open {self.id}", self.lab.params["open_ms"])
+        self.lab.nodes[self.owner].after(self.lab.params["open_ms"], self.half_open, key=("half-open", self.id))
 
     def half_open(self) -> None:
         if self.state != "open":
@@ -152,45 +152,66 @@ class Breaker:
                 "transitions": list(self.transitions)}
 
 
+@dataclass
+class Request:
+    t: float  # when the client sent it
+    reached: bool = False  # A received it
+
+
 class Client(Node):
     """Sends `rate` requests per second to A and notes how each one ends."""
 
     def boot(self) -> None:
         self.role = "client"
-        self.waiting: dict[int, dict] = {}  # request id -> {t, reached}
-        self.set_timer("tick", 1000 / self.lab.params["rate"])
+        self.waiting: dict[int, Request] = {}
+        self.every(1000 / self.lab.params["rate"], self.request_one, key="tick")
 
     def view(self) -> dict:
         return {"calls": 0, "sent": self.lab.sent, "waiting": len(self.waiting),
                 "label": f"{self.lab.params['rate']}/s · waiting {len(self.waiting)}"}
 
-    def request(self) -> None:
+    def request_one(self) -> None:
         self.lab.sent += 1
         rid = self.lab.sent
-        self.waiting[rid] = {"t": self.now, "reached": False}
+        self.waiting[rid] = Request(self.now)
         self.send("A", "CALL", cid=rid, rid=rid)
-        self.set_timer(f"give-up {rid}", self.lab.client_timeout, rid=rid)
+        self.after(self.lab.client_timeout, self.finish, rid, "timeout", "client", "no answer from A",
+                   key=("give-up", rid))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "tick":
-            self.request()
-            self.set_timer("tick", 1000 / self.lab.params["rate"])
-        elif name.startswith("give-up"):
-            self.finish(data["rid"], "timeout", by="client", why="no answer from A")
-
-    def on_message(self, msg) -> None:
-        if msg.type == "REPLY" and msg.body["cid"] in self.waiting:
-            self.cancel_timer(f"give-up {msg.body['cid']}")
-            body = msg.body
+    @on("REPLY")
+    def reply(self, msg) -> None:
+        body = msg.body
+        if body["cid"] in self.waiting:
+            self.cancel(("give-up", body["cid"]))
             outcome = "fallback" if body["fallback"] else ("ok" if body["ok"] else "error")
-            self.finish(body["cid"], outcome, by=body["by"], why=body.get("why", ""))
+            self.finish(body["cid"], outcome, body["by"], body.get("why", ""))
 
     def finish(self, rid: int, outcome: str, by: str, why: str) -> None:
         request = self.waiting.pop(rid, None)
-        if request is None:
-            return  # already answered
-        ms = round(self.now - request["t"], 3)
-        self.lab.client_answer(rid, outcome, ms, by, why, request["reached"])
+        if request is not None:  # (else: already answered)
+            self.lab.client_answer(rid, outcome, round(self.now - request.t, 3), by, why, request.reached)
+
+
+@dataclass
+class Reply:
+    ok: bool
+    fallback: bool
+    by: str
+    why: str
+
+
+@dataclass
+class Job:
+    """A call a service serves: on a worker thread, or queued for one."""
+
+    src: str
+    cid: int
+    rid: int
+    t: float
+    thread: int | None = None
+    kind: str | None = None  # what the breaker allowed: "call", "trial" or None (fallback)
+    period: int = 0  # the breaker's half-open period when the call went out
+    out: int | None = None  # my call id downstream
 
 
 class Service(Node):
@@ -203,11 +224,11 @@ class Service(Node):
 
     def boot(self) -> None:
         self.threads = self.lab.params["threads"]
-        self.busy: dict[int, dict] = {}  # thread -> the call it is serving
-        self.queue: list[dict] = []  # calls waiting for a free thread
-        self.out: dict[int, dict] = {}  # my call id downstream -> the job waiting on it
+        self.busy: dict[int, Job] = {}  # thread -> the call it is serving
+        self.queue: list[Job] = []  # calls waiting for a free thread
+        self.out: dict[int, Job] = {}  # my call id downstream -> the job waiting on it
         self.fail_percent = 0
-        breaker = self.lab.breakers[f"{self.id}->{self.callee}"]
+        breaker = self.breaker
         self.lab.owner_restarted(breaker)
         if breaker.state != "closed":  # memory is lost in a crash, and so is the breaker's state
             breaker.move("closed", f"{self.id} restarted")
@@ -225,81 +246,78 @@ class Service(Node):
                 "label": f"threads {len(self.busy)}/{self.threads} · queue {len(self.queue)}" if up else "down"}
 
     # -- serving a call ----------------------------------------------------------
-    def on_message(self, msg) -> None:
-        if msg.type == "CALL":
-            self.lab.received(self.id, msg.body["rid"])
-            job = {"from": msg.src, "cid": msg.body["cid"], "rid": msg.body["rid"], "t": self.now}
-            if self.fail_percent and self.lab.sim.rng.random() * 100 < self.fail_percent:
-                self.answer(job, {"ok": False, "fallback": False, "by": self.id, "why": f"{self.id} failed"})
-            elif len(self.busy) < self.threads:
-                self.start(job)
-            elif len(self.queue) < QUEUE_PER_THREAD * self.threads:
-                self.queue.append(job)  # wait for a thread
-            else:
-                self.answer(job, {"ok": False, "fallback": False, "by": self.id,
-                                  "why": f"{self.id} has no free thread"})
-        elif msg.type == "REPLY":
-            job = self.out.pop(msg.body["cid"], None)
-            if job is None:
-                return  # the answer came after my timeout: nobody waits for it any more
-            self.cancel_timer(f"timeout {msg.body['cid']}")
-            self.downstream_done(job, msg.body)
+    @on("CALL")
+    def call(self, msg) -> None:
+        job = Job(msg.src, msg.body["cid"], msg.body["rid"], self.now)
+        if self.fail_percent and self.rng.random() * 100 < self.fail_percent:
+            self.answer(job, Reply(False, False, self.id, f"{self.id} failed"))
+        elif len(self.busy) < self.threads:
+            self.start(job)
+        elif len(self.queue) < QUEUE_PER_THREAD * self.threads:
+            self.queue.append(job)  # wait for a thread
+        else:
+            self.answer(job, Reply(False, False, self.id, f"{self.id} has no free thread"))
 
-    def start(self, job: dict) -> None:
+    def start(self, job: Job) -> None:
         """A thread takes the job and calls the next service, if the breaker lets it."""
         self.lab.next_thread += 1
-        job["thread"] = self.lab.next_thread
-        self.busy[job["thread"]] = job
-        job["kind"] = self.breaker.allow()
-        job["period"] = self.breaker.period
-        if job["kind"] is None:  # open, or half-open with its trials taken: do not even try
+        job.thread = self.lab.next_thread
+        self.busy[job.thread] = job
+        job.kind = self.breaker.allow()
+        job.period = self.breaker.period
+        if job.kind is None:  # open, or half-open with its trials taken: do not even try
             self.answer(job, self.fallback(f"breaker {self.breaker.id} is {self.breaker.state}"))
             return
         self.lab.next_call += 1
-        cid = self.lab.next_call
+        cid = job.out = self.lab.next_call
         self.out[cid] = job
-        if job["kind"] == "trial":
-            self.lab.emit("trial", breaker=self.breaker.id, rid=job["rid"])
-        job["out"] = cid
+        if job.kind == "trial":
+            self.lab.emit("trial", breaker=self.breaker.id, rid=job.rid)
         self.lab.observe_call(self.breaker.id, cid)
-        self.send(self.callee, "CALL", cid=cid, rid=job["rid"])
-        self.set_timer(f"timeout {cid}", self.timeout, cid=cid)
+        self.send(self.callee, "CALL", cid=cid, rid=job.rid)
+        self.after(self.timeout, self.timed_out, cid, key=("timeout", cid))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name.startswith("timeout"):
-            job = self.out.pop(data["cid"], None)
-            if job is not None:
-                why = f"{self.callee} did not answer in {self.timeout:.0f}ms"
-                self.downstream_done(job, {"ok": False, "fallback": False, "by": self.id, "why": why})
-        elif name.startswith("half-open"):
-            self.breaker.half_open()
+    @on("REPLY")
+    def reply(self, msg) -> None:
+        job = self.out.pop(msg.body["cid"], None)
+        if job is None:
+            return  # the answer came after my timeout: nobody waits for it any more
+        self.cancel(("timeout", msg.body["cid"]))
+        b = msg.body
+        self.downstream_done(job, Reply(b["ok"], b["fallback"], b["by"], b["why"]))
 
-    def downstream_done(self, job: dict, reply: dict) -> None:
+    def timed_out(self, cid: int) -> None:
+        job = self.out.pop(cid, None)
+        if job is not None:
+            why = f"{self.callee} did not answer in {self.timeout:.0f}ms"
+            self.downstream_done(job, Reply(False, False, self.id, why))
+
+    def downstream_done(self, job: Job, reply: Reply) -> None:
         """The call downstream answered (a fallback from further down is an
         answer too, passed on as it is) or failed."""
-        cid = job.pop("out")
-        if reply["ok"]:
-            self.breaker.on_success(job["kind"], job["period"])
+        cid, job.out = job.out, None
+        if reply.ok:
+            self.breaker.on_success(job.kind, job.period)
         else:
-            self.breaker.on_failure(job["kind"], reply["why"], job["period"])
-        self.lab.observe_outcome(self.breaker, cid, reply["ok"])
-        if reply["ok"]:
+            self.breaker.on_failure(job.kind, reply.why, job.period)
+        self.lab.observe_outcome(self.breaker, cid, reply.ok)
+        if reply.ok or not self.breaker.enabled:
             self.answer(job, reply)
         else:
-            self.answer(job, self.fallback(reply["why"]) if self.breaker.enabled else reply)
+            self.answer(job, self.fallback(reply.why))
 
-    def fallback(self, why: str) -> dict:
+    def fallback(self, why: str) -> Reply:
         """The degraded answer given instead of an error when breakers are on."""
         self.lab.count(f"fallbacks by {self.id}")
-        return {"ok": True, "fallback": True, "by": self.id, "why": why}
+        return Reply(True, True, self.id, why)
 
-    def answer(self, job: dict, reply: dict) -> None:
+    def answer(self, job: Job, reply: Reply) -> None:
         """Reply to the caller, then free the thread for the next queued call."""
-        self.send(job["from"], "REPLY", cid=job["cid"], rid=job["rid"], ok=reply["ok"],
-                  fallback=reply["fallback"], by=reply["by"], why=reply["why"])
-        if job["from"] == "client":
-            self.lab.a_answered(self.now - job["t"])
-        if self.busy.pop(job.get("thread"), None) is not None and self.queue:
+        self.send(job.src, "REPLY", cid=job.cid, rid=job.rid, ok=reply.ok, fallback=reply.fallback, by=reply.by,
+                  why=reply.why)
+        if job.src == "client":
+            self.lab.a_answered(self.now - job.t)
+        if self.busy.pop(job.thread, None) is not None and self.queue:
             self.start(self.queue.pop(0))
 
 
@@ -314,17 +332,33 @@ class Backend(Node):
         label = f"calls {self.lab.calls[self.id]}" + (f" · fails {self.fail_percent}%" if self.fail_percent else "")
         return {"calls": self.lab.calls[self.id], "fail_percent": self.fail_percent, "label": label}
 
-    def on_message(self, msg) -> None:
-        if msg.type == "CALL":
-            self.lab.received(self.id, msg.body["rid"])
-            lo, hi = WORK_MS
-            self.set_timer(f"work {msg.body['cid']}", lo + (hi - lo) * self.lab.sim.rng.random(),
-                           src=msg.src, cid=msg.body["cid"], rid=msg.body["rid"])
+    @on("CALL")
+    def call(self, msg) -> None:
+        lo, hi = WORK_MS
+        cid = msg.body["cid"]
+        self.after(lo + (hi - lo) * self.rng.random(), self.answer, msg.src, cid, msg.body["rid"], key=("work", cid))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        ok = not (self.fail_percent and self.lab.sim.rng.random() * 100 < self.fail_percent)
-        self.send(data["src"], "REPLY", cid=data["cid"], rid=data["rid"], ok=ok, fallback=False,
-                  by="C", why="" if ok else "C failed")
+    def answer(self, src: str, cid: int, rid: int) -> None:
+        ok = not (self.fail_percent and self.rng.random() * 100 < self.fail_percent)
+        self.send(src, "REPLY", cid=cid, rid=rid, ok=ok, fallback=False, by="C", why="" if ok else "C failed")
+
+
+@dataclass
+class Trials:
+    """The calls that crossed an edge since its open timeout ended, and the trials' outcomes."""
+
+    calls: list[int] = field(default_factory=list)
+    outcomes: dict[int, bool] = field(default_factory=dict)
+
+
+@dataclass
+class EdgeWatch:
+    """What the checks know of one edge: only what the breaker announced and the calls seen."""
+
+    state: str = "closed"
+    window: Trials | None = None
+    left: str | None = None  # half-open was just left for this state (judged with the outcome that caused it)
+    restarting: bool = False  # the owner restarts: its breaker's move to closed is no trial outcome
 
 
 class CircuitBreaker(Lab):
@@ -362,7 +396,7 @@ class CircuitBreaker(Lab):
         }
         # The observer's view of each edge: the announced state, and the calls
         # that crossed since the open timeout ended (the trials) with their outcomes.
-        self.watch = {edge: {"state": "closed", "window": None} for edge in ("A->B", "B->C")}
+        self.watch = {edge: EdgeWatch() for edge in ("A->B", "B->C")}
         self.a_recent: list[tuple[float, float]] = []  # (t, ms) of A's answers in the last WINDOW ms
         self.chart = {"t": [], "a_threads": [], "a_latency": []}
         # no-cascade: how long may the client go without a good answer (ok, or a
@@ -391,12 +425,11 @@ class CircuitBreaker(Lab):
         self.sim.after(SAMPLE_EVERY, self.sample)
 
     # -- bookkeeping the page and the checks use --------------------------------
-    def received(self, node_id: str, rid: int) -> None:
-        self.calls[node_id] += 1
-        if node_id == "A":
-            request = self.nodes["client"].waiting.get(rid)
-            if request:
-                request["reached"] = True
+    def handled(self, node: Node, msg) -> None:
+        if msg.type == "CALL":  # a call received (A, B or C)
+            self.calls[node.id] += 1
+            if node.id == "A" and msg.body["rid"] in self.nodes["client"].waiting:
+                self.nodes["client"].waiting[msg.body["rid"]].reached = True
 
     def client_answer(self, rid: int, outcome: str, ms: float, by: str, why: str, reached: bool) -> None:
         self.count("requests")
@@ -414,23 +447,17 @@ class CircuitBreaker(Lab):
         self.a_recent.append((self.now, ms))
 
     # -- the checks: an observer of calls, outcomes and announced states ----------
-    def emit(self, kind: str, **fields) -> dict:
-        event = super().emit(kind, **fields)
-        if kind == "breaker":
-            self.observe_state(fields["id"], fields["src"], fields["dst"])
-        return event
-
     def observe_call(self, edge: str, cid: int) -> None:
         """A CALL leaves the owner on this edge (whatever the breaker thought of it)."""
         watch, trials = self.watch[edge], self.params["trials"]
         if self.params["breakers"] == "off":
             return
-        if watch["state"] == "open":
+        if watch.state == "open":
             self.fail("open-blocks", f"a call crossed {edge} while it was open")
-        window = watch["window"]
+        window = watch.window
         if window is not None:  # the first calls after the open timeout
-            window["calls"].append(cid)
-            crossed = len(window["calls"])
+            window.calls.append(cid)
+            crossed = len(window.calls)
             if crossed > trials:
                 self.fail("trial-limit", f"{crossed} calls crossed {edge} after its open timeout before the "
                                          f"trial outcome was known (limit {trials})")
@@ -442,12 +469,12 @@ class CircuitBreaker(Lab):
         the owner has handled it.  A trial's outcome must show in the state,
         and the breaker may leave half-open only because of this period's trials."""
         watch, trials = self.watch[breaker.id], self.params["trials"]
-        window = watch["window"]
-        is_trial = window is not None and cid in window["calls"][:trials]
-        outcomes = window["outcomes"] if window is not None else {}
+        window = watch.window
+        is_trial = window is not None and cid in window.calls[:trials]
+        outcomes = window.outcomes if window is not None else {}
         if is_trial:
             outcomes[cid] = ok
-        left, state = watch.pop("left", None), watch["state"]
+        left, state, watch.left = watch.left, watch.state, None
         if left == "closed" and sum(outcomes.values()) < trials:
             self.fail("trial-outcome", f"{breaker.id} closed after {sum(outcomes.values())} of {trials} trials "
                                        "of this half-open period succeeded (an answer from an earlier period?)")
@@ -455,51 +482,48 @@ class CircuitBreaker(Lab):
             self.fail("trial-outcome", f"{breaker.id} re-opened though no trial of this half-open period failed")
         if not is_trial:
             if left:
-                watch["window"] = None
+                watch.window = None
             return
         if not ok:
-            watch["window"] = None
+            watch.window = None
             if state != "open":
                 self.fail("trial-outcome", f"a trial call through {breaker.id} failed but it is {state}")
             else:
                 self.note("trial-outcome", f"{breaker.id}: trial failed -> open")
         elif sum(outcomes.values()) >= trials:
-            watch["window"] = None
+            watch.window = None
             if state != "closed":
                 self.fail("trial-outcome", f"all {trials} trials through {breaker.id} succeeded but it is {state}")
             else:
                 self.note("trial-outcome", f"{breaker.id}: {trials} trial(s) succeeded -> closed")
 
-    def observe_state(self, edge: str, old: str, new: str) -> None:
+    @observe("breaker")
+    def observe_state(self, event: dict) -> None:
         """The breaker announced a new state (judged with the outcome that caused it)."""
-        watch = self.watch[edge]
-        watch["state"] = new
-        if watch.pop("restarting", False):
-            watch["window"] = None
+        watch, old, new = self.watch[event["id"]], event["src"], event["dst"]
+        watch.state = new
+        if watch.restarting:
+            watch.restarting, watch.window = False, None
             return
         if old == "half-open":
-            watch["left"] = new
+            watch.left = new
         if old == "open":
-            watch["window"] = {"calls": [], "outcomes": {}}  # the open timeout is over: trials may go
+            watch.window = Trials()  # the open timeout is over: trials may go
 
     def owner_restarted(self, breaker: Breaker) -> None:
         """The owner lost its memory: its breaker starts closed, with no trial pending."""
         watch = self.watch[breaker.id]
-        watch["window"] = None
+        watch.window = None
         if breaker.state != "closed":
-            watch["restarting"] = True
-
-    def note(self, name: str, detail: str) -> None:
-        if self.checks[name].ok:
-            self.checks[name].detail = detail
+            watch.restarting = True
 
     def sample(self) -> None:
         """Every SAMPLE_EVERY ms: a point on A's chart, and the no-cascade check."""
         self.sim.after(SAMPLE_EVERY, self.sample)
         now = self.now
         refused = sum(b.short_circuited for b in self.breakers.values())
-        if self.params["breakers"] == "on" and self.checks["open-blocks"].ok:
-            self.checks["open-blocks"].detail = f"{refused} calls answered by fallback without crossing"
+        if self.params["breakers"] == "on":
+            self.note("open-blocks", f"{refused} calls answered by fallback without crossing")
         self.a_recent = [r for r in self.a_recent if r[0] > now - WINDOW]
         a = self.nodes["A"]
         busy = len(a.busy) if a.status != "down" else 0
@@ -510,26 +534,23 @@ class CircuitBreaker(Lab):
         # The outage has cascaded when the client has had only failures, slow
         # ones among them, for longer than a breaker needs to notice.  (A
         # fallback that comes only after a timeout counts as a slow failure.)
-        check = self.checks["no-cascade"]
         if self.a_itself_faulted():
             # A is down, paused, slowed or failing, or cut off from the client: that is not an
             # outage behind A, so the clock starts again once A is reachable and well.
             self.last_good, self.first_slow = now, None
-            if check.ok:
-                check.detail = "A itself is faulted or cut off from the client: not an outage behind A"
+            self.note("no-cascade", "A itself is faulted or cut off from the client: not an outage behind A")
             return
         if self.first_slow is None:
-            if check.ok:
-                check.detail = (f"longest wait through slow failures: {self.worst_slow / 1000:.2f}s"
-                                if self.worst_slow else "no slow failures")
+            self.note("no-cascade", f"longest wait through slow failures: {self.worst_slow / 1000:.2f}s"
+                      if self.worst_slow else "no slow failures")
             return
         lasted = now - self.last_good
         self.worst_slow = max(self.worst_slow, lasted)
         if lasted >= self.cascade_ms:
             self.fail("no-cascade", f"for {lasted / 1000:.1f}s the client got only failures, slow ones "
                                     f"(waiting out timeouts); A has {busy}/{a.threads} threads busy")
-        elif check.ok:
-            check.detail = f"only failures for {lasted / 1000:.2f}s so far"
+        else:
+            self.note("no-cascade", f"only failures for {lasted / 1000:.2f}s so far")
 
     def a_itself_faulted(self) -> bool:
         a, net = self.nodes["A"], self.net
@@ -545,7 +566,6 @@ class CircuitBreaker(Lab):
             "chart": {**self.chart, **self.chart_points()},
             "answers": {k: self.metrics.get(k, 0) for k in ("requests", "ok", "fallback", "error", "timeout")},
             "fallbacks_by": {n: self.metrics.get(f"fallbacks by {n}", 0) for n in ("A", "B")},
-            "layout": {"client": [10, 50], "A": [37, 50], "B": [63, 50], "C": [90, 50]},
             "edges": [["client", "A"], ["A", "B"], ["B", "C"]],
         }
 
@@ -571,20 +591,21 @@ class CircuitBreaker(Lab):
     def do_request(self, count: int) -> None:
         self.emit("burst", count=count)
         for _ in range(count):
-            self.nodes["client"].request()
+            self.nodes["client"].request_one()
 
-    @action("fail", Arg("node"), Arg("percent", "percent"), nodes=SERVICES, when=any_state,
+    @action("fail", Arg("node"), Arg("percent", "percent"), nodes=SERVICES, not_for=CLIENT_ONLY, when=any_state,
             help="Make A, B or C answer this share of its calls with an error.")
     def do_fail(self, node_id: str, percent: int) -> None:
-        node = self.service(node_id)
+        node = self.nodes[node_id]
         if node.status == "down":
             raise SimError(f"{node_id} is down; restart it first")
         node.fail_percent = percent
         self.emit("fail", node=node_id, percent=percent)
 
-    @action("recover", Arg("node"), nodes=SERVICES, when=any_state, help="Heal A, B or C: restart it if down, resume it, no errors, normal speed.")
+    @action("recover", Arg("node"), nodes=SERVICES, not_for=CLIENT_ONLY, when=any_state,
+            help="Heal A, B or C: restart it if down, resume it, no errors, normal speed.")
     def do_recover(self, node_id: str) -> None:
-        node = self.service(node_id)
+        node = self.nodes[node_id]
         if node.status == "down":
             node.restart()
         elif node.status == "paused":
@@ -592,8 +613,3 @@ class CircuitBreaker(Lab):
         node.fail_percent = 0
         node.slow_ms = 0.0
         self.emit("recover", node=node_id)
-
-    def service(self, node_id: str) -> Node:
-        if node_id == "client":
-            raise SimError("the client only drives traffic; use A, B or C")
-        return self.nodes[node_id]

@@ -80,3 +80,21 @@ layout("bloom-filter")(fixed({"client": (12, 30), "filter": (50, 30), "store": (
 
 # ---- retry
 layout("retry")(fixed({"service": (78, 30), "c1": (18, 12), "c2": (18, 30), "c3": (18, 48)}))
+
+# ---- sidecar
+
+
+@layout("sidecar")
+def sidecar(snap: dict) -> dict[str, tuple[float, float]]:
+    """Client, app, helper and far end (the store or the backend) left to right; the
+    helper sits beside the app as a sidecar, on another host as a service (lower down),
+    and inside the app as a library."""
+    helper = {"sidecar": (60, 24), "service": (62, 46.8), "in-process": (54, 34.8)}
+    app = {"sidecar": (38, 24), "service": (40, 24), "in-process": (42, 24)}
+    mode = snap["params"]["mode"]
+    return {"client": (8, 30), "app": app[mode], "sidecar": helper[mode], "store": (90, 30), "backend": (90, 30)}
+
+
+# ---- circuit-breaker
+
+layout("circuit-breaker")(fixed({"client": (10, 30), "A": (37, 30), "B": (63, 30), "C": (90, 30)}))

@@ -75,7 +75,7 @@ def test_a_lost_ack_is_resent_and_the_store_dedupes_it():
 
 def test_the_offset_survives_a_sidecar_crash_on_the_shared_volume():
     lab = run("sidecar", "2s outage 2s", "3s crash sidecar", until="3.1s")
-    offset = lab.volume["offset"]
+    offset = lab.snapshot()["log"]["offset"]
     step(lab, "8s", "4.5s restart sidecar", "7s traffic 0")
     commits = [e for e in events(lab, "commit") if e["t"] > 4500]
     assert commits and commits[0]["offset"] > offset  # resumed from the stored offset, not from zero

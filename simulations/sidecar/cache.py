@@ -1,0 +1,166 @@
+"""kind=cache: every request reads a key from a slow backend.  The cache keeps
+each answer for `ttl` ms in its memory and serves it from there (a hit) until it
+expires (then a miss goes to the backend).
+
+A crashed cache sidecar loses its memory; while it is down the app falls back
+to calling the backend directly (slower, but the answers stay right), and a
+restarted cache starts cold.  `serve_stale` is the tempting shortcut: when the
+backend does not answer, serve the expired entry anyway (older than the TTL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..kernel import Node, fmt_ms, on
+from .shared import ROLE, Backend, Call, CallingApp, CallsLab
+
+FETCH_TIMEOUT = 300  # how long the cache (or the app, going direct) waits for the backend
+KEYS = 10  # keys the app reads (low keys are read more often)
+UPDATE_EVERY = 1000  # the backend changes one key's value this often
+
+
+class CachedApp(CallingApp):
+    def work(self, rid: int, to: str) -> None:
+        self.call(rid, to, f"k{int(KEYS * self.rng.random() ** 2)}")  # every request reads a key
+
+    def without_helper(self, cid: int, call: Call, why: str) -> None:
+        """Our choice: go to the backend directly, slower but right."""
+        self.lab.count("fallback")
+        call.fallback, call.direct = why, True
+        self.send("backend", "FETCH", cid=cid, key=call.key)
+        self.after(FETCH_TIMEOUT, self.finish, cid, False, "the backend did not answer", "direct", key=("direct", cid))
+
+    @on("RESULT")
+    def result(self, msg) -> None:  # the backend's answer to a direct call
+        self.finish(msg.body["cid"], msg.body["ok"], "backend error", via="direct")
+
+
+@dataclass
+class Entry:
+    v: int  # the value's version
+    at: float  # when it was fetched
+
+
+@dataclass
+class Fetch:
+    to: str
+    key: str
+    start: float
+
+
+class Cache(Node):
+    """Answers from memory while an entry is younger than the TTL, else asks the backend."""
+
+    def boot(self) -> None:
+        self.role = ROLE[self.lab.mode]
+        self.entries: dict[str, Entry] = {}  # memory only: a crash loses it
+        self.fetching: dict[int, Fetch] = {}
+
+    @on("CALL")
+    def read(self, msg) -> None:
+        cid, key = msg.body["cid"], msg.body["key"]
+        entry = self.entries.get(key)
+        if entry and self.now - entry.at <= self.lab.params["ttl"]:
+            self.serve(cid, msg.src, key, entry, hit=True)
+            return
+        self.fetching[cid] = Fetch(msg.src, key, self.now)
+        self.send("backend", "FETCH", cid=cid, key=key)
+        self.after(FETCH_TIMEOUT, self.fetch_timed_out, cid, key=("fetch", cid))
+
+    @on("RESULT")
+    def fetched(self, msg) -> None:
+        cid = msg.body["cid"]
+        req = self.fetching.pop(cid, None)
+        if req is None:
+            return
+        self.cancel(("fetch", cid))
+        if not msg.body["ok"]:
+            self.backend_failed(cid, req, "the backend answered with an error")
+            return
+        self.entries[req.key] = entry = Entry(msg.body["v"], self.now)
+        self.serve(cid, req.to, req.key, entry, hit=False, upstream=self.now - req.start)
+
+    def fetch_timed_out(self, cid: int) -> None:
+        req = self.fetching.pop(cid, None)
+        if req:
+            self.backend_failed(cid, req, f"the backend did not answer within {FETCH_TIMEOUT} ms")
+
+    def backend_failed(self, cid: int, req: Fetch, why: str) -> None:
+        entry = self.entries.get(req.key)
+        if entry and self.lab.params["serve_stale"]:  # the shortcut: an expired answer beats none
+            self.serve(cid, req.to, req.key, entry, hit=True, stale=True)
+        else:
+            self.send(req.to, "REPLY", cid=cid, ok=False, why=why)
+
+    def serve(self, cid: int, to: str, key: str, entry: Entry, hit: bool, stale: bool = False,
+              upstream: float | None = None) -> None:
+        self.lab.cache_served(key, entry, hit, stale)
+        self.send(to, "REPLY", cid=cid, ok=True, hit=hit, v=entry.v,
+                  **({"upstream": round(upstream, 3)} if upstream is not None else {}))
+
+    def view(self) -> dict:
+        return {"label": "down · cache lost" if self.status == "down" else f"{len(self.entries)} entries"}
+
+
+class SlowBackend(Backend):
+    """The slow backend whose values change now and then."""
+
+    WORK_MS = (40.0, 80.0)  # its work per read
+    LABEL = "slow backend"
+
+    def boot(self) -> None:
+        super().boot()
+        self.disk.setdefault("versions", {f"k{i}": 1 for i in range(KEYS)})
+        self.every(UPDATE_EVERY, self.update, key="update")
+
+    def update(self) -> None:
+        """Someone changed a value at the source."""
+        key = f"k{int(KEYS * self.rng.random())}"
+        self.disk["versions"][key] += 1
+        self.lab.emit("update", node=self.id, key=key, v=self.disk["versions"][key])
+
+    def value(self, key: str | None) -> dict:
+        return {"v": self.disk["versions"][key]}
+
+
+class CacheLab(CallsLab):
+    NODES = (CachedApp, Cache, SlowBackend)
+
+    def setup(self) -> None:
+        super().setup()
+        self.add_check("cache-consistent", "A cached answer is never older than the TTL.")
+
+    def cache_served(self, key: str, entry: Entry, hit: bool, stale: bool) -> None:
+        """The cache answers `key` from `entry`."""
+        self.count("hits" if hit else "misses")
+        age = self.now - entry.at
+        if entry.v < self.nodes["backend"].disk["versions"][key]:
+            self.count("outdated")  # the backend has a newer value: allowed while younger than the TTL
+        if stale:
+            self.count("stale_served")
+        if age > self.params["ttl"]:
+            self.fail("cache-consistent", f"{key} was served {fmt_ms(age)} after it was fetched, past the TTL of "
+                                          f"{fmt_ms(self.params['ttl'])} (serve_stale while the backend failed)")
+
+    def audit(self) -> None:
+        super().audit()
+        self.note("cache-consistent", f"{self.metrics['hits']} hits, none older than {fmt_ms(self.params['ttl'])}")
+
+    def view(self) -> dict:
+        m, ttl = self.metrics, self.params["ttl"]
+        cache, versions = self.nodes["sidecar"], self.nodes["backend"].disk["versions"]
+        entries = [] if cache.status == "down" else [
+            {"key": k, "v": e.v, "age": round(self.now - e.at), "current": e.v == versions[k],
+             "fresh": self.now - e.at <= ttl, "bar": round(100 * min(1.0, (self.now - e.at) / max(ttl, 1)))}
+            for k, e in sorted(cache.entries.items(), key=lambda kv: int(kv[0][1:]))]
+        hits = [c["ms"] for c in self.recent_calls if c["hit"]]
+        misses = [c["ms"] for c in self.recent_calls if c["hit"] is False]
+        looked = m["hits"] + m["misses"]
+        return {**super().view(),
+                "cache": {"ttl": ttl, "serve_stale": self.params["serve_stale"], "entries": entries,
+                          "size": len(entries), "hits": m["hits"], "misses": m["misses"],
+                          "hit_rate": round(100 * m["hits"] / looked) if looked else 0,
+                          "fallback": m["fallback"], "stale_served": m["stale_served"], "outdated": m["outdated"],
+                          "hit_ms": round(sum(hits) / len(hits), 1) if hits else None,
+                          "miss_ms": round(sum(misses) / len(misses), 1) if misses else None}}
