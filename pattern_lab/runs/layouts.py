@@ -68,3 +68,14 @@ def leader_election(snap: dict) -> dict[str, tuple[float, float]]:
             step, bottom = 80 / (top - 1), len(ids) - top  # a shorter bottom row sits in the gaps
             out[node_id] = (round(90 - step * ((top - bottom) / 2 + i - top), 1), 48.0)
     return out
+
+
+# ---- saga
+
+
+@layout("saga")
+def saga(snap: dict) -> dict[str, tuple[float, float]]:
+    """The orchestrator (or the bus) above its three services, in the saga's order."""
+    hub = snap["nodes"][0]["id"]
+    return {hub: (50, 10.8), "product": (16, 44.4), "price": (50, 44.4), "metadata": (84, 44.4)}
+
