@@ -79,3 +79,10 @@ def saga(snap: dict) -> dict[str, tuple[float, float]]:
     hub = snap["nodes"][0]["id"]
     return {hub: (50, 10.8), "product": (16, 44.4), "price": (50, 44.4), "metadata": (84, 44.4)}
 
+
+# ---- two-phase-commit
+
+
+layout("two-phase-commit")(fixed({"coordinator": (18, 30), "inventory": (74, 9.6), "payment": (74, 30),
+                                  "shipping": (74, 50.4)}))
+
