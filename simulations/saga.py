@@ -47,7 +47,9 @@ and a compensation leaves a tombstone so that a late CREATE is ignored.
 
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Node, Param, SimError, action
+from dataclasses import asdict, dataclass, field
+
+from .kernel import Arg, Lab, Node, Param, SimError, action, observe, on
 
 STEPS = ("product", "price", "metadata")  # the saga's steps, in order
 COMP_ATTEMPTS = 8  # orchestrator: tries per compensation before the saga is "failed"
@@ -77,130 +79,121 @@ def reaction(event: str) -> str:
 # --------------------------------------------------------------------------
 
 
-class Service(Node):
-    """A service with its own database (`disk`): rows, what it did per saga,
-    and an outbox of events still to publish (choreography)."""
+@dataclass
+class Database:
+    """A service's own database: its rows, what it did per saga, and the
+    events it still has to publish (written in the same transaction)."""
 
+    rows: list[dict] = field(default_factory=list)
+    done: dict[str, str] = field(default_factory=dict)  # saga -> created | failed | compensated
+    outbox: list[dict] = field(default_factory=list)  # choreography: events not yet on the bus
+    accepted: dict[str, dict] = field(default_factory=dict)  # merchant requests taken, not yet committed
+    next_row: int = 1
+    next_event: int = 1
+
+
+class Service(Node):
     def boot(self) -> None:
         self.role = "service"
-        self.disk.setdefault("rows", [])
-        self.disk.setdefault("done", {})  # saga -> "created" | "failed" | "compensated"
-        self.disk.setdefault("outbox", [])  # events written with the row, not yet on the bus
-        self.disk.setdefault("accepted", {})  # merchant requests taken but not yet committed
-        self.disk.setdefault("next_row", 1)
-        self.disk.setdefault("next_event", 1)
-        self.working: dict[str, bool] = {}  # "create:s1" -> True while the local transaction runs
-        self.jobs = 0
-        if self.disk["outbox"]:
-            self.set_timer("outbox", 0)
-        for saga in self.disk["accepted"]:  # a request we accepted before a crash: do it now
-            self.set_timer(f"accepted:{saga}", 0, saga=saga)
-
-    @property
-    def rows(self) -> list[dict]:
-        return self.disk["rows"]
+        self.db: Database = self.disk.setdefault("db", Database())
+        self.working: set[tuple[str, str]] = set()  # (do, saga) while its local transaction runs
+        if self.db.outbox:
+            self.after(0, self.flush_outbox, key="outbox")
+        for saga in self.db.accepted:  # a request accepted before a crash: do it now
+            self.after(0, self.redo_accepted, saga, key=("accepted", saga))
 
     def view(self) -> dict:
-        fault = self.lab.fault_text(self.id)
-        label = f"{len(self.rows)} row{'s' if len(self.rows) != 1 else ''}" + (f" · fails {fault}" if fault else "")
-        return {"rows": self.rows, "outbox": len(self.disk["outbox"]), "fault": fault, "label": label}
+        rows, fault = self.db.rows, self.lab.fault_text(self.id)
+        label = f"{len(rows)} row{'s' if len(rows) != 1 else ''}" + (f" · fails {fault}" if fault else "")
+        return {"rows": rows, "outbox": len(self.db.outbox), "fault": fault, "label": label}
 
     # -- requests ----------------------------------------------------------------
-    def on_message(self, msg) -> None:
-        body = msg.body
-        if msg.type in ("CREATE", "COMPENSATE"):  # from the orchestrator
-            self.handle(msg.type.lower(), body["saga"], body, reply_to=msg.src)
-        elif msg.type == "DELIVER":  # an event from the bus
-            self.handle(reaction(body["event"]), body["saga"], body, reply_to=msg.src, eid=body["eid"])
-        elif msg.type == "PUBLISHED":  # the bus has the event: drop it from the outbox
-            self.disk["outbox"] = [e for e in self.disk["outbox"] if e["eid"] != body["eid"]]
+    @on("CREATE", "COMPENSATE")
+    def command(self, msg) -> None:  # from the orchestrator
+        self.handle(msg.type.lower(), msg.body["saga"], msg.body, reply_to=msg.src)
 
-    def handle(self, kind: str, saga: str, body: dict, reply_to: str | None, eid: str | None = None) -> None:
-        key = f"{kind}:{saga}"
+    @on("DELIVER")
+    def delivered(self, msg) -> None:  # an event from the bus
+        self.handle(reaction(msg.body["event"]), msg.body["saga"], msg.body, reply_to=msg.src, eid=msg.body["eid"])
+
+    @on("PUBLISHED")
+    def published(self, msg) -> None:  # the bus has the event: drop it from the outbox
+        self.db.outbox = [e for e in self.db.outbox if e["eid"] != msg.body["eid"]]
+
+    def redo_accepted(self, saga: str) -> None:
+        if saga in self.db.accepted:
+            self.handle("create", saga, self.db.accepted[saga], reply_to=None)
+
+    def handle(self, do: str, saga: str, body: dict, reply_to: str | None, eid: str | None = None) -> None:
         if self.lab.idempotent:
-            if key in self.working:  # the same request is already being processed: its answer will follow
-                self.lab.duplicate_ignored(self.id, saga, kind)
-                return
-            if self.already(kind, saga):
-                self.lab.duplicate_ignored(self.id, saga, kind)
-                self.answer(kind, saga, self.disk["done"][saga], reply_to, eid)
-                return
-        # Start the local transaction; it commits after `work_ms`.
+            if (do, saga) in self.working:  # the same request is already being processed: its answer will follow
+                return self.repeat_ignored(saga, do)
+            if self.already(do, saga):
+                self.repeat_ignored(saga, do)
+                return self.answer(do, saga, self.db.done[saga], reply_to, eid)
         if reply_to is None:  # the merchant's request is stored first: nobody would re-send it
-            self.disk["accepted"][saga] = dict(body)
-        self.working[key] = True
-        self.jobs += 1
-        self.lab.step_started(self.id, saga, kind)
+            self.db.accepted[saga] = dict(body)
+        # Start the local transaction; it commits after `work_ms`.
+        self.working.add((do, saga))
+        self.lab.witness("begin", node=self.id, saga=saga, do=do)
         fields = {k: body[k] for k in ("product", "name", "price", "meta") if k in body}
-        self.set_timer(f"work{self.jobs}", self.lab.params["work_ms"], kind=kind, saga=saga,
-                       body=fields, reply_to=reply_to, eid=eid)
+        self.after(self.lab.params["work_ms"], self.commit, do, saga, fields, reply_to, eid)
 
-    def already(self, kind: str, saga: str) -> bool:
+    def already(self, do: str, saga: str) -> bool:
         """Idempotency: has this saga's request been decided here already?"""
-        state = self.disk["done"].get(saga)
-        return state is not None if kind == "create" else state == "compensated"
+        state = self.db.done.get(saga)
+        return state is not None if do == "create" else state == "compensated"
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "outbox":
-            self.flush_outbox()
-        elif name.startswith("accepted:"):
-            if data["saga"] in self.disk["accepted"]:
-                self.handle("create", data["saga"], self.disk["accepted"][data["saga"]], reply_to=None)
-        elif name.startswith("work"):
-            self.commit(**data)
+    def repeat_ignored(self, saga: str, do: str) -> None:
+        self.lab.emit("duplicate-ignored", node=self.id, saga=saga, do=do)
 
-    def commit(self, kind: str, saga: str, body: dict, reply_to: str | None, eid: str | None) -> None:
+    def commit(self, do: str, saga: str, body: dict, reply_to: str | None, eid: str | None) -> None:
         """The local transaction: change the rows, record the outcome and
         queue the event to publish, all in one write to this service's disk."""
-        self.working.pop(f"{kind}:{saga}", None)
+        db = self.db
+        self.working.discard((do, saga))
         if reply_to is None:
-            self.disk["accepted"].pop(saga, None)
-        if self.lab.idempotent and self.already(kind, saga):
-            self.lab.duplicate_ignored(self.id, saga, kind)
-            self.answer(kind, saga, self.disk["done"][saga], reply_to, eid)
-            return
-        done = self.disk["done"]
-        if kind == "create":
-            if self.lab.step_should_fail(self.id):
-                done[saga] = "failed"
+            db.accepted.pop(saga, None)
+        if self.lab.idempotent and self.already(do, saga):
+            self.repeat_ignored(saga, do)
+            return self.answer(do, saga, db.done[saga], reply_to, eid)
+        if do == "create":
+            if self.lab.step_fails(self.id):
+                db.done[saga] = "failed"
                 self.lab.emit("step-failed", node=self.id, saga=saga)
                 self.publish(f"{self.id}-failed", saga, body)
             else:
-                row = {"row": self.disk["next_row"], "saga": saga, "product": body.get("product"),
-                       "value": self.value(body)}
-                self.disk["next_row"] += 1
-                self.rows.append(row)
-                done[saga] = "created"
+                row = {"row": db.next_row, "saga": saga, "product": body.get("product"), "value": self.value(body)}
+                db.next_row += 1
+                db.rows.append(row)
+                db.done[saga] = "created"
                 self.lab.emit("row", node=self.id, op="insert", saga=saga, row=row["row"], value=row["value"])
                 self.publish(f"{self.id}-created", saga, body)
-            self.lab.committed(self.id, saga, "create", done[saga])
+            outcome = db.done[saga]
         else:
-            if self.lab.idempotent:
-                mine = [r for r in self.rows if r["saga"] == saga]  # delete every row of the saga
-            else:
-                mine = [r for r in self.rows if r["saga"] == saga][:1]  # a naive delete: one row
+            mine = [r for r in db.rows if r["saga"] == saga]  # delete every row of the saga ...
+            if not self.lab.idempotent:
+                mine = mine[:1]  # ... where a naive delete takes one
             for row in mine:
-                self.rows.remove(row)
+                db.rows.remove(row)
                 self.lab.emit("row", node=self.id, op="delete", saga=saga, row=row["row"])
-            if self.lab.idempotent or mine:
-                done[saga] = "compensated"  # a tombstone: a late CREATE is now ignored
+            outcome = "compensated" if self.lab.idempotent or mine else "nothing"
+            if outcome == "compensated":
+                db.done[saga] = "compensated"  # a tombstone: a late CREATE is now ignored
             self.publish(f"{self.id}-deleted", saga, body)
-            self.lab.committed(self.id, saga, "compensate", "compensated" if (mine or self.lab.idempotent) else "nothing")
-        self.answer(kind, saga, done.get(saga, "compensated"), reply_to, eid)
+        self.lab.witness("commit", node=self.id, saga=saga, do=do, outcome=outcome)
+        self.answer(do, saga, db.done.get(saga, "compensated"), reply_to, eid)
 
     def value(self, body: dict) -> str:
-        if self.id == "product":
-            return str(body.get("name", "?"))
-        if self.id == "price":
-            return f"${body.get('price', 0)}"
-        return f"colour={body.get('meta', '?')}"
+        return {"product": str(body.get("name", "?")), "price": f"${body.get('price', 0)}"}.get(
+            self.id, f"colour={body.get('meta', '?')}")
 
-    def answer(self, kind: str, saga: str, outcome: str, reply_to: str | None, eid: str | None) -> None:
+    def answer(self, do: str, saga: str, outcome: str, reply_to: str | None, eid: str | None) -> None:
         if reply_to is None:
             return  # the merchant's own request (choreography): nobody waits on it
         if eid is not None:
             self.send(reply_to, "ACK", eid=eid)  # tell the bus the event is handled
-        elif kind == "create":
+        elif do == "create":
             self.send(reply_to, "CREATED" if outcome == "created" else "FAILED", saga=saga)
         else:
             self.send(reply_to, "COMPENSATED", saga=saga)
@@ -209,16 +202,17 @@ class Service(Node):
     def publish(self, event: str, saga: str, body: dict) -> None:
         if self.lab.mode != "choreography":
             return
-        eid = f"{self.id}.{self.disk['next_event']}"
-        self.disk["next_event"] += 1
-        self.disk["outbox"].append({"eid": eid, "event": event, "saga": saga, **body})
+        eid = f"{self.id}.{self.db.next_event}"
+        self.db.next_event += 1
+        self.db.outbox.append({"eid": eid, "event": event, "saga": saga, **body})
         self.flush_outbox()
 
     def flush_outbox(self) -> None:
-        for event in self.disk["outbox"]:
+        """Send every event still in the outbox to the bus, until it confirms each."""
+        for event in self.db.outbox:
             self.send("bus", "PUBLISH", **event)
-        if self.disk["outbox"]:
-            self.set_timer("outbox", self.lab.params["timeout"])
+        if self.db.outbox:
+            self.after(self.lab.params["timeout"], self.flush_outbox, key="outbox")
 
 
 # --------------------------------------------------------------------------
@@ -226,22 +220,36 @@ class Service(Node):
 # --------------------------------------------------------------------------
 
 
+@dataclass
+class Saga:
+    """A saga in flight, as the orchestrator knows it (rebuilt from its log after a crash)."""
+
+    id: str
+    product: dict
+    phase: str = "forward"  # forward, then compensating if a step fails
+    step: int = 0  # forward: the step being run (index in STEPS)
+    plan: list[str] = field(default_factory=list)  # compensating: the steps still to undo, next first
+    attempt: int = 0  # sends of the current command so far
+
+    @property
+    def current(self) -> str:
+        """The service whose answer the orchestrator waits for."""
+        return STEPS[self.step] if self.phase == "forward" else self.plan[0]
+
+
 class Orchestrator(Node):
-    """Runs each saga step by step from a log it writes before every move."""
+    """Runs each saga step by step, writing every decision to its saga log before acting on it."""
 
     def boot(self) -> None:
         self.role = "coordinator"
-        if self.lab.params["log"] == "durable":
-            self.log = self.disk.setdefault("log", [])
-        else:
-            self.log = []  # kept in memory only: a crash forgets every saga in flight
-        self.active: dict[str, dict] = {}
+        # The saga log: on disk, or (log=memory) in memory, so that a crash forgets every saga in flight.
+        self.log = self.disk.setdefault("log", []) if self.lab.params["log"] == "durable" else []
+        self.active: dict[str, Saga] = {}
         self.replay_log()
-        if self.lab.started:
-            for saga, st in self.active.items():
-                self.lab.emit("saga-resumed", node=self.id, saga=saga, phase=st["phase"],
-                              at=STEPS[st["step"]] if st["phase"] == "forward" else st["plan"][0])
-                self.set_timer(f"go:{saga}", 0)
+        if self.restarted:
+            for saga in self.active.values():
+                self.lab.emit("saga-resumed", node=self.id, saga=saga.id, phase=saga.phase, at=saga.current)
+                self.after(0, self.go_on, saga.id, key=("go", saga.id))
 
     def view(self) -> dict:
         active = list(self.active) if self.status != "down" else []
@@ -251,129 +259,138 @@ class Orchestrator(Node):
     def replay_log(self) -> None:
         """Recovery: rebuild every unfinished saga from the log, record by record."""
         for rec in self.log:
-            saga = rec["saga"]
+            saga = self.active.get(rec["saga"])
             if rec["rec"] == "begin":
-                self.active[saga] = {"product": rec["product"], "phase": "forward", "step": 0, "plan": [], "attempt": 0}
+                self.active[rec["saga"]] = Saga(rec["saga"], rec["product"])
             elif rec["rec"] == "done":
-                self.active[saga]["step"] += 1
+                saga.step += 1
             elif rec["rec"] == "compensate":
-                self.active[saga].update(phase="compensating", plan=list(rec["plan"]))
+                saga.phase, saga.plan = "compensating", list(rec["plan"])
             elif rec["rec"] == "undone":
-                self.active[saga]["plan"].pop(0)
+                saga.plan.pop(0)
             elif rec["rec"] == "end":
-                self.active.pop(saga, None)
+                self.active.pop(rec["saga"], None)
 
-    def write(self, saga: str, rec: str, **fields) -> None:
+    def write(self, saga: Saga, rec: str, **fields) -> None:
         """Append to the saga log (on disk when `log` is durable) before acting."""
-        self.log.append({"saga": saga, "rec": rec, **fields})
+        self.log.append({"saga": saga.id, "rec": rec, **fields})
         shown = {k: (list(v) if isinstance(v, list) else v) for k, v in fields.items() if k != "product"}
-        self.lab.emit("log", node=self.id, saga=saga, rec=rec, **shown)
+        self.lab.emit("log", node=self.id, saga=saga.id, rec=rec, **shown)
 
-    # -- the saga -------------------------------------------------------------------
-    def start(self, saga: str, product: dict) -> None:
+    # -- what the orchestrator tells the world -----------------------------------------
+    def progress(self, saga: Saga, do: str, status: str, attempt: int = 0) -> None:
+        self.lab.emit("step", saga=saga.id, service=saga.current, do=do, status=status,
+                      **({"attempt": attempt} if attempt > 1 else {}))
+
+    def announce(self, saga: Saga, status: str, why: str = "") -> None:
+        self.lab.emit("saga", saga=saga.id, status=status, **({"why": why} if why else {}))
+
+    # -- the saga ----------------------------------------------------------------------------
+    def start(self, saga_id: str, product: dict) -> None:
+        saga = Saga(saga_id, product)
         self.write(saga, "begin", product=product)
-        self.active[saga] = {"product": product, "phase": "forward", "step": 0, "plan": [], "attempt": 0}
+        self.active[saga_id] = saga
         self.act(saga)
 
-    def act(self, saga: str) -> None:
+    def go_on(self, saga_id: str) -> None:
+        if saga_id in self.active:
+            self.act(self.active[saga_id])
+
+    def act(self, saga: Saga) -> None:
         """Send the saga's current command and wait for its answer."""
-        st = self.active[saga]
-        timeout = self.lab.params["timeout"]
-        if st["phase"] == "forward":
-            service = STEPS[st["step"]]
-            self.lab.mark(saga, service, "create", "running", attempts=st["attempt"] + 1)
-            self.send(service, "CREATE", saga=saga, **st["product"])
-            wait = timeout
+        saga.attempt += 1
+        timeout, wait = self.lab.params["timeout"], ("wait", saga.id)
+        if saga.phase == "forward":
+            self.progress(saga, "create", "running", saga.attempt)
+            self.request(saga.current, "CREATE", key=wait, timeout=timeout,
+                         on_timeout=lambda: self.no_answer(saga), saga=saga.id, **saga.product)
         else:
-            service = st["plan"][0]
-            self.lab.mark(saga, service, "compensate", "running", attempts=st["attempt"] + 1)
-            self.send(service, "COMPENSATE", saga=saga)
-            wait = timeout * min(st["attempt"] + 1, 4)  # back off while a service stays away
-        st["attempt"] += 1
-        self.set_timer(f"wait:{saga}", wait)
+            self.progress(saga, "compensate", "running", saga.attempt)
+            self.request(saga.current, "COMPENSATE", key=wait, timeout=timeout * min(saga.attempt, 4),  # back off
+                         on_timeout=lambda: self.no_answer(saga), saga=saga.id)
 
-    def on_timer(self, name: str, data: dict) -> None:
-        kind, saga = name.split(":", 1)
-        st = self.active.get(saga)
-        if st is None:
-            return
-        if kind == "go":
-            self.act(saga)
-        elif st["phase"] == "forward":
-            if st["attempt"] > self.lab.params["retries"]:
-                # No answer after every retry: the step may or may not have run.
-                service = STEPS[st["step"]]
-                self.lab.mark(saga, service, "create", "timeout")
-                self.compensate(saga, f"{service} did not answer", maybe=service)
-            else:
-                self.lab.retried(saga, STEPS[st["step"]])
-                self.act(saga)
-        elif st["attempt"] >= COMP_ATTEMPTS:
-            service = st["plan"][0]
-            self.lab.mark(saga, service, "compensate", "failed")
-            self.write(saga, "end", status="failed")
-            self.active.pop(saga)
-            self.lab.set_status(saga, "failed", f"could not undo {service}")
+    def no_answer(self, saga: Saga) -> None:
+        service = saga.current
+        if saga.phase == "forward" and saga.attempt > self.lab.params["retries"]:
+            # No answer after every retry: the step may or may not have run, so it is undone too.
+            self.progress(saga, "create", "timeout")
+            self.compensate(saga, f"{service} did not answer", maybe=service)
+        elif saga.phase == "compensating" and saga.attempt >= COMP_ATTEMPTS:
+            self.progress(saga, "compensate", "failed")
+            self.finish(saga, "failed", f"could not undo {service}")  # for a human to repair
         else:
-            self.lab.retried(saga, st["plan"][0])
+            self.lab.emit("retry", saga=saga.id, service=service)
             self.act(saga)
 
-    def on_message(self, msg) -> None:
-        saga = msg.body.get("saga")
-        st = self.active.get(saga)
-        current = None
-        if st is not None:
-            current = STEPS[st["step"]] if st["phase"] == "forward" else st["plan"][0]
-        expected = {"forward": ("CREATED", "FAILED"), "compensating": ("COMPENSATED",)}
-        if st is None or msg.src != current or msg.type not in expected[st["phase"]]:
-            self.lab.count("stale_replies")  # a late or repeated answer: already dealt with
-            return
-        self.cancel_timer(f"wait:{saga}")
-        st["attempt"] = 0
-        if msg.type == "CREATED":
-            self.write(saga, "done", service=current)
-            self.lab.mark(saga, current, "create", "done")
-            st["step"] += 1
-            if st["step"] == len(STEPS):
-                self.write(saga, "end", status="completed")
-                self.active.pop(saga)
-                self.lab.set_status(saga, "completed")
+    def awaited(self, msg, phase: str) -> Saga | None:
+        """The saga this answer is for, if it is the answer awaited now (else it is
+        a late or repeated one, already dealt with)."""
+        saga = self.active.get(msg.body["saga"])
+        if saga is None or saga.phase != phase or msg.src != saga.current:
+            self.lab.count("stale_replies")
+            return None
+        self.answered(("wait", saga.id))
+        saga.attempt = 0
+        return saga
+
+    @on("CREATED")
+    def step_done(self, msg) -> None:
+        if saga := self.awaited(msg, "forward"):
+            self.write(saga, "done", service=saga.current)
+            self.progress(saga, "create", "done")
+            saga.step += 1
+            if saga.step == len(STEPS):
+                self.finish(saga, "completed")
             else:
                 self.act(saga)
-        elif msg.type == "FAILED":
-            self.lab.mark(saga, current, "create", "failed")
-            self.compensate(saga, f"{current} failed")
-        else:
-            self.write(saga, "undone", service=current)
-            self.lab.mark(saga, current, "compensate", "done")
-            st["plan"].pop(0)
+
+    @on("FAILED")
+    def step_failed(self, msg) -> None:
+        if saga := self.awaited(msg, "forward"):
+            self.progress(saga, "create", "failed")
+            self.compensate(saga, f"{saga.current} failed")
+
+    @on("COMPENSATED")
+    def step_undone(self, msg) -> None:
+        if saga := self.awaited(msg, "compensating"):
+            self.write(saga, "undone", service=saga.current)
+            self.progress(saga, "compensate", "done")
+            saga.plan.pop(0)
             self.next_compensation(saga)
 
     def compensation_plan(self, executed: list[str]) -> list[str]:
         """Undo the executed steps newest first."""
         return list(reversed(executed))
 
-    def compensate(self, saga: str, why: str, maybe: str | None = None) -> None:
-        st = self.active[saga]
-        executed = list(STEPS[:st["step"]]) + ([maybe] if maybe else [])
-        plan = self.compensation_plan(executed)
+    def compensate(self, saga: Saga, why: str, maybe: str | None = None) -> None:
+        plan = self.compensation_plan(list(STEPS[:saga.step]) + ([maybe] if maybe else []))
         self.write(saga, "compensate", plan=list(plan))
-        st.update(phase="compensating", plan=list(plan), attempt=0)
-        self.lab.set_status(saga, "compensating", why)
+        saga.phase, saga.plan, saga.attempt = "compensating", list(plan), 0
+        self.announce(saga, "compensating", why)
         self.next_compensation(saga)
 
-    def next_compensation(self, saga: str) -> None:
-        if self.active[saga]["plan"]:
+    def next_compensation(self, saga: Saga) -> None:
+        if saga.plan:
             self.act(saga)
         else:
-            self.write(saga, "end", status="compensated")
-            self.active.pop(saga)
-            self.lab.set_status(saga, "compensated")
+            self.finish(saga, "compensated")
+
+    def finish(self, saga: Saga, status: str, why: str = "") -> None:
+        self.write(saga, "end", status=status)
+        self.active.pop(saga.id)
+        self.announce(saga, status, why)
 
 
 # --------------------------------------------------------------------------
 # Choreography: the event bus
 # --------------------------------------------------------------------------
+
+
+@dataclass
+class Delivery:  # an event on its way to one subscriber
+    event: dict
+    to: str
+    attempt: int = 0
 
 
 class Bus(Node):
@@ -388,55 +405,91 @@ class Bus(Node):
         else:
             self.log, self.acked = [], {}  # memory only: a crash loses undelivered events
         self.known = {e["eid"]: True for e in self.log}
-        self.pending: dict[str, dict] = {}  # "<eid>><subscriber>" -> delivery in progress
+        self.unacked: dict[str, Delivery] = {}  # "<eid>><subscriber>" -> delivery in progress
         for event in self.log:  # recovery: redeliver whatever was not acknowledged
             self.fan_out(event)
 
     def view(self) -> dict:
-        pending = list(self.pending) if self.status != "down" else []
+        pending = list(self.unacked) if self.status != "down" else []
         return {"log": [{k: e[k] for k in ("eid", "event", "saga")} for e in self.log[-8:]],
                 "log_size": len(self.log), "pending": pending,
                 "label": f"log {len(self.log)} · {len(pending)} unacked"}
 
-    def on_message(self, msg) -> None:
-        body = msg.body
-        if msg.type == "PUBLISH":
-            if body["eid"] not in self.known:  # a re-sent publish is stored once
-                event = dict(body)
-                self.log.append(event)
-                self.known[event["eid"]] = True
-                self.lab.emit("event", eid=event["eid"], event=event["event"], saga=event["saga"], src=msg.src)
-                self.fan_out(event)
-            self.send(msg.src, "PUBLISHED", eid=body["eid"])
-        elif msg.type == "ACK":
-            key = f"{body['eid']}>{msg.src}"
-            if key in self.pending:
-                self.acked[key] = True
-                self.pending.pop(key)
-                self.cancel_timer(f"deliver:{key}")
+    @on("PUBLISH")
+    def store(self, msg) -> None:
+        if msg.body["eid"] not in self.known:  # a re-sent publish is stored once
+            event = dict(msg.body)
+            self.log.append(event)
+            self.known[event["eid"]] = True
+            self.lab.emit("event", eid=event["eid"], event=event["event"], saga=event["saga"], src=msg.src)
+            self.fan_out(event)
+        self.send(msg.src, "PUBLISHED", eid=msg.body["eid"])
 
     def fan_out(self, event: dict) -> None:
         for sub in self.lab.subscribers.get(event["event"], []):
             key = f"{event['eid']}>{sub}"
-            if key not in self.acked and key not in self.pending:
-                self.pending[key] = {"event": event, "to": sub, "attempt": 0}
-                self.set_timer(f"deliver:{key}", 0)
+            if key not in self.acked and key not in self.unacked:
+                self.unacked[key] = Delivery(event, sub)
+                self.after(0, self.deliver, key, key=("deliver", key))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        key = name.split(":", 1)[1]
-        delivery = self.pending.get(key)
-        if delivery is None:
-            return
-        if delivery["attempt"]:
+    def deliver(self, key: str) -> None:
+        """At least once: send the event again until the subscriber acknowledges it."""
+        delivery = self.unacked[key]
+        if delivery.attempt:
             self.lab.count("redeliveries")
-        delivery["attempt"] += 1
-        self.send(delivery["to"], "DELIVER", **delivery["event"])
-        self.set_timer(name, self.lab.params["timeout"] * min(delivery["attempt"], 4))
+        delivery.attempt += 1
+        self.request(delivery.to, "DELIVER", key=("deliver", key), timeout=self.lab.params["timeout"] * min(delivery.attempt, 4),
+                     on_timeout=lambda: self.deliver(key), **delivery.event)
+
+    @on("ACK")
+    def acknowledged(self, msg) -> None:
+        key = f"{msg.body['eid']}>{msg.src}"
+        if key in self.unacked:
+            self.acked[key] = True
+            self.unacked.pop(key)
+            self.answered(("deliver", key))
 
 
 # --------------------------------------------------------------------------
-# The lab
+# The lab: each saga as an observer sees it, and the checks
 # --------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    """One entry of a saga's timeline: a step or a compensation, and how it went."""
+
+    service: str
+    do: str  # create | compensate
+    status: str  # running, done, failed, timeout
+    t: float
+    attempts: int = 0  # orchestration: how many times the orchestrator sent it
+    end: float = 0.0
+
+
+@dataclass
+class Timeline:
+    """One saga as the page shows it, pieced together from what the run does."""
+
+    id: str
+    product: str
+    status: str = "running"
+    steps: list[Step] = field(default_factory=list)
+    started: float = 0.0
+    ended: float | None = None
+    why: str = ""
+    created: list[str] = field(default_factory=list)  # services whose create committed, in order
+    undone: list[str] = field(default_factory=list)  # services whose compensation committed, in order
+    progress: float = 0.0  # when anything last happened to it (a saga stuck too long breaks a check)
+
+    def view(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "progress"}
+
+
+@dataclass
+class StepFault:  # a failure the learner injects into a service's step
+    how: str  # always | next | percent
+    n: int = 0
 
 
 class SagaLab(Lab):
@@ -462,14 +515,13 @@ class SagaLab(Lab):
     LATENCY = (20.0, 50.0)
 
     def setup(self) -> None:
-        self.started = False
         self.mode = self.params["mode"]
         self.idempotent = self.params["idempotent"]
         self.subscribers = {event: list(subs) for event, subs in SUBSCRIBERS.items()}
-        self.sagas: list[dict] = []
-        self.by_id: dict[str, dict] = {}
-        self.step_faults: dict[str, dict] = {}  # service -> {"how": always|next|percent, "n": int}
-        self.bus_outstanding: list[str] = []
+        self.sagas: list[Timeline] = []
+        self.by_id: dict[str, Timeline] = {}
+        self.step_faults: dict[str, StepFault] = {}
+        self.bus_outstanding: list[str] = []  # the bus's unacknowledged deliveries when it crashed
         self.calm_since = 0.0  # the last time a node was away or the network was cut
         self.hub = self.add_node(Orchestrator(self, "orchestrator") if self.mode == "orchestration" else Bus(self, "bus"))
         for service in STEPS:
@@ -488,166 +540,147 @@ class SagaLab(Lab):
         self.checks["reverse-order"].detail = "no compensation yet"
         self.checks["resumes-from-log"].detail = f"no restart of the {self.hub.id} yet"
         self.checks["no-duplicate-rows"].detail = "no repeated message yet"
-        self.started = True
-        self.sim.after(AUDIT_EVERY, self.audit)
+        self.every(AUDIT_EVERY, self.audit)
+
+    def witness(self, kind: str, **fact) -> None:
+        """Hand a service's local transaction (`begin`, `commit`) to the @observe
+        methods without making it an event of the run: the run's events show its
+        rows instead (the kernel has no quiet event yet)."""
+        for watcher in self.OBSERVERS.get(kind, ()):
+            watcher(self, fact)
 
     # -- what the page shows ----------------------------------------------------------
     def view(self) -> dict:
-        hub = self.hub.id
         return {
             "mode": self.mode,
-            "sagas": [self.saga_view(s) for s in self.sagas[-12:]],
-            "step_faults": {s: self.fault_text(s) for s in STEPS if self.fault_text(s)},
+            "sagas": [s.view() for s in self.sagas[-12:]],
+            "step_faults": {s: self.fault_text(s) for s in STEPS if s in self.step_faults},
             "subscriptions": self.subscribers if self.mode == "choreography" else {},
-            "layout": {hub: [50, 18], "product": [16, 74], "price": [50, 74], "metadata": [84, 74]},
-            "edges": [[hub, s] for s in STEPS],
+            "edges": [[self.hub.id, s] for s in STEPS],
         }
-
-    @staticmethod
-    def saga_view(rec: dict) -> dict:
-        return {k: rec[k] for k in ("id", "product", "status", "steps", "started", "ended", "why", "created", "undone")}
 
     def fault_text(self, service: str) -> str:
         fault = self.step_faults.get(service)
-        if not fault:
-            return ""
-        return {"always": "always", "next": f"next {fault['n']}", "percent": f"{fault['n']}%"}[fault["how"]]
+        return {"always": "always", "next": f"next {fault.n}", "percent": f"{fault.n}%"}[fault.how] if fault else ""
 
-    # -- the saga record (what an observer sees) ----------------------------------------
-    def mark(self, saga: str, service: str, do: str, status: str, attempts: int | None = None) -> None:
-        """Update the timeline entry of one step (or compensation) of a saga."""
-        rec = self.by_id[saga]
-        rec["progress"] = self.now
-        entry = next((e for e in reversed(rec["steps"]) if e["service"] == service and e["do"] == do), None)
-        if entry is None:
-            entry = {"service": service, "do": do, "status": status, "t": round(self.now, 3), "attempts": 0}
-            rec["steps"].append(entry)
-        entry["status"] = status
-        entry["end"] = round(self.now, 3)
-        if attempts is not None:
-            entry["attempts"] = attempts
-        self.emit("step", saga=saga, service=service, do=do, status=status,
-                  **({"attempt": attempts} if attempts and attempts > 1 else {}))
-
-    def set_status(self, saga: str, status: str, why: str = "") -> None:
-        rec = self.by_id[saga]
-        if rec["status"] in FINAL:
-            return
-        rec["status"], rec["progress"] = status, self.now
-        if why:
-            rec["why"] = why
-        self.emit("saga", saga=saga, status=status, **({"why": why} if why else {}))
-        if status in FINAL:
-            rec["ended"] = round(self.now, 3)
-            self.count(status)
-            self.audit_saga(rec)
+    # -- the timelines, from the run's events ---------------------------------------------
+    @observe("saga")
+    def saga_status(self, event: dict) -> None:
+        saga = self.by_id[event["saga"]]
+        saga.status, saga.progress = event["status"], self.now
+        saga.why = event.get("why", saga.why)
+        if saga.status in FINAL:
+            saga.ended = round(self.now, 3)
+            self.count(saga.status)
+            self.audit_saga(saga)
             self.note_totals()
 
-    def retried(self, saga: str, service: str) -> None:
-        self.count("retries")
-        self.emit("retry", saga=saga, service=service)
+    @observe("step")
+    def step_status(self, event: dict) -> None:
+        saga = self.by_id[event["saga"]]
+        saga.progress = self.now
+        step = next((s for s in reversed(saga.steps) if s.service == event["service"] and s.do == event["do"]), None)
+        if step is None:
+            step = Step(event["service"], event["do"], event["status"], event["t"])
+            saga.steps.append(step)
+        step.status, step.end = event["status"], event["t"]
+        if step.status == "running" and self.mode == "orchestration":
+            step.attempts = event.get("attempt", 1)
 
-    def duplicate_ignored(self, service: str, saga: str, kind: str) -> None:
-        self.count("duplicates_ignored")
-        self.emit("duplicate-ignored", node=service, saga=saga, do=kind)
+    @observe("retry", "duplicate-ignored")
+    def counted(self, event: dict) -> None:
+        self.count("retries" if event["kind"] == "retry" else "duplicates_ignored")
 
-    def step_started(self, service: str, saga: str, kind: str) -> None:
-        if self.mode == "choreography" and saga in self.by_id:
-            self.mark(saga, service, kind, "running")
+    @observe("commit")
+    def committed(self, fact: dict) -> None:
+        """A service committed a local transaction: what ran, and what was undone, in order."""
+        saga = self.by_id[fact["saga"]]
+        saga.progress = self.now
+        if fact["outcome"] == "created" and fact["node"] not in saga.created:
+            saga.created.append(fact["node"])
+        if fact["outcome"] == "compensated" and fact["node"] not in saga.undone:
+            saga.undone.append(fact["node"])
 
-    def committed(self, service: str, saga: str, kind: str, outcome: str) -> None:
-        """A service committed a local transaction: feed the checks (and, in
-        choreography, where the saga stands)."""
-        rec = self.by_id.get(saga)
-        if rec is None:
-            return
-        rec["progress"] = self.now
-        if kind == "create" and outcome == "created":
-            if service not in rec["created"]:
-                rec["created"].append(service)
+    # -- checks ----------------------------------------------------------------------------
+    def rows_of(self, service: str, saga: str) -> list[dict]:
+        return [r for r in self.nodes[service].db.rows if r["saga"] == saga]
+
+    @observe("commit")
+    def one_row_per_step(self, fact: dict) -> None:
+        if fact["outcome"] == "created":
+            service, saga = fact["node"], fact["saga"]
             count = len(self.rows_of(service, saga))
             if count > 1:
                 self.fail("no-duplicate-rows", f"{service} holds {count} rows for {saga}: a repeated message was applied twice")
             else:
                 self.note("no-duplicate-rows", f"{self.metrics['duplicates_ignored']} repeats recognised and ignored")
-        if kind == "compensate" and outcome == "compensated":
-            if service not in rec["undone"]:
-                rec["undone"].append(service)
-            undone = [s for s in rec["undone"] if s in rec["created"]]
-            expected = list(reversed(rec["created"]))
-            if undone != expected[:len(undone)]:
-                self.fail("reverse-order", f"{saga}: undid {', '.join(undone)} but the steps ran {', '.join(rec['created'])}")
+
+    @observe("commit")
+    def undone_in_reverse(self, fact: dict) -> None:
+        if fact["outcome"] == "compensated":
+            saga = self.by_id[fact["saga"]]
+            undone = [s for s in saga.undone if s in saga.created]
+            ran = ", ".join(saga.created)
+            if undone != list(reversed(saga.created))[:len(undone)]:
+                self.fail("reverse-order", f"{saga.id}: undid {', '.join(undone)} but the steps ran {ran}")
             else:
-                self.note("reverse-order", f"{saga}: undid {', '.join(undone) or 'nothing'} (ran {', '.join(rec['created'])})")
+                self.note("reverse-order", f"{saga.id}: undid {', '.join(undone) or 'nothing'} (ran {ran})")
+
+    # -- choreography: nobody is in charge, so the lab follows each saga from the services' commits
+    @observe("begin")
+    def choreography_step_begins(self, fact: dict) -> None:
         if self.mode == "choreography":
-            self.choreography_progress(service, saga, kind, outcome)
+            self.emit("step", saga=fact["saga"], service=fact["node"], do=fact["do"], status="running")
 
-    def choreography_progress(self, service: str, saga: str, kind: str, outcome: str) -> None:
-        self.mark(saga, service, kind, {"created": "done", "failed": "failed"}.get(outcome, "done"))
-        if kind == "create" and outcome == "failed":
+    @observe("commit")
+    def choreography_progress(self, fact: dict) -> None:
+        if self.mode != "choreography":
+            return
+        service, saga, do, outcome = fact["node"], fact["saga"], fact["do"], fact["outcome"]
+        self.emit("step", saga=saga, service=service, do=do, status="failed" if outcome == "failed" else "done")
+        if do == "create" and outcome == "failed":
             if service == STEPS[0]:
-                self.set_status(saga, "compensated", "product failed: nothing to undo")
+                self.settle(saga, "compensated", "product failed: nothing to undo")
             else:
-                self.set_status(saga, "compensating", f"{service} failed")
-        elif kind == "create" and service == STEPS[-1]:
-            self.set_status(saga, "completed")
-        elif kind == "compensate" and service == STEPS[0]:
-            self.set_status(saga, "compensated")
+                self.settle(saga, "compensating", f"{service} failed")
+        elif do == "create" and service == STEPS[-1]:
+            self.settle(saga, "completed")
+        elif do == "compensate" and service == STEPS[0]:
+            self.settle(saga, "compensated")
 
-    def rows_of(self, service: str, saga: str) -> list[dict]:
-        return [r for r in self.nodes[service].rows if r["saga"] == saga]
+    def settle(self, saga: str, status: str, why: str = "") -> None:
+        if self.by_id[saga].status not in FINAL:
+            self.emit("saga", saga=saga, status=status, **({"why": why} if why else {}))
 
-    # -- faults the learner injects into steps -------------------------------------------
-    def step_should_fail(self, service: str) -> bool:
-        fault = self.step_faults.get(service)
-        if not fault:
-            return False
-        if fault["how"] == "always":
-            return True
-        if fault["how"] == "next":
-            fault["n"] -= 1
-            if fault["n"] <= 0:
-                del self.step_faults[service]
-            return True
-        return self.sim.rng.random() * 100 < fault["n"]
-
-    # -- checks ----------------------------------------------------------------------------
-    def note(self, check: str, detail: str) -> None:
-        """Update the detail of a check that still holds (a broken one keeps its breach)."""
-        if self.checks[check].ok:
-            self.checks[check].detail = detail
-
-    def audit_saga(self, rec: dict) -> None:
-        counts = {s: len(self.rows_of(s, rec["id"])) for s in STEPS}
-        status = rec["status"]
+    def audit_saga(self, saga: Timeline) -> None:
+        counts = {s: len(self.rows_of(s, saga.id)) for s in STEPS}
         # A failed saga with no row left is judged by the rows, not by the orchestrator's word: its
         # COMPENSATE did run, only the answers were lost, so nothing is left half done.
-        if status == "failed" and any(counts.values()):
-            self.fail("completed-or-compensated", f"{rec['id']} failed ({rec.get('why', '')}): rows left {counts}")
-        elif status == "completed" and any(c != 1 for c in counts.values()):
-            self.fail("completed-or-compensated", f"{rec['id']} completed but rows are {counts} (want one each)")
-        elif status == "compensated" and any(counts.values()):
+        if saga.status == "failed" and any(counts.values()):
+            self.fail("completed-or-compensated", f"{saga.id} failed ({saga.why}): rows left {counts}")
+        elif saga.status == "completed" and any(c != 1 for c in counts.values()):
+            self.fail("completed-or-compensated", f"{saga.id} completed but rows are {counts} (want one each)")
+        elif saga.status == "compensated" and any(counts.values()):
             left = ", ".join(s for s, c in counts.items() if c)
-            self.fail("completed-or-compensated", f"{rec['id']} compensated but {left} still holds a row")
+            self.fail("completed-or-compensated", f"{saga.id} compensated but {left} still holds a row")
 
     def audit(self) -> None:
-        self.sim.after(AUDIT_EVERY, self.audit)
         calm = all(n.status == "up" for n in self.nodes.values()) and not self.net.partition and not any(
             link.cut or link.loss for link in self.net.links.values())
         if not calm:
             self.calm_since = self.now  # a saga may wait as long as a node is away
         stuck_after = max(15_000, 8 * self.params["timeout"])
-        for rec in self.sagas:
-            if rec["status"] in FINAL:
-                self.audit_saga(rec)
-            elif self.now - max(rec["progress"], self.calm_since) > stuck_after:
-                counts = {s: len(self.rows_of(s, rec["id"])) for s in STEPS}
+        for saga in self.sagas:
+            if saga.status in FINAL:
+                self.audit_saga(saga)
+            elif self.now - max(saga.progress, self.calm_since) > stuck_after:
+                counts = {s: len(self.rows_of(s, saga.id)) for s in STEPS}
                 self.fail("completed-or-compensated",
-                          f"{rec['id']} stuck {rec['status']} for {stuck_after / 1000:.0f}s with rows {counts}")
+                          f"{saga.id} stuck {saga.status} for {stuck_after / 1000:.0f}s with rows {counts}")
         self.note_totals()
 
     def note_totals(self) -> None:
-        done = [r for r in self.sagas if r["status"] in FINAL]
+        done = [s for s in self.sagas if s.status in FINAL]
         self.note("completed-or-compensated",
                   f"{self.metrics['completed']} completed, {self.metrics['compensated']} compensated, "
                   f"{len(self.sagas) - len(done)} in flight"
@@ -658,21 +691,35 @@ class SagaLab(Lab):
         if node_id != self.hub.id:
             return
         if fault == "crash" and self.mode == "choreography":
-            self.bus_outstanding = list(self.hub.pending)
+            self.bus_outstanding = list(self.hub.unacked)
         if fault != "restart":
             return
         if self.mode == "orchestration":
-            unfinished = [r["id"] for r in self.sagas if r["status"] not in FINAL]
+            unfinished = [s.id for s in self.sagas if s.status not in FINAL]
             lost = [s for s in unfinished if s not in self.hub.active]
             what = "sagas"
         else:
             unfinished = self.bus_outstanding
-            lost = [k for k in unfinished if k not in self.hub.pending and k not in self.hub.acked]
+            lost = [k for k in unfinished if k not in self.hub.unacked and k not in self.hub.acked]
             what = "deliveries"
         if lost:
             self.fail("resumes-from-log", f"restart forgot {what} {', '.join(lost)} (the log was in memory)")
         else:
             self.note("resumes-from-log", f"restart resumed {len(unfinished)} unfinished {what} from the log")
+
+    # -- faults the learner injects into steps -------------------------------------------
+    def step_fails(self, service: str) -> bool:
+        """Does this attempt of the service's step fail (an injected failure)?"""
+        fault = self.step_faults.get(service)
+        if not fault:
+            return False
+        if fault.how == "percent":
+            return self.sim.rng.random() * 100 < fault.n
+        if fault.how == "next":
+            fault.n -= 1
+            if fault.n <= 0:
+                del self.step_faults[service]
+        return True
 
     # -- lab actions -------------------------------------------------------------------------
     @action("create-product", help="A merchant adds a product: a saga creates its product, price and metadata rows.")
@@ -684,11 +731,8 @@ class SagaLab(Lab):
         saga = f"s{n}"
         product = {"product": f"p{n}", "name": NAMES[(n - 1) % len(NAMES)],
                    "price": self.sim.rng.randint(5, 99), "meta": COLOURS[self.sim.rng.randrange(len(COLOURS))]}
-        rec = {"id": saga, "product": product["product"], "status": "running", "steps": [],
-               "started": round(self.now, 3), "ended": None, "why": "", "created": [], "undone": [],
-               "progress": self.now}
-        self.sagas.append(rec)
-        self.by_id[saga] = rec
+        self.sagas.append(Timeline(saga, product["product"], started=round(self.now, 3), progress=self.now))
+        self.by_id[saga] = self.sagas[-1]
         self.count("sagas")
         self.emit("saga", saga=saga, status="running", product=product["product"])
         if self.mode == "orchestration":
@@ -699,15 +743,14 @@ class SagaLab(Lab):
     @action("fail-step", Arg("service", "word", choices=STEPS), Arg("how", "text"), Arg("n", "int", optional=True, lo=1, hi=1000),
             help="Make a service's step fail: always, next N (the next N attempts), or a percent of attempts (e.g. 30).")
     def do_fail_step(self, service: str, how: str, n: int | None) -> None:
-        usage = "use fail-step <service> always | next N | <percent>, e.g. fail-step price next 2 or fail-step price 30"
         if how == "always" and n is None:
-            fault = {"how": "always", "n": 0}
+            fault = StepFault("always")
         elif how == "next":
-            fault = {"how": "next", "n": n or 1}
+            fault = StepFault("next", n or 1)
         elif how.isdigit() and n is None and 0 <= int(how) <= 100:
-            fault = {"how": "percent", "n": int(how)}
+            fault = StepFault("percent", int(how))
         else:
-            raise SimError(usage)
+            raise SimError("use fail-step <service> always | next N | <percent>, e.g. fail-step price next 2 or fail-step price 30")
         self.step_faults[service] = fault
         self.emit("fail-step", service=service, fails=self.fault_text(service))
 

@@ -58,7 +58,9 @@ logs or sends, the participants' logs and locks.
 
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Message, Node, Param, SimError, action
+from dataclasses import dataclass, field
+
+from .kernel import Arg, Lab, Message, Node, Param, SimError, action, observe, on
 
 PARTICIPANTS = ("inventory", "payment", "shipping")
 RESOURCES = {  # name of the locked resource, initial value, change per order
@@ -71,85 +73,103 @@ ASK_EVERY = 1000  # ms between an in-doubt participant's questions to the coordi
 RECOVER_WITHIN = 5000  # ms of a calm network after which a restarted coordinator must be done
 
 
-class Coordinator(Node):
-    role = "coordinator"
+@dataclass
+class Tx:
+    """A transaction as the coordinator knows it (rebuilt from its log after a crash)."""
 
+    decision: str | None = None  # commit | abort, once logged (or, presumed abort, sent)
+    votes: dict[str, str] = field(default_factory=dict)  # participant -> yes | no
+    acks: list[str] = field(default_factory=list)
+    done: bool = False  # END logged: every participant has the decision
+
+
+class Coordinator(Node):
     def boot(self) -> None:
         self.role = "coordinator"
         self.disk.setdefault("log", [])
-        self.txs: dict[str, dict] = {}
-        # Rebuild what every transaction was doing from the log.
-        for rec in self.disk["log"]:
-            if rec["rec"] == "begin":
-                self.txs[rec["tx"]] = {"decision": None, "votes": {}, "acks": [], "done": False}
-            elif rec["rec"] in ("commit", "abort"):  # (no BEGIN record with presume=abort)
-                self.txs.setdefault(rec["tx"], {"decision": None, "votes": {}, "acks": [], "done": False})
-                self.txs[rec["tx"]]["decision"] = rec["rec"]
+        self.txs: dict[str, Tx] = {}
+        for rec in self.disk["log"]:  # rebuild what every transaction was doing from the log
+            if rec["rec"] in ("begin", "commit", "abort"):  # (no BEGIN record with presume=abort)
+                tx = self.txs.setdefault(rec["tx"], Tx())
+                tx.decision = rec["rec"] if rec["rec"] != "begin" else None
             elif rec["rec"] == "end":
-                self.txs[rec["tx"]]["done"] = True
-        if self.lab.started:
-            self.set_timer("recover", 0)  # first thing after the restart
+                self.txs[rec["tx"]].done = True
+        if self.restarted:
+            self.after(0, self.recover, key="recover")  # first thing after the restart
 
     def view(self) -> dict:
         records = f"log {len(self.disk['log'])}"
         if self.status == "down":
             return {"open": [], "label": f"down · {records}"}
-        open_txs = [tx for tx, s in self.txs.items() if not s["done"]]
+        open_txs = [tx for tx, s in self.txs.items() if not s.done]
         label = f"open {','.join(open_txs[-2:])}" if open_txs else "idle"
         return {"open": open_txs, "label": f"{label} · {records}"}
 
     def log(self, tx: str, rec: str, **extra) -> None:
         """A forced write to the durable log: it survives a crash."""
         self.disk["log"].append({"tx": tx, "rec": rec, "t": round(self.now, 3), **extra})
-        self.lab.count("log_writes")
         self.lab.emit("log", node=self.id, tx=tx, rec=rec)
+
+    def phase(self, tx: str, phase: str) -> None:
+        self.lab.emit("phase", tx=tx, phase=phase)
 
     def recover(self) -> None:
         for tx, state in self.txs.items():
-            if state["done"]:
+            if state.done:
                 continue
-            if state["decision"] is None:
+            if state.decision is None:
                 # Began but never decided: presumed abort.
                 self.lab.emit("recover", node=self.id, tx=tx, found="no decision", action="abort")
                 self.decide(tx, "abort", "coordinator restarted without a decision (presumed abort)")
             else:
-                self.lab.emit("recover", node=self.id, tx=tx, found=state["decision"], action="resend")
-                self.lab.tx_phase(tx, "committing" if state["decision"] == "commit" else "aborting")
+                self.lab.emit("recover", node=self.id, tx=tx, found=state.decision, action="resend")
+                self.phase(tx, "committing" if state.decision == "commit" else "aborting")
                 self.send_decision(tx)
 
-    # -- phase 1 ----------------------------------------------------------------
-    def begin(self, tx: str) -> None:
-        self.txs[tx] = {"decision": None, "votes": {}, "acks": [], "done": False}
+    # -- phase 1: prepare ---------------------------------------------------------
+    @on("BEGIN")
+    def begin(self, msg: Message) -> None:
+        tx = msg.body["tx"]
+        self.txs[tx] = Tx()
         if self.lab.params["presume"] == "nothing":
             self.log(tx, "begin", parts=list(PARTICIPANTS))  # presumed abort needs no BEGIN record
-        self.lab.observe_begin(tx)
+        self.lab.witness("prepare", tx=tx)
         for p in PARTICIPANTS:  # all participants at once
             self.send(p, "PREPARE", tx=tx)
         if self.lab.params["mode"] != "no-vote-timeout":
-            self.set_timer(f"votes:{tx}", self.lab.params["vote_timeout"], tx=tx)
-        self.lab.tx_phase(tx, "preparing")
+            self.after(self.lab.params["vote_timeout"], self.votes_late, tx, key=("votes", tx))
+        self.phase(tx, "preparing")
         self.lab.armed_crash(self, "after-prepare")
 
-    def on_vote(self, src: str, tx: str, vote: str) -> None:
+    @on("VOTE")
+    def on_vote(self, msg: Message) -> None:
+        tx, vote = msg.body["tx"], msg.body["vote"]
         state = self.txs.get(tx)
-        if state is None or state["decision"] is not None:
+        if state is None or state.decision is not None:
             return  # a late vote: the transaction is already decided
-        state["votes"][src] = vote
-        self.lab.tx_vote(tx, src, vote)
+        state.votes[msg.src] = vote
+        self.lab.emit("vote", tx=tx, node=msg.src, vote=vote)
         if vote == "no":
-            self.decide(tx, "abort", f"{src} voted NO")
-        elif len(state["votes"]) == len(PARTICIPANTS):
+            self.decide(tx, "abort", f"{msg.src} voted NO")
+        elif len(state.votes) == len(PARTICIPANTS):
             self.decide(tx, "commit", "every participant voted YES")
 
-    # -- phase 2 ----------------------------------------------------------------
+    def votes_late(self, tx: str) -> None:
+        if tx not in self.txs or self.txs[tx].decision is not None:
+            return  # already decided (the timer fired while we were paused)
+        missing = [p for p in PARTICIPANTS if p not in self.txs[tx].votes]
+        self.decide(tx, "abort", f"timeout: no vote from {', '.join(missing)}")
+
+    # -- phase 2: commit or abort ---------------------------------------------------
     def decide(self, tx: str, decision: str, why: str) -> None:
         state = self.txs[tx]
-        self.cancel_timer(f"votes:{tx}")
-        state["decision"] = decision
+        self.cancel(("votes", tx))
+        state.decision = decision
         presumed_abort = decision == "abort" and self.lab.params["presume"] == "abort"
         if not presumed_abort:
             self.log(tx, decision)  # the commit point
-        self.lab.tx_decided(tx, decision, why, state["votes"])
+        self.lab.witness("decided", tx=tx, decision=decision, why=why)
+        self.phase(tx, "committing" if decision == "commit" else "aborting")
         if self.lab.armed_crash(self, "after-decision"):
             return
         if presumed_abort:
@@ -157,66 +177,49 @@ class Coordinator(Node):
             del self.txs[tx]
             for p in PARTICIPANTS:
                 self.send(p, "ABORT", tx=tx)
-            self.lab.tx_ended(tx)
+            self.lab.witness("ended", tx=tx)
             return
         self.send_decision(tx)
 
     def send_decision(self, tx: str) -> None:
+        """Send the decision to every participant that has not ACKed it, again every RETRY_EVERY."""
         state = self.txs[tx]
-        kind = "COMMIT" if state["decision"] == "commit" else "ABORT"
+        kind = "COMMIT" if state.decision == "commit" else "ABORT"
         for p in PARTICIPANTS:
-            if p in state["acks"]:
+            if p in state.acks:
                 continue
             self.send(p, kind, tx=tx)
             if self.lab.armed_crash(self, "mid-commit"):
                 return  # crashed after the first decision left
-        self.set_timer(f"retry:{tx}", RETRY_EVERY, tx=tx)
+        self.after(RETRY_EVERY, self.resend, tx, key=("retry", tx))
 
-    def on_ack(self, src: str, tx: str) -> None:
-        state = self.txs.get(tx)
-        if state is None or state["done"] or src in state["acks"]:
-            return
-        state["acks"].append(src)
-        if len(state["acks"]) == len(PARTICIPANTS):
-            state["done"] = True
-            self.cancel_timer(f"retry:{tx}")
-            self.log(tx, "end")
-            self.lab.tx_ended(tx)
-
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "recover":
-            self.recover()
-            return
-        tx = data["tx"]
-        if name.startswith("votes:"):
-            if tx not in self.txs or self.txs[tx]["decision"] is not None:
-                return  # already decided (the timer fired while we were paused)
-            missing = [p for p in PARTICIPANTS if p not in self.txs[tx]["votes"]]
-            self.decide(tx, "abort", f"timeout: no vote from {', '.join(missing)}")
-        elif name.startswith("retry:") and tx in self.txs and not self.txs[tx]["done"]:
+    def resend(self, tx: str) -> None:
+        if tx in self.txs and not self.txs[tx].done:
             self.send_decision(tx)
 
-    def on_message(self, msg: Message) -> None:
-        body = msg.body
-        if msg.type == "VOTE":
-            self.lab.observe_vote(body["tx"], msg.src, body["vote"])
-        if msg.type == "BEGIN":
-            self.begin(body["tx"])
-        elif msg.type == "VOTE":
-            self.on_vote(msg.src, body["tx"], body["vote"])
-        elif msg.type == "ACK":
-            self.on_ack(msg.src, body["tx"])
-        elif msg.type == "STATUS?":
-            # An in-doubt participant asks.  Unknown transaction: presumed abort.
-            state = self.txs.get(body["tx"])
-            decision = "abort" if state is None else state["decision"]
-            if decision:
-                self.send(msg.src, "COMMIT" if decision == "commit" else "ABORT", tx=body["tx"])
+    @on("ACK")
+    def on_ack(self, msg: Message) -> None:
+        tx = msg.body["tx"]
+        state = self.txs.get(tx)
+        if state is None or state.done or msg.src in state.acks:
+            return
+        state.acks.append(msg.src)
+        if len(state.acks) == len(PARTICIPANTS):
+            state.done = True
+            self.cancel(("retry", tx))
+            self.log(tx, "end")
+            self.lab.witness("ended", tx=tx)
+
+    @on("STATUS?")
+    def status_asked(self, msg: Message) -> None:
+        # An in-doubt participant asks.  Unknown transaction: presumed abort.
+        state = self.txs.get(msg.body["tx"])
+        decision = "abort" if state is None else state.decision
+        if decision:
+            self.send(msg.src, "COMMIT" if decision == "commit" else "ABORT", tx=msg.body["tx"])
 
 
 class Participant(Node):
-    role = "participant"
-
     def boot(self) -> None:
         self.role = "participant"
         name, initial, _ = RESOURCES[self.id]
@@ -239,7 +242,7 @@ class Participant(Node):
                 self.lock = tx
                 self.doubt_since[tx] = self.now
                 self.lab.emit("in-doubt", node=self.id, tx=tx, why="recovered from the log")
-                self.set_timer("ask", ASK_EVERY)
+                self.after(ASK_EVERY, self.ask, key="ask")
                 self.arm_heuristic()
 
     def view(self) -> dict:
@@ -256,7 +259,9 @@ class Participant(Node):
         self.lab.emit("log", node=self.id, tx=tx, rec=rec)
 
     # -- phase 1: prepare and vote --------------------------------------------------
-    def on_prepare(self, tx: str) -> None:
+    @on("PREPARE")
+    def on_prepare(self, msg: Message) -> None:
+        tx = msg.body["tx"]
         st = self.state.get(tx)
         if st is not None:  # a repeated PREPARE: repeat the answer
             self.send("coordinator", "VOTE", tx=tx, vote="no" if st == "aborted" else "yes")
@@ -268,7 +273,6 @@ class Participant(Node):
         if self.lock is not None and self.lock != tx:
             self.waiting.append(tx)  # the lock is taken: this transaction is blocked
             self.lab.emit("blocked", node=self.id, tx=tx, behind=self.lock)
-            self.lab.tx_blocked(tx, self.id, self.lock)
             return
         self.vote(tx)
 
@@ -278,17 +282,15 @@ class Participant(Node):
         if self.lab.vote_no_armed(self.id) or new < 0:
             # Nothing promised yet, so a NO voter may abort on its own.
             self.log(tx, "aborted", how="voted no")
-            self.lab.outcome(tx, self.id, "aborted", "voted no")
             self.send("coordinator", "VOTE", tx=tx, vote="no")
             self.next_waiting()
             return
         self.lock = tx
         self.change[tx] = new
-        self.log(tx, "prepared", new=new)  # on disk before the YES leaves
+        self.log(tx, "prepared", new=new)  # on disk before the YES leaves: a promise
         self.doubt_since[tx] = self.now
-        self.lab.tx_vote(tx, self.id, "yes", sent=True)
         self.send("coordinator", "VOTE", tx=tx, vote="yes")
-        self.set_timer("ask", ASK_EVERY)
+        self.after(ASK_EVERY, self.ask, key="ask")
         self.arm_heuristic()
         self.lab.armed_crash(self, "after-vote")
 
@@ -297,6 +299,10 @@ class Participant(Node):
             self.vote(self.waiting.pop(0))
 
     # -- phase 2: learn the decision ----------------------------------------------------
+    @on("COMMIT", "ABORT")
+    def decision(self, msg: Message) -> None:
+        self.on_decision(msg.body["tx"], msg.type.lower())
+
     def on_decision(self, tx: str, decision: str, how: str = "coordinator") -> None:
         st = self.state.get(tx)
         # Presumed abort: an ABORT is never acknowledged (the coordinator has forgotten it).
@@ -312,39 +318,49 @@ class Participant(Node):
             self.log(tx, "committed", how=how)
         else:
             self.log(tx, "aborted", how=how)
-        self.lab.outcome(tx, self.id, "committed" if decision == "commit" and st == "prepared" else "aborted", how)
         self.doubt_since.pop(tx, None)
         self.change.pop(tx, None)
         if self.lock == tx:
             self.lock = None
         if not self.doubt_since:
-            self.cancel_timer("ask")
-            self.cancel_timer("heuristic")
+            self.cancel("ask")
+            self.cancel("heuristic")
         if ack:
             self.send("coordinator", "ACK", tx=tx)
         self.next_waiting()
 
-    def arm_heuristic(self) -> None:
-        if self.lab.params["mode"] == "heuristic" and not self.has_timer("heuristic"):
-            self.set_timer("heuristic", self.lab.params["heuristic_after"])
-
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "ask" and self.doubt_since:
+    def ask(self) -> None:
+        """In doubt: ask the coordinator for the decision, again and again."""
+        if self.doubt_since:
             for tx in self.doubt_since:
                 self.send("coordinator", "STATUS?", tx=tx)
-            self.set_timer("ask", ASK_EVERY)
-        elif name == "heuristic":
-            # heuristic mode only: give up waiting and abort alone.  Unsafe!
-            for tx in list(self.doubt_since):
-                self.lab.emit("heuristic", node=self.id, tx=tx, decision="abort")
-                self.on_decision(tx, "abort", how="alone")
+            self.after(ASK_EVERY, self.ask, key="ask")
 
-    def on_message(self, msg: Message) -> None:
-        tx = msg.body["tx"]
-        if msg.type == "PREPARE":
-            self.on_prepare(tx)
-        elif msg.type in ("COMMIT", "ABORT"):
-            self.on_decision(tx, msg.type.lower())
+    def arm_heuristic(self) -> None:
+        if self.lab.params["mode"] == "heuristic" and not self.pending("heuristic"):
+            self.after(self.lab.params["heuristic_after"], self.decide_alone, key="heuristic")
+
+    def decide_alone(self) -> None:
+        # heuristic mode only: give up waiting and abort alone.  Unsafe!
+        for tx in list(self.doubt_since):
+            self.lab.emit("heuristic", node=self.id, tx=tx, decision="abort")
+            self.on_decision(tx, "abort", how="alone")
+
+
+@dataclass
+class Record:
+    """A transaction as the page shows it, pieced together from the run's events."""
+
+    id: str
+    start: float
+    phase: str = "new"
+    votes: dict[str, str] = field(default_factory=dict)  # the votes the coordinator heard
+    voted_yes: dict[str, bool] = field(default_factory=dict)  # the participants that promised (logged PREPARED)
+    decision: str | None = None
+    why: str = ""
+    outcomes: dict[str, str] = field(default_factory=dict)  # participant -> committed | aborted
+    blocked: dict[str, str] = field(default_factory=dict)  # participant -> the transaction holding its lock
+    end: float | None = None
 
 
 class TwoPhaseCommit(Lab):
@@ -372,12 +388,10 @@ class TwoPhaseCommit(Lab):
     )
 
     def setup(self) -> None:
-        self.started = False
         self.add_node(Coordinator(self, "coordinator"))
         for p in PARTICIPANTS:
             self.add_node(Participant(self, p))
-        self.started = True
-        self.txs: dict[str, dict] = {}
+        self.txs: dict[str, Record] = {}
         self.next_tx = 1
         self.armed: dict[str, str] = {}  # node -> crash point armed for its next transaction
         self.vote_no: dict[str, str] = {}  # participant -> "next" or "always"
@@ -397,49 +411,67 @@ class TwoPhaseCommit(Lab):
                        "(resends logged decisions; undecided ones end in abort, logged or presumed).")
         self.add_check("timeout-aborts", "The coordinator commits only with a YES from every participant; a vote "
                        "that has not arrived when the vote timeout ends aborts the transaction.")
-        self.sim.after(250, self.audit)
+        self.every(250, self.audit)
 
-    # -- transactions as the page shows them -----------------------------------------
-    def tx_phase(self, tx: str, phase: str) -> None:
-        self.txs[tx]["phase"] = phase
-        self.emit("phase", tx=tx, phase=phase)
+    def witness(self, kind: str, **fact) -> None:
+        """Hand a fact with no event of its own (the coordinator starts a vote, decides, is done)
+        to the @observe methods, not to the run's events (the kernel has no quiet event yet)."""
+        for watcher in self.OBSERVERS.get(kind, ()):
+            watcher(self, fact)
 
-    def tx_vote(self, tx: str, participant: str, vote: str, sent: bool = False) -> None:
-        t = self.txs[tx]
-        if sent:
-            t["voted_yes"][participant] = True  # the participant's side: it promised
-            return
-        t["votes"][participant] = vote  # the coordinator's side: it heard the vote
-        self.emit("vote", tx=tx, node=participant, vote=vote)
+    # -- transactions as the page shows them: watched, not reported -----------------------
+    @observe("phase")
+    def phase_changed(self, event: dict) -> None:
+        self.txs[event["tx"]].phase = event["phase"]
 
-    def tx_blocked(self, tx: str, participant: str, behind: str) -> None:
-        self.txs[tx]["blocked"][participant] = behind
+    @observe("vote")
+    def vote_heard(self, event: dict) -> None:  # by the coordinator
+        self.txs[event["tx"]].votes[event["node"]] = event["vote"]
+        self.seen_votes.setdefault(event["tx"], {}).setdefault(event["node"], (event["vote"], event["t"]))
 
-    def tx_decided(self, tx: str, decision: str, why: str, votes: dict) -> None:
-        t = self.txs[tx]
-        t.update(decision=decision, why=why)
-        self.tx_phase(tx, "committing" if decision == "commit" else "aborting")
-        self.observe_decision(tx, decision)
-        if why.startswith("timeout") and self.checks["timeout-aborts"].ok:
-            self.checks["timeout-aborts"].detail = f"{tx}: {why} → aborted"
+    @observe("blocked")
+    def lock_taken(self, event: dict) -> None:
+        self.txs[event["tx"]].blocked[event["node"]] = event["behind"]
 
-    def tx_ended(self, tx: str) -> None:
-        t = self.txs[tx]
-        t["end"] = round(self.now, 3)
-        mixed = set(t["outcomes"].values()) == {"committed", "aborted"}
-        self.tx_phase(tx, "half-done" if mixed else "committed" if t["decision"] == "commit" else "aborted")
-        self.count("committed" if t["decision"] == "commit" else "aborted")
+    @observe("log")
+    def logged(self, event: dict) -> None:
+        tx, node, rec = event["tx"], event["node"], event["rec"]
+        if node == "coordinator":
+            self.count("log_writes")
+            if rec in ("commit", "abort"):
+                self.decision_seen(tx, rec)
+        elif rec == "prepared":
+            self.txs[tx].voted_yes[node] = True  # the participant's side: it promised
+        elif rec in ("committed", "aborted"):  # the participant's outcome, and how it learned it
+            t = self.txs[tx]
+            t.outcomes[node] = rec
+            if self.nodes[node].disk["log"][-1]["how"] == "alone" and t.voted_yes.get(node):
+                self.fail("yes-voter-waits", f"{node} voted YES on {tx} and then aborted alone, without the "
+                          "coordinator's decision")
+            if set(t.outcomes.values()) == {"committed", "aborted"}:
+                split = ", ".join(f"{p} {r}" for p, r in t.outcomes.items())
+                self.fail("atomicity", f"{tx} is half done: {split}")
 
-    def outcome(self, tx: str, participant: str, result: str, how: str) -> None:
-        t = self.txs[tx]
-        t["outcomes"][participant] = result
-        if how == "alone" and t["voted_yes"].get(participant):
-            self.fail("yes-voter-waits", f"{participant} voted YES on {tx} and then aborted alone, without the "
-                      "coordinator's decision")
-        results = set(t["outcomes"].values())
-        if results == {"committed", "aborted"}:
-            split = ", ".join(f"{p} {r}" for p, r in t["outcomes"].items())
-            self.fail("atomicity", f"{tx} is half done: {split}")
+    @observe("send")
+    def decision_sent(self, event: dict) -> None:
+        if event["src"] == "coordinator" and event["type"] in ("COMMIT", "ABORT"):
+            self.decision_seen(event["tx"], event["type"].lower())
+
+    @observe("decided")
+    def decided(self, fact: dict) -> None:
+        t = self.txs[fact["tx"]]
+        t.decision, t.why = fact["decision"], fact["why"]
+        self.decision_seen(t.id, t.decision)  # (presumed abort logs no abort; an ABORT lost on the way is a decision too)
+        if t.why.startswith("timeout"):
+            self.note("timeout-aborts", f"{t.id}: {t.why} → aborted")
+
+    @observe("ended")
+    def ended(self, fact: dict) -> None:
+        t = self.txs[fact["tx"]]
+        t.end = round(self.now, 3)
+        mixed = set(t.outcomes.values()) == {"committed", "aborted"}
+        self.emit("phase", tx=t.id, phase="half-done" if mixed else "committed" if t.decision == "commit" else "aborted")
+        self.count("committed" if t.decision == "commit" else "aborted")
 
     # -- armed faults -------------------------------------------------------------------
     def armed_crash(self, node: Node, point: str) -> bool:
@@ -458,26 +490,13 @@ class TwoPhaseCommit(Lab):
         return how is not None
 
     # -- checks ---------------------------------------------------------------------------
-    def emit(self, kind: str, **fields) -> dict:
-        event = super().emit(kind, **fields)
-        # The coordinator's decision, as the world sees it: logged, or sent (presumed abort logs no abort),
-        # or reported by tx_decided (an ABORT lost on the way is still a decision).
-        if kind == "log" and fields["node"] == "coordinator" and fields["rec"] in ("commit", "abort"):
-            self.observe_decision(fields["tx"], fields["rec"])
-        elif kind == "send" and fields.get("src") == "coordinator" and fields.get("type") in ("COMMIT", "ABORT"):
-            self.observe_decision(fields["tx"], fields["type"].lower())
-        return event
-
-    def observe_begin(self, tx: str) -> None:
+    @observe("prepare")
+    def vote_timeout_starts(self, fact: dict) -> None:
         """The coordinator sends PREPARE: its vote timeout starts now."""
-        self.seen_votes[tx] = {}
-        self.sim.after(self.params["vote_timeout"] + 1, self.judge_vote_timeout, tx, self.now)
+        self.seen_votes[fact["tx"]] = {}
+        self.sim.after(self.params["vote_timeout"] + 1, self.judge_vote_timeout, fact["tx"], self.now)
 
-    def observe_vote(self, tx: str, participant: str, vote: str) -> None:
-        """A VOTE reached the coordinator."""
-        self.seen_votes.setdefault(tx, {}).setdefault(participant, (vote, round(self.now, 3)))
-
-    def observe_decision(self, tx: str, decision: str) -> None:
+    def decision_seen(self, tx: str, decision: str) -> None:
         if tx in self.seen_decision:
             return
         self.seen_decision[tx] = decision
@@ -502,7 +521,7 @@ class TwoPhaseCommit(Lab):
         """Nobody is left waiting on tx: the coordinator has no open record of it
         (done, or forgotten under presumed abort) and no running participant is in doubt."""
         state = self.nodes["coordinator"].txs.get(tx)
-        if state is not None and not state["done"]:
+        if state is not None and not state.done:
             return False
         return not any(tx in self.nodes[p].doubt_since for p in PARTICIPANTS if self.nodes[p].status != "down")
 
@@ -512,7 +531,7 @@ class TwoPhaseCommit(Lab):
             self.coordinator_faulted_at = self.now
         if fault == "restart" and node_id == "coordinator":
             for tx, t in self.txs.items():
-                if not self.finished(tx) or (t["end"] is None and t["decision"] is None):
+                if not self.finished(tx) or (t.end is None and t.decision is None):
                     self.recovering[tx] = True
 
     def calm(self) -> bool:
@@ -520,7 +539,6 @@ class TwoPhaseCommit(Lab):
                 and not any(link.cut or link.loss or link.delay for link in self.net.links.values()))
 
     def audit(self) -> None:
-        self.sim.after(250, self.audit)
         doubting = 0
         for p in PARTICIPANTS:
             node = self.nodes[p]
@@ -553,8 +571,7 @@ class TwoPhaseCommit(Lab):
         tx = f"T{self.next_tx}"
         self.next_tx += 1
         self.count("transactions")
-        self.txs[tx] = {"id": tx, "start": round(self.now, 3), "phase": "new", "votes": {}, "voted_yes": {},
-                        "decision": None, "why": "", "outcomes": {}, "blocked": {}, "end": None}
+        self.txs[tx] = Record(tx, round(self.now, 3))
         self.emit("begin", tx=tx)
         coord.receive(Message(0, "client", "coordinator", "BEGIN", {"tx": tx}, self.now, self.now))
 
@@ -588,13 +605,13 @@ class TwoPhaseCommit(Lab):
         self.armed["coordinator"] = when
         self.emit("armed", node="coordinator", point=when)
 
-    def part_state(self, t: dict, p: str) -> str:
+    def part_state(self, t: Record, p: str) -> str:
         node = self.nodes[p]
-        if p in t["outcomes"]:
-            return t["outcomes"][p]
+        if p in t.outcomes:
+            return t.outcomes[p]
         if node.status == "down":
             return "down"
-        return "in doubt" if t["id"] in node.doubt_since else "waiting" if t["id"] in node.waiting else "—"
+        return "in doubt" if t.id in node.doubt_since else "waiting" if t.id in node.waiting else "—"
 
     # -- the page -----------------------------------------------------------------------------
     def view(self) -> dict:
@@ -602,16 +619,13 @@ class TwoPhaseCommit(Lab):
         txs = []
         for t in list(self.txs.values())[-5:]:
             blocked = []
-            if coord.status == "down" and t["end"] is None and any(
-                    t["id"] in self.nodes[p].doubt_since for p in PARTICIPANTS):
+            if coord.status == "down" and t.end is None and any(t.id in self.nodes[p].doubt_since for p in PARTICIPANTS):
                 blocked.append("coordinator down, participants in doubt")
-            blocked += [f"{p} waits for lock held by {b}" for p, b in t["blocked"].items()
-                        if t["id"] in self.nodes[p].waiting]
+            blocked += [f"{p} waits for lock held by {b}" for p, b in t.blocked.items() if t.id in self.nodes[p].waiting]
             txs.append({
-                "id": t["id"], "phase": t["phase"], "decision": t["decision"], "why": t["why"],
-                "start": t["start"], "end": t["end"],
-                "parts": [{"p": p, "vote": t["votes"].get(p) or ("yes" if t["voted_yes"].get(p) else None),
-                           "heard": p in t["votes"], "state": self.part_state(t, p)} for p in PARTICIPANTS],
+                "id": t.id, "phase": t.phase, "decision": t.decision, "why": t.why, "start": t.start, "end": t.end,
+                "parts": [{"p": p, "vote": t.votes.get(p) or ("yes" if t.voted_yes.get(p) else None),
+                           "heard": p in t.votes, "state": self.part_state(t, p)} for p in PARTICIPANTS],
                 "blocked": blocked,
             })
         parts = []
@@ -632,6 +646,5 @@ class TwoPhaseCommit(Lab):
             "coordinator_log": coord.disk["log"][-6:],
             "coordinator_armed": self.armed.get("coordinator", ""),
             "participants": parts,
-            "layout": {"coordinator": [18, 50], "inventory": [74, 16], "payment": [74, 50], "shipping": [74, 84]},
             "edges": [["coordinator", p] for p in PARTICIPANTS],
         }

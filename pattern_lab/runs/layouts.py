@@ -98,3 +98,20 @@ def sidecar(snap: dict) -> dict[str, tuple[float, float]]:
 # ---- circuit-breaker
 
 layout("circuit-breaker")(fixed({"client": (10, 30), "A": (37, 30), "B": (63, 30), "C": (90, 30)}))
+
+# ---- saga
+
+
+@layout("saga")
+def saga(snap: dict) -> dict[str, tuple[float, float]]:
+    """The orchestrator (or the bus) above its three services, in the saga's order."""
+    hub = snap["nodes"][0]["id"]
+    return {hub: (50, 10.8), "product": (16, 44.4), "price": (50, 44.4), "metadata": (84, 44.4)}
+
+
+# ---- two-phase-commit
+
+
+layout("two-phase-commit")(fixed({"coordinator": (18, 30), "inventory": (74, 9.6), "payment": (74, 30),
+                                  "shipping": (74, 50.4)}))
+
