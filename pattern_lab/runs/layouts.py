@@ -98,3 +98,7 @@ def sharding(snap: dict) -> dict[str, tuple[float, float]]:
             j += 1
         out[sid] = (round(points[j][0], 1), round(points[j][1], 1))
     return out
+
+
+# ---- split-brain
+layout("split-brain")(fixed({"n1": (14, 21), "n2": (14, 43.2), "n3": (66, 13.2), "n4": (66, 46.8), "n5": (88, 30)}))
