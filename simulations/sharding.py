@@ -49,8 +49,9 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+from dataclasses import dataclass
 
-from .kernel import Arg, Lab, Link, Node, Param, SimError, action, any_state
+from .kernel import Arg, Lab, Link, Node, Param, SimError, action, any_state, on
 
 KEY_SPACE = 100_000  # keys are u00000 .. u99999
 SHARD_TIMEOUT = 300  # ms the router waits for a shard
@@ -106,72 +107,80 @@ class Placement:
         return share
 
 
-# --------------------------------------------------------------------------
-# Nodes
-# --------------------------------------------------------------------------
-
-
 class Shard(Node):
     """Stores its keys on disk and answers GET / PUT; copies keys on request."""
 
-    role = "shard"
-
     def boot(self) -> None:
         self.role = "shard"
-        self.disk.setdefault("data", {})
-        self.disk.setdefault("version", {})  # key -> how many writes it has seen
-        self.disk.setdefault("epoch", {})  # key -> the rebalance that brought it here
+        self.data: dict = self.disk.setdefault("data", {})
+        self.version: dict = self.disk.setdefault("version", {})  # key -> how many writes it has seen
+        self.epoch: dict = self.disk.setdefault("epoch", {})  # key -> the rebalance that brought it here
 
     def view(self) -> dict:
         lab = self.lab
         return {"keys": lab.key_count.get(self.id, 0), "color": lab.colors[self.id],
                 "label": f"{lab.key_count.get(self.id, 0)} keys · {lab.rate_of(self.id):.0f}/s"}
 
-    def on_message(self, msg) -> None:
-        body, data, version, epoch = msg.body, self.disk["data"], self.disk["version"], self.disk["epoch"]
-        if msg.type == "GET":
-            self.send(msg.src, "REPLY", rid=body["rid"], value=data.get(body["key"]))
-        elif msg.type == "PUT":
-            key = body["key"]
-            data[key] = body["value"]
-            version[key] = version.get(key, 0) + 1
-            self.send(msg.src, "REPLY", rid=body["rid"], value=body["value"])
-        elif msg.type == "COPY":
-            # Hand my copies of the moving keys, with their versions, to their new owner.
-            items = {k: [version.get(k, 0), data[k]] for k in body["keys"] if k in data}
-            self.send(body["to"], "HANDOFF", rebalance=body["rebalance"], attempt=body["attempt"], n=len(items),
-                      items=items)
-        elif msg.type == "HANDOFF":
-            stale = []
-            for key, (v, value) in body["items"].items():
-                if key in data and v <= version.get(key, 0) and self.lab.versions:
-                    stale.append(key)  # I hold this version or a newer one: refuse the old copy
-                    continue
-                data[key], version[key] = value, v
-                epoch[key] = max(epoch.get(key, 0), body["rebalance"])
-            if stale:
-                self.lab.emit("stale-handoff", node=self.id, giver=msg.src, rebalance=body["rebalance"],
-                              refused=len(stale))
-            self.send("router", "COPIED", rebalance=body["rebalance"], attempt=body["attempt"], giver=msg.src,
-                      n=body["n"])
-        elif msg.type == "DROP":
-            for k in body["keys"]:
-                if epoch.get(k, 0) < body["rebalance"]:  # not if a later rebalance brought it back
-                    data.pop(k, None)
-                    version.pop(k, None)
+    @on("GET")
+    def get(self, msg) -> None:
+        self.send(msg.src, "REPLY", rid=msg.body["rid"], value=self.data.get(msg.body["key"]))
+
+    @on("PUT")
+    def put(self, msg) -> None:
+        key = msg.body["key"]
+        self.data[key] = msg.body["value"]
+        self.version[key] = self.version.get(key, 0) + 1
+        self.send(msg.src, "REPLY", rid=msg.body["rid"], value=msg.body["value"])
+
+    @on("COPY")
+    def copy(self, msg) -> None:
+        """Hand my copies of the moving keys, with their versions, to their new owner."""
+        b = msg.body
+        items = {k: [self.version.get(k, 0), self.data[k]] for k in b["keys"] if k in self.data}
+        self.send(b["to"], "HANDOFF", rebalance=b["rebalance"], attempt=b["attempt"], n=len(items), items=items)
+
+    @on("HANDOFF")
+    def handoff(self, msg) -> None:
+        b = msg.body
+        stale = []
+        for key, (v, value) in b["items"].items():
+            if key in self.data and v <= self.version.get(key, 0) and self.lab.versions:
+                stale.append(key)  # I hold this version or a newer one: refuse the old copy
+                continue
+            self.data[key], self.version[key] = value, v
+            self.epoch[key] = max(self.epoch.get(key, 0), b["rebalance"])
+        if stale:
+            self.lab.emit("stale-handoff", node=self.id, giver=msg.src, rebalance=b["rebalance"], refused=len(stale))
+        self.send("router", "COPIED", rebalance=b["rebalance"], attempt=b["attempt"], giver=msg.src, n=b["n"])
+
+    @on("DROP")
+    def drop(self, msg) -> None:
+        for k in msg.body["keys"]:
+            if self.epoch.get(k, 0) < msg.body["rebalance"]:  # not if a later rebalance brought it back
+                self.data.pop(k, None)
+                self.version.pop(k, None)
+
+
+@dataclass
+class Routed:
+    """A client request as the router handles it."""
+
+    rid: int
+    op: str
+    key: str
+    value: str | None
+    shard: str = ""  # the shard it was sent to
 
 
 class Router(Node):
     """Routes each request to the owner of its key; runs rebalances."""
 
-    role = "router"
-
     def boot(self) -> None:
         self.role = "router"
         self.disk.setdefault("config", self.lab.initial_config())
         self.placement = Placement(self.lab.strategy, self.disk["config"])
-        self.pending: dict[int, dict] = {}  # requests a shard is working on
-        self.held: list[dict] = []  # requests for keys in motion
+        self.in_service: dict[int, Routed] = {}  # requests a shard is working on
+        self.held: list[Routed] = []  # requests for keys in motion
         self.moving: dict[str, list[str]] = {}  # key -> [from, to] until its chunk switches
         self.chunks: dict[str, list[str]] = {}  # chunk "from>to" -> its keys, until it switches
         self.copying: dict[str, int] = {}  # chunk -> the COPY attempt under way (its keys are held)
@@ -188,19 +197,6 @@ class Router(Node):
         return {"phase": self.phase, "label": f"{self.lab.strategy} · {self.phase}"}
 
     # -- requests -------------------------------------------------------------------
-    def on_message(self, msg) -> None:
-        body = msg.body
-        if msg.type == "REQ":
-            self.route(dict(body))
-        elif msg.type == "REPLY":
-            req = self.pending.pop(body["rid"], None)
-            if req:  # (None: it already timed out)
-                self.cancel_timer(f"r{req['rid']}")
-                self.send("client", "RESP", rid=req["rid"], ok=True, value=body["value"], shard=req["shard"])
-                self.maybe_copy()
-        elif msg.type == "COPIED":
-            self.copied(body["rebalance"], body["attempt"], body["giver"], msg.src)
-
     def owner(self, key: str) -> str:
         """During a rebalance a key whose chunk has not switched yet is served by
         its old owner, every other key by its owner in the target placement."""
@@ -208,33 +204,37 @@ class Router(Node):
             return self.moving[key][0]
         return (self.target or self.placement).owner(key)
 
-    def route(self, req: dict) -> None:
-        if self.chunk_of(req["key"]) in self.copying:
+    @on("REQ")
+    def request_in(self, msg) -> None:
+        self.route(Routed(**msg.body))
+
+    def route(self, req: Routed) -> None:
+        if self.chunk_of(req.key) in self.copying:
             self.held.append(req)  # its chunk is being copied: wait for the switch
             self.lab.count("held")
             return
-        shard = self.owner(req["key"])
-        req["shard"] = shard
-        self.pending[req["rid"]] = req
+        req.shard = shard = self.owner(req.key)
+        self.in_service[req.rid] = req
         self.lab.note_load(shard)
-        if req["op"] == "read":
-            self.send(shard, "GET", rid=req["rid"], key=req["key"])
+        if req.op == "read":
+            self.send(shard, "GET", rid=req.rid, key=req.key)
         else:
-            self.send(shard, "PUT", rid=req["rid"], key=req["key"], value=req["value"])
-        self.set_timer(f"r{req['rid']}", SHARD_TIMEOUT, rid=req["rid"])
+            self.send(shard, "PUT", rid=req.rid, key=req.key, value=req.value)
+        self.after(SHARD_TIMEOUT, self.shard_silent, req.rid, key=("req", req.rid))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name.startswith("copy "):
-            self.copy_timed_out(data["chunk"])
-            return
-        if name.startswith("again "):
-            self.waiting.discard(data["chunk"])
+    @on("REPLY")
+    def reply(self, msg) -> None:
+        req = self.in_service.pop(msg.body["rid"], None)
+        if req:  # (None: it already timed out)
+            self.cancel(("req", req.rid))
+            self.send("client", "RESP", rid=req.rid, ok=True, value=msg.body["value"], shard=req.shard)
             self.maybe_copy()
-            return
-        req = self.pending.pop(data["rid"], None)
+
+    def shard_silent(self, rid: int) -> None:
+        req = self.in_service.pop(rid, None)
         if req:
-            self.send("client", "RESP", rid=req["rid"], ok=False, shard=req["shard"],
-                      error=f"{req['shard']} did not answer in {SHARD_TIMEOUT}ms")
+            self.send("client", "RESP", rid=req.rid, ok=False, shard=req.shard,
+                      error=f"{req.shard} did not answer in {SHARD_TIMEOUT}ms")
             self.maybe_copy()
 
     # -- rebalancing: copy, then switch, one chunk at a time ----------------------------
@@ -262,7 +262,7 @@ class Router(Node):
         if not self.chunks:
             self.finish_rebalance()
             return
-        busy = {self.chunk_of(r["key"]) for r in self.pending.values()}
+        busy = {self.chunk_of(r.key) for r in self.in_service.values()}
         for chunk in self.chunks:
             if chunk not in self.copying and chunk not in self.waiting and chunk not in busy:
                 self.send_copy(chunk)
@@ -273,12 +273,11 @@ class Router(Node):
         keys = self.chunks[chunk]
         self.disk["copies"] = attempt = self.disk.get("copies", 0) + 1  # never reused, even after a crash
         self.copying[chunk] = attempt
-        self.send(src, "COPY", rebalance=self.disk["target"]["id"], attempt=attempt, to=dst, n=len(keys),
-                  keys=keys)
+        self.send(src, "COPY", rebalance=self.disk["target"]["id"], attempt=attempt, to=dst, n=len(keys), keys=keys)
         # A failed attempt waits longer the next time, so a slow link still gets its copy
         # through, but never so long that a held request would time out at the client.
         wait = min(COPY_RETRY * 2 ** self.tries.get(chunk, 0), COPY_HOLD_MAX)
-        self.set_timer(f"copy {chunk}", wait, chunk=chunk)
+        self.after(wait, self.copy_timed_out, chunk, key=("copy", chunk))
 
     def copy_timed_out(self, chunk: str) -> None:
         """No COPIED in time: give up this attempt, let the old owner serve the
@@ -288,23 +287,29 @@ class Router(Node):
         self.lab.emit("copy-retry", node=self.id, chunk=chunk)
         self.tries[chunk] = self.tries.get(chunk, 0) + 1
         self.waiting.add(chunk)
-        self.set_timer(f"again {chunk}", COPY_RETRY, chunk=chunk)
+        self.after(COPY_RETRY, self.copy_again, chunk, key=("again", chunk))
         self.release(chunk)
 
+    def copy_again(self, chunk: str) -> None:
+        self.waiting.discard(chunk)
+        self.maybe_copy()
+
     def release(self, chunk: str) -> None:
-        held = [r for r in self.held if self.chunk_of(r["key"]) == chunk]
-        self.held = [r for r in self.held if self.chunk_of(r["key"]) != chunk]
+        held = [r for r in self.held if self.chunk_of(r.key) == chunk]
+        self.held = [r for r in self.held if self.chunk_of(r.key) != chunk]
         for req in held:
             self.route(req)
 
-    def copied(self, rebalance: int, attempt: int, src: str, dst: str) -> None:
+    @on("COPIED")
+    def copied(self, msg) -> None:
+        rebalance, src, dst = msg.body["rebalance"], msg.body["giver"], msg.src
         target = self.disk.get("target")
         chunk = f"{src}>{dst}"
-        if not target or rebalance != target["id"] or self.copying.get(chunk) != attempt:
+        if not target or rebalance != target["id"] or self.copying.get(chunk) != msg.body["attempt"]:
             return  # an abandoned attempt or a duplicate: the chunk may have changed since
         # Switch this chunk: its keys now live on dst.
         del self.copying[chunk]
-        self.cancel_timer(f"copy {chunk}")
+        self.cancel(("copy", chunk))
         keys = self.chunks.pop(chunk)
         target["done"].append(chunk)
         self.send(src, "DROP", rebalance=rebalance, n=len(keys), keys=keys)
@@ -312,8 +317,8 @@ class Router(Node):
         for key in keys:
             self.moving.pop(key, None)
         switched = set(keys)
-        held = [r for r in self.held if r["key"] in switched]
-        self.held = [r for r in self.held if r["key"] not in switched]
+        held = [r for r in self.held if r.key in switched]
+        self.held = [r for r in self.held if r.key not in switched]
         for req in held:
             self.route(req)  # to the new owner
         self.maybe_copy()
@@ -329,47 +334,62 @@ class Router(Node):
 class Client(Node):
     """Drives traffic: background reads and writes of random keys, and the learner's requests."""
 
-    role = "client"
-
     def boot(self) -> None:
         self.role = "client"
         rate = self.lab.params["rate"]
         if rate:
-            self.set_timer("tick", 1000 / rate)
+            self.every(1000 / rate, self.background, key="tick")
 
     def view(self) -> dict:
         return {"label": f"{self.lab.params['rate']} req/s"}
 
-    def on_timer(self, name: str, data: dict) -> None:
-        lab = self.lab
-        if name == "tick":
-            self.set_timer("tick", 1000 / lab.params["rate"])
-            key = lab.keys[int(lab.sim.rng.random() * len(lab.keys))]
-            if lab.sim.rng.random() < WRITE_SHARE:
-                self.request("write", key, f"v{int(lab.now)}")
-            else:
-                self.request("read", key)
-        elif name.startswith("hot"):
-            self.request("read", data["key"])
-        else:  # c<rid>: the router never answered this request
-            lab.finish(data["rid"], False, error="the router did not answer")
+    def background(self) -> None:
+        keys = self.lab.keys
+        key = keys[int(self.rng.random() * len(keys))]
+        if self.rng.random() < WRITE_SHARE:
+            self.ask("write", key, f"v{int(self.now)}")
+        else:
+            self.ask("read", key)
 
-    def request(self, op: str, key: str, value: str | None = None) -> None:
+    def ask(self, op: str, key: str, value: str | None = None) -> None:
         rid = self.lab.open_request(op, key, value)
         self.send("router", "REQ", rid=rid, op=op, key=key, value=value)
-        self.set_timer(f"c{rid}", CLIENT_TIMEOUT, rid=rid)
+        self.after(CLIENT_TIMEOUT, self.router_silent, rid, key=("req", rid))
 
-    def on_message(self, msg) -> None:
-        body = msg.body
-        if msg.type == "RESP" and self.has_timer(f"c{body['rid']}"):
-            self.cancel_timer(f"c{body['rid']}")
-            self.lab.finish(body["rid"], body["ok"], value=body.get("value"), shard=body.get("shard"),
-                            error=body.get("error"))
+    def router_silent(self, rid: int) -> None:
+        self.lab.finish(rid, False, error="the router did not answer")
+
+    @on("RESP")
+    def response(self, msg) -> None:
+        b = msg.body
+        if self.answered(("req", b["rid"])):
+            self.lab.finish(b["rid"], b["ok"], value=b.get("value"), shard=b.get("shard"), error=b.get("error"))
 
 
-# --------------------------------------------------------------------------
-# The lab
-# --------------------------------------------------------------------------
+@dataclass
+class Write:
+    """A write as the client saw it: when it started and when it was acknowledged."""
+
+    value: str | None
+    start: float
+    ack: float | None = None
+
+
+@dataclass
+class Request:
+    rid: int
+    op: str
+    key: str
+    start: float
+    write: Write | None = None
+
+
+@dataclass
+class Trouble:
+    """When a shard (or the router, in front of every shard) was last faulty."""
+
+    since: float | None = None  # faulty since then (None: healthy now)
+    until: float = -1.0  # the end of its last fault
 
 
 class Sharding(Lab):
@@ -396,17 +416,15 @@ class Sharding(Lab):
         p = self.params
         self.strategy = p["strategy"]
         self.versions = p["versions"]
-        self.started = False
         self.next_shard = 1
         self.colors: dict[str, int] = {}
-        self.requests: dict[int, dict] = {}
+        self.requests: dict[int, Request] = {}
         self.next_rid = 0
         self.loads: dict[str, list[float]] = {}
         self.stats: dict[str, dict] = {}
         self.failures: list[dict] = []
-        # shard (or "router", the path in front of every shard) -> {"since": t or None, "until": t}
-        self.trouble: dict[str, dict] = {"router": {"since": None, "until": -1.0}}
-        self.rebalance: dict | None = None
+        self.trouble: dict[str, Trouble] = {"router": Trouble()}
+        self.rebalance: dict | None = None  # the last one, as the page shows it
         self.rebalances = 0
         self.moved_keys: dict[str, bool] = {}
         # The data set: distinct random keys u00000..u99999, drawn with the run's generator.
@@ -416,15 +434,13 @@ class Sharding(Lab):
         self.known = dict.fromkeys(self.keys, True)
         self.metrics.update({"requests": 0, "ok": 0, "failed": 0, "held": 0, "moved": 0})
         self.add_node(Client(self, "client"))
-        shard_ids = [self.new_shard_id() for _ in range(p["shards"])]
-        self.initial_shards = shard_ids
+        self.initial_shards = [self.new_shard_id() for _ in range(p["shards"])]
         router = self.add_node(Router(self, "router"))
-        for sid in shard_ids:
+        for sid in self.initial_shards:
             self.add_shard_node(sid)
         # Load the data set onto its owners.
         for key in self.keys:
-            owner = router.placement.owner(key)
-            self.nodes[owner].disk["data"][key] = "v0"
+            self.nodes[router.placement.owner(key)].disk["data"][key] = "v0"
         self.recount()
         self.add_check("moved-share", "A rebalance moves the share of keys the strategy predicts from the number "
                        "of shards: about N/(N+1) for hash mod N, about 1/(N+1) for consistent hashing (Karger et al. "
@@ -437,10 +453,9 @@ class Sharding(Lab):
                        "that was still in flight or failed): judged from what the client saw, never from the "
                        "shards, so an acknowledged write that a rebalance loses turns it red.")
         # What the client has seen, per key: the writes that a read may still return.
-        self.history: dict[str, list[dict]] = {k: [{"value": "v0", "start": 0.0, "ack": 0.0}] for k in self.keys}
+        self.history: dict[str, list[Write]] = {k: [Write("v0", 0.0, 0.0)] for k in self.keys}
         self.checks["moved-share"].detail = "no rebalance yet: add or remove a shard"
-        self.started = True
-        self.sim.after(100, self.audit)
+        self.every(100, self.update_trouble)
 
     # -- shards and placement ---------------------------------------------------
     def new_shard_id(self) -> str:
@@ -452,7 +467,7 @@ class Sharding(Lab):
     def add_shard_node(self, sid: str) -> Shard:
         self.stats[sid] = {"ok": 0, "failed": 0}
         self.loads[sid] = []
-        self.trouble[sid] = {"since": None, "until": -1.0}
+        self.trouble[sid] = Trouble()
         return self.add_node(Shard(self, sid))
 
     def tokens(self, count: int) -> list[int]:
@@ -485,47 +500,41 @@ class Sharding(Lab):
             counts[placement.owner(key)] = counts.get(placement.owner(key), 0) + 1
         self.key_count = counts
 
-    # -- requests ----------------------------------------------------------------
+    # -- requests, as the client sees them ------------------------------------------
     def open_request(self, op: str, key: str, value: str | None = None) -> int:
         self.next_rid += 1
-        req = {"rid": self.next_rid, "op": op, "key": key, "start": self.now}
+        req = Request(self.next_rid, op, key, self.now)
         if op == "write":
-            req["write"] = {"value": value, "start": self.now, "ack": None}
-            self.writes_of(key).append(req["write"])
+            req.write = Write(value, self.now)
+            self.writes_of(key).append(req.write)
         self.requests[self.next_rid] = req
         self.count("requests")
         return self.next_rid
 
-    def writes_of(self, key: str) -> list[dict]:
+    def writes_of(self, key: str) -> list[Write]:
         # A key nobody has written yet reads as nothing (None): a "write" before time began.
-        return self.history.setdefault(key, [{"value": None, "start": -1.0, "ack": -1.0}])
+        return self.history.setdefault(key, [Write(None, -1.0, -1.0)])
 
-    def observe(self, req: dict, ok: bool, value) -> None:
+    def client_saw(self, req: Request, ok: bool, value) -> None:
         """The client's view, for no-lost-write.  A write w is superseded once
         another write started after w was acknowledged and was itself
         acknowledged: from then on a read must not return w.  A write that
         failed or is still in flight may or may not have landed, so a read may
         return it.  The check never looks at the shards or the router."""
-        writes = self.writes_of(req["key"])
-        if req["op"] == "write":
-            if not ok:
-                return
-            req["write"]["ack"] = self.now
-            del writes[:-64]  # a bounded memory of each key's writes
-            return
+        writes = self.writes_of(req.key)
         if not ok:
             return
-        start = req["start"]
-        newest = [w for w in writes if w["ack"] is not None and w["ack"] < start]
-        allowed = []
-        for w in writes:
-            superseded = w["ack"] is not None and any(o is not w and o["start"] > w["ack"] for o in newest)
-            if not superseded:
-                allowed.append(w["value"])
+        if req.op == "write":
+            req.write.ack = self.now
+            del writes[:-64]  # a bounded memory of each key's writes
+            return
+        newest = [w for w in writes if w.ack is not None and w.ack < req.start]
+        allowed = [w.value for w in writes
+                   if not (w.ack is not None and any(o is not w and o.start > w.ack for o in newest))]
         if value not in allowed:
-            latest = max(newest, key=lambda w: w["ack"], default=None)
-            told = f"'{latest['value']}' (acknowledged at {latest['ack'] / 1000:.2f}s)" if latest else "nothing"
-            self.fail("no-lost-write", f"read of {req['key']} returned {value!r}, but the client had been told "
+            latest = max(newest, key=lambda w: w.ack, default=None)
+            told = f"'{latest.value}' (acknowledged at {latest.ack / 1000:.2f}s)" if latest else "nothing"
+            self.fail("no-lost-write", f"read of {req.key} returned {value!r}, but the client had been told "
                       f"{told} was written: an acknowledged write was lost")
 
     def note_load(self, shard: str) -> None:
@@ -541,13 +550,12 @@ class Sharding(Lab):
         req = self.requests.pop(rid, None)
         if req is None:
             return
-        key = req["key"]
-        self.observe(req, ok, value)
+        key = req.key
+        self.client_saw(req, ok, value)
         owners = [shard] if shard else self.owners_of(key)
         self.stats.setdefault(owners[0], {"ok": 0, "failed": 0})["ok" if ok else "failed"] += 1
         self.count("ok" if ok else "failed")
-        ms = round(self.now - req["start"], 3)
-        self.emit("done", rid=rid, op=req["op"], key=key, shard=owners[0], ok=ok, ms=ms,
+        self.emit("done", rid=rid, op=req.op, key=key, shard=owners[0], ok=ok, ms=round(self.now - req.start, 3),
                   **({"value": value} if ok else {"error": error}))
         if ok:
             return
@@ -555,15 +563,14 @@ class Sharding(Lab):
         del self.failures[:-6]
         # Isolation: a failure must be explained by a fault of the key's own shard.
         self.update_trouble()
-        if self.troubled_during("router", req["start"]):
+        if self.troubled_during("router", req.start):
             # Not a shard's doing: the router every request goes through was faulty (a single point
             # of failure, which sharding does not remove).
-            if self.checks["isolation"].ok:
-                self.checks["isolation"].detail = f"last failure: {key}, while the router was faulty"
-        elif not any(self.troubled_during(o, req["start"]) for o in owners):
+            self.note("isolation", f"last failure: {key}, while the router was faulty")
+        elif not any(self.troubled_during(o, req.start) for o in owners):
             self.fail("isolation", f"{key} failed although its shard {'/'.join(owners)} is healthy: {error}")
-        elif self.checks["isolation"].ok:  # a red check keeps the detail of its first breach
-            self.checks["isolation"].detail = f"last failure: {key} on faulty {'/'.join(owners)}"
+        else:  # a red check keeps the detail of its first breach
+            self.note("isolation", f"last failure: {key} on faulty {'/'.join(owners)}")
 
     def owners_of(self, key: str) -> list[str]:
         """The shard(s) responsible for a key now: both ends while it is moving."""
@@ -597,20 +604,16 @@ class Sharding(Lab):
     def update_trouble(self) -> None:
         for sid, trouble in self.trouble.items():
             bad = not self.healthy(sid)
-            if bad and trouble["since"] is None:
-                trouble["since"] = self.now
-            elif not bad and trouble["since"] is not None:
-                trouble["since"], trouble["until"] = None, self.now
+            if bad and trouble.since is None:
+                trouble.since = self.now
+            elif not bad and trouble.since is not None:
+                trouble.since, trouble.until = None, self.now
 
     def troubled_during(self, shard: str, start: float) -> bool:
         trouble = self.trouble.get(shard)
-        return bool(trouble) and (trouble["since"] is not None or trouble["until"] >= start)
+        return trouble is not None and (trouble.since is not None or trouble.until >= start)
 
     def after_fault(self, fault: str, node_id: str | None) -> None:
-        self.update_trouble()
-
-    def audit(self) -> None:
-        self.sim.after(100, self.audit)
         self.update_trouble()
 
     # -- rebalancing -----------------------------------------------------------------
@@ -698,10 +701,11 @@ class Sharding(Lab):
     def switched(self, target: dict) -> None:
         """The router switched to the new placement."""
         self.recount()
-        if self.rebalance and self.rebalance["id"] == target["id"]:
-            self.rebalance.update(phase="done", end=round(self.now, 3), ms=round(self.now - self.rebalance["start"], 1))
+        r = self.rebalance
+        if r and r["id"] == target["id"]:
+            r.update(phase="done", end=round(self.now, 3), ms=round(self.now - r["start"], 1))
         self.emit("rebalanced", rebalance=target["id"], shards=list(self.router.placement.shards),
-                  ms=round(self.now - (self.rebalance or {}).get("start", self.now), 3))
+                  ms=round(self.now - (r or {}).get("start", self.now), 3))
         if target["op"] == "remove":
             # The emptied shard leaves the cluster.
             del self.nodes[target["shard"]]
@@ -749,9 +753,6 @@ class Sharding(Lab):
             owner = placement.owner(key)
             grid.append({"key": key, "shard": owner, "color": self.colors.get(owner, 0),
                          "moved": key in self.moved_keys})
-        sids = self.shards()
-        layout = {"client": [8, 49.2], "router": [52, 49.2]}
-        layout.update(zip(sids, spokes(len(sids))))
         return {
             "strategy": self.strategy,
             "vnodes": self.params["vnodes"] if self.strategy == "consistent" else None,
@@ -761,8 +762,7 @@ class Sharding(Lab):
             "grid_moved": sum(1 for g in grid if g["moved"]),
             "failures": list(self.failures),
             "total_keys": len(self.keys),
-            "layout": layout,
-            "edges": [["client", "router"]] + [["router", s] for s in sids],
+            "edges": [["client", "router"]] + [["router", s] for s in self.shards()],
         }
 
     def rebalance_view(self) -> dict | None:
@@ -781,7 +781,7 @@ class Sharding(Lab):
             self.keys.append(key)
             self.sorted_keys = sorted(self.keys)
             self.recount()
-        self.nodes["client"].request(op, key, value)
+        self.nodes["client"].ask(op, key, value)
 
     @action("write", Arg("key", "text"), Arg("value", "text"), help="Write a value under a key (e.g. u01234 hello).")
     def do_write(self, key: str, value: str) -> None:
@@ -801,7 +801,8 @@ class Sharding(Lab):
         self.emit("shard-added", node=sid)
         self.start_rebalance("add", sid)
 
-    @action("remove-shard", Arg("node"), nodes=lambda lab: lab.shards(), when=any_state, help="Move a shard's keys to the others and retire it.")
+    @action("remove-shard", Arg("node"), nodes=lambda lab: lab.shards(), when=any_state,
+            help="Move a shard's keys to the others and retire it.")
     def do_remove_shard(self, shard: str) -> None:
         if shard not in self.shards():
             raise SimError(f"'{shard}' is not a shard (shards: {', '.join(self.shards())})")
@@ -816,26 +817,8 @@ class Sharding(Lab):
         key = key or self.sorted_keys[0]
         client = self.nodes["client"]
         for i in range(count):
-            client.set_timer(f"hot{self.now}:{i}", i * 1000 / count, key=key)
+            client.after(i * 1000 / count, client.ask, "read", key, key=("hot", self.now, i))
         self.emit("hot-key", key=key, count=count, shard=self.owners_of(key)[0])
-
-
-def spokes(n: int) -> list[list[float]]:
-    """Drawing positions for n shards spread evenly (by arc length) on an ellipse around
-    the router, leaving a gap on the left for the client.  Layout y is 0..100 (drawn 0..60)."""
-    rx, ry, cx, cy, gap = 40, 21, 52, 29.5, math.radians(38)
-    a0, a1 = math.pi + gap, 3 * math.pi - gap
-    angles = [a0 + (a1 - a0) * i / 400 for i in range(401)]
-    points = [(cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in angles]
-    length = [0.0]
-    for p, q in zip(points, points[1:]):
-        length.append(length[-1] + math.dist(p, q))
-    out, j = [], 0
-    for i in range(n):
-        while length[j] < length[-1] * (i + 0.5) / n:
-            j += 1
-        out.append([round(points[j][0], 1), round(points[j][1] / 0.6, 1)])
-    return out
 
 
 def mod_moved_share(old: list[str], new: list[str]) -> float:

@@ -50,7 +50,9 @@ every leadership gets a running number ("tenure").
 
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Message, Node, Param, SimError, action
+from dataclasses import dataclass
+
+from .kernel import Arg, Lab, Message, Node, Param, action, not_down, on
 
 HEARTBEAT_EVERY = 500  # ms between a leader's heartbeats
 SUSPECT_AFTER = 1500  # ms of silence before a follower suspects its leader
@@ -68,6 +70,19 @@ def rank(node_id: str) -> int:
     return int(node_id[1:])
 
 
+@dataclass
+class Register:
+    """The replicated register: its value, the write that set it, and the ids
+    of every write in its history (each remembers the write it replaced)."""
+
+    value: int
+    wid: int  # the write that set it
+    stamp: list  # [generation, counter]: which of two writes is newer
+    gen: int  # the generation of the leader that wrote it
+    by: str  # that leader
+    history: list  # the ids of the writes it has seen (a duplicate is applied once)
+
+
 class Replica(Node):
     """One copy of the register, and a would-be leader."""
 
@@ -78,7 +93,7 @@ class Replica(Node):
         if lab.generations:
             self.disk.setdefault("generation", 1)
         self.generation: int | None = self.disk.get("generation")  # None in naive mode
-        self.reg: dict = dict(self.disk["register"])
+        self.reg: Register = self.disk["register"]
         self.role = "follower"
         self.leader: str | None = None
         self.heard_at: float | None = None
@@ -86,34 +101,33 @@ class Replica(Node):
         self.votes: list[str] = []
         # Leader state.
         self.tenure = 0  # bookkeeping: which leadership this is
-        self.since = 0.0
         self.acked_writes = 0
         self.match: dict[str, list] = {}  # quorum: newest stamp each follower stored
         self.heard_from: dict[str, float] = {}
-        self.pending: list[int] = []  # quorum: writes waiting for a majority
+        self.uncommitted: list[int] = []  # quorum: writes waiting for a majority
         self.seen = [0, 0]  # bookkeeping: newest leadership this node accepted
-        if lab.started:
+        if self.restarted:
             self.watch()
 
     def view(self) -> dict:
         if self.status == "down":
-            return {"generation": self.generation, "value": self.reg["value"], "leader": None,
-                    "rack": self.lab.rack_of(self.id), "label": f"down · v={self.reg['value']}"}
+            return {"generation": self.generation, "value": self.reg.value, "leader": None,
+                    "rack": self.lab.rack_of(self.id), "label": f"down · v={self.reg.value}"}
         gen = "" if self.generation is None else f"gen {self.generation} · "
-        return {"generation": self.generation, "value": self.reg["value"], "write": self.reg["wid"],
+        return {"generation": self.generation, "value": self.reg.value, "write": self.reg.wid,
                 "leader": self.leader, "rack": self.lab.rack_of(self.id),
-                "label": f"{gen}v={self.reg['value']}" + ("" if self.leader else " · no leader")}
+                "label": f"{gen}v={self.reg.value}" + ("" if self.leader else " · no leader")}
 
-    # -- helpers ----------------------------------------------------------------
     @property
     def gen(self) -> int:
         return self.generation or 0
 
+    @property
+    def quorum(self) -> bool:
+        return self.lab.mode == "quorum"
+
     def others(self) -> list[str]:
         return [n for n in self.lab.nodes if n != self.id]
-
-    def watch(self) -> None:
-        self.set_timer("suspect", SUSPECT_AFTER + self.lab.sim.rng.random() * SUSPECT_JITTER)
 
     def set_generation(self, gen: int) -> None:
         """Generations only go up, and hit the disk before anything else happens."""
@@ -121,25 +135,24 @@ class Replica(Node):
             self.generation = self.disk["generation"] = gen
             self.lab.emit("generation", node=self.id, gen=gen)
 
-    def store(self, reg: dict, why: str) -> None:
-        old = self.reg
-        self.reg = dict(reg)
-        self.disk["register"] = dict(reg)
+    def store(self, reg: Register, why: str) -> None:
+        old, self.reg = self.reg, reg
+        self.disk["register"] = reg
         self.lab.register_changed(self, old, why)
 
-    # -- timers -------------------------------------------------------------------
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "heartbeat" and self.role == "leader":
-            self.heartbeat()
-        elif name == "suspect" and self.role != "leader":
-            self.lab.emit("suspect", node=self.id, leader=self.leader)
-            self.leader = None
-            if self.lab.mode == "quorum":
-                self.ask_prevotes()
-            else:
-                self.claim_leadership()
-        elif name == "election" and self.role == "candidate":
-            self.ask_prevotes()  # no majority in time: try again
+    # -- failure detection: the leader's heartbeat, and silence ------------------------
+    def watch(self) -> None:
+        self.after(SUSPECT_AFTER + self.rng.random() * SUSPECT_JITTER, self.leader_silent, key="suspect")
+
+    def leader_silent(self) -> None:
+        if self.role == "leader":
+            return
+        self.lab.emit("suspect", node=self.id, leader=self.leader)
+        self.leader = None
+        if self.quorum:
+            self.ask_prevotes()
+        else:
+            self.claim_leadership()
 
     # -- leading ------------------------------------------------------------------
     def claim_leadership(self) -> None:
@@ -150,17 +163,17 @@ class Replica(Node):
 
     def become_leader(self, why: str) -> None:
         self.role, self.leader, self.phase = "leader", self.id, ""
-        self.cancel_timer("suspect")
-        self.cancel_timer("election")
-        self.since = self.now
+        self.cancel("suspect")
+        self.cancel("election")
         self.acked_writes = 0
-        self.match, self.pending = {}, []
+        self.match, self.uncommitted = {}, []
         self.heard_from = {n: self.now for n in self.others()}
         self.lab.open_tenure(self, why)
+        self.every(HEARTBEAT_EVERY, self.heartbeat, key="heartbeat")
         self.heartbeat()
 
     def heartbeat(self) -> None:
-        if self.lab.mode == "quorum":
+        if self.quorum:
             # check-quorum: a leader that has not heard a majority lately steps down.
             recent = [n for n, t in self.heard_from.items() if self.now - t < SUSPECT_AFTER]
             if len(recent) + 1 < MAJORITY:
@@ -168,30 +181,33 @@ class Replica(Node):
                 return
         for other in self.others():
             self.send(other, "HEARTBEAT", **self.leader_fields())
-        self.set_timer("heartbeat", HEARTBEAT_EVERY)
 
     def leader_fields(self) -> dict:
         # Every request carries the generation (None in naive mode) and the register.
-        return {"gen": self.generation, "leader": self.id, "tenure": self.tenure, "value": self.reg["value"],
-                "wid": self.reg["wid"], "stamp": list(self.reg["stamp"]), "history": list(self.reg["history"])}
+        reg = self.reg
+        return {"gen": self.generation, "leader": self.id, "tenure": self.tenure, "value": reg.value,
+                "wid": reg.wid, "stamp": list(reg.stamp), "history": list(reg.history)}
 
     def step_down(self, why: str, new_leader: str | None) -> None:
         self.role, self.leader = "follower", new_leader
-        self.cancel_timer("heartbeat")
-        self.pending = []  # their clients will time out
+        self.cancel("heartbeat")
+        self.uncommitted = []  # their clients will time out
         self.lab.close_tenure(self, why)
         self.watch()
 
     # -- client writes --------------------------------------------------------------
-    def client_write(self, wid: int, value: int, via: str | None) -> None:
-        if self.role == "leader" and (wid in self.reg["history"] or wid in self.pending):
+    @on("WRITE", "FORWARD")
+    def client_write(self, msg: Message) -> None:
+        """A client's WRITE, or one a follower FORWARDed (`via` it)."""
+        wid, value, via = msg.body["wid"], msg.body["value"], msg.src if msg.type == "FORWARD" else None
+        if self.role == "leader" and (wid in self.reg.history or wid in self.uncommitted):
             # A duplicate (the network delivered a WRITE or FORWARD twice): every
             # write carries the client's id and is applied at most once.
             self.lab.emit("duplicate", node=self.id, wid=wid)
-            if self.lab.mode != "quorum":
+            if not self.quorum:
                 self.lab.acknowledge(wid, self)  # already stored here: answer again
-            elif wid not in self.pending:
-                self.pending.append(wid)  # answer again once a majority holds it
+            elif wid not in self.uncommitted:
+                self.uncommitted.append(wid)  # answer again once a majority holds it
                 self.try_commit()
         elif self.role == "leader":
             self.accept_write(wid, value)
@@ -204,50 +220,37 @@ class Replica(Node):
             self.lab.reject_write(wid, self.id, f"{self.id} is no longer the leader")
 
     def accept_write(self, wid: int, value: int) -> None:
-        stamp = [self.gen, self.reg["stamp"][1] + 1]
-        self.lab.note_applied(wid, self, prev=self.reg["wid"])
-        self.store({"value": value, "wid": wid, "stamp": stamp, "gen": self.gen, "by": self.id,
-                    "history": [*self.reg["history"], wid]}, "write")
+        stamp = [self.gen, self.reg.stamp[1] + 1]
+        self.lab.note_applied(wid, self, prev=self.reg.wid)
+        self.store(Register(value, wid, stamp, self.gen, self.id, [*self.reg.history, wid]), "write")
         for other in self.others():
             self.send(other, "REPLICATE", **self.leader_fields())
-        if self.lab.mode == "quorum":
-            self.pending.append(wid)  # acknowledged once a majority stores it
+        if self.quorum:
+            self.uncommitted.append(wid)  # acknowledged once a majority stores it
             self.try_commit()
         else:
             self.lab.acknowledge(wid, self)  # stored here: good enough without a quorum
 
     def try_commit(self) -> None:
-        for wid in list(self.pending):
-            stamp = self.lab.writes[wid]["stamp"]
+        for wid in list(self.uncommitted):
+            stamp = self.lab.writes[wid].stamp
             stored = 1 + sum(1 for s in self.match.values() if s >= stamp)
             if stored >= MAJORITY:
-                self.pending.remove(wid)
+                self.uncommitted.remove(wid)
                 self.lab.acknowledge(wid, self)
 
-    # -- messages ---------------------------------------------------------------------
-    def on_message(self, msg: Message) -> None:
-        kind, body = msg.type, msg.body
-        if kind == "WRITE":
-            self.client_write(body["wid"], body["value"], None)
-        elif kind == "FORWARD":
-            self.client_write(body["wid"], body["value"], msg.src)
-        elif kind in ("HEARTBEAT", "REPLICATE"):
-            self.from_leader(msg.src, body)
-        elif kind == "ACK" and self.role == "leader" and body["gen"] == self.generation:
+    @on("ACK")
+    def stored_by(self, msg: Message) -> None:
+        if self.role == "leader" and msg.body["gen"] == self.generation:
             self.heard_from[msg.src] = self.now
-            self.match[msg.src] = max(self.match.get(msg.src, [0, 0]), body["stamp"])
+            self.match[msg.src] = max(self.match.get(msg.src, [0, 0]), msg.body["stamp"])
             self.try_commit()
-        elif kind == "REJECT":
-            self.rejected(msg.src, body)
-        elif kind == "PRE-VOTE":
-            self.on_prevote(msg.src, body)
-        elif kind == "VOTE":
-            self.on_vote(msg.src, body)
-        elif kind in ("PRE-VOTE-REPLY", "VOTE-REPLY"):
-            self.on_vote_reply(msg.src, kind, body)
 
-    def from_leader(self, src: str, body: dict) -> None:
+    # -- following ----------------------------------------------------------------------
+    @on("HEARTBEAT", "REPLICATE")
+    def from_leader(self, msg: Message) -> None:
         """A HEARTBEAT or REPLICATE from a node that believes it leads."""
+        src, body = msg.src, msg.body
         gen = body["gen"] or 0
         newer = gen > self.gen
         if self.lab.generations:
@@ -270,14 +273,14 @@ class Replica(Node):
             return  # I follow a live leader with a higher id
         self.follow(src, body)
         self.adopt(body)
-        if self.lab.mode == "quorum":
-            self.send(src, "ACK", gen=self.generation, stamp=list(self.reg["stamp"]))
+        if self.quorum:
+            self.send(src, "ACK", gen=self.generation, stamp=list(self.reg.stamp))
 
     def follow(self, leader: str, body: dict) -> None:
         self.lab.accepted_from(self, body)
         if self.role != "follower" or self.leader != leader:
             self.role, self.leader, self.phase = "follower", leader, ""
-            self.cancel_timer("election")
+            self.cancel("election")
             self.lab.emit("follow", node=self.id, leader=leader, gen=self.generation)
         self.heard_at = self.now
         self.watch()
@@ -287,14 +290,15 @@ class Replica(Node):
         wins whatever I hold; from the same leader only a newer write counts
         (messages may arrive out of order)."""
         reg = self.reg
-        same_leader = [body["gen"] or 0, body["leader"]] == [reg["gen"], reg["by"]]
-        if body["wid"] == reg["wid"] or (same_leader and body["stamp"] <= reg["stamp"]):
+        same_leader = [body["gen"] or 0, body["leader"]] == [reg.gen, reg.by]
+        if body["wid"] == reg.wid or (same_leader and body["stamp"] <= reg.stamp):
             return
-        self.store({"value": body["value"], "wid": body["wid"], "stamp": list(body["stamp"]),
-                    "gen": body["gen"] or 0, "by": body["leader"], "history": list(body["history"])},
-                   f"copied from {body['leader']}")
+        self.store(Register(body["value"], body["wid"], list(body["stamp"]), body["gen"] or 0, body["leader"],
+                            list(body["history"])), f"copied from {body['leader']}")
 
-    def rejected(self, src: str, body: dict) -> None:
+    @on("REJECT")
+    def rejected(self, msg: Message) -> None:
+        src, body = msg.src, msg.body
         if body["gen"] > self.gen:
             self.set_generation(body["gen"])
             if self.role == "leader":
@@ -310,12 +314,18 @@ class Replica(Node):
         self.role, self.phase, self.votes = "candidate", "pre-vote", [self.id]
         self.lab.emit("candidate", node=self.id, phase="pre-vote", gen=self.gen + 1)
         for other in self.others():
-            self.send(other, "PRE-VOTE", gen=self.gen + 1, stamp=list(self.reg["stamp"]))
-        self.set_timer("election", VOTE_WAIT + self.lab.sim.rng.random() * VOTE_WAIT)
+            self.send(other, "PRE-VOTE", gen=self.gen + 1, stamp=list(self.reg.stamp))
+        self.after(VOTE_WAIT + self.rng.random() * VOTE_WAIT, self.no_majority, key="election")
 
-    def on_prevote(self, src: str, body: dict) -> None:
-        yes = body["gen"] > self.gen and not self.leader_alive() and body["stamp"] >= self.reg["stamp"]
-        self.send(src, "PRE-VOTE-REPLY", gen=body["gen"], granted=yes)
+    def no_majority(self) -> None:
+        if self.role == "candidate":
+            self.ask_prevotes()  # no majority in time: try again
+
+    @on("PRE-VOTE")
+    def prevote_asked(self, msg: Message) -> None:
+        body = msg.body
+        yes = body["gen"] > self.gen and not self.leader_alive() and body["stamp"] >= self.reg.stamp
+        self.send(msg.src, "PRE-VOTE-REPLY", gen=body["gen"], granted=yes)
 
     def start_vote(self) -> None:
         self.set_generation(self.gen + 1)  # the new generation is on disk before anyone is asked
@@ -323,10 +333,11 @@ class Replica(Node):
         self.phase, self.votes = "vote", [self.id]
         self.lab.emit("candidate", node=self.id, phase="vote", gen=self.gen)
         for other in self.others():
-            self.send(other, "VOTE", gen=self.gen, stamp=list(self.reg["stamp"]))
+            self.send(other, "VOTE", gen=self.gen, stamp=list(self.reg.stamp))
 
-    def on_vote(self, src: str, body: dict) -> None:
-        gen = body["gen"]
+    @on("VOTE")
+    def vote_asked(self, msg: Message) -> None:
+        src, gen = msg.src, msg.body["gen"]
         if gen > self.gen:
             self.set_generation(gen)
             if self.role == "leader":
@@ -336,13 +347,15 @@ class Replica(Node):
                 self.role, self.phase = "follower", ""
         voted = self.disk.get("voted", [0, None])
         free = voted[0] < gen or voted[1] == src
-        yes = gen == self.gen and free and body["stamp"] >= self.reg["stamp"]
+        yes = gen == self.gen and free and msg.body["stamp"] >= self.reg.stamp
         if yes:
             self.disk["voted"] = [gen, src]  # one vote per generation, remembered on disk
             self.watch()
         self.send(src, "VOTE-REPLY", gen=gen, granted=yes)
 
-    def on_vote_reply(self, src: str, kind: str, body: dict) -> None:
+    @on("PRE-VOTE-REPLY", "VOTE-REPLY")
+    def vote_reply(self, msg: Message) -> None:
+        src, kind, body = msg.src, msg.type, msg.body
         if self.role != "candidate" or not body["granted"] or src in self.votes:
             return
         if kind == "PRE-VOTE-REPLY" and self.phase == "pre-vote" and body["gen"] == self.gen + 1:
@@ -353,6 +366,23 @@ class Replica(Node):
             self.votes.append(src)
             if len(self.votes) >= MAJORITY:
                 self.become_leader(f"won {len(self.votes)} of {len(self.lab.nodes)} votes")
+
+
+@dataclass
+class Write:
+    """A client's write, as the lab follows it (bookkeeping for the checks and the page)."""
+
+    id: int
+    node: str | None  # the node the client sent it to
+    value: int
+    leader: str | None = None  # the leader that applied it ...
+    gen: int | None = None  # ... in this generation
+    stamp: list | None = None
+    prev: int | None = None  # the write it replaced on that leader's register
+    client: str = "waiting"  # what the client was told: waiting, ok, rejected, failed
+    why: str = ""
+    applied: bool = False
+
 
 
 class SplitBrain(Lab):
@@ -371,13 +401,11 @@ class SplitBrain(Lab):
     )
 
     def setup(self) -> None:
-        self.started = False
         self.mode = self.params["mode"]
         self.generations = self.mode != "naive"
-        self.writes: dict[int, dict] = {0: {"id": 0, "node": None, "leader": FIRST_LEADER, "value": 0,
-                                            "gen": self.generation0(), "stamp": [self.generation0(), 0],
-                                            "prev": None, "client": "ok", "why": "initial value",
-                                            "applied": True, "t": 0}}
+        g0 = self.generation0()
+        self.writes: dict[int, Write] = {0: Write(0, None, 0, FIRST_LEADER, g0, [g0, 0], client="ok",
+                                                  why="initial value", applied=True)}
         self.next_wid = 1
         self.unlost: dict[int, bool] = {0: True}  # acknowledged writes not (yet) lost
         self.tenures: list[dict] = []
@@ -390,7 +418,6 @@ class SplitBrain(Lab):
             node.seen = self.key(node.generation, 1)
             node.watch()
         self.nodes[FIRST_LEADER].become_leader("initial leader")
-        self.started = True
         self.add_check("single-writer", "Two leaders never accept writes in the same generation (naive mode has no "
                        "generations, so any two leaders accepting writes at once count).")
         self.add_check("stale-leader-fenced", "No node accepts a request from a leader older than one it already "
@@ -401,9 +428,8 @@ class SplitBrain(Lab):
     def generation0(self) -> int:
         return 1 if self.generations else 0
 
-    def initial_register(self) -> dict:
-        return {"value": 0, "wid": 0, "stamp": [self.generation0(), 0], "gen": self.generation0(),
-                "by": FIRST_LEADER, "history": [0]}
+    def initial_register(self) -> Register:
+        return Register(0, 0, [self.generation0(), 0], self.generation0(), FIRST_LEADER, [0])
 
     @staticmethod
     def rack_of(node_id: str) -> str:
@@ -415,7 +441,7 @@ class SplitBrain(Lab):
         node.seen = self.key(node.generation, node.tenure)
         self.tenures.append({"n": node.tenure, "leader": node.id, "gen": node.generation,
                              "from": round(self.now, 3), "to": None, "writes": 0, "end": ""})
-        if self.started:
+        if node.tenure > 1:  # not the initial leader
             self.count("elections")
         self.emit("leader", node=node.id, gen=node.generation, why=why, tenure=node.tenure)
         self.count_leaders()
@@ -459,15 +485,15 @@ class SplitBrain(Lab):
 
     def acknowledge(self, wid: int, leader: Replica) -> None:
         w = self.writes[wid]
-        if w["client"] != "waiting":
+        if w.client != "waiting":
             return  # the client gave up already
-        w.update(client="ok", why=f"acknowledged by {leader.id}")
+        w.client, w.why = "ok", f"acknowledged by {leader.id}"
         self.unlost[wid] = True
         self.count("acknowledged")
         for tenure in self.tenures:
             if tenure["n"] == leader.tenure:
                 tenure["writes"] += 1
-        self.emit("write-ok", wid=wid, leader=leader.id, gen=leader.generation, value=w["value"])
+        self.emit("write-ok", wid=wid, leader=leader.id, gen=leader.generation, value=w.value)
         for other in self.nodes.values():
             if (other is not leader and other.status != "down" and other.role == "leader"
                     and other.gen == leader.gen and other.acked_writes):
@@ -478,12 +504,12 @@ class SplitBrain(Lab):
                 self.fail("single-writer", detail)
         leader.acked_writes += 1
 
-    def register_changed(self, node: Replica, old: dict, why: str) -> None:
+    def register_changed(self, node: Replica, old: Register, why: str) -> None:
         new = node.reg
-        self.emit("apply", node=node.id, wid=new["wid"], value=new["value"], why=why)
-        if not self.descends(new["wid"], old["wid"]):
+        self.emit("apply", node=node.id, wid=new.wid, value=new.value, why=why)
+        if not self.descends(new.wid, old.wid):
             # A divergent branch is thrown away on this node.
-            self.emit("overwrite", node=node.id, dropped=old["wid"], value=old["value"], by=new["wid"])
+            self.emit("overwrite", node=node.id, dropped=old.wid, value=old.value, by=new.wid)
             self.audit_lost(node)
 
     def descends(self, wid: int | None, ancestor: int) -> bool:
@@ -492,7 +518,7 @@ class SplitBrain(Lab):
             if wid == ancestor:
                 return True
             seen.add(wid)
-            wid = self.writes[wid]["prev"]
+            wid = self.writes[wid].prev
         return False
 
     def held(self) -> dict[int, bool]:
@@ -500,10 +526,10 @@ class SplitBrain(Lab):
         (crashed nodes count: their register is on disk)."""
         held: dict[int, bool] = {}
         for node in self.nodes.values():
-            wid = node.reg["wid"]
+            wid = node.reg.wid
             while wid is not None and wid not in held:
                 held[wid] = True
-                wid = self.writes[wid]["prev"]
+                wid = self.writes[wid].prev
         return held
 
     def audit_lost(self, node: Replica) -> None:
@@ -513,48 +539,43 @@ class SplitBrain(Lab):
                 del self.unlost[wid]
                 w = self.writes[wid]
                 self.count("lost")
-                self.emit("write-lost", wid=wid, value=w["value"], leader=w["leader"], on=node.id)
-                self.fail("no-lost-write", f"acknowledged write w{wid} (value {w['value']} via {w['leader']}) "
+                self.emit("write-lost", wid=wid, value=w.value, leader=w.leader, on=node.id)
+                self.fail("no-lost-write", f"acknowledged write w{wid} (value {w.value} via {w.leader}) "
                           f"was overwritten when {node.id} copied another leader's register")
 
     # -- the client's side of a write -----------------------------------------------------
     def note_forward(self, wid: int, node: str, leader: str) -> None:
-        self.writes[wid]["why"] = f"forwarded by {node} to {leader}"
+        self.writes[wid].why = f"forwarded by {node} to {leader}"
         self.emit("forward", wid=wid, node=node, leader=leader)
 
     def note_applied(self, wid: int, leader: Replica, prev: int) -> None:
         w = self.writes[wid]
-        w["applications"] = w.get("applications", 0) + 1
-        w.update(leader=leader.id, gen=leader.generation, prev=prev, applied=True,
-                 stamp=[leader.gen, leader.reg["stamp"][1] + 1])
+        w.leader, w.gen, w.prev, w.applied = leader.id, leader.generation, prev, True
+        w.stamp = [leader.gen, leader.reg.stamp[1] + 1]
 
     def reject_write(self, wid: int, node: str, why: str) -> None:
         w = self.writes[wid]
-        if w["client"] == "waiting":
-            w.update(client="rejected", why=why)
+        if w.client == "waiting":
+            w.client, w.why = "rejected", why
             self.count("rejected")
             self.emit("write-rejected", wid=wid, node=node, why=why)
 
     def client_gives_up(self, wid: int) -> None:
         w = self.writes[wid]
-        if w["client"] == "waiting":
-            w.update(client="failed", why=f"no answer within {WRITE_TIMEOUT} ms")
-            self.emit("write-failed", wid=wid, why=w["why"])
+        if w.client == "waiting":
+            w.client, w.why = "failed", f"no answer within {WRITE_TIMEOUT} ms"
+            self.emit("write-failed", wid=wid, why=w.why)
 
-    @action("write", Arg("node"), Arg("value", "int", lo=0, hi=9999), group="request",
+    @action("write", Arg("node"), Arg("value", "int", lo=0, hi=9999), group="request", when=not_down,
+            refuse="{node} is down; write through a running node",
             help="A client writes this value through the given node (a follower forwards it to its leader).")
     def do_write(self, node_id: str, value: int) -> None:
-        node = self.nodes[node_id]
-        if node.status == "down":
-            raise SimError(f"{node_id} is down; write through a running node")
         wid = self.next_wid
         self.next_wid += 1
         self.count("writes")
-        self.writes[wid] = {"id": wid, "node": node_id, "leader": None, "value": value, "gen": None,
-                            "stamp": None, "prev": None, "client": "waiting", "why": "", "applied": False,
-                            "t": round(self.now, 3)}
+        self.writes[wid] = Write(wid, node_id, value)
         self.emit("write", wid=wid, node=node_id, value=value)
-        node.receive(Message(0, "client", node_id, "WRITE", {"wid": wid, "value": value}, self.now, self.now))
+        self.nodes[node_id].receive(Message(0, "client", node_id, "WRITE", {"wid": wid, "value": value}, self.now, self.now))
         self.sim.after(WRITE_TIMEOUT, self.client_gives_up, wid)
 
     # -- the page -------------------------------------------------------------------------
@@ -562,15 +583,15 @@ class SplitBrain(Lab):
         held = self.held()
         writes = []
         for w in list(self.writes.values())[-14:]:
-            if w["id"] == 0:
+            if w.id == 0:
                 continue
-            if not w["applied"]:
-                outcome = "pending" if w["client"] == "waiting" else "rejected"
+            if not w.applied:
+                outcome = "pending" if w.client == "waiting" else "rejected"
             else:
-                outcome = "kept" if w["id"] in held else "overwritten"
-            writes.append({"id": f"w{w['id']}", "node": w["node"], "leader": w["leader"], "value": w["value"],
-                           "gen": w["gen"], "client": w["client"], "why": w["why"], "outcome": outcome,
-                           "lost": w["client"] == "ok" and outcome == "overwritten"})
+                outcome = "kept" if w.id in held else "overwritten"
+            writes.append({"id": f"w{w.id}", "node": w.node, "leader": w.leader, "value": w.value, "gen": w.gen,
+                           "client": w.client, "why": w.why, "outcome": outcome,
+                           "lost": w.client == "ok" and outcome == "overwritten"})
         sides = self.net.partition or [list(self.nodes)]
         side_views = []
         for i, side in enumerate(sides):
@@ -578,7 +599,7 @@ class SplitBrain(Lab):
             side_views.append({
                 "n": i + 1, "nodes": side,
                 "leaders": [{"id": n.id, "gen": n.generation} for n in up if n.role == "leader"],
-                "values": sorted({n.reg["value"] for n in up}),
+                "values": sorted({n.reg.value for n in up}),
                 "majority": len(side) >= MAJORITY,
             })
         racks = []
@@ -589,7 +610,7 @@ class SplitBrain(Lab):
                 "leaders": [{"id": n.id, "gen": n.generation} for n in nodes
                             if n.status != "down" and n.role == "leader"],
                 "nodes": [{"id": n.id, "status": n.status, "role": n.role or "down", "gen": n.generation,
-                           "value": n.reg["value"], "leader": n.leader if n.status != "down" else None}
+                           "value": n.reg.value, "leader": n.leader if n.status != "down" else None}
                           for n in nodes],
             })
         return {
@@ -599,6 +620,5 @@ class SplitBrain(Lab):
             "sides": side_views,
             "writes": writes,
             "leaderships": self.tenures[-6:],
-            "layout": {"n1": [14, 35], "n2": [14, 72], "n3": [66, 22], "n4": [66, 78], "n5": [88, 50]},
             "edges": [["n1", "n2"], ["n3", "n4"], ["n4", "n5"], ["n3", "n5"], ["n2", "n3"]],
         }

@@ -115,3 +115,27 @@ def saga(snap: dict) -> dict[str, tuple[float, float]]:
 layout("two-phase-commit")(fixed({"coordinator": (18, 30), "inventory": (74, 9.6), "payment": (74, 30),
                                   "shipping": (74, 50.4)}))
 
+# ---- sharding
+@layout("sharding")
+def sharding(snap: dict) -> dict[str, tuple[float, float]]:
+    """The client on the left, the router in the middle, the shards spread
+    evenly (by arc length) on an ellipse around the router, leaving a gap on
+    the left for the client."""
+    shards = [n["id"] for n in snap["nodes"] if n["id"] not in ("client", "router")]
+    rx, ry, cx, cy, gap = 40, 21, 52, 29.5, math.radians(38)
+    a0, a1 = math.pi + gap, 3 * math.pi - gap
+    angles = [a0 + (a1 - a0) * i / 400 for i in range(401)]
+    points = [(cx + rx * math.cos(a), cy + ry * math.sin(a)) for a in angles]
+    length = [0.0]
+    for p, q in zip(points, points[1:]):
+        length.append(length[-1] + math.dist(p, q))
+    out, j = {"client": (8, 29.52), "router": (52, 29.52)}, 0
+    for i, sid in enumerate(shards):
+        while length[j] < length[-1] * (i + 0.5) / len(shards):
+            j += 1
+        out[sid] = (round(points[j][0], 1), round(points[j][1], 1))
+    return out
+
+
+# ---- split-brain
+layout("split-brain")(fixed({"n1": (14, 21), "n2": (14, 43.2), "n3": (66, 13.2), "n4": (66, 46.8), "n5": (88, 30)}))

@@ -116,7 +116,7 @@ def cascading_router(lab):
 
     def route_with_a_shared_pool(req):
         if lab.nodes["s1"].status == "down":
-            router.send("client", "RESP", rid=req["rid"], ok=False, shard=router.owner(req["key"]),
+            router.send("client", "RESP", rid=req.rid, ok=False, shard=router.owner(req.key),
                         error="no free worker: all wait on s1")
             return
         route(req)

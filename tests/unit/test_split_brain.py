@@ -2,6 +2,7 @@
 
 import pytest
 
+from pattern_lab.runs.layouts import LAYOUTS
 from simulations.kernel import SimError
 
 from ..simhelpers import check, events, nodes, run, step
@@ -142,7 +143,7 @@ def test_write_log_and_views():
     assert snap["racks"][1]["leaders"] == [{"id": "n5", "gen": None}]
     row = snap["writes"][0]
     assert row["id"] == "w1" and row["node"] == "n1" and row["outcome"] == "kept"
-    assert set(snap["layout"]) == set(lab.nodes)
+    assert set(LAYOUTS["split-brain"](snap)) == set(lab.nodes)
     assert all(len(n["label"]) <= 24 for n in snap["nodes"])
 
 
