@@ -80,3 +80,7 @@ layout("bloom-filter")(fixed({"client": (12, 30), "filter": (50, 30), "store": (
 
 # ---- retry
 layout("retry")(fixed({"service": (78, 30), "c1": (18, 12), "c2": (18, 30), "c3": (18, 48)}))
+
+
+# ---- write-ahead-log
+layout("write-ahead-log")(fixed({"client": (20, 30), "db": (70, 30)}))
