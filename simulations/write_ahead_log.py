@@ -36,17 +36,21 @@ writes.  The rules:
 The `replay` param can switch the checks off ("naive": apply every record as
 it reads), to show what the CRC and the sequence numbers protect against.
 """
-
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass, field, replace
 
-from .kernel import Arg, Lab, Node, Param, SimError, action
+from .kernel import Arg, Lab, Node, Param, SimError, action, observe, on
 
 REPLAY_STEP = 60  # ms to read and apply one record during recovery (so it can be watched)
 CLIENT_TIMEOUT = 1000  # ms before the client gives up on a write
 SHOWN_SEGMENTS = 5  # segments drawn on the page (the newest ones)
 KEYS = ("k1", "k2", "k3", "k4", "k5")
+
+FLUSH_ALIASES = {"every-write": "always"}  # the name this lab used before (still accepted)
+ACK_AFTER_FSYNC = ("always", "batch")
+BATCHED = ("batch", "periodic")  # fsync when batch_size records wait, or batch_ms after the first
 
 
 def crc_of(seq: int, payload: str) -> int:
@@ -54,18 +58,41 @@ def crc_of(seq: int, payload: str) -> int:
     return zlib.crc32(f"{seq}|{payload}".encode())
 
 
-FLUSH_ALIASES = {"every-write": "always"}  # the name this lab used before (still accepted)
-ACK_AFTER_FSYNC = ("always", "batch")
+@dataclass
+class Record:
+    """One log record: its LSN, its bytes with their CRC, and where it sits in the log."""
+
+    seq: int
+    payload: str  # "SET key value" or "DEL key"
+    crc: int
+    damage: str | None = None  # "corrupted" or "torn" (what happened to it on disk)
+    copy: bool = False  # a second copy of an earlier record (a retried append)
+    segment: int = 0
+    pos: int = 0  # its position in the log (like a byte offset)
 
 
-def make_record(seq: int, op: str, key: str, value: str = "") -> dict:
-    payload = f"SET {key} {value}" if op == "SET" else f"DEL {key}"
-    return {"seq": seq, "payload": payload, "crc": crc_of(seq, payload), "damage": None, "copy": False}
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int  # the last LSN the table contains
+    table: dict
+    redo: int  # the log position it was taken at: replay starts there
 
 
-def result_of(op: str, value: str) -> str | None:
-    """What a write leaves in the table for its key (None: no such key)."""
-    return value if op == "SET" else None
+NO_CHECKPOINT = Checkpoint(0, {}, 0)
+
+
+@dataclass
+class Recovery:
+    """The replay in progress after a restart (all but the queue is shown on the page)."""
+
+    total: int = 0
+    done: int = 0
+    applied: int = 0
+    skipped: int = 0
+    bad: int | None = None  # the LSN whose CRC failed: the log was cut there
+    from_checkpoint: int = 0
+    last: list[dict] = field(default_factory=list)  # the latest verdicts, newest first
+    queue: list[tuple[int, int]] = field(default_factory=list)  # (segment id, index) of each record still to read
 
 
 def parse(payload: str) -> tuple[str, str, str]:
@@ -90,20 +117,20 @@ class Store(Node):
     def boot(self) -> None:
         # What survives a power loss lives in self.disk: the flushed segments
         # and the latest checkpoint.  Everything below is memory.
-        self.disk.setdefault("segments", [])  # [{"id", "records": [...]}], oldest first
-        self.disk.setdefault("checkpoint", None)  # {"seq", "table"}
+        self.disk.setdefault("segments", {})  # segment id -> its fsynced records, oldest segment first
+        self.disk.setdefault("checkpoint", None)  # Checkpoint
         self.disk.setdefault("next_segment", 1)
         self.disk.setdefault("next_pos", 1)  # the log's end: the position of the next append
         self.table: dict[str, str] = {}
-        self.buffer: list[dict] = []  # appended, not yet fsynced
-        self.syncing: list[dict] = []  # being written by the fsync in progress
+        self.buffer: list[Record] = []  # appended, not yet fsynced
+        self.syncing: list[Record] = []  # being written by the fsync in progress
         self.waiting: list = []  # writes held back while the batch is full
-        self.durable_acks: dict[int, dict] = {}  # always, batch: seq -> who to acknowledge after the fsync
+        self.durable_acks: dict[int, tuple[str, int]] = {}  # always, batch: lsn -> (client, req), acked after the fsync
         self.applied_seq = 0
         self.next_seq = 1
         self.since_checkpoint = 0
-        self.recovery: dict | None = None
-        if self.lab.started:
+        self.recovery: Recovery | None = None
+        if self.restarted:
             self.start_recovery()
         else:
             self.role = "serving"
@@ -111,12 +138,11 @@ class Store(Node):
 
     # -- the write path -----------------------------------------------------------
     @property
-    def unflushed(self) -> list[dict]:
+    def unflushed(self) -> list[Record]:
         return self.syncing + self.buffer
 
-    def on_message(self, msg) -> None:
-        if msg.type != "WRITE":
-            return
+    @on("WRITE")
+    def write_arrived(self, msg) -> None:
         if self.role == "recovering":
             self.send(msg.src, "REJECT", req=msg.body["req"], why="recovering")
         elif self.lab.flush == "periodic" and len(self.unflushed) >= self.lab.batch_size:
@@ -126,207 +152,179 @@ class Store(Node):
             self.write(msg)
 
     def write(self, msg) -> None:
-        body = msg.body
-        record = make_record(self.next_seq, body["op"], body["key"], body.get("value", ""))
-        self.next_seq += 1
+        op, key, value = msg.body["op"], msg.body["key"], msg.body.get("value", "")
+        record = self.new_record(op, key, value)
         self.append(record)  # 1. log it
-        apply(self.table, body["op"], body["key"], body.get("value", ""))  # 2. then change memory
-        self.applied_seq = record["seq"]
-        self.lab.observe_write(record["seq"], body["key"], result_of(body["op"], body.get("value", "")))
-        self.lab.emit("append", lsn=record["seq"], op=body["op"], key=body["key"], value=body.get("value", ""),
-                      crc=record["crc"], segment=record["segment"])
-        who = {"client": msg.src, "req": body["req"], "seq": record["seq"]}
-        flush = self.lab.flush
-        if flush in ACK_AFTER_FSYNC:
-            self.durable_acks[record["seq"]] = who  # acknowledge once it is on disk
+        apply(self.table, op, key, value)  # 2. then change memory
+        self.applied_seq = record.seq
+        self.lab.emit("append", lsn=record.seq, op=op, key=key, value=value, crc=record.crc, segment=record.segment)
+        if self.lab.flush in ACK_AFTER_FSYNC:
+            self.durable_acks[record.seq] = (msg.src, msg.body["req"])  # acknowledge once it is on disk
         else:
-            self.acknowledge(who)  # acknowledge now: it is only in memory
-        if flush == "always":
-            self.flush()
-        elif flush in ("batch", "periodic"):
-            if len(self.unflushed) >= self.lab.batch_size:
-                self.flush()
-            elif not self.has_timer("batch"):
-                self.set_timer("batch", self.lab.batch_ms)
+            self.acknowledge(msg.src, msg.body["req"], record.seq)  # acknowledge now: it is only in memory
+        self.fsync_soon()
         self.since_checkpoint += 1
         if self.lab.checkpoint_every and self.since_checkpoint >= self.lab.checkpoint_every:
             self.checkpoint()
 
-    def append(self, record: dict) -> None:
+    def new_record(self, op: str, key: str, value: str) -> Record:
+        """The change as bytes, under the next LSN, with their CRC."""
+        seq, payload = self.next_seq, f"SET {key} {value}" if op == "SET" else f"DEL {key}"
+        self.next_seq += 1
+        return Record(seq, payload, crc_of(seq, payload))
+
+    def append(self, record: Record) -> None:
         """Add a record to the active segment (in the buffer until an fsync);
         a full segment is closed and the next one opened."""
-        record["segment"] = self.active_segment
-        record["pos"] = self.disk["next_pos"]
+        record.segment = self.active_segment
+        record.pos = self.disk["next_pos"]
         self.disk["next_pos"] += 1
         self.buffer.append(record)
         if self.segment_size(self.active_segment) >= self.lab.segment_size:
             self.active_segment = self.new_segment()
 
-    def acknowledge(self, who: dict) -> None:
-        self.lab.observe_ack(who["seq"])
-        self.send(who["client"], "ACK", req=who["req"], lsn=who["seq"])
+    def acknowledge(self, client: str, req: int, seq: int) -> None:
+        self.lab.ack_sent(seq)
+        self.send(client, "ACK", req=req, lsn=seq)
+
+    def fsync_soon(self, full_batch: bool = True) -> None:
+        """The flush policy: always fsyncs now; batch and periodic fsync once
+        batch_size records wait (`full_batch`), else batch_ms after the first."""
+        flush = self.lab.flush
+        if flush == "always" or (full_batch and flush in BATCHED and len(self.unflushed) >= self.lab.batch_size):
+            self.flush()
+        elif flush in BATCHED and not self.pending("batch"):
+            self.after(self.lab.batch_ms, self.flush, key="batch")
 
     def flush(self) -> None:
-        """Start an fsync of everything buffered (one at a time)."""
+        """Start an fsync of everything buffered (one at a time: what arrives
+        meanwhile shares the next one, a group commit)."""
         if self.syncing or not self.buffer:
             return
-        self.cancel_timer("batch")
+        self.cancel("batch")
         self.syncing, self.buffer = self.buffer, []
-        self.lab.emit("fsync-start", lsns=[r["seq"] for r in self.syncing], ms=self.lab.fsync_ms)
-        self.set_timer("fsync", self.lab.fsync_ms)
+        self.lab.emit("fsync-start", lsns=[r.seq for r in self.syncing], ms=self.lab.fsync_ms)
+        self.after(self.lab.fsync_ms, self.fsync_done, key="fsync")
 
     def fsync_done(self) -> None:
         done, self.syncing = self.syncing, []
         for record in done:  # now they are on disk
-            self.segment_on_disk(record["segment"])["records"].append(record)
+            self.disk["segments"][record.segment].append(record)
             self.lab.record_durable(record)
-        self.lab.count("fsyncs")
-        self.lab.count("fsync_ms", self.lab.fsync_ms)
-        self.lab.emit("fsync", lsns=[r["seq"] for r in done], ms=self.lab.fsync_ms)
+        self.lab.emit("fsync", lsns=[r.seq for r in done], ms=self.lab.fsync_ms)
         for record in done:
-            who = self.durable_acks.pop(record["seq"], None)
-            if who:
-                self.acknowledge(who)
-        flush = self.lab.flush
-        if self.buffer and (flush == "always" or len(self.buffer) >= self.lab.batch_size):
-            self.flush()
-        elif self.buffer and flush in ("batch", "periodic") and not self.has_timer("batch"):
-            self.set_timer("batch", self.lab.batch_ms)
+            if who := self.durable_acks.pop(record.seq, None):
+                self.acknowledge(*who, record.seq)
+        if self.buffer:
+            self.fsync_soon()
         while self.waiting and len(self.unflushed) < self.lab.batch_size:
             self.write(self.waiting.pop(0))
-
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "fsync":
-            self.fsync_done()
-        elif name == "batch":
-            self.flush()
-        elif name == "replay":
-            self.replay_next()
 
     # -- segments, checkpoints and the low-water mark --------------------------------
     def new_segment(self) -> int:
         seg_id = self.disk["next_segment"]
         self.disk["next_segment"] += 1
-        self.disk["segments"].append({"id": seg_id, "records": []})
+        self.disk["segments"][seg_id] = []
         self.lab.emit("segment", id=seg_id)
         return seg_id
 
-    def segment_on_disk(self, seg_id: int) -> dict:
-        return next(s for s in self.disk["segments"] if s["id"] == seg_id)
-
     def segment_size(self, seg_id: int) -> int:
-        on_disk = len(self.segment_on_disk(seg_id)["records"])
-        return on_disk + len([r for r in self.unflushed if r["segment"] == seg_id])
+        return len(self.disk["segments"][seg_id]) + len([r for r in self.unflushed if r.segment == seg_id])
 
     def checkpoint(self) -> None:
         """Write the whole table with the seq it covers and the log position it
         was taken at (the redo point); drop the segments before that point."""
         seq, redo = self.applied_seq, self.disk["next_pos"]
-        self.disk["checkpoint"] = {"seq": seq, "table": dict(self.table), "redo": redo}
+        self.disk["checkpoint"] = Checkpoint(seq, dict(self.table), redo)
         self.since_checkpoint = 0
-        self.lab.count("fsyncs")
-        self.lab.count("fsync_ms", self.lab.fsync_ms)
-        self.lab.count("checkpoints")
-        self.lab.record_checkpoint(seq, self.table, redo)
         self.lab.emit("checkpoint", lsn=seq, keys=len(self.table))
         # The low-water mark: a segment whose records all lie before the redo point is no longer needed.
-        keep = []
-        for seg in self.disk["segments"]:
-            records = seg["records"]
-            pending = any(r["segment"] == seg["id"] for r in self.unflushed)
-            if seg["id"] != self.active_segment and not pending and all(r["pos"] < redo for r in records):
-                self.lab.segment_deleted(seg["id"], len(records))
-            else:
-                keep.append(seg)
-        self.disk["segments"] = keep
+        segments = self.disk["segments"]
+        for seg_id, records in list(segments.items()):
+            pending = any(r.segment == seg_id for r in self.unflushed)
+            if seg_id != self.active_segment and not pending and all(r.pos < redo for r in records):
+                del segments[seg_id]
+                self.lab.emit("segment-deleted", id=seg_id, records=len(records), low_water=seq)
 
     # -- power loss and recovery -------------------------------------------------------
     def crash(self) -> None:
         self.lab.power_loss(self.unflushed)
         super().crash()
         self.buffer, self.syncing, self.waiting, self.durable_acks = [], [], [], {}
-        self.table = {}
-        self.recovery = None
-        self.role = None
+        self.table, self.recovery = {}, None
 
     def start_recovery(self) -> None:
+        """Load the checkpoint, then read the log from its redo point on (what
+        lies before it is in the checkpoint, and is never read)."""
         self.role = "recovering"
-        checkpoint = self.disk["checkpoint"]
-        self.table = dict(checkpoint["table"]) if checkpoint else {}
-        self.applied_seq = checkpoint["seq"] if checkpoint else 0
-        redo = checkpoint["redo"] if checkpoint else 0
-        # Read from the redo point on: what lies before it is in the checkpoint (and never read).
-        queue = [(seg["id"], i) for seg in self.disk["segments"]
-                 for i, r in enumerate(seg["records"]) if r["pos"] >= redo]
-        self.recovery = {"total": len(queue), "done": 0, "applied": 0, "skipped": 0, "bad": None,
-                         "from_checkpoint": checkpoint["seq"] if checkpoint else 0, "queue": queue, "last": []}
-        self.lab.emit("recovery-start", checkpoint=self.recovery["from_checkpoint"], redo=redo, records=len(queue))
-        self.set_timer("replay", REPLAY_STEP)
+        cp = self.disk["checkpoint"] or NO_CHECKPOINT
+        self.table, self.applied_seq = dict(cp.table), cp.seq
+        queue = [(seg_id, i) for seg_id, records in self.disk["segments"].items()
+                 for i, r in enumerate(records) if r.pos >= cp.redo]
+        self.recovery = Recovery(total=len(queue), from_checkpoint=cp.seq, queue=queue)
+        self.lab.emit("recovery-start", checkpoint=cp.seq, redo=cp.redo, records=len(queue))
+        self.after(REPLAY_STEP, self.replay_next, key="replay")
 
     def replay_next(self) -> None:
         rec = self.recovery
-        if not rec["queue"]:
+        if not rec.queue:
             return self.finish_recovery()
-        seg_id, index = rec["queue"].pop(0)
-        record = self.segment_on_disk(seg_id)["records"][index]
-        seq, payload = record["seq"], record["payload"]
+        seg_id, index = rec.queue.pop(0)
+        record = self.disk["segments"][seg_id][index]
+        seq, payload = record.seq, record.payload
         checked = self.lab.replay_mode == "checked"
-        crc_ok = crc_of(seq, payload) == record["crc"]
         before = dict(self.table)
-        if checked and not crc_ok:
+        if checked and crc_of(seq, payload) != record.crc:
             verdict = "crc-failed"  # the end of the usable log
         elif checked and seq <= self.applied_seq:
             verdict = "skipped"  # already applied (in the checkpoint, or a duplicate)
         else:
-            op, key, value = parse(payload)
-            apply(self.table, op, key, value)
+            apply(self.table, *parse(payload))
             verdict = "applied"
-        rec["done"] += 1
-        rec["applied" if verdict == "applied" else "skipped"] += verdict != "crc-failed"
-        rec["last"] = ([{"seq": seq, "verdict": verdict}] + rec["last"])[:6]
-        self.lab.count("replayed")
-        self.lab.emit("replay", lsn=seq, segment=seg_id, verdict=verdict, crc=record["crc"],
+        rec.done += 1
+        rec.applied += verdict == "applied"
+        rec.skipped += verdict == "skipped"
+        rec.last = ([{"seq": seq, "verdict": verdict}] + rec.last)[:6]
+        self.lab.emit("replay", lsn=seq, segment=seg_id, verdict=verdict, crc=record.crc,
                       computed=crc_of(seq, payload), payload=payload)
-        self.lab.judge_replay(record, verdict, crc_ok, before, self.table, self.applied_seq)
+        self.lab.judge_replay(record, verdict, before, self.table, self.applied_seq)
         if verdict == "applied":
             self.applied_seq = max(self.applied_seq, seq)
         if verdict == "crc-failed":
-            rec["bad"] = seq
+            rec.bad = seq
             self.truncate(seg_id, index)
             return self.finish_recovery()
-        self.set_timer("replay", REPLAY_STEP)
+        self.after(REPLAY_STEP, self.replay_next, key="replay")
 
     def truncate(self, seg_id: int, index: int) -> None:
         """Cut the log at a bad record: it and everything after it are dropped."""
-        cut = 0
         segments = self.disk["segments"]
-        for pos, seg in enumerate(segments):
-            if seg["id"] == seg_id:
-                cut = len(seg["records"]) - index + sum(len(s["records"]) for s in segments[pos + 1:])
-                seg["records"] = seg["records"][:index]
-                del segments[pos + 1:]
-                break
+        later = [s for s in segments if s > seg_id]
+        cut = len(segments[seg_id]) - index + sum(len(segments[s]) for s in later)
+        segments[seg_id] = segments[seg_id][:index]
+        for s in later:
+            del segments[s]
         self.lab.emit("truncate", segment=seg_id, at=index, records=cut)
 
     def finish_recovery(self) -> None:
         rec = self.recovery
-        rec["queue"] = []
-        seqs = [r["seq"] for s in self.disk["segments"] for r in s["records"]]
+        rec.queue = []
+        segments = self.disk["segments"]
+        seqs = [r.seq for records in segments.values() for r in records]
         self.next_seq = max([self.applied_seq, *seqs]) + 1
         self.applied_seq = self.next_seq - 1
-        segments = self.disk["segments"]
-        if segments and len(segments[-1]["records"]) < self.lab.segment_size:
-            self.active_segment = segments[-1]["id"]
+        last = next(reversed(segments), None)
+        if segments and len(segments[last]) < self.lab.segment_size:
+            self.active_segment = last
         else:
             self.active_segment = self.new_segment()
         self.role = "serving"
-        self.lab.emit("recovered", applied=rec["applied"], skipped=rec["skipped"], bad=rec["bad"],
+        self.lab.emit("recovered", applied=rec.applied, skipped=rec.skipped, bad=rec.bad,
                       keys=len(self.table), next_lsn=self.next_seq)
-        self.lab.judge_recovery(self.table)
 
     def view(self) -> dict:
         label = {"serving": f"LSN {self.applied_seq} · {len(self.table)} keys",
-                 "recovering": f"replaying {self.recovery['done']}/{self.recovery['total']}" if self.recovery else ""}
+                 "recovering": f"replaying {self.recovery.done}/{self.recovery.total}" if self.recovery else ""}
         return {"label": label.get(self.role or "", "power off"), "unflushed": len(self.unflushed)}
 
 
@@ -337,42 +335,49 @@ class Client(Node):
         self.role = "client"
         self.next_req = 1
         self.counter = 0
-        self.outstanding: dict[int, dict] = {}
+        self.outstanding: dict[int, float] = {}  # req -> when it was sent
+
+    def tick(self) -> None:
+        """The background workload: a write every 1/rate seconds."""
+        self.send_write(*self.next_write())
+        self.after(1000 / self.lab.params["rate"], self.tick, key="tick")
+
+    def next_write(self) -> tuple[str, str, str]:
+        """Mostly SETs of a few keys, some removals."""
+        self.counter += 1
+        key = KEYS[self.rng.randrange(len(KEYS))]
+        if self.rng.random() < 0.15:
+            return "DEL", key, ""
+        return "SET", key, f"v{self.counter}"
 
     def send_write(self, op: str, key: str, value: str = "") -> None:
         req = self.next_req
         self.next_req += 1
-        self.outstanding[req] = {"t": self.now, "op": op, "key": key}
-        self.send("db", "WRITE", req=req, op=op, key=key, value=value)
+        self.outstanding[req] = self.now
         self.lab.count("writes")
-        self.set_timer(f"timeout-{req}", CLIENT_TIMEOUT, req=req)
+        self.request("db", "WRITE", awaiting=("write", req), timeout=CLIENT_TIMEOUT,
+                     on_timeout=lambda: self.timed_out(req), req=req, op=op, key=key, value=value)
 
-    def next_write(self) -> tuple[str, str, str]:
-        """The background workload: mostly SETs of a few keys, some removals."""
-        self.counter += 1
-        key = KEYS[self.lab.sim.rng.randrange(len(KEYS))]
-        if self.lab.sim.rng.random() < 0.15:
-            return "DEL", key, ""
-        return "SET", key, f"v{self.counter}"
+    def timed_out(self, req: int) -> None:
+        del self.outstanding[req]
+        self.lab.count("timeouts")
+        self.lab.emit("timeout", req=req)
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "tick":
-            self.send_write(*self.next_write())
-            self.set_timer("tick", 1000 / self.lab.params["rate"])
-        elif name.startswith("timeout-") and self.outstanding.pop(data["req"], None):
-            self.lab.count("timeouts")
-            self.lab.emit("timeout", req=data["req"])
+    def answer(self, msg) -> float | None:
+        """When the write this answers was sent (None: it was answered already, or timed out)."""
+        self.answered(("write", msg.body["req"]))
+        return self.outstanding.pop(msg.body["req"], None)
 
-    def on_message(self, msg) -> None:
-        sent = self.outstanding.pop(msg.body["req"], None)
-        self.cancel_timer(f"timeout-{msg.body['req']}")
-        if sent is None:
-            return
-        if msg.type == "ACK":
+    @on("ACK")
+    def acked(self, msg) -> None:
+        if (sent := self.answer(msg)) is not None:
             self.lab.count("acks")
-            self.lab.latencies.append(self.now - sent["t"])
+            self.lab.latencies.append(self.now - sent)
             self.lab.metrics["ack_ms"] = round(sum(self.lab.latencies) / len(self.lab.latencies), 1)
-        elif msg.type == "REJECT":
+
+    @on("REJECT")
+    def rejected(self, msg) -> None:
+        if self.answer(msg) is not None:
             self.lab.count("rejected")
 
 
@@ -414,7 +419,6 @@ class WriteAheadLog(Lab):
         return super().parse_params(raw)
 
     def setup(self) -> None:
-        self.started = False
         p = self.params
         self.flush, self.batch_size, self.batch_ms = p["flush"], p["batch_size"], p["batch_ms"]
         self.fsync_ms, self.segment_size, self.checkpoint_every = p["fsync_ms"], p["segment_size"], p["checkpoint_every"]
@@ -435,14 +439,13 @@ class WriteAheadLog(Lab):
         self.acked_total = 0
         # 2. The durable log as the fsyncs wrote it, by log position, and the checkpoint.
         self.durable: dict[int, tuple] = {}  # pos -> (lsn, op, key, value) once an fsync wrote it
-        self.truth_checkpoint: tuple[int, dict, int] = (0, {}, 0)  # (lsn, table, redo position)
+        self.durable_checkpoint = NO_CHECKPOINT
         self.damaged: set[int] = set()  # positions of records the learner corrupted or tore
         self.bit_rot = False  # a durable record was corrupted since the last recovery
         self.lost_reported: list[int] = []
         self.deleted_segments: list[dict] = []
         self.db = self.add_node(Store(self, "db"))
         self.client = self.add_node(Client(self, "client"))
-        self.started = True
         self.add_check("no-acked-write-lost", "After every recovery, each key holds what its last acknowledged write "
                                               "left there (or what a later write left): judged from the recovered "
                                               "table against the acknowledgements the client was sent.")
@@ -457,17 +460,19 @@ class WriteAheadLog(Lab):
             self.note("loss-bounded", "flush=never promises nothing: a power loss can take every write since the "
                                       "last checkpoint")
         if p["rate"]:
-            self.client.set_timer("tick", 1000 / p["rate"])
+            self.client.after(1000 / p["rate"], self.client.tick, key="tick")
 
     # -- what the lab records to judge the store ------------------------------------
-    def observe_write(self, lsn: int, key: str, result: str | None) -> None:
+    @observe("append")
+    def applied(self, event: dict) -> None:
         """The store applied a write (it is in its memory table now)."""
         self.n += 1
-        self.this_life[lsn] = (self.n, key)
-        self.history.setdefault(key, []).append((self.n, lsn, result))
+        self.this_life[event["lsn"]] = (self.n, event["key"])
+        result = event["value"] if event["op"] == "SET" else None  # what it leaves under its key
+        self.history.setdefault(event["key"], []).append((self.n, event["lsn"], result))
 
-    def observe_ack(self, lsn: int) -> None:
-        """The store told the client this write is done."""
+    def ack_sent(self, lsn: int) -> None:
+        """The store tells the client this write is done: a promise."""
         self.acked_total += 1
         self.acked_this_life.add(lsn)
         n, key = self.this_life[lsn]
@@ -476,43 +481,47 @@ class WriteAheadLog(Lab):
             self.promised[key] = entry
             self.history[key] = [e for e in self.history[key] if e[0] >= n]
 
-    def record_durable(self, record: dict) -> None:
-        if record["pos"] >= self.truth_checkpoint[2]:  # before the redo point it is in the checkpoint already
-            self.durable[record["pos"]] = (record["seq"], *parse(record["payload"]))
+    def record_durable(self, record: Record) -> None:
+        """An fsync wrote this record."""
+        if record.pos >= self.durable_checkpoint.redo:  # before the redo point it is in the checkpoint already
+            self.durable[record.pos] = (record.seq, *parse(record.payload))
 
-    def record_checkpoint(self, seq: int, table: dict, redo: int) -> None:
-        self.truth_checkpoint = (seq, dict(table), redo)
-        for pos in [pos for pos in self.durable if pos < redo]:
+    @observe("checkpoint")
+    def checkpointed(self, event: dict) -> None:
+        self.durable_checkpoint = cp = self.db.disk["checkpoint"]
+        for pos in [pos for pos in self.durable if pos < cp.redo]:
             del self.durable[pos]  # covered by the checkpoint now
+        self.count("checkpoints")
 
-    def segment_deleted(self, seg_id: int, records: int) -> None:
+    @observe("fsync", "checkpoint", "replay")
+    def meter(self, event: dict) -> None:
+        if event["kind"] == "replay":
+            return self.count("replayed")
+        self.count("fsyncs")  # a checkpoint writes the table with one fsync
+        self.count("fsync_ms", self.fsync_ms)
+
+    @observe("segment-deleted")
+    def segment_deleted(self, event: dict) -> None:
         self.count("segments_deleted")
-        self.deleted_segments = (self.deleted_segments + [{"id": seg_id, "records": records}])[-6:]
-        self.emit("segment-deleted", id=seg_id, records=records, low_water=self.truth_checkpoint[0])
+        self.deleted_segments = (self.deleted_segments + [{"id": event["id"], "records": event["records"]}])[-6:]
 
     def bound(self) -> int | None:
         """How many acknowledged writes one power loss may take (None: no bound)."""
         return {"always": 0, "batch": 0, "periodic": self.batch_size, "never": None}[self.flush]
 
-    def power_loss(self, unflushed: list[dict]) -> None:
+    def power_loss(self, unflushed: list[Record]) -> None:
         """The machine loses power: what was not fsynced is gone (shown; judged at recovery)."""
-        redo = self.truth_checkpoint[2]
-        at_risk = [r["seq"] for r in unflushed if r["seq"] in self.acked_this_life and not r["copy"]
-                   and r["pos"] >= redo]  # acknowledged, not on disk, not in the checkpoint
+        redo = self.durable_checkpoint.redo
+        at_risk = [r.seq for r in unflushed if r.seq in self.acked_this_life and not r.copy
+                   and r.pos >= redo]  # acknowledged, not on disk, not in the checkpoint
         self.emit("power-loss", unflushed=len(unflushed), acked_lost=at_risk)
         self.this_life, self.acked_this_life = {}, set()
-
-    def note(self, name: str, detail: str) -> None:
-        """Update a passing check's detail (a breach, once recorded, stays)."""
-        if self.checks[name].ok:
-            self.checks[name].detail = detail
 
     def expected_state(self) -> tuple[dict, list[int]]:
         """The last durable state, from the lab's own records: the checkpoint,
         then each flushed record after its redo point, in log order, up to the
         first damaged one (a record already covered is skipped)."""
-        cp_seq, table, _redo = self.truth_checkpoint
-        table, applied, kept = dict(table), cp_seq, []
+        table, applied, kept = dict(self.durable_checkpoint.table), self.durable_checkpoint.seq, []
         for pos in sorted(self.durable):
             if pos in self.damaged:
                 break
@@ -523,13 +532,13 @@ class WriteAheadLog(Lab):
                 applied = seq
         return table, kept
 
-    def judge_replay(self, record: dict, verdict: str, crc_ok: bool, before: dict, after: dict, applied: int) -> None:
-        seq = record["seq"]
-        if not crc_ok:
+    def judge_replay(self, record: Record, verdict: str, before: dict, after: dict, applied: int) -> None:
+        seq = record.seq
+        if crc_of(seq, record.payload) != record.crc:
             if verdict == "applied":
-                self.fail("bad-record-rejected", f"seq {seq} failed its CRC ({record['damage']}) but was applied")
+                self.fail("bad-record-rejected", f"seq {seq} failed its CRC ({record.damage}) but was applied")
             else:
-                self.note("bad-record-rejected", f"seq {seq} ({record['damage']}): CRC mismatch caught, log cut there")
+                self.note("bad-record-rejected", f"seq {seq} ({record.damage}): CRC mismatch caught, log cut there")
         elif seq <= applied and verdict == "applied" and before != after:
             changed = next(k for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k))
             self.fail("replay-idempotent", f"replaying seq {seq} again changed {changed} from "
@@ -558,6 +567,10 @@ class WriteAheadLog(Lab):
                 self.history[key] = [(self.n, 0, got)]
         return broken
 
+    @observe("recovered")
+    def recovered(self, event: dict) -> None:
+        self.judge_recovery(self.db.table)
+
     def judge_recovery(self, table: dict) -> None:
         broken = self.judge_promises(table)
         if broken:
@@ -585,7 +598,7 @@ class WriteAheadLog(Lab):
             self.note("loss-bounded", f"last power loss took {len(broken)} acknowledged writes (bound {bound})")
         self.bit_rot = False
         expected, kept = self.expected_state()
-        cp_seq = self.truth_checkpoint[0]
+        cp_seq = self.durable_checkpoint.seq
         if table != expected:
             diff = next(k for k in sorted(set(table) | set(expected)) if table.get(k) != expected.get(k))
             self.fail("recovery-exact", f"after recovery {diff} = {table.get(diff, '(none)')}, "
@@ -599,9 +612,11 @@ class WriteAheadLog(Lab):
             self.damaged = set()
 
     # -- actions ----------------------------------------------------------------------
-    def require_store(self) -> None:
+    def require_serving(self, refusal: str) -> None:
         if self.db.status != "up":
             raise SimError(f"db is {self.db.status}; restart it first")
+        if self.db.role != "serving":
+            raise SimError(refusal)
 
     @action("set", Arg("key", "text"), Arg("value", "text"), group="request", help="Client: SET key value.")
     def do_set(self, key: str, value: str) -> None:
@@ -613,83 +628,66 @@ class WriteAheadLog(Lab):
 
     @action("checkpoint", help="Write the table to disk now; segments below the low-water mark are deleted.")
     def do_checkpoint(self) -> None:
-        self.require_store()
-        if self.db.role != "serving":
-            raise SimError("db is still recovering; checkpoint once it serves again")
+        self.require_serving("db is still recovering; checkpoint once it serves again")
         self.db.checkpoint()
 
     @action("corrupt", Arg("lsn", "int", lo=1), help="Flip a bit in the flushed record with this LSN (bit rot).")
     def do_corrupt(self, seq: int) -> None:
         if self.db.role == "recovering":
             raise SimError("db is reading its log right now; corrupt a record before the restart or after recovery")
-        records = [r for s in self.db.disk["segments"] for r in s["records"]]
-        record = next((r for r in records if r["seq"] == seq and not r["damage"]), None)
+        records = [r for seg in self.db.disk["segments"].values() for r in seg]
+        record = next((r for r in records if r.seq == seq and not r.damage), None)
         if record is None:
-            on_disk = sorted({r["seq"] for r in records if not r["damage"]})
+            on_disk = sorted({r.seq for r in records if not r.damage})
             where = f"{on_disk[0]}..{on_disk[-1]}" if on_disk else "none yet"
             raise SimError(f"no intact record with LSN {seq} on disk (flushed LSNs: {where}); buffered records are not on disk")
-        last = record["payload"][-1]
-        record["payload"] = record["payload"][:-1] + chr(ord(last) ^ 1)  # one flipped bit
-        record["damage"] = "corrupted"
-        self.damaged.add(record["pos"])
+        record.payload = record.payload[:-1] + chr(ord(record.payload[-1]) ^ 1)  # one flipped bit
+        record.damage = "corrupted"
+        self.damaged.add(record.pos)
         self.bit_rot = True
-        self.emit("corrupt", lsn=seq, payload=record["payload"], crc=record["crc"])
+        self.emit("corrupt", lsn=seq, payload=record.payload, crc=record.crc)
 
     @action("tear", help="Cut the power while a record is being written: it reaches the disk half-written.")
     def do_tear(self) -> None:
-        self.require_store()
+        self.require_serving("db is recovering; tear cuts the power during a write, so wait until it serves")
         db = self.db
-        if db.role != "serving":
-            raise SimError("db is recovering; tear cuts the power during a write, so wait until it serves")
         if db.unflushed:
             record = db.unflushed[0]
         else:  # the next write the store was about to make (never acknowledged)
-            op, key, value = self.client.next_write()
-            record = make_record(db.next_seq, op, key, value)
-            db.next_seq += 1
+            record = db.new_record(*self.client.next_write())
             db.append(record)
-        torn = dict(record, payload=record["payload"][: len(record["payload"]) // 2], damage="torn")
-        db.segment_on_disk(record["segment"])["records"].append(torn)
-        self.damaged.add(record["pos"])
-        self.emit("tear", lsn=record["seq"], payload=torn["payload"])
+        torn = replace(record, payload=record.payload[: len(record.payload) // 2], damage="torn")
+        db.disk["segments"][record.segment].append(torn)
+        self.damaged.add(record.pos)
+        self.emit("tear", lsn=record.seq, payload=torn.payload)
         self.do_crash("db")
 
     @action("duplicate", Arg("lsn", "int", lo=1), help="Append a second copy of the record with this LSN to the log (a retried append).")
     def do_duplicate(self, seq: int) -> None:
-        self.require_store()
+        self.require_serving("db is recovering; duplicate a record once it serves again")
         db = self.db
-        if db.role != "serving":
-            raise SimError("db is recovering; duplicate a record once it serves again")
-        records = [r for s in db.disk["segments"] for r in s["records"]] + db.unflushed
-        original = next((r for r in records if r["seq"] == seq and not r["damage"]), None)
+        records = [r for seg in db.disk["segments"].values() for r in seg] + db.unflushed
+        original = next((r for r in records if r.seq == seq and not r.damage), None)
         if original is None:
             raise SimError(f"no record with LSN {seq} in the log (it may be below the low-water mark); "
                            f"the latest LSN is {db.next_seq - 1}")
-        copy = dict(original, copy=True)
+        copy = replace(original, copy=True)
         db.append(copy)
-        self.emit("duplicate", lsn=seq, segment=copy["segment"])
-        if self.flush == "always":
-            db.flush()
-        elif self.flush in ("batch", "periodic") and not db.has_timer("batch"):
-            db.set_timer("batch", self.batch_ms)
+        self.emit("duplicate", lsn=seq, segment=copy.segment)
+        db.fsync_soon(full_batch=False)  # a copy alone never fills a batch: it arms the timer at most
 
     # -- the page ---------------------------------------------------------------------
     def view(self) -> dict:
         db = self.db
         up = db.status != "down"
         segments = []
-        for seg in db.disk["segments"][-SHOWN_SEGMENTS:]:
-            records = [self.record_view(r, True) for r in seg["records"]]
+        for seg_id, on_disk in list(db.disk["segments"].items())[-SHOWN_SEGMENTS:]:
+            records = [self.record_view(r, True) for r in on_disk]
             if up:
-                records += [self.record_view(r, False) for r in db.unflushed if r["segment"] == seg["id"]]
-            segments.append({"id": seg["id"], "records": records})
-        rec = db.recovery
-        recovery = None
-        if rec:
-            recovery = {k: rec[k] for k in ("total", "done", "applied", "skipped", "bad", "from_checkpoint", "last")}
-        checkpoint = db.disk["checkpoint"]
+                records += [self.record_view(r, False) for r in db.unflushed if r.segment == seg_id]
+            segments.append({"id": seg_id, "records": records})
+        checkpoint = db.disk["checkpoint"] or NO_CHECKPOINT
         return {
-            "layout": {"client": [20, 50], "db": [70, 50]},
             "edges": [["client", "db"]],
             "wal": {
                 "flush": self.flush,
@@ -698,19 +696,19 @@ class WriteAheadLog(Lab):
                 "segments": segments,
                 "hidden_segments": max(0, len(db.disk["segments"]) - SHOWN_SEGMENTS),
                 "unflushed": len(db.unflushed) if up else 0,
-                "low_water": checkpoint["seq"] if checkpoint else 0,
-                "redo": checkpoint["redo"] if checkpoint else 0,
-                "checkpoint_keys": len(checkpoint["table"]) if checkpoint else 0,
+                "low_water": checkpoint.seq,
+                "redo": checkpoint.redo,
+                "checkpoint_keys": len(checkpoint.table),
                 "deleted": self.deleted_segments,
-                "recovery": recovery,
+                "recovery": {k: v for k, v in vars(db.recovery).items() if k != "queue"} if db.recovery else None,
                 "acked": self.acked_total,
                 "lost": self.lost_reported[-12:],
             },
         }
 
     @staticmethod
-    def record_view(record: dict, flushed: bool) -> dict:
-        op, key, value = parse(record["payload"])
-        return {"seq": record["seq"], "pos": record["pos"], "op": op, "key": key, "value": value, "flushed": flushed,
-                "damage": record["damage"], "copy": record["copy"],
-                "crc": f"{record['crc']:08x}", "crc_ok": crc_of(record["seq"], record["payload"]) == record["crc"]}
+    def record_view(record: Record, flushed: bool) -> dict:
+        op, key, value = parse(record.payload)
+        return {"seq": record.seq, "pos": record.pos, "op": op, "key": key, "value": value, "flushed": flushed,
+                "damage": record.damage, "copy": record.copy,
+                "crc": f"{record.crc:08x}", "crc_ok": crc_of(record.seq, record.payload) == record.crc}

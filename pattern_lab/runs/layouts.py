@@ -139,3 +139,7 @@ def sharding(snap: dict) -> dict[str, tuple[float, float]]:
 
 # ---- split-brain
 layout("split-brain")(fixed({"n1": (14, 21), "n2": (14, 43.2), "n3": (66, 13.2), "n4": (66, 46.8), "n5": (88, 30)}))
+
+
+# ---- write-ahead-log
+layout("write-ahead-log")(fixed({"client": (20, 30), "db": (70, 30)}))
