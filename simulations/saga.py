@@ -48,6 +48,7 @@ and a compensation leaves a tombstone so that a late CREATE is ignored.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 from .kernel import Arg, Lab, Node, Param, SimError, action, observe, on
 
@@ -303,11 +304,11 @@ class Orchestrator(Node):
         if saga.phase == "forward":
             self.progress(saga, "create", "running", saga.attempt)
             self.request(saga.current, "CREATE", key=wait, timeout=timeout,
-                         on_timeout=lambda: self.no_answer(saga), saga=saga.id, **saga.product)
+                         on_timeout=partial(self.no_answer, saga), saga=saga.id, **saga.product)
         else:
             self.progress(saga, "compensate", "running", saga.attempt)
             self.request(saga.current, "COMPENSATE", key=wait, timeout=timeout * min(saga.attempt, 4),  # back off
-                         on_timeout=lambda: self.no_answer(saga), saga=saga.id)
+                         on_timeout=partial(self.no_answer, saga), saga=saga.id)
 
     def no_answer(self, saga: Saga) -> None:
         service = saga.current
@@ -439,7 +440,7 @@ class Bus(Node):
             self.lab.count("redeliveries")
         delivery.attempt += 1
         self.request(delivery.to, "DELIVER", key=("deliver", key), timeout=self.lab.params["timeout"] * min(delivery.attempt, 4),
-                     on_timeout=lambda: self.deliver(key), **delivery.event)
+                     on_timeout=partial(self.deliver, key), **delivery.event)
 
     @on("ACK")
     def acknowledged(self, msg) -> None:

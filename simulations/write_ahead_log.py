@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from .kernel import Arg, Lab, Node, Param, SimError, action, observe, on
 
@@ -356,7 +357,7 @@ class Client(Node):
         self.outstanding[req] = self.now
         self.lab.count("writes")
         self.request("db", "WRITE", awaiting=("write", req), timeout=CLIENT_TIMEOUT,
-                     on_timeout=lambda: self.timed_out(req), req=req, op=op, key=key, value=value)
+                     on_timeout=partial(self.timed_out, req), req=req, op=op, key=key, value=value)
 
     def timed_out(self, req: int) -> None:
         del self.outstanding[req]
