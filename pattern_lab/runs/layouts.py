@@ -86,3 +86,16 @@ def saga(snap: dict) -> dict[str, tuple[float, float]]:
 layout("two-phase-commit")(fixed({"coordinator": (18, 30), "inventory": (74, 9.6), "payment": (74, 30),
                                   "shipping": (74, 50.4)}))
 
+
+# ---- cqrs
+
+
+@layout("cqrs")
+def cqrs(snap: dict) -> dict[str, tuple[float, float]]:
+    """Commands flow left to right along the top (client, write side, projector); the
+    read models stand in a column on the right, the client below left."""
+    out = {"client": (8, 50.4), "write": (30, 13.2), "projector": (60, 13.2)}
+    replicas = [n["id"] for n in snap["nodes"] if n["id"].startswith("read")]
+    for i, r in enumerate(replicas):
+        out[r] = (88, 12 + 38.4 * i / (len(replicas) - 1) if len(replicas) > 1 else 30)
+    return out
