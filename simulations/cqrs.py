@@ -34,7 +34,7 @@ still lands on the read side, and a lost update is never made up for.
 
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Node, Param, SimError, action
+from .kernel import Arg, Lab, Node, Param, SimError, action, observe, on
 
 ACCOUNTS = ("alice", "bob", "carol")
 OPENING = 100  # each account opens with this balance (events 1-3 of the log)
@@ -80,15 +80,14 @@ class WriteSide(Node):
     def view(self) -> dict:
         return {"log_size": len(self.log), "balances": self.disk["balances"], "label": f"log {len(self.log)} events"}
 
-    def on_message(self, msg) -> None:
-        body = msg.body
-        if msg.type == "COMMAND":
-            self.handle_command(msg.src, body)
-        elif msg.type == "FETCH":
-            after = body["after"]
-            self.send(msg.src, "EVENTS", events=self.log[after:after + BATCH], end=len(self.log))
+    @on("FETCH")
+    def fetch(self, msg) -> None:  # the projector reads the log from a position on
+        after = msg.body["after"]
+        self.send(msg.src, "EVENTS", events=self.log[after:after + BATCH], end=len(self.log))
 
-    def handle_command(self, client: str, cmd: dict) -> None:
+    @on("COMMAND")
+    def handle_command(self, msg) -> None:
+        client, cmd = msg.src, msg.body
         account, amount = cmd["account"], cmd["amount"]
         delta = amount if cmd["op"] == "deposit" else -amount
         if self.lab.mode == "dual-write":
@@ -97,7 +96,7 @@ class WriteSide(Node):
                 self.send(replica, "DIRECT", cmd=cmd["cmd"], account=account, delta=delta)
         balances = self.disk["balances"]
         if balances[account] + delta < 0:
-            self.lab.rejected(cmd["cmd"], f"{account} has {balances[account]}, cannot withdraw {amount}")
+            self.lab.emit("rejected-command", cmd=cmd["cmd"], why=f"{account} has {balances[account]}, cannot withdraw {amount}")
             self.send(client, "REJECTED", cmd=cmd["cmd"], reason="insufficient funds")
             return
         event = {"seq": len(self.log) + 1, "type": "Deposited" if delta > 0 else "Withdrew",
@@ -125,7 +124,7 @@ class Projector(Node):
         self.sent: dict[str, int] = {}  # replica -> last event sent to it, not yet acknowledged
         self.sent_at: dict[str, float] = {}
         self.fetching = False
-        self.set_timer("poll", 0)
+        self.after(0, self.poll, key="poll")
 
     @property
     def cursors(self) -> dict:
@@ -136,14 +135,14 @@ class Projector(Node):
         behind = max((end - c for c in self.cursors.values()), default=0)
         return {"cursors": self.cursors, "label": f"max lag {behind}"}
 
-    def on_timer(self, name: str, data: dict) -> None:
+    def poll(self) -> None:
         # Anything sent long ago and still unacknowledged is sent again (at-least-once).
         for replica, last in list(self.sent.items()):
             if self.cursors.get(replica, 0) < last and self.now - self.sent_at[replica] >= self.lab.params["poll_ms"]:
                 del self.sent[replica]
         self.fetching = False  # a FETCH still unanswered is given up
         self.fetch()
-        self.set_timer("poll", self.lab.params["poll_ms"])
+        self.after(self.lab.params["poll_ms"], self.poll, key="poll")
 
     def position_of(self, replica: str) -> int:
         return max(self.cursors[replica], self.sent.get(replica, 0))
@@ -154,28 +153,31 @@ class Projector(Node):
         self.fetching = True
         self.send("write", "FETCH", after=min(self.position_of(r) for r in self.cursors))
 
-    def on_message(self, msg) -> None:
-        body = msg.body
-        if msg.type == "NEW":
+    @on("NEW")
+    def log_grew(self, msg) -> None:
+        self.fetch()
+
+    @on("EVENTS")
+    def feed(self, msg) -> None:
+        self.fetching = False
+        events = msg.body["events"]
+        for replica in self.cursors:
+            position = self.position_of(replica)
+            missing = [e for e in events if e["seq"] > position]
+            if missing and missing[0]["seq"] == position + 1:  # only what follows on from its position
+                self.send(replica, "UPDATE", events=missing, first=missing[0]["seq"], last=missing[-1]["seq"])
+                self.sent[replica], self.sent_at[replica] = missing[-1]["seq"], self.now
+        if any(self.position_of(r) < msg.body["end"] for r in self.cursors):
+            self.fetch()  # more to read
+
+    @on("ACK")
+    def checkpoint(self, msg) -> None:
+        if msg.body.get("reset"):  # the read model restarted or is rebuilding: go on from its word
+            self.cursors[msg.src] = msg.body["position"]
+            self.sent.pop(msg.src, None)
             self.fetch()
-        elif msg.type == "EVENTS":
-            self.fetching = False
-            events = body["events"]
-            for replica in self.cursors:
-                position = self.position_of(replica)
-                missing = [e for e in events if e["seq"] > position]
-                if missing and missing[0]["seq"] == position + 1:  # only what follows on from its position
-                    self.send(replica, "UPDATE", events=missing, first=missing[0]["seq"], last=missing[-1]["seq"])
-                    self.sent[replica], self.sent_at[replica] = missing[-1]["seq"], self.now
-            if any(self.position_of(r) < body["end"] for r in self.cursors):
-                self.fetch()  # more to read
-        elif msg.type == "ACK":
-            if body.get("reset"):  # the read model restarted or is rebuilding: go on from its word
-                self.cursors[msg.src] = body["position"]
-                self.sent.pop(msg.src, None)
-                self.fetch()
-            else:
-                self.cursors[msg.src] = max(self.cursors.get(msg.src, 0), body["position"])
+        else:
+            self.cursors[msg.src] = max(self.cursors.get(msg.src, 0), msg.body["position"])
 
 
 # --------------------------------------------------------------------------
@@ -202,14 +204,14 @@ class ReadModel(Node):
         self.announced = self.position
         self.send("projector", "ACK", position=self.position, reset=True)
         if self.disk["rebuild"]:
-            self.set_timer("announce", self.lab.params["poll_ms"])
+            self.after(self.lab.params["poll_ms"], self.still_rebuilding, key="announce")
 
-    def on_timer(self, name: str, data: dict) -> None:
+    def still_rebuilding(self) -> None:
         if self.disk["rebuild"] and self.position == self.announced:
             self.announce()
         elif self.disk["rebuild"]:
             self.announced = self.position
-            self.set_timer("announce", self.lab.params["poll_ms"])
+            self.after(self.lab.params["poll_ms"], self.still_rebuilding, key="announce")
 
     @property
     def position(self) -> int:
@@ -228,33 +230,36 @@ class ReadModel(Node):
         return {"position": self.position, "behind": behind, "model": self.model,
                 "rebuilding": bool(rebuild), "label": label}
 
-    def on_message(self, msg) -> None:
-        body = msg.body
-        if msg.type == "UPDATE":
-            gap = False
-            for event in body["events"]:
-                if self.lab.idempotent and event["seq"] != self.position + 1:
-                    gap = gap or event["seq"] > self.position + 1
-                    continue  # already applied, or too new: events must be applied in order
-                self.apply(event, event["seq"])
-            # A gap means an earlier UPDATE was lost: ask the projector to go on from my position.
-            self.send(msg.src, "ACK", position=self.position, **({"reset": True} if gap else {}))
-        elif msg.type == "DIRECT":  # dual-write: a change straight from the command handler
-            self.apply(body, self.position + 1)
-        elif msg.type == "QUERY":
-            row = self.model.get(body["account"], {"balance": 0})
-            self.send(msg.src, "ANSWER", q=body["q"], account=body["account"], balance=row["balance"],
-                      position=self.position)
+    @on("UPDATE")
+    def update(self, msg) -> None:
+        gap = False
+        for event in msg.body["events"]:
+            if self.lab.idempotent and event["seq"] != self.position + 1:
+                gap = gap or event["seq"] > self.position + 1
+                continue  # already applied, or too new: events must be applied in order
+            self.apply(event, event["seq"])
+        # A gap means an earlier UPDATE was lost: ask the projector to go on from my position.
+        self.send(msg.src, "ACK", position=self.position, **({"reset": True} if gap else {}))
+
+    @on("DIRECT")
+    def direct(self, msg) -> None:  # dual-write: a change straight from the command handler
+        self.apply(msg.body, self.position + 1)
+
+    @on("QUERY")
+    def query(self, msg) -> None:  # answered at once from my own copy, however far behind it is
+        row = self.model.get(msg.body["account"], {"balance": 0})
+        self.send(msg.src, "ANSWER", q=msg.body["q"], account=msg.body["account"], balance=row["balance"],
+                  position=self.position)
 
     def apply(self, event: dict, position: int) -> None:
         apply_event(self.model, event)
         self.disk["position"] = max(self.position, position) if self.lab.idempotent else position
         self.disk["applied"][event["cmd"]] = True
-        self.lab.applied(self, event)
+        self.lab.witness("applied", node=self.id, cmd=event["cmd"])
         rebuild = self.disk["rebuild"]
         if rebuild and self.position >= rebuild["at"]:
             self.disk["rebuild"] = None
-            self.lab.rebuilt(self, rebuild["old"], rebuild["at"])
+            self.lab.witness("rebuild-done", node=self.id, old=rebuild["old"], at=rebuild["at"])
 
     def start_rebuild(self) -> None:
         """Throw the read model away and replay the event log from the start."""
@@ -273,28 +278,29 @@ class Client(Node):
     def boot(self) -> None:
         self.role = "client"
         self.next_replica = 0
-        self.pending: dict[str, dict] = {}
+        self.commands = self.queries = 0  # sent so far (they number the commands and the queries)
         if self.lab.params["commands"]:
-            self.set_timer("command", self.gap(self.lab.params["commands"]))
+            self.after(self.gap(self.lab.params["commands"]), self.random_command, key="command")
         if self.lab.params["queries"]:
-            self.set_timer("query", self.gap(self.lab.params["queries"]))
+            self.after(self.gap(self.lab.params["queries"]), self.random_query, key="query")
 
     def gap(self, per_second: int) -> float:
-        return 1000 / per_second * (0.5 + self.lab.sim.rng.random())
+        return 1000 / per_second * (0.5 + self.rng.random())
 
-    def on_timer(self, name: str, data: dict) -> None:
-        rng = self.lab.sim.rng
-        account = ACCOUNTS[rng.randrange(len(ACCOUNTS))]
-        if name == "command":
-            kind = "deposit" if rng.random() < 0.5 else "withdraw"
-            self.command(kind, account, rng.randint(1, 8) * 10)
-            self.set_timer("command", self.gap(self.lab.params["commands"]))
-        else:
-            self.query(account, None)
-            self.set_timer("query", self.gap(self.lab.params["queries"]))
+    def random_command(self) -> None:
+        account = ACCOUNTS[self.rng.randrange(len(ACCOUNTS))]
+        kind = "deposit" if self.rng.random() < 0.5 else "withdraw"
+        self.command(kind, account, self.rng.randint(1, 8) * 10)
+        self.after(self.gap(self.lab.params["commands"]), self.random_command, key="command")
+
+    def random_query(self) -> None:
+        self.query(ACCOUNTS[self.rng.randrange(len(ACCOUNTS))], None)
+        self.after(self.gap(self.lab.params["queries"]), self.random_query, key="query")
 
     def command(self, kind: str, account: str, amount: int) -> None:
-        cmd = self.lab.new_command(kind, account, amount)
+        self.commands += 1
+        cmd = {"cmd": f"c{self.commands}", "op": kind, "account": account, "amount": amount}
+        self.lab.emit("command", **cmd)
         self.send("write", "COMMAND", **cmd)
 
     def query(self, account: str, replica: str | None) -> None:
@@ -304,15 +310,15 @@ class Client(Node):
                 return
             replica = live[self.next_replica % len(live)]
             self.next_replica += 1
-        q = self.lab.new_read(account, replica)
+        self.queries += 1
+        q = f"q{self.queries}"
+        self.lab.witness("query", q=q, account=account, replica=replica)
         self.send(replica, "QUERY", q=q, account=account)
 
-    def on_message(self, msg) -> None:
-        body = msg.body
-        if msg.type in ("ACCEPTED", "REJECTED"):
-            self.lab.command_answered(body["cmd"], msg.type.lower(), body.get("reason", ""))
-        elif msg.type == "ANSWER":
-            self.lab.read_answered(body["q"], body["balance"], body["position"])
+    @on("ACCEPTED", "REJECTED")
+    def command_answered(self, msg) -> None:
+        reason = msg.body.get("reason", "")
+        self.lab.emit("answer", cmd=msg.body["cmd"], status=msg.type.lower(), **({"reason": reason} if reason else {}))
 
 
 # --------------------------------------------------------------------------
@@ -339,8 +345,6 @@ class Cqrs(Lab):
         Param("poll_ms", 1000, "How often (ms) the projector polls the log besides being nudged.", lo=100, hi=10_000),
         Param("idempotent", True, "Read models skip events they already applied (by sequence number)."),
     )
-    FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow",
-              "drop-next", "duplicate-next")
     UNFAULTABLE = ("client",)
     LATENCY = (15.0, 40.0)
 
@@ -367,7 +371,13 @@ class Cqrs(Lab):
         self.checks["read-models-converge"].detail = "no read model has caught up yet"
         self.checks["rebuild-identical"].detail = "no rebuild yet"
         self.checks["rejected-never-read"].detail = "no command rejected yet"
-        self.sim.after(AUDIT_EVERY, self.audit)
+        self.every(AUDIT_EVERY, self.audit)
+
+    def witness(self, kind: str, **fact) -> None:
+        """Hand a fact with no event of its own (a read model applied an event or finished a rebuild,
+        the client sent a query) to the @observe methods, not to the run's events (no quiet event yet)."""
+        for watcher in self.OBSERVERS.get(kind, ()):
+            watcher(self, fact)
 
     def replica_ids(self) -> list[str]:
         return [n for n in self.nodes if n.startswith("read")]
@@ -392,10 +402,7 @@ class Cqrs(Lab):
                      "behind": self.behind(self.nodes[r]), "model": self.nodes[r].model,
                      "matches": self.nodes[r].model == projection,
                      "rebuilding": bool(self.nodes[r].disk["rebuild"])} for r in self.replica_ids()]
-        layout = {"client": [8, 84], "write": [30, 22], "projector": [60, 22]}
         ids = self.replica_ids()
-        for i, r in enumerate(ids):
-            layout[r] = [88, 20 + 64 * i / (len(ids) - 1) if len(ids) > 1 else 50]
         source = "projector" if self.mode == "projector" else "write"
         edges = [["client", "write"]] + ([["write", "projector"]] if self.mode == "projector" else [])
         edges += [[source, r] for r in ids] + [["client", r] for r in ids]
@@ -409,57 +416,41 @@ class Cqrs(Lab):
             "replicas": replicas,
             "commands": list(self.commands.values())[-RECENT:],
             "reads": list(self.reads.values())[-RECENT:],
-            "layout": layout,
             "edges": edges,
         }
 
-    # -- bookkeeping the client and the nodes report to --------------------------------
-    def new_command(self, kind: str, account: str, amount: int) -> dict:
+    # -- commands and queries as the page shows them: watched, not reported ----------------
+    @observe("command")
+    def command_sent(self, event: dict) -> None:
         self.count("commands")
-        cmd = f"c{self.metrics['commands']}"
-        self.commands[cmd] = {"cmd": cmd, "op": kind, "account": account, "amount": amount,
-                              "status": "sent", "t": round(self.now, 3)}
+        self.commands[event["cmd"]] = {k: event[k] for k in ("cmd", "op", "account", "amount")} | {
+            "status": "sent", "t": event["t"]}
         self._trim(self.commands)
-        self.emit("command", cmd=cmd, op=kind, account=account, amount=amount)
-        return {"cmd": cmd, "op": kind, "account": account, "amount": amount}
 
-    def command_answered(self, cmd: str, status: str, reason: str) -> None:
-        self.count(status)
-        if cmd in self.commands:
-            self.commands[cmd]["status"] = status
-        self.emit("answer", cmd=cmd, status=status, **({"reason": reason} if reason else {}))
+    @observe("answer")
+    def command_answered(self, event: dict) -> None:
+        self.count(event["status"])
+        if event["cmd"] in self.commands:
+            self.commands[event["cmd"]]["status"] = event["status"]
 
-    def rejected(self, cmd: str, why: str) -> None:
-        self.rejected_cmds[cmd] = True
-        self.emit("rejected-command", cmd=cmd, why=why)
-        seen = [r for r in self.replica_ids() if cmd in self.nodes[r].disk["applied"]]
-        if seen:
-            self.fail("rejected-never-read", f"{cmd} was rejected ({why}) but {', '.join(seen)} already applied it")
-        else:
-            self.note("rejected-never-read", f"{len(self.rejected_cmds)} rejected, none visible on the read side")
-
-    def applied(self, replica: ReadModel, event: dict) -> None:
-        if event["cmd"] in self.rejected_cmds:
-            self.fail("rejected-never-read", f"{replica.id} applied {event['cmd']}, which the write side rejected")
-
-    def new_read(self, account: str, replica: str) -> str:
+    @observe("query")
+    def query_sent(self, fact: dict) -> None:
         self.count("reads")
-        q = f"q{self.metrics['reads']}"
-        self.reads[q] = {"q": q, "account": account, "replica": replica, "balance": None, "truth": None,
-                         "stale": None, "behind": None, "t": round(self.now, 3)}
+        self.reads[fact["q"]] = {**fact, "balance": None, "truth": None, "stale": None, "behind": None,
+                                 "t": round(self.now, 3)}
         self._trim(self.reads)
-        return q
 
-    def read_answered(self, q: str, balance: int, position: int) -> None:
-        read = self.reads.get(q)
+    def handled(self, node: Node, msg) -> None:
+        """The client got a query's answer: was it stale (the write side already knew better)?"""
+        read = self.reads.get(msg.body.get("q")) if node.id == "client" and msg.type == "ANSWER" else None
         if read is None:
             return
-        truth = self.write.disk["balances"][read["account"]]
-        behind = max(len(self.write.log) - position, 0) if self.mode == "projector" else None
+        balance, truth = msg.body["balance"], self.write.disk["balances"][read["account"]]
+        behind = max(len(self.write.log) - msg.body["position"], 0) if self.mode == "projector" else None
         read.update(balance=balance, truth=truth, stale=balance != truth, behind=behind)
         if read["stale"]:
             self.count("stale_reads")
-        self.emit("read", q=q, replica=read["replica"], account=read["account"], balance=balance,
+        self.emit("read", q=read["q"], replica=read["replica"], account=read["account"], balance=balance,
                   stale=read["stale"], **({"truth": truth} if read["stale"] else {}))
 
     @staticmethod
@@ -467,11 +458,28 @@ class Cqrs(Lab):
         while len(recent) > 40:
             del recent[next(iter(recent))]
 
-    def rebuilt(self, replica: ReadModel, old: dict, at: int) -> None:
+    @observe("rejected-command")
+    def rejected(self, event: dict) -> None:
+        cmd, why = event["cmd"], event["why"]
+        self.rejected_cmds[cmd] = True
+        seen = [r for r in self.replica_ids() if cmd in self.nodes[r].disk["applied"]]
+        if seen:
+            self.fail("rejected-never-read", f"{cmd} was rejected ({why}) but {', '.join(seen)} already applied it")
+        else:
+            self.note("rejected-never-read", f"{len(self.rejected_cmds)} rejected, none visible on the read side")
+
+    @observe("applied")
+    def applied(self, fact: dict) -> None:
+        if fact["cmd"] in self.rejected_cmds:
+            self.fail("rejected-never-read", f"{fact['node']} applied {fact['cmd']}, which the write side rejected")
+
+    @observe("rebuild-done")
+    def rebuilt(self, fact: dict) -> None:
         """A rebuild replayed the log up to `at`.  It must give exactly the projection of
         those events: the read model as it should have been.  If the old model differed
         from that, the old model was wrong (a double-applied event, say) and the rebuild
         repaired it; that is what rebuilds are for, not a fault of the rebuild."""
+        replica, old, at = self.nodes[fact["node"]], fact["old"], fact["at"]
         expected = project(self.write.log[:at])
         same = replica.model == old
         self.emit("rebuilt", node=replica.id, position=at, identical=same, correct=replica.model == expected)
@@ -487,12 +495,7 @@ class Cqrs(Lab):
                                            f"repaired the old model on {', '.join(diff)}")
 
     # -- checks ------------------------------------------------------------------------
-    def note(self, check: str, detail: str) -> None:
-        if self.checks[check].ok:
-            self.checks[check].detail = detail
-
     def audit(self) -> None:
-        self.sim.after(AUDIT_EVERY, self.audit)
         projection = project(self.write.log)
         caught_up = []
         for r in self.replica_ids():

@@ -457,25 +457,13 @@ class Bus(Node):
 
 
 @dataclass
-class Step:
-    """One entry of a saga's timeline: a step or a compensation, and how it went."""
-
-    service: str
-    do: str  # create | compensate
-    status: str  # running, done, failed, timeout
-    t: float
-    attempts: int = 0  # orchestration: how many times the orchestrator sent it
-    end: float = 0.0
-
-
-@dataclass
 class Timeline:
     """One saga as the page shows it, pieced together from what the run does."""
 
     id: str
     product: str
     status: str = "running"
-    steps: list[Step] = field(default_factory=list)
+    steps: list[dict] = field(default_factory=list)  # steps and compensations: service, do, status, t, attempts, end
     started: float = 0.0
     ended: float | None = None
     why: str = ""
@@ -485,12 +473,6 @@ class Timeline:
 
     def view(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "progress"}
-
-
-@dataclass
-class StepFault:  # a failure the learner injects into a service's step
-    how: str  # always | next | percent
-    n: int = 0
 
 
 class SagaLab(Lab):
@@ -521,7 +503,7 @@ class SagaLab(Lab):
         self.subscribers = {event: list(subs) for event, subs in SUBSCRIBERS.items()}
         self.sagas: list[Timeline] = []
         self.by_id: dict[str, Timeline] = {}
-        self.step_faults: dict[str, StepFault] = {}
+        self.step_faults: dict[str, dict] = {}  # service -> {"how": always|next|percent, "n": int}
         self.bus_outstanding: list[str] = []  # the bus's unacknowledged deliveries when it crashed
         self.calm_since = 0.0  # the last time a node was away or the network was cut
         self.hub = self.add_node(Orchestrator(self, "orchestrator") if self.mode == "orchestration" else Bus(self, "bus"))
@@ -562,7 +544,7 @@ class SagaLab(Lab):
 
     def fault_text(self, service: str) -> str:
         fault = self.step_faults.get(service)
-        return {"always": "always", "next": f"next {fault.n}", "percent": f"{fault.n}%"}[fault.how] if fault else ""
+        return {"always": "always", "next": f"next {fault['n']}", "percent": f"{fault['n']}%"}[fault["how"]] if fault else ""
 
     # -- the timelines, from the run's events ---------------------------------------------
     @observe("saga")
@@ -580,13 +562,13 @@ class SagaLab(Lab):
     def step_status(self, event: dict) -> None:
         saga = self.by_id[event["saga"]]
         saga.progress = self.now
-        step = next((s for s in reversed(saga.steps) if s.service == event["service"] and s.do == event["do"]), None)
+        step = next((s for s in reversed(saga.steps) if s["service"] == event["service"] and s["do"] == event["do"]), None)
         if step is None:
-            step = Step(event["service"], event["do"], event["status"], event["t"])
+            step = {"service": event["service"], "do": event["do"], "status": event["status"], "t": event["t"], "attempts": 0}
             saga.steps.append(step)
-        step.status, step.end = event["status"], event["t"]
-        if step.status == "running" and self.mode == "orchestration":
-            step.attempts = event.get("attempt", 1)
+        step.update(status=event["status"], end=event["t"])
+        if step["status"] == "running" and self.mode == "orchestration":
+            step["attempts"] = event.get("attempt", 1)  # the orchestrator's sends (in choreography nobody counts)
 
     @observe("retry", "duplicate-ignored")
     def counted(self, event: dict) -> None:
@@ -714,11 +696,11 @@ class SagaLab(Lab):
         fault = self.step_faults.get(service)
         if not fault:
             return False
-        if fault.how == "percent":
-            return self.sim.rng.random() * 100 < fault.n
-        if fault.how == "next":
-            fault.n -= 1
-            if fault.n <= 0:
+        if fault["how"] == "percent":
+            return self.sim.rng.random() * 100 < fault["n"]
+        if fault["how"] == "next":
+            fault["n"] -= 1
+            if fault["n"] <= 0:
                 del self.step_faults[service]
         return True
 
@@ -745,11 +727,11 @@ class SagaLab(Lab):
             help="Make a service's step fail: always, next N (the next N attempts), or a percent of attempts (e.g. 30).")
     def do_fail_step(self, service: str, how: str, n: int | None) -> None:
         if how == "always" and n is None:
-            fault = StepFault("always")
+            fault = {"how": "always", "n": 0}
         elif how == "next":
-            fault = StepFault("next", n or 1)
+            fault = {"how": "next", "n": n or 1}
         elif how.isdigit() and n is None and 0 <= int(how) <= 100:
-            fault = StepFault("percent", int(how))
+            fault = {"how": "percent", "n": int(how)}
         else:
             raise SimError("use fail-step <service> always | next N | <percent>, e.g. fail-step price next 2 or fail-step price 30")
         self.step_faults[service] = fault

@@ -143,3 +143,17 @@ layout("split-brain")(fixed({"n1": (14, 21), "n2": (14, 43.2), "n3": (66, 13.2),
 
 # ---- write-ahead-log
 layout("write-ahead-log")(fixed({"client": (20, 30), "db": (70, 30)}))
+
+
+# ---- cqrs
+
+
+@layout("cqrs")
+def cqrs(snap: dict) -> dict[str, tuple[float, float]]:
+    """Commands flow left to right along the top (client, write side, projector); the
+    read models stand in a column on the right, the client below left."""
+    out = {"client": (8, 50.4), "write": (30, 13.2), "projector": (60, 13.2)}
+    replicas = [n["id"] for n in snap["nodes"] if n["id"].startswith("read")]
+    for i, r in enumerate(replicas):
+        out[r] = (88, 12 + 38.4 * i / (len(replicas) - 1) if len(replicas) > 1 else 30)
+    return out
