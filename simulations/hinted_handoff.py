@@ -31,10 +31,10 @@ until read repair or anti-entropy reaches it.
 
 from __future__ import annotations
 
-import math
 import zlib
+from dataclasses import dataclass, field
 
-from .kernel import Arg, Lab, Node, Param, SimError, action
+from .kernel import Arg, Lab, Node, Param, SimError, action, on
 
 N = 3  # replicas per key
 RING = ("n1", "n2", "n3", "n4", "n5", "n6")
@@ -66,30 +66,69 @@ def preferred(key: str) -> list[str]:
     return walk(key)[:N]
 
 
+@dataclass
+class Hint:
+    """A write a stand-in keeps, on disk, for a replica that was down."""
+
+    id: int
+    intended: str  # the replica the value was meant for
+    key: str
+    value: str
+    version: int
+    stored: float  # when it arrived (it expires hint_ttl later)
+
+
+@dataclass
+class WriteOp:
+    op: int
+    client: str
+    req: int
+    key: str
+    value: str
+    version: int
+    acks: list[str] = field(default_factory=list)
+    waiting: dict[str, str | None] = field(default_factory=dict)  # node -> the replica it stands in for
+    tried: list[str] = field(default_factory=list)
+    replied: bool = False
+
+
+@dataclass
+class ReadOp:
+    op: int
+    client: str
+    req: int
+    key: str
+    waiting: list[str]
+    answers: dict[str, dict] = field(default_factory=dict)  # node -> {"value", "version"}
+    replied: bool = False
+
+
 class Replica(Node):
     """A storage node: its own data, the hints it keeps for others, and the
     coordinator role for the requests a client sends it."""
 
     def boot(self) -> None:
-        self.disk.setdefault("data", {})  # key -> {"value", "version"}
-        self.disk.setdefault("hints", [])  # [{"hint", "for", "key", "value", "version", "stored"}]
-        self.data: dict = self.disk["data"]
-        self.hints: list = self.disk["hints"]
+        self.data: dict = self.disk.setdefault("data", {})  # key -> {"value", "version"}
+        self.hints: list[Hint] = self.disk.setdefault("hints", [])
         self.suspects: list[str] = []  # nodes this one believes are down
-        self.ops: dict[int, dict] = {}  # requests this node coordinates
+        self.ops: dict[int, WriteOp | ReadOp] = {}  # requests this node coordinates
         self.next_op = 1
         self.up_since = self.now
         self.update_role()
-        if self.lab.started:
+        if self.restarted:
             # Back from a crash: tell everyone, so stand-ins hand their hints over.
             for other in [*RING, "client"]:
                 if other != self.id:
                     self.send(other, "HELLO")
         if self.hints:
-            self.set_timer("handoff", HANDOFF_EVERY)
+            self.after(HANDOFF_EVERY, self.handoff_round, key="handoff")
 
     def update_role(self) -> None:
         self.role = "stand-in" if self.hints else "replica"
+
+    def on_message(self, msg) -> None:
+        self.trust(msg.src)  # anyone who talks to us is up
+        super().on_message(msg)
 
     def suspect(self, node: str) -> None:
         if node not in self.suspects:
@@ -111,74 +150,70 @@ class Replica(Node):
 
     def keep_hint(self, intended: str, key: str, value: str, version: int) -> None:
         self.lab.hint_counter += 1
-        hint = {"hint": self.lab.hint_counter, "for": intended, "key": key, "value": value,
-                "version": version, "stored": round(self.now, 3)}
+        hint = Hint(self.lab.hint_counter, intended, key, value, version, round(self.now, 3))
         self.hints.append(hint)
         self.update_role()
         self.lab.count("hints_stored")
-        self.lab.emit("hint-stored", node=self.id, intended=intended, key=key, version=version, hint=hint["hint"])
-        if not self.has_timer("handoff"):
-            self.set_timer("handoff", HANDOFF_EVERY)
+        self.lab.emit("hint-stored", node=self.id, intended=intended, key=key, version=version, hint=hint.id)
+        if not self.pending("handoff"):
+            self.after(HANDOFF_EVERY, self.handoff_round, key="handoff")
 
-    # -- messages ----------------------------------------------------------------------
-    def on_message(self, msg) -> None:
-        kind, body, src = msg.type, msg.body, msg.src
-        self.trust(src)  # anyone who talks to us is up
-        if kind == "HELLO":
-            self.hand_off(only=src)
-        elif kind == "PUT":
-            self.coordinate_write(src, body)
-        elif kind == "GET":
-            self.coordinate_read(src, body)
-        elif kind == "STORE":
-            if body.get("intended"):
-                self.keep_hint(body["intended"], body["key"], body["value"], body["version"])
-            elif self.store(body["key"], body["value"], body["version"]):
-                self.lab.emit("store", node=self.id, key=body["key"], version=body["version"])
-            self.send(src, "STORED", op=body["op"])
-        elif kind == "STORED":
-            self.on_stored(src, body["op"])
-        elif kind == "READ":
-            have = self.data.get(body["key"]) or {"value": None, "version": 0}
-            self.send(src, "VALUE", op=body["op"], key=body["key"], value=have["value"], version=have["version"])
-        elif kind == "VALUE":
-            self.on_value(src, body)
-        elif kind in ("HINT", "REPAIR"):
-            if self.store(body["key"], body["value"], body["version"]):
-                self.lab.emit("repaired" if kind == "REPAIR" else "handed-off", node=self.id, key=body["key"],
-                              version=body["version"], by=src)
-            if kind == "HINT":
-                self.send(src, "HINT-ACK", hint=body["hint"])
-        elif kind == "HINT-ACK":
-            self.hint_delivered(src, body["hint"])
-        elif kind == "DIGEST":  # anti-entropy: compare versions key by key
-            behind = []
-            for key, version in body["versions"]:
-                have = self.data.get(key)
-                mine = have["version"] if have else 0
-                if mine > version:
-                    self.send(src, "REPAIR", key=key, value=have["value"], version=mine)
-                elif mine < version:
-                    behind.append(key)
-            if behind:
-                self.send(src, "WANT", keys=behind)
-        elif kind == "WANT":
-            for key in body["keys"]:
-                have = self.data[key]
-                self.send(src, "REPAIR", key=key, value=have["value"], version=have["version"])
+    @on("STORE")
+    def store_asked(self, msg) -> None:
+        b = msg.body
+        if b.get("intended"):
+            self.keep_hint(b["intended"], b["key"], b["value"], b["version"])
+        elif self.store(b["key"], b["value"], b["version"]):
+            self.lab.emit("store", node=self.id, key=b["key"], version=b["version"])
+        self.send(msg.src, "STORED", op=b["op"])
+
+    @on("READ")
+    def read_asked(self, msg) -> None:
+        have = self.data.get(msg.body["key"]) or {"value": None, "version": 0}
+        self.send(msg.src, "VALUE", op=msg.body["op"], key=msg.body["key"], value=have["value"],
+                  version=have["version"])
+
+    @on("HINT", "REPAIR")
+    def newer_copy(self, msg) -> None:
+        b = msg.body
+        if self.store(b["key"], b["value"], b["version"]):
+            self.lab.emit("repaired" if msg.type == "REPAIR" else "handed-off", node=self.id, key=b["key"],
+                          version=b["version"], by=msg.src)
+        if msg.type == "HINT":
+            self.send(msg.src, "HINT-ACK", hint=b["hint"])
+
+    # -- anti-entropy: compare versions key by key -------------------------------------
+    @on("DIGEST")
+    def digest(self, msg) -> None:
+        behind = []
+        for key, version in msg.body["versions"]:
+            have = self.data.get(key)
+            mine = have["version"] if have else 0
+            if mine > version:
+                self.send(msg.src, "REPAIR", key=key, value=have["value"], version=mine)
+            elif mine < version:
+                behind.append(key)
+        if behind:
+            self.send(msg.src, "WANT", keys=behind)
+
+    @on("WANT")
+    def want(self, msg) -> None:
+        for key in msg.body["keys"]:
+            have = self.data[key]
+            self.send(msg.src, "REPAIR", key=key, value=have["value"], version=have["version"])
 
     # -- coordinating a write ---------------------------------------------------------
-    def coordinate_write(self, client: str, body: dict) -> None:
-        op = {"op": self.next_op, "kind": "write", "client": client, "req": body["req"], "key": body["key"],
-              "value": body["value"], "version": body["version"], "acks": [], "waiting": {}, "tried": [],
-              "replied": False}
+    @on("PUT")
+    def coordinate_write(self, msg) -> None:
+        b = msg.body
+        op = WriteOp(self.next_op, msg.src, b["req"], b["key"], b["value"], b["version"])
         self.next_op += 1
-        self.ops[op["op"]] = op
-        for node, intended in self.targets(body["key"]):
+        self.ops[op.op] = op
+        for node, intended in self.write_targets(op.key):
             self.store_at(op, node, intended)
         self.settle_write(op)
 
-    def targets(self, key: str) -> list[tuple[str, str | None]]:
+    def write_targets(self, key: str) -> list[tuple[str, str | None]]:
         """The N nodes to write to, each with the replica it stands in for (or None)."""
         wanted = preferred(key)
         if self.lab.quorum == "strict":
@@ -202,149 +237,154 @@ class Replica(Node):
         stand_ins = [node for node, intended in chosen if intended is not None]
         return [(n, None) for n, intended in chosen if intended is None] + list(zip(stand_ins, missing))
 
-    def store_at(self, op: dict, node: str, intended: str | None) -> None:
-        op["tried"].append(node)
+    def store_at(self, op: WriteOp, node: str, intended: str | None) -> None:
+        op.tried.append(node)
         if node == self.id:  # my own copy needs no message
             if intended:
-                self.keep_hint(intended, op["key"], op["value"], op["version"])
-            elif self.store(op["key"], op["value"], op["version"]):
-                self.lab.emit("store", node=self.id, key=op["key"], version=op["version"])
-            op["acks"].append(node)
+                self.keep_hint(intended, op.key, op.value, op.version)
+            elif self.store(op.key, op.value, op.version):
+                self.lab.emit("store", node=self.id, key=op.key, version=op.version)
+            op.acks.append(node)
             return
-        op["waiting"][node] = intended
-        self.send(node, "STORE", op=op["op"], key=op["key"], value=op["value"], version=op["version"],
-                  intended=intended)
-        self.set_timer(f"store:{op['op']}:{node}", ACK_WAIT, op=op["op"], node=node)
+        op.waiting[node] = intended
+        self.send(node, "STORE", op=op.op, key=op.key, value=op.value, version=op.version, intended=intended)
+        self.after(ACK_WAIT, self.store_timed_out, op.op, node, key=("store", op.op, node))
 
-    def on_stored(self, node: str, op_id: int) -> None:
-        op = self.ops.get(op_id)
-        if op and node in op["waiting"]:
-            del op["waiting"][node]
-            self.cancel_timer(f"store:{op_id}:{node}")
-            op["acks"].append(node)
+    @on("STORED")
+    def stored(self, msg) -> None:
+        node, op = msg.src, self.ops.get(msg.body["op"])
+        if isinstance(op, WriteOp) and node in op.waiting:
+            del op.waiting[node]
+            self.cancel(("store", op.op, node))
+            op.acks.append(node)
             self.settle_write(op)
 
     def store_timed_out(self, op_id: int, node: str) -> None:
         op = self.ops.get(op_id)
-        if not op or node not in op["waiting"]:
+        if not isinstance(op, WriteOp) or node not in op.waiting:
             return
-        intended = op["waiting"].pop(node)
+        intended = op.waiting.pop(node)
         self.suspect(node)
         if self.lab.quorum == "sloppy":
             # Sloppy quorum: the next healthy node along the ring takes the write, with a hint.
-            left = [n for n in walk(op["key"]) if n not in op["tried"]]
+            left = [n for n in walk(op.key) if n not in op.tried]
             trusted = [n for n in left if n not in self.suspects]
             if trusted or left:  # a node believed up if any, else a suspect
                 self.store_at(op, (trusted or left)[0], intended or node)
             elif (intended or node) != self.id:
                 # Nobody is left to stand in: the coordinator keeps the hint itself (as Cassandra does).
-                self.keep_hint(intended or node, op["key"], op["value"], op["version"])
+                self.keep_hint(intended or node, op.key, op.value, op.version)
         self.settle_write(op)
 
-    def settle_write(self, op: dict) -> None:
-        if not op["replied"] and len(op["acks"]) >= self.lab.w:
-            op["replied"] = True
-            self.send(op["client"], "PUT-OK", req=op["req"], acks=",".join(op["acks"]))
-        if not op["waiting"]:
-            if not op["replied"]:
-                op["replied"] = True
-                self.send(op["client"], "PUT-FAIL", req=op["req"], acks=len(op["acks"]))
-            self.ops.pop(op["op"], None)
+    def settle_write(self, op: WriteOp) -> None:
+        if not op.replied and len(op.acks) >= self.lab.w:
+            op.replied = True
+            self.send(op.client, "PUT-OK", req=op.req, acks=",".join(op.acks))
+        if not op.waiting:
+            if not op.replied:
+                op.replied = True
+                self.send(op.client, "PUT-FAIL", req=op.req, acks=len(op.acks))
+            self.ops.pop(op.op, None)
 
     # -- coordinating a read (with read repair) ---------------------------------------
-    def coordinate_read(self, client: str, body: dict) -> None:
-        key = body["key"]
+    @on("GET")
+    def coordinate_read(self, msg) -> None:
+        key = msg.body["key"]
         asked = [n for n in preferred(key) if n not in self.suspects]
-        op = {"op": self.next_op, "kind": "read", "client": client, "req": body["req"], "key": key,
-              "answers": {}, "waiting": list(asked), "replied": False}
+        op = ReadOp(self.next_op, msg.src, msg.body["req"], key, list(asked))
         self.next_op += 1
-        self.ops[op["op"]] = op
+        self.ops[op.op] = op
         for node in asked:
             if node == self.id:
                 have = self.data.get(key) or {"value": None, "version": 0}
-                self.on_value(node, {"op": op["op"], "value": have["value"], "version": have["version"]})
+                self.answer(op.op, node, have["value"], have["version"])
             else:
-                self.send(node, "READ", op=op["op"], key=key)
-        if op["op"] in self.ops:
-            self.set_timer(f"read:{op['op']}", ACK_WAIT, op=op["op"])
+                self.send(node, "READ", op=op.op, key=key)
+        if op.op in self.ops:
+            self.after(ACK_WAIT, self.read_timed_out, op.op, key=("read", op.op))
             self.settle_read(op, timed_out=False)
 
-    def on_value(self, node: str, body: dict) -> None:
-        op = self.ops.get(body["op"])
-        if not op or node not in op["waiting"]:
+    @on("VALUE")
+    def value(self, msg) -> None:
+        self.answer(msg.body["op"], msg.src, msg.body["value"], msg.body["version"])
+
+    def answer(self, op_id: int, node: str, value, version: int) -> None:
+        op = self.ops.get(op_id)
+        if not isinstance(op, ReadOp) or node not in op.waiting:
             return
-        op["waiting"].remove(node)
-        op["answers"][node] = {"value": body["value"], "version": body["version"]}
+        op.waiting.remove(node)
+        op.answers[node] = {"value": value, "version": version}
         self.settle_read(op, timed_out=False)
 
-    def settle_read(self, op: dict, timed_out: bool) -> None:
-        answers = op["answers"]
-        if not op["replied"] and len(answers) >= self.lab.r:
-            op["replied"] = True
+    def read_timed_out(self, op_id: int) -> None:
+        op = self.ops.get(op_id)
+        if op:
+            self.settle_read(op, timed_out=True)
+
+    def settle_read(self, op: ReadOp, timed_out: bool) -> None:
+        answers = op.answers
+        if not op.replied and len(answers) >= self.lab.r:
+            op.replied = True
             newest = max(answers.values(), key=lambda a: a["version"])
-            self.send(op["client"], "GET-OK", req=op["req"], value=newest["value"], version=newest["version"],
+            self.send(op.client, "GET-OK", req=op.req, value=newest["value"], version=newest["version"],
                       replies=len(answers))
-        if op["waiting"] and not timed_out:
+        if op.waiting and not timed_out:
             return
-        for node in op["waiting"]:
+        for node in op.waiting:
             self.suspect(node)
-        if not op["replied"]:
-            op["replied"] = True
-            self.send(op["client"], "GET-FAIL", req=op["req"], replies=len(answers))
+        if not op.replied:
+            op.replied = True
+            self.send(op.client, "GET-FAIL", req=op.req, replies=len(answers))
         if answers:  # read repair: bring every replica that answered up to the newest version
             newest = max(answers.values(), key=lambda a: a["version"])
             for node, answer in answers.items():
                 if answer["version"] < newest["version"]:
                     self.lab.count("read_repairs")
-                    self.lab.emit("read-repair", coordinator=self.id, node=node, key=op["key"],
+                    self.lab.emit("read-repair", coordinator=self.id, node=node, key=op.key,
                                   have=answer["version"], version=newest["version"])
                     if node == self.id:
-                        self.store(op["key"], newest["value"], newest["version"])
+                        self.store(op.key, newest["value"], newest["version"])
                     else:
-                        self.send(node, "REPAIR", key=op["key"], value=newest["value"], version=newest["version"])
-        self.cancel_timer(f"read:{op['op']}")
-        self.ops.pop(op["op"], None)
+                        self.send(node, "REPAIR", key=op.key, value=newest["value"], version=newest["version"])
+        self.cancel(("read", op.op))
+        self.ops.pop(op.op, None)
 
     # -- handing hints off ----------------------------------------------------------------
+    @on("HELLO")
+    def hello(self, msg) -> None:
+        self.hand_off(only=msg.src)
+
+    def handoff_round(self) -> None:
+        self.hand_off()
+        if self.hints:
+            self.after(HANDOFF_EVERY, self.handoff_round, key="handoff")
+
     def hand_off(self, only: str | None = None) -> None:
         """Drop expired hints, then send the rest to their replicas.  A replica
         believed down gets only one hint, as a probe."""
         for hint in list(self.hints):
-            if self.now - hint["stored"] > self.lab.hint_ttl:
+            if self.now - hint.stored > self.lab.hint_ttl:
                 self.hints.remove(hint)
                 self.lab.hint_gone(self, hint, "expired")
         probed: list[str] = []
         for hint in self.hints:
-            target = hint["for"]
-            if (only and target != only) or target in probed:
+            replica = hint.intended
+            if (only and replica != only) or replica in probed:
                 continue
-            if target in self.suspects:
-                probed.append(target)
-            self.send(target, "HINT", hint=hint["hint"], key=hint["key"], value=hint["value"], version=hint["version"])
-            self.set_timer(f"hint-wait:{target}", ACK_WAIT, node=target)
+            if replica in self.suspects:
+                probed.append(replica)
+            self.send(replica, "HINT", hint=hint.id, key=hint.key, value=hint.value, version=hint.version)
+            self.after(ACK_WAIT, self.suspect, replica, key=("hint-wait", replica))
         self.update_role()
 
-    def hint_delivered(self, node: str, hint_id: int) -> None:
-        self.cancel_timer(f"hint-wait:{node}")
-        hint = next((h for h in self.hints if h["hint"] == hint_id), None)
+    @on("HINT-ACK")
+    def hint_delivered(self, msg) -> None:
+        self.cancel(("hint-wait", msg.src))
+        hint = next((h for h in self.hints if h.id == msg.body["hint"]), None)
         if hint:
             self.hints.remove(hint)
             self.lab.hint_gone(self, hint, "delivered")
             self.update_role()
-
-    def on_timer(self, name: str, data: dict) -> None:
-        if name.startswith("store:"):
-            self.store_timed_out(data["op"], data["node"])
-        elif name.startswith("read:"):
-            op = self.ops.get(data["op"])
-            if op:
-                self.settle_read(op, timed_out=True)
-        elif name.startswith("hint-wait:"):
-            self.suspect(data["node"])
-        elif name == "handoff":
-            self.hand_off()
-            if self.hints:
-                self.set_timer("handoff", HANDOFF_EVERY)
 
     def view(self) -> dict:
         hints = f"{len(self.hints)} hint{'s' if len(self.hints) != 1 else ''}"
@@ -352,6 +392,16 @@ class Replica(Node):
             return {"label": f"down · {hints} on disk" if self.hints else "down"}
         label = f"{len(self.data)} key{'s' if len(self.data) != 1 else ''}" + (f" · {hints}" if self.hints else "")
         return {"label": label, "hints": len(self.hints), "suspects": list(self.suspects)}
+
+
+@dataclass
+class Request:
+    """A client's request: where it was tried so far."""
+
+    kind: str  # PUT or GET
+    body: dict
+    t: float
+    tried: list[str] = field(default_factory=list)
 
 
 class Client(Node):
@@ -364,59 +414,61 @@ class Client(Node):
         self.next_req = 1
         self.versions: dict[str, int] = {}
         self.suspects: list[str] = []
-        self.requests: dict[int, dict] = {}
+        self.requests: dict[int, Request] = {}
+        if self.lab.params["rate"]:
+            self.every(1000 / self.lab.params["rate"], self.background_write, key="tick")
 
-    def request(self, kind: str, key: str, value: str | None = None) -> None:
+    def background_write(self) -> None:
+        key = KEYS[self.rng.randrange(len(KEYS))]
+        self.ask("PUT", key, str(self.rng.randrange(10, 500)))
+
+    def ask(self, kind: str, key: str, value: str | None = None) -> None:
         req = self.next_req
         self.next_req += 1
         body = {"key": key}
         if kind == "PUT":
             self.versions[key] = self.versions.get(key, 0) + 1
             body.update(value=value, version=self.versions[key])
-        self.requests[req] = {"kind": kind, "body": body, "tried": [], "t": self.now}
+        self.requests[req] = Request(kind, body, self.now)
         self.lab.count("writes" if kind == "PUT" else "reads")
         self.try_next(req)
 
     def try_next(self, req: int) -> None:
         request = self.requests[req]
-        body = request["body"]
-        order = [n for n in walk(body["key"]) if n not in self.suspects] + \
-                [n for n in walk(body["key"]) if n in self.suspects]
-        left = [n for n in order if n not in request["tried"]]
+        key = request.body["key"]
+        order = [n for n in walk(key) if n not in self.suspects] + [n for n in walk(key) if n in self.suspects]
+        left = [n for n in order if n not in request.tried]
         if not left:  # any node can coordinate: give up only when every one has been tried
             return self.finish(req, ok=False, why="no coordinator answered")
         coordinator = left[0]
-        request["tried"].append(coordinator)
-        self.send(coordinator, request["kind"], req=req, **body)
-        self.set_timer(f"wait:{req}", CLIENT_WAIT, req=req, node=coordinator)
+        request.tried.append(coordinator)
+        self.send(coordinator, request.kind, req=req, **request.body)
+        self.after(CLIENT_WAIT, self.coordinator_silent, req, coordinator, key=("wait", req))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "tick":
-            key = KEYS[self.lab.sim.rng.randrange(len(KEYS))]
-            self.request("PUT", key, str(self.lab.sim.rng.randrange(10, 500)))
-            self.set_timer("tick", 1000 / self.lab.params["rate"])
-        elif name.startswith("wait:") and data["req"] in self.requests:
-            if data["node"] not in self.suspects:
-                self.suspects.append(data["node"])
-            self.try_next(data["req"])
+    def coordinator_silent(self, req: int, node: str) -> None:
+        if req in self.requests:
+            if node not in self.suspects:
+                self.suspects.append(node)
+            self.try_next(req)
 
     def on_message(self, msg) -> None:
-        if msg.src in self.suspects:
+        if msg.src in self.suspects:  # anyone who talks to me is up
             self.suspects.remove(msg.src)
-        if msg.type == "HELLO":
-            return
+        super().on_message(msg)
+
+    @on("PUT-OK", "GET-OK", "PUT-FAIL", "GET-FAIL")
+    def answered_by(self, msg) -> None:
         req = msg.body["req"]
         if req not in self.requests:
             return
-        self.cancel_timer(f"wait:{req}")
+        self.cancel(("wait", req))
         if msg.type in ("PUT-OK", "GET-OK"):
             self.finish(req, ok=True, coordinator=msg.src, answer=msg.body)
         else:
             self.finish(req, ok=False, why=f"{msg.src}: {msg.type}", coordinator=msg.src)
 
     def finish(self, req: int, ok: bool, why: str = "", coordinator: str = "", answer: dict | None = None) -> None:
-        request = self.requests.pop(req)
-        self.lab.request_done(request, ok, why, coordinator, answer or {})
+        self.lab.request_done(self.requests.pop(req), ok, why, coordinator, answer or {})
 
 
 class HintedHandoff(Lab):
@@ -438,7 +490,6 @@ class HintedHandoff(Lab):
     UNFAULTABLE = ("client",)
 
     def setup(self) -> None:
-        self.started = False
         self.quorum, self.w, self.r = self.params["quorum"], self.params["w"], self.params["r"]
         self.hint_ttl = self.params["hint_ttl"]
         self.hint_counter = 0
@@ -454,7 +505,6 @@ class HintedHandoff(Lab):
         for node_id in RING:
             self.add_node(Replica(self, node_id))
         self.client = self.add_node(Client(self, "client"))
-        self.started = True
         self.add_check("replicas-converge", "Once a replica is back and its hints are handed off, it holds the "
                                             "latest acknowledged value of every key it replicates. A replica whose "
                                             "hint expired stays stale until read repair or anti-entropy (counted, "
@@ -462,21 +512,17 @@ class HintedHandoff(Lab):
                                             "missed a write stays stale and the check goes red.")
         self.add_check("writes-available", "While at least W nodes are up and the network is whole (no fault came "
                                            "or went during the write), every write is acknowledged.")
-        if self.params["rate"]:
-            self.client.set_timer("tick", 1000 / self.params["rate"])
-        self.sim.after(250, self.audit)
+        self.every(250, self.audit)
 
-    def apply(self, name: str, tokens: list[str]) -> None:
-        super().apply(name, tokens)
-        if self.ACTIONS[name].group == "fault":
-            self.disturbed_at = self.now
+    def after_fault(self, fault: str, node_id: str | None) -> None:
+        self.disturbed_at = self.now
 
     # -- what the client saw -----------------------------------------------------------
-    def request_done(self, request: dict, ok: bool, why: str, coordinator: str, answer: dict) -> None:
-        body = request["body"]
+    def request_done(self, request: Request, ok: bool, why: str, coordinator: str, answer: dict) -> None:
+        body = request.body
         key = body["key"]
-        ms = round(self.now - request["t"], 3)
-        if request["kind"] == "PUT":
+        ms = round(self.now - request.t, 3)
+        if request.kind == "PUT":
             if ok:
                 self.latest[key] = {"value": body["value"], "version": body["version"], "at": self.now}
                 self.emit("write-ok", key=key, value=body["value"], version=body["version"], coordinator=coordinator,
@@ -487,7 +533,7 @@ class HintedHandoff(Lab):
             up = [n for n in RING if self.nodes[n].status == "up"]
             whole = not self.net.partition and not any(not link.clean() for link in self.net.links.values()) \
                 and not any(self.nodes[n].slow_ms for n in RING)
-            calm = self.disturbed_at < request["t"]  # no fault came or went while it was under way
+            calm = self.disturbed_at < request.t  # no fault came or went while it was under way
             if len(up) >= self.w and whole and calm:
                 self.fail("writes-available", f"write {key} v{body['version']} failed with {len(up)} nodes up "
                                               f"(W={self.w}, quorum={self.quorum})")
@@ -500,19 +546,19 @@ class HintedHandoff(Lab):
         self.emit("read", key=key, ok=ok, value=answer.get("value"), version=answer.get("version", 0),
                   latest=latest["version"], stale=stale, ms=ms)
 
-    def hint_gone(self, holder: Replica, hint: dict, how: str) -> None:
+    def hint_gone(self, holder: Replica, hint: Hint, how: str) -> None:
         self.count(f"hints_{how}")
         if how == "expired":  # the replica stays stale for this version: read repair's job now
-            slot = (hint["for"], hint["key"])
-            self.expired[slot] = max(self.expired.get(slot, 0), hint["version"])
-        self.handoffs = (self.handoffs + [{"holder": holder.id, "intended": hint["for"], "key": hint["key"],
-                                           "version": hint["version"], "how": how, "at": round(self.now, 3)}])[-6:]
-        self.emit(f"hint-{how}", node=holder.id, intended=hint["for"], key=hint["key"], version=hint["version"],
-                  hint=hint["hint"])
+            slot = (hint.intended, hint.key)
+            self.expired[slot] = max(self.expired.get(slot, 0), hint.version)
+        self.handoffs = (self.handoffs + [{"holder": holder.id, "intended": hint.intended, "key": hint.key,
+                                           "version": hint.version, "how": how, "at": round(self.now, 3)}])[-6:]
+        self.emit(f"hint-{how}", node=holder.id, intended=hint.intended, key=hint.key, version=hint.version,
+                  hint=hint.id)
 
     # -- the live check ------------------------------------------------------------------
     def pending_hints_for(self, node_id: str) -> int:
-        return sum(1 for n in RING for h in self.nodes[n].hints if h["for"] == node_id)
+        return sum(1 for n in RING for h in self.nodes[n].hints if h.intended == node_id)
 
     def stale_replicas(self) -> list[tuple[str, str, int, int]]:
         """(key, replica, its version, latest) for every settled replica that is behind."""
@@ -539,7 +585,6 @@ class HintedHandoff(Lab):
             self.emit("left-for-repair", node=node_id, key=key, version=have, latest=latest)
 
     def audit(self) -> None:
-        self.sim.after(250, self.audit)
         stale = self.stale_replicas()
         if stale:
             key, node, have, want = stale[0]
@@ -555,11 +600,11 @@ class HintedHandoff(Lab):
     @action("write", Arg("key", "text"), Arg("value", "text"), group="request",
             help="Client: write key = value (a new version) through a coordinator.")
     def do_write(self, key: str, value: str) -> None:
-        self.client.request("PUT", key, value)
+        self.client.ask("PUT", key, value)
 
     @action("read", Arg("key", "text"), group="request", help="Client: read a key (R replies, then read repair).")
     def do_read(self, key: str) -> None:
-        self.client.request("GET", key)
+        self.client.ask("GET", key)
 
     @action("hint-ttl", Arg("ms", "ms", lo=100, hi=600_000), help="Set how long stand-ins keep hints.")
     def do_hint_ttl(self, ms: float) -> None:
@@ -599,18 +644,14 @@ class HintedHandoff(Lab):
                                  "hinted": self.pending_hints_for_key(node_id, key)})
             keys.append({"key": key, "pos": position(key), "value": latest["value"], "version": latest["version"],
                          "replicas": replicas})
-        hints = [{"holder": n, "intended": h["for"], "key": h["key"], "version": h["version"], "hint": h["hint"],
-                  "expires_in": max(0, round(h["stored"] + self.hint_ttl - self.now))}
+        hints = [{"holder": n, "intended": h.intended, "key": h.key, "version": h.version, "hint": h.id,
+                  "expires_in": max(0, round(h.stored + self.hint_ttl - self.now))}
                  for n in RING for h in self.nodes[n].hints][:12]
-        layout = {n: [round(58 + 30 * math.sin(math.radians(token(n))), 1),
-                      round(50 - 32 * math.cos(math.radians(token(n))), 1)] for n in RING}
-        layout["client"] = [8, 50]
         return {
-            "layout": layout,
             "edges": [[RING[i], RING[(i + 1) % len(RING)]] for i in range(len(RING))],
             "handoff": {"quorum": self.quorum, "n": N, "w": self.w, "r": self.r, "hint_ttl": self.hint_ttl,
                         "keys": keys, "hints": hints, "recent": self.handoffs, "last_read": self.last_read},
         }
 
     def pending_hints_for_key(self, node_id: str, key: str) -> bool:
-        return any(h["for"] == node_id and h["key"] == key for n in RING for h in self.nodes[n].hints)
+        return any(h.intended == node_id and h.key == key for n in RING for h in self.nodes[n].hints)

@@ -156,4 +156,15 @@ def cqrs(snap: dict) -> dict[str, tuple[float, float]]:
     replicas = [n["id"] for n in snap["nodes"] if n["id"].startswith("read")]
     for i, r in enumerate(replicas):
         out[r] = (88, 12 + 38.4 * i / (len(replicas) - 1) if len(replicas) > 1 else 30)
+
+# ---- hinted-handoff
+@layout("hinted-handoff")
+def hinted_handoff(snap: dict) -> dict[str, tuple[float, float]]:
+    """The replicas at their places on the hash ring (n1 at the top, then
+    clockwise every 360/N degrees), the client on the left."""
+    ring = [n["id"] for n in snap["nodes"] if n["id"] != "client"]
+    out = {"client": (8, 30)}
+    for i, node_id in enumerate(ring):
+        angle = math.radians(i * 360 // len(ring))
+        out[node_id] = (round(58 + 30 * math.sin(angle), 1), round(30 - 19.2 * math.cos(angle), 2))
     return out
