@@ -29,10 +29,11 @@ The registry here is one node that keeps its table in memory (like a single
 Eureka server); real deployments replicate it, because losing it means new
 instances cannot be found.
 """
-
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms
+from dataclasses import dataclass
+
+from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms, observe, on
 
 SERVICE = "orders"
 SWEEP_EVERY = 100  # ms between the registry's scans for expired leases
@@ -57,45 +58,53 @@ class Instance(Node):
         self.register()
 
     def register(self) -> None:
-        self.send("registry", "REGISTER", service=SERVICE, addr=self.addr)
-        self.set_timer("register-retry", REGISTER_RETRY)
+        self.request("registry", "REGISTER", awaiting="registered", timeout=REGISTER_RETRY,
+                     on_timeout=self.register, service=SERVICE, addr=self.addr)
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "register-retry" and not self.registered and not self.stopping:
-            self.register()
-        elif name == "heartbeat" and self.registered and not self.stopping:
-            self.send("registry", "HEARTBEAT", addr=self.addr)
-            self.set_timer("heartbeat", self.lab.params["heartbeat"])
-        elif name == "exit":
-            self.lab.instance_gone(self)
-        elif name.startswith("work:"):
-            self.send(data["to"], "RESP", rid=data["rid"], instance=self.id, addr=self.addr)
-
-    def on_message(self, msg) -> None:
-        if msg.type == "REGISTERED" and msg.body["addr"] == self.addr and not self.stopping:
+    @on("REGISTERED")
+    def accepted(self, msg) -> None:
+        if msg.body["addr"] == self.addr and not self.stopping:
             self.registered = True
-            self.cancel_timer("register-retry")
-            self.set_timer("heartbeat", self.lab.params["heartbeat"])
-        elif msg.type == "UNKNOWN" and not self.stopping:
+            self.answered("registered")
+            self.after(self.lab.params["heartbeat"], self.heartbeat, key="heartbeat")
+
+    def heartbeat(self) -> None:
+        if self.registered:  # (after an UNKNOWN, heartbeats wait for the new registration)
+            self.send("registry", "HEARTBEAT", addr=self.addr)
+            self.after(self.lab.params["heartbeat"], self.heartbeat, key="heartbeat")
+
+    @on("UNKNOWN")
+    def forgotten(self, msg) -> None:
+        if not self.stopping:
             self.registered = False  # the registry forgot me (it restarted): register again
             self.register()
-        elif msg.type == "REQ":
-            self.lab.served(self.id)
-            lo, hi = WORK_MS
-            self.set_timer(f"work:{msg.body['rid']}", lo + (hi - lo) * self.lab.sim.rng.random(),
-                           rid=msg.body["rid"], to=msg.src)
+
+    @on("REQ")
+    def serve(self, msg) -> None:
+        self.after(self.rng.uniform(*WORK_MS), self.respond, msg.src, msg.body["rid"], key=("work", msg.body["rid"]))
+
+    def respond(self, to: str, rid: int) -> None:
+        self.send(to, "RESP", rid=rid, instance=self.id, addr=self.addr)
 
     def shutdown(self) -> None:
         """Graceful stop: deregister first, drain, then exit."""
         self.stopping = True
         self.role = "draining"
-        self.cancel_timer("heartbeat")
-        self.cancel_timer("register-retry")
+        self.cancel("heartbeat")
+        self.cancel("registered")
         self.send("registry", "DEREGISTER", addr=self.addr)
-        self.set_timer("exit", DRAIN)
+        self.after(DRAIN, self.lab.instance_gone, self, key="exit")
 
     def view(self) -> dict:
         return {"addr": self.addr, "label": self.addr if self.status != "down" else f"{self.addr} (dead)"}
+
+
+@dataclass
+class Lease:
+    instance: str
+    since: float
+    renewed: float  # the last REGISTER or HEARTBEAT
+    expires: float | None  # None: no TTL, it never expires
 
 
 class Registry(Node):
@@ -103,44 +112,56 @@ class Registry(Node):
 
     def boot(self) -> None:
         self.role = "registry"
-        self.leases: dict[str, dict] = {}
-        self.set_timer("sweep", SWEEP_EVERY)
+        self.leases: dict[str, Lease] = {}  # address -> its lease
+        self.every(SWEEP_EVERY, self.sweep, key="sweep")
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "sweep":
-            ttl = self.lab.params["ttl"]
-            if ttl:
-                for addr, lease in list(self.leases.items()):
-                    if self.now >= lease["expires"]:
-                        del self.leases[addr]
-                        self.lab.emit("expire", node=self.id, instance=lease["instance"], addr=addr,
-                                      silent_ms=round(self.now - lease["renewed"], 3))
-            self.set_timer("sweep", SWEEP_EVERY)
+    def expiry(self) -> float | None:
+        ttl = self.lab.params["ttl"]
+        return self.now + ttl if ttl else None
 
-    def on_message(self, msg) -> None:
-        body, ttl = msg.body, self.lab.params["ttl"]
-        if msg.type in ("REGISTER", "HEARTBEAT"):
-            self.lab.heard[body["addr"]] = self.now  # for the checks: when the registry last heard this address
-        if msg.type == "REGISTER":
-            new = body["addr"] not in self.leases
-            self.leases[body["addr"]] = {"instance": msg.src, "addr": body["addr"], "since": self.now,
-                                         "renewed": self.now, "expires": self.now + ttl if ttl else None}
-            self.send(msg.src, "REGISTERED", addr=body["addr"])
-            if new:
-                self.lab.emit("register", node=self.id, instance=msg.src, addr=body["addr"])
-                self.lab.registered(msg.src, body["addr"])
-        elif msg.type == "HEARTBEAT":
-            lease = self.leases.get(body["addr"])
-            if lease is None:
-                self.send(msg.src, "UNKNOWN", addr=body["addr"])
-            else:
-                lease["renewed"] = self.now
-                lease["expires"] = self.now + ttl if ttl else None
-        elif msg.type == "DEREGISTER":
-            if self.leases.pop(body["addr"], None):
-                self.lab.emit("deregister", node=self.id, instance=msg.src, addr=body["addr"])
-        elif msg.type == "LOOKUP":
-            self.send(msg.src, "LIST", addrs=list(self.leases), rid=body.get("rid"))
+    def sweep(self) -> None:
+        """Remove every lease that ran out (a crashed instance says nothing)."""
+        if self.lab.params["ttl"]:
+            for addr, lease in list(self.leases.items()):
+                if self.now >= lease.expires:
+                    del self.leases[addr]
+                    self.lab.emit("expire", node=self.id, instance=lease.instance, addr=addr,
+                                  silent_ms=round(self.now - lease.renewed, 3))
+
+    @on("REGISTER")
+    def register(self, msg) -> None:
+        addr = msg.body["addr"]
+        new = addr not in self.leases
+        self.leases[addr] = Lease(msg.src, self.now, self.now, self.expiry())
+        self.send(msg.src, "REGISTERED", addr=addr)
+        if new:
+            self.lab.emit("register", node=self.id, instance=msg.src, addr=addr)
+
+    @on("HEARTBEAT")
+    def renew(self, msg) -> None:
+        lease = self.leases.get(msg.body["addr"])
+        if lease is None:
+            self.send(msg.src, "UNKNOWN", addr=msg.body["addr"])
+        else:
+            lease.renewed, lease.expires = self.now, self.expiry()
+
+    @on("DEREGISTER")
+    def deregister(self, msg) -> None:
+        if self.leases.pop(msg.body["addr"], None):
+            self.lab.emit("deregister", node=self.id, instance=msg.src, addr=msg.body["addr"])
+
+    @on("LOOKUP")
+    def lookup(self, msg) -> None:
+        self.send(msg.src, "LIST", addrs=list(self.leases), rid=msg.body.get("rid"))
+
+
+@dataclass
+class Call:
+    """A request a caller is placing: found through the list, sent to an instance."""
+
+    reply_to: str | None  # the client the balancer answers (None: the caller is the client)
+    addr: str | None = None
+    instance: str | None = None
 
 
 class Caller(Node):
@@ -151,10 +172,10 @@ class Caller(Node):
         self.cache: list[str] = []
         self.fetched_at: float | None = None
         self.turn = 0
-        self.pending: dict[int, dict] = {}
+        self.calls: dict[int, Call] = {}
         if self.discovers():
             # At the very start, give the instances a moment to register first.
-            self.set_timer("refresh", 0 if self.lab.started else STARTUP)
+            self.after(0 if self.restarted else STARTUP, self.refresh, key="refresh")
 
     def discovers(self) -> bool:
         return True
@@ -163,22 +184,21 @@ class Caller(Node):
         self.send("registry", "LOOKUP")
         every = self.lab.params["refresh"]
         if every and self.lab.params["cache"]:
-            self.set_timer("refresh", every)
+            self.after(every, self.refresh, key="refresh")
 
-    def on_list(self, body: dict) -> None:
-        if body.get("rid") is None:
-            changed = body["addrs"] != self.cache
-            self.cache, self.fetched_at = list(body["addrs"]), self.now
+    @on("LIST")
+    def listed(self, msg) -> None:
+        rid = msg.body.get("rid")
+        if rid is None:  # a refresh of the cache
+            changed = msg.body["addrs"] != self.cache
+            self.cache, self.fetched_at = list(msg.body["addrs"]), self.now
             if changed:
                 self.lab.emit("cache", node=self.id, addrs=",".join(self.cache))
-        else:
-            req = self.pending.get(body["rid"])
-            if req and req.get("looking"):
-                self.cancel_timer(f"lookup:{body['rid']}")
-                req["looking"] = False
-                self.call_instance(body["rid"], self.pick(body["addrs"]))
+        elif rid in self.calls and self.answered(("lookup", rid)):  # the list for one request (no cache)
+            self.call_instance(rid, self.pick(msg.body["addrs"]))
 
     def pick(self, addrs: list[str]) -> str | None:
+        """Round robin over the list."""
         if not addrs:
             return None
         addr = addrs[self.turn % len(addrs)]
@@ -187,13 +207,16 @@ class Caller(Node):
 
     def start_call(self, rid: int, reply_to: str | None) -> None:
         """Find an instance for request `rid` and send it there."""
-        self.pending[rid] = {"reply_to": reply_to, "looking": False}
+        self.calls[rid] = Call(reply_to)
         if self.lab.params["cache"]:
             self.call_instance(rid, self.pick(self.cache))
         else:  # no cache: ask the registry for every request
-            self.pending[rid]["looking"] = True
-            self.send("registry", "LOOKUP", rid=rid)
-            self.set_timer(f"lookup:{rid}", LOOKUP_TIMEOUT, rid=rid)
+            self.request("registry", "LOOKUP", awaiting=("lookup", rid), timeout=LOOKUP_TIMEOUT, rid=rid,
+                         on_timeout=lambda: self.no_list(rid))
+
+    def no_list(self, rid: int) -> None:
+        if rid in self.calls:
+            self.end_call(rid, None, None, "registry", "the registry did not answer the lookup")
 
     def call_instance(self, rid: int, addr: str | None) -> None:
         if addr is None:
@@ -203,31 +226,23 @@ class Caller(Node):
         if target is None:  # nothing listens at that address any more
             self.end_call(rid, addr, None, "refused", f"connection refused at {addr}")
             return
-        self.pending[rid].update(addr=addr, instance=target, sent=self.now)
-        self.send(target, "REQ", rid=rid, addr=addr)
-        self.set_timer(f"req:{rid}", REQUEST_TIMEOUT, rid=rid)
+        call = self.calls[rid]
+        call.addr, call.instance = addr, target
+        self.request(target, "REQ", awaiting=("req", rid), timeout=REQUEST_TIMEOUT, rid=rid, addr=addr,
+                     on_timeout=lambda: self.no_answer(rid))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "refresh":
-            self.refresh()
-        elif name.startswith("lookup:"):
-            if self.pending.get(data["rid"], {}).get("looking"):
-                self.end_call(data["rid"], None, None, "registry", "the registry did not answer the lookup")
-        elif name.startswith("req:"):
-            req = self.pending.get(data["rid"])
-            if req:
-                self.end_call(data["rid"], req["addr"], req["instance"], "timeout",
-                              f"{req['instance']} at {req['addr']} did not answer")
+    def no_answer(self, rid: int) -> None:
+        if call := self.calls.get(rid):
+            self.end_call(rid, call.addr, call.instance, "timeout", f"{call.instance} at {call.addr} did not answer")
 
-    def on_message(self, msg) -> None:
-        if msg.type == "LIST":
-            self.on_list(msg.body)
-        elif msg.type == "RESP" and msg.body["rid"] in self.pending:
-            self.cancel_timer(f"req:{msg.body['rid']}")
+    @on("RESP")
+    def answer(self, msg) -> None:
+        if msg.body["rid"] in self.calls:
+            self.answered(("req", msg.body["rid"]))
             self.end_call(msg.body["rid"], msg.body["addr"], msg.body["instance"], "ok", "")
 
     def end_call(self, rid: int, addr, instance, outcome: str, why: str) -> None:
-        self.pending.pop(rid, None)
+        self.calls.pop(rid, None)
 
     def view(self) -> dict:
         return {"cache": list(self.cache) if self.status != "down" else [],
@@ -239,47 +254,36 @@ class Client(Caller):
 
     def boot(self) -> None:
         self.role = "client"
-        self.next_rid = 0
         super().boot()
-        self.schedule()
+        self.schedule(0 if self.restarted else 2 * STARTUP)
 
     def discovers(self) -> bool:
         return self.lab.mode == "client-side"
 
-    def schedule(self) -> None:
+    def schedule(self, first: float = 0) -> None:
+        """The next request in about 1/rate s (half to one and a half times that)."""
         rate = self.lab.rate
         if rate > 0:
-            first = 0 if self.lab.started else 2 * STARTUP
-            self.set_timer("next", first + (1000 / rate) * (0.5 + self.lab.sim.rng.random()))
+            self.after(first + (1000 / rate) * (0.5 + self.rng.random()), self.send_request, key="next")
         else:
-            self.cancel_timer("next")
+            self.cancel("next")
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "next":
-            self.schedule()
-            self.next_rid += 1
-            rid = self.lab.new_rid()
-            self.lab.count("requests")
-            if self.discovers():
-                self.start_call(rid, None)
-            else:
-                self.pending[rid] = {"via": "lb", "sent": self.now}
-                self.send("lb", "REQ", rid=rid)
-                self.set_timer(f"via:{rid}", REQUEST_TIMEOUT + 200, rid=rid)
-        elif name.startswith("via:"):
-            if self.pending.pop(data["rid"], None) is not None:
-                self.lab.outcome(self.id, data["rid"], None, None, "timeout", "the balancer did not answer")
-        else:
-            super().on_timer(name, data)
+    def send_request(self) -> None:
+        self.schedule()
+        rid = self.lab.new_rid()
+        self.lab.count("requests")
+        if self.discovers():
+            self.start_call(rid, None)
+        else:  # server-side: the balancer finds the instance
+            self.request("lb", "REQ", awaiting=("via", rid), timeout=REQUEST_TIMEOUT + 200, rid=rid,
+                         on_timeout=lambda: self.lab.outcome(self.id, rid, None, None, "timeout",
+                                                             "the balancer did not answer"))
 
-    def on_message(self, msg) -> None:
-        if msg.type == "RESULT":  # server-side: the balancer's answer
-            if self.pending.pop(msg.body["rid"], None) is not None:
-                self.cancel_timer(f"via:{msg.body['rid']}")
-                b = msg.body
-                self.lab.outcome(self.id, b["rid"], b.get("addr"), b.get("instance"), b["outcome"], b.get("why", ""))
-        else:
-            super().on_message(msg)
+    @on("RESULT")
+    def result(self, msg) -> None:  # server-side: the balancer's answer
+        b = msg.body
+        if self.answered(("via", b["rid"])):
+            self.lab.outcome(self.id, b["rid"], b.get("addr"), b.get("instance"), b["outcome"], b.get("why", ""))
 
     def end_call(self, rid: int, addr, instance, outcome: str, why: str) -> None:
         super().end_call(rid, addr, instance, outcome, why)
@@ -293,17 +297,15 @@ class Balancer(Caller):
         self.role = "balancer"
         super().boot()
 
-    def on_message(self, msg) -> None:
-        if msg.type == "REQ" and msg.src != self.id:
-            self.start_call(msg.body["rid"], msg.src)
-        else:
-            super().on_message(msg)
+    @on("REQ")
+    def forward(self, msg) -> None:
+        self.start_call(msg.body["rid"], msg.src)
 
     def end_call(self, rid: int, addr, instance, outcome: str, why: str) -> None:
-        req = self.pending.get(rid, {})
+        call = self.calls.get(rid)
         super().end_call(rid, addr, instance, outcome, why)
-        if req.get("reply_to"):
-            self.send(req["reply_to"], "RESULT", rid=rid, addr=addr, instance=instance, outcome=outcome, why=why)
+        if call and call.reply_to:
+            self.send(call.reply_to, "RESULT", rid=rid, addr=addr, instance=instance, outcome=outcome, why=why)
 
 
 class ServiceRegistry(Lab):
@@ -340,8 +342,8 @@ class ServiceRegistry(Lab):
         self.stats: dict[str, dict] = {}
         self.crashes: list[dict] = []  # crashed instances whose entry must expire
         self.lose_deregistration: dict[str, bool] = {}  # instances whose DEREGISTER the network will lose
-        self.heard: dict[str, float] = {}
-        self.registry_pauses: list[list] = []  # [paused at, resumed at or None]  # address -> when the registry last received its REGISTER or HEARTBEAT
+        self.heard: dict[str, float] = {}  # address -> when the registry last received its REGISTER or HEARTBEAT
+        self.registry_pauses: list[list] = []  # [paused at, resumed at or None]
         self.shutdowns: list[dict] = []  # graceful stops whose entry must go at once
         self.waiting_traffic: dict[str, dict] = {}  # newly registered, not served yet
         self.registry_down_since: float | None = None
@@ -350,7 +352,6 @@ class ServiceRegistry(Lab):
         self.recent: list[dict] = []
         self.metrics.update({"requests": 0, "ok": 0, "dead_instance": 0, "registry_errors": 0,
                              "no_instance": 0})
-        self.started = False
         self.add_node(Registry(self, "registry"))
         for i in range(1, p["instances"] + 1):
             self.add_instance(f"s{i}")
@@ -358,7 +359,6 @@ class ServiceRegistry(Lab):
             self.add_node(Balancer(self, "lb"))
         self.add_node(Client(self, "c1"))
         self.add_node(Client(self, "c2"))
-        self.started = True
         self.add_check("crashed-expires", "An instance that crashes (no deregistration) leaves the registry "
                                           "within the TTL of the last heartbeat the registry received from it "
                                           "(with TTL 0 entries never expire, and this check shows it).")
@@ -374,7 +374,7 @@ class ServiceRegistry(Lab):
                                            "others), counted while the registry, the callers and the network "
                                            "are fault-free. With the cache on and refresh 0 a caller never "
                                            "learns of it, and this check shows that.")
-        self.sim.after(SWEEP_EVERY, self.audit)
+        self.every(SWEEP_EVERY, self.audit)
 
     # -- bookkeeping --------------------------------------------------------------
     def add_instance(self, node_id: str) -> Instance:
@@ -404,28 +404,34 @@ class ServiceRegistry(Lab):
         node = self.nodes.get(node_id) if node_id else None
         return node_id if node is not None and getattr(node, "addr", None) == addr else None
 
-    def emit(self, kind: str, **fields) -> dict:
-        if kind == "address":
-            self.addresses[fields["addr"]] = fields["node"]
-        return super().emit(kind, **fields)
-
     def registry(self) -> Registry:
         return self.nodes["registry"]
 
-    # -- measurements ---------------------------------------------------------------
-    def registered(self, instance: str, addr: str) -> None:
+    # -- measurements: what the lab sees happen ------------------------------------------
+    @observe("address")
+    def listening(self, event: dict) -> None:
+        self.addresses[event["addr"]] = event["node"]
+
+    @observe("register")
+    def registered(self, event: dict) -> None:
+        instance = event["instance"]
         node = self.nodes.get(instance)
-        if self.started and node is not None and node.status == "up" and instance not in self.waiting_traffic:
-            self.waiting_traffic[instance] = {"since": self.now, "addr": addr}
+        if node is not None and node.status == "up" and instance not in self.waiting_traffic:
+            self.waiting_traffic[instance] = {"since": self.now, "addr": event["addr"]}
+
+    def handled(self, node: Node, msg) -> None:
+        if isinstance(node, Registry) and msg.type in ("REGISTER", "HEARTBEAT"):
+            self.heard[msg.body["addr"]] = self.now
+        elif isinstance(node, Instance) and msg.type == "REQ":
+            self.served(node.id)
 
     def served(self, instance: str) -> None:
         self.stats[instance]["served"] += 1
         waited = self.waiting_traffic.pop(instance, None)
         if waited is not None:
             self.emit("first-traffic", node=instance, after_ms=round(self.now - waited["since"], 3))
-            if self.checks["new-gets-traffic"].ok:
-                self.checks["new-gets-traffic"].detail = (
-                    f"{instance} got its first request {fmt_ms(self.now - waited['since'])} after registering")
+            self.note("new-gets-traffic",
+                      f"{instance} got its first request {fmt_ms(self.now - waited['since'])} after registering")
 
     def outcome(self, client: str, rid: int, addr, instance, outcome: str, why: str) -> None:
         registry_down = self.registry().status != "up"
@@ -449,9 +455,8 @@ class ServiceRegistry(Lab):
                 never_listed = self.params["cache"] and getattr(caller, "fetched_at", 0) is None
                 if outcome in ("registry", "no-instance") and not never_listed:  # (nothing cached yet: no cache)
                     self.fail("cache-survives", f"with the registry down, {client}'s request {rid} failed: {why}")
-        if registry_down and self.checks["cache-survives"].ok:
-            self.checks["cache-survives"].detail = (
-                f"registry down: {self.outage['served']} requests served from cached lists")
+        if registry_down:
+            self.note("cache-survives", f"registry down: {self.outage['served']} requests served from cached lists")
         self.recent.append({"rid": rid, "client": client, "addr": addr, "instance": instance, "outcome": outcome})
         del self.recent[:-10]
 
@@ -483,7 +488,6 @@ class ServiceRegistry(Lab):
         return None
 
     def audit(self) -> None:
-        self.sim.after(SWEEP_EVERY, self.audit)
         registry = self.registry()
         ttl, hb = self.params["ttl"], self.params["heartbeat"]
         table = registry.leases if registry.status != "down" else None
@@ -492,11 +496,10 @@ class ServiceRegistry(Lab):
                 continue  # a frozen registry expires nothing; the time it is paused does not count
             if table is None or crash["addr"] not in table:
                 self.crashes.remove(crash)
-                if table is not None and self.checks["crashed-expires"].ok:
+                if table is not None:
                     last = self.heard.get(crash["addr"], crash["t"])
-                    self.checks["crashed-expires"].detail = (
-                        f"{crash['node']}'s entry left {fmt_ms(self.now - crash['t'])} after its crash, "
-                        f"{fmt_ms(self.now - last)} after its last heartbeat")
+                    self.note("crashed-expires", f"{crash['node']}'s entry left {fmt_ms(self.now - crash['t'])} "
+                                                 f"after its crash, {fmt_ms(self.now - last)} after its last heartbeat")
                 continue
             # Counted from the last heartbeat the registry received (one still in flight at the
             # crash renews the lease), plus one sweep of the table.
@@ -510,9 +513,9 @@ class ServiceRegistry(Lab):
         for stop in list(self.shutdowns):
             if table is None or stop["addr"] not in table:
                 self.shutdowns.remove(stop)
-                if table is not None and self.checks["graceful-at-once"].ok:
-                    self.checks["graceful-at-once"].detail = (
-                        f"{stop['node']} left the registry {fmt_ms(self.now - stop['t'])} after its shutdown")
+                if table is not None:
+                    self.note("graceful-at-once",
+                              f"{stop['node']} left the registry {fmt_ms(self.now - stop['t'])} after its shutdown")
                 continue
             if self.now - stop["t"] > 100:
                 self.fail("graceful-at-once", f"{stop['node']} shut down gracefully but {stop['addr']} is still "
@@ -634,23 +637,8 @@ class ServiceRegistry(Lab):
     def view(self) -> dict:
         registry = self.registry()
         insts = self.instances()
-        layout = {"registry": [36, 17], "c1": [8, 44], "c2": [8, 80]}
-        edges = []
-        # Instances in one column on the right; five or more in two columns, the second
-        # one shifted down half a row so the registry's lines pass between the first.
-        rows = len(insts) if len(insts) <= 4 else -(-len(insts) // 2)
-        full = len(insts) > 4 and len(insts) == 2 * rows  # the shifted column has a full set of rows
-        step = 64 / max(1, rows - 1) if not full else 64 / (rows - 0.5)
-        for i, node in enumerate(insts):
-            col, row = divmod(i, rows)
-            if len(insts) <= 4:
-                x, y = 86, (20 + step * row if rows > 1 else 52)
-            else:
-                x, y = (66, 20 + step * row) if col == 0 else (90, 20 + step * (row + 0.5))
-            layout[node.id] = [x, round(y, 1)]
-            edges.append([node.id, "registry"])
+        edges = [[node.id, "registry"] for node in insts]
         if self.mode == "server-side":
-            layout["lb"] = [46, 58]
             edges += [["c1", "lb"], ["c2", "lb"], ["lb", "registry"]] + [["lb", n.id] for n in insts]
         else:
             edges += [[c, "registry"] for c in ("c1", "c2")] + [[c, n.id] for c in ("c1", "c2") for n in insts]
@@ -663,9 +651,9 @@ class ServiceRegistry(Lab):
         leases = []
         if registry.status != "down":
             for addr, lease in registry.leases.items():
-                left = None if lease["expires"] is None else round(max(0.0, lease["expires"] - self.now))
-                leases.append({"addr": addr, "instance": lease["instance"], "since": round(lease["since"], 3),
-                               "renewed_ago": round(self.now - lease["renewed"]), "expires_in": left,
+                left = None if lease.expires is None else round(max(0.0, lease.expires - self.now))
+                leases.append({"addr": addr, "instance": lease.instance, "since": round(lease.since, 3),
+                               "renewed_ago": round(self.now - lease.renewed), "expires_in": left,
                                "alive": alive(addr),
                                "bar": None if left is None else round(60 * left / max(1, self.params["ttl"]))})
         caches = []
@@ -676,7 +664,7 @@ class ServiceRegistry(Lab):
                            "entries": [{"addr": a, "alive": alive(a)} for a in
                                        (caller.cache if caller.status != "down" else [])]})
         return {
-            "layout": layout, "edges": edges,
+            "edges": edges,
             "registry": {"status": registry.status, "ttl": self.params["ttl"], "leases": leases,
                          "down_since": self.registry_down_since, "outage": dict(self.outage)},
             "caches": caches,

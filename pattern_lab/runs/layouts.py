@@ -168,3 +168,23 @@ def hinted_handoff(snap: dict) -> dict[str, tuple[float, float]]:
         angle = math.radians(i * 360 // len(ring))
         out[node_id] = (round(58 + 30 * math.sin(angle), 1), round(30 - 19.2 * math.cos(angle), 2))
     return out
+
+# ---- service-registry
+@layout("service-registry")
+def service_registry(snap: dict) -> dict[str, tuple[float, float]]:
+    """The registry at the top, the clients on the left (the balancer between them and
+    the service), the instances in one column on the right; five or more in two columns,
+    the second one shifted down half a row so the registry's lines pass between the first.
+    (Worked out in percent of the height, then scaled to the box.)"""
+    places = {"registry": (36, 17), "c1": (8, 44), "c2": (8, 80), "lb": (46, 58)}
+    insts = [i["id"] for i in snap.get("instances", [])]
+    rows = len(insts) if len(insts) <= 4 else -(-len(insts) // 2)
+    full = len(insts) > 4 and len(insts) == 2 * rows  # the shifted column has a full set of rows
+    step = 64 / max(1, rows - 1) if not full else 64 / (rows - 0.5)
+    for i, node_id in enumerate(insts):
+        col, row = divmod(i, rows)
+        if len(insts) <= 4:
+            places[node_id] = (86, round(20 + step * row, 1) if rows > 1 else 52)
+        else:
+            places[node_id] = (66, round(20 + step * row, 1)) if col == 0 else (90, round(20 + step * (row + 0.5), 1))
+    return {node_id: (x, y * HEIGHT / 100) for node_id, (x, y) in places.items()}
