@@ -73,7 +73,7 @@ class Client(Node):
         return {"calls": 0, "waiting": len(self.waiting),
                 "label": f"{self.lab.params['rate']}/s · {self.lab.mix}% need B"}
 
-    def request(self, dep: str | None = None) -> None:
+    def call(self, dep: str | None = None) -> None:
         if dep is None:
             dep = "B" if self.lab.sim.rng.random() * 100 < self.lab.mix else "C"
         self.lab.sent += 1
@@ -84,7 +84,7 @@ class Client(Node):
 
     def on_timer(self, name: str, data: dict) -> None:
         if name == "tick":
-            self.request()
+            self.call()
             self.set_timer("tick", 1000 / self.lab.params["rate"])
         elif name.startswith("give-up"):
             self.finish(data["rid"], "timeout", "no answer from A")
@@ -365,7 +365,7 @@ class Bulkhead(Lab):
     def do_request(self, count: int, dep: str) -> None:
         self.emit("burst", count=count, dep=dep)
         for _ in range(count):
-            self.nodes["client"].request(None if dep == "mix" else dep)
+            self.nodes["client"].call(None if dep == "mix" else dep)
 
     def dependency(self, node_id: str) -> Dependency:
         if node_id not in DEPS:

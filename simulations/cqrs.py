@@ -373,12 +373,6 @@ class Cqrs(Lab):
         self.checks["rejected-never-read"].detail = "no command rejected yet"
         self.every(AUDIT_EVERY, self.audit)
 
-    def witness(self, kind: str, **fact) -> None:
-        """Hand a fact with no event of its own (a read model applied an event or finished a rebuild,
-        the client sent a query) to the @observe methods, not to the run's events (no quiet event yet)."""
-        for watcher in self.OBSERVERS.get(kind, ()):
-            watcher(self, fact)
-
     def replica_ids(self) -> list[str]:
         return [n for n in self.nodes if n.startswith("read")]
 

@@ -571,6 +571,11 @@ def _summary(body: dict) -> dict:
 # --------------------------------------------------------------------------
 
 
+# What a node gets from the kernel and a protocol must not redefine.
+KERNEL_NAMES = ("send", "after", "every", "cancel", "pending", "request", "answered", "rng", "restarted",
+                "set_timer", "cancel_timer", "has_timer", "up", "now")
+
+
 def _copyable(fn: Callable) -> None:
     """A run is copied (time travel keeps copies of it): what a timer will call
     must be a method, or functools.partial of one, never a lambda or a nested
@@ -639,6 +644,9 @@ class Node:
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
+        for name in KERNEL_NAMES:
+            if name in vars(cls):
+                raise TypeError(f"{cls.__name__}.{name} would hide the kernel's Node.{name}; choose another name")
         found: dict[str, Callable] = {}
         for klass in reversed(cls.__mro__):
             for attr in vars(klass).values():
@@ -747,12 +755,10 @@ class Node:
     def pending(self, key) -> bool:
         return key in self._timers
 
-    def request(self, dst: str, type: str, *, awaiting=None, timeout: float, on_timeout: Callable, **body):
+    def request(self, dst: str, type: str, *, awaiting, timeout: float, on_timeout: Callable, **body):
         """Send a message that expects an answer: unless `answered(awaiting)`
         is called within `timeout` ms, `on_timeout()` runs.  `awaiting` names
         the answer (for example ("hop", 3)); the rest is the message's body."""
-        if awaiting is None:
-            awaiting = body.pop("key")
         self.send(dst, type, **body)
         return self.after(timeout, on_timeout, key=awaiting)
 
@@ -1020,6 +1026,13 @@ class Lab:
         elif detail:
             check.detail = detail
 
+    def witness(self, kind: str, **fact) -> None:
+        """Tell the @observe methods of `kind` about a fact that is not an event
+        of the run (nothing in the log, no sequence number): a step inside a
+        node that only the lab's bookkeeping or checks care about."""
+        for watcher in self.OBSERVERS.get(kind, ()):
+            watcher(self, fact)
+
     def note(self, name: str, detail: str) -> None:
         """Say how a check that still holds is doing (a broken one keeps its breach)."""
         check = self.checks[name]
@@ -1081,7 +1094,8 @@ class Lab:
         if spec.targets_node and values[0] is not None:
             node = self.nodes[values[0]]
             if spec.not_for and node.id not in spec.listed(self):
-                raise SimError(spec.not_for.format(node=node.id, status=node.status))
+                raise SimError(spec.not_for.format(node=node.id, status=node.status,
+                                                   listed=", ".join(spec.listed(self))))
             if spec.refuse and not spec.fits(node):
                 raise SimError(spec.refuse.format(node=node.id, status=node.status))
         getattr(self, spec.method)(*values)

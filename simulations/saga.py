@@ -303,11 +303,11 @@ class Orchestrator(Node):
         timeout, wait = self.lab.params["timeout"], ("wait", saga.id)
         if saga.phase == "forward":
             self.progress(saga, "create", "running", saga.attempt)
-            self.request(saga.current, "CREATE", key=wait, timeout=timeout,
+            self.request(saga.current, "CREATE", awaiting=wait, timeout=timeout,
                          on_timeout=partial(self.no_answer, saga), saga=saga.id, **saga.product)
         else:
             self.progress(saga, "compensate", "running", saga.attempt)
-            self.request(saga.current, "COMPENSATE", key=wait, timeout=timeout * min(saga.attempt, 4),  # back off
+            self.request(saga.current, "COMPENSATE", awaiting=wait, timeout=timeout * min(saga.attempt, 4),  # back off
                          on_timeout=partial(self.no_answer, saga), saga=saga.id)
 
     def no_answer(self, saga: Saga) -> None:
@@ -439,7 +439,7 @@ class Bus(Node):
         if delivery.attempt:
             self.lab.count("redeliveries")
         delivery.attempt += 1
-        self.request(delivery.to, "DELIVER", key=("deliver", key), timeout=self.lab.params["timeout"] * min(delivery.attempt, 4),
+        self.request(delivery.to, "DELIVER", awaiting=("deliver", key), timeout=self.lab.params["timeout"] * min(delivery.attempt, 4),
                      on_timeout=partial(self.deliver, key), **delivery.event)
 
     @on("ACK")
@@ -524,13 +524,6 @@ class SagaLab(Lab):
         self.checks["resumes-from-log"].detail = f"no restart of the {self.hub.id} yet"
         self.checks["no-duplicate-rows"].detail = "no repeated message yet"
         self.every(AUDIT_EVERY, self.audit)
-
-    def witness(self, kind: str, **fact) -> None:
-        """Hand a service's local transaction (`begin`, `commit`) to the @observe
-        methods without making it an event of the run: the run's events show its
-        rows instead (the kernel has no quiet event yet)."""
-        for watcher in self.OBSERVERS.get(kind, ()):
-            watcher(self, fact)
 
     # -- what the page shows ----------------------------------------------------------
     def view(self) -> dict:

@@ -32,6 +32,7 @@ instances cannot be found.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms, observe, on
 
@@ -212,7 +213,7 @@ class Caller(Node):
             self.call_instance(rid, self.pick(self.cache))
         else:  # no cache: ask the registry for every request
             self.request("registry", "LOOKUP", awaiting=("lookup", rid), timeout=LOOKUP_TIMEOUT, rid=rid,
-                         on_timeout=lambda: self.no_list(rid))
+                         on_timeout=partial(self.no_list, rid))
 
     def no_list(self, rid: int) -> None:
         if rid in self.calls:
@@ -229,7 +230,7 @@ class Caller(Node):
         call = self.calls[rid]
         call.addr, call.instance = addr, target
         self.request(target, "REQ", awaiting=("req", rid), timeout=REQUEST_TIMEOUT, rid=rid, addr=addr,
-                     on_timeout=lambda: self.no_answer(rid))
+                     on_timeout=partial(self.no_answer, rid))
 
     def no_answer(self, rid: int) -> None:
         if call := self.calls.get(rid):
@@ -276,8 +277,8 @@ class Client(Caller):
             self.start_call(rid, None)
         else:  # server-side: the balancer finds the instance
             self.request("lb", "REQ", awaiting=("via", rid), timeout=REQUEST_TIMEOUT + 200, rid=rid,
-                         on_timeout=lambda: self.lab.outcome(self.id, rid, None, None, "timeout",
-                                                             "the balancer did not answer"))
+                         on_timeout=partial(self.lab.outcome, self.id, rid, None, None, "timeout",
+                                            "the balancer did not answer"))
 
     @on("RESULT")
     def result(self, msg) -> None:  # server-side: the balancer's answer

@@ -413,12 +413,6 @@ class TwoPhaseCommit(Lab):
                        "that has not arrived when the vote timeout ends aborts the transaction.")
         self.every(250, self.audit)
 
-    def witness(self, kind: str, **fact) -> None:
-        """Hand a fact with no event of its own (the coordinator starts a vote, decides, is done)
-        to the @observe methods, not to the run's events (the kernel has no quiet event yet)."""
-        for watcher in self.OBSERVERS.get(kind, ()):
-            watcher(self, fact)
-
     # -- transactions as the page shows them: watched, not reported -----------------------
     @observe("phase")
     def phase_changed(self, event: dict) -> None:

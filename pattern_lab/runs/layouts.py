@@ -156,6 +156,8 @@ def cqrs(snap: dict) -> dict[str, tuple[float, float]]:
     replicas = [n["id"] for n in snap["nodes"] if n["id"].startswith("read")]
     for i, r in enumerate(replicas):
         out[r] = (88, 12 + 38.4 * i / (len(replicas) - 1) if len(replicas) > 1 else 30)
+    return out
+
 
 # ---- hinted-handoff
 @layout("hinted-handoff")
@@ -168,6 +170,7 @@ def hinted_handoff(snap: dict) -> dict[str, tuple[float, float]]:
         angle = math.radians(i * 360 // len(ring))
         out[node_id] = (round(58 + 30 * math.sin(angle), 1), round(30 - 19.2 * math.cos(angle), 2))
     return out
+
 
 # ---- service-registry
 @layout("service-registry")

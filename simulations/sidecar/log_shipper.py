@@ -152,7 +152,7 @@ class Shipper(Node):
         self.in_flight = Batch(self.batch_no, start, end)
         if self.lab.params["commit"] == "before-ack":
             self.commit(end)  # the bug: the offset moves before the store has the lines
-        self.request("store", "BATCH", key="ack", timeout=ACK_TIMEOUT, on_timeout=self.batch_failed,
+        self.request("store", "BATCH", awaiting="ack", timeout=ACK_TIMEOUT, on_timeout=self.batch_failed,
                      batch=self.batch_no, lines=list(log.lines[start:end]), first=start, count=end - start)
 
     @on("ACK")
