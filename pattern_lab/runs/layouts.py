@@ -87,3 +87,8 @@ def sidecar(snap: dict) -> dict[str, tuple[float, float]]:
 # ---- circuit-breaker
 
 layout("circuit-breaker")(fixed({"client": (10, 30), "A": (37, 30), "B": (63, 30), "C": (90, 30)}))
+
+
+# ---- bulkhead
+
+layout("bulkhead")(fixed({"client": (10, 30), "A": (45, 30), "B": (85, 13.2), "C": (85, 46.8)}))
