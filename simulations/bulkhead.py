@@ -21,17 +21,28 @@ so the sizes must be chosen (and changed) with the traffic in mind.
 
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, any_state
+from dataclasses import dataclass
+
+from .kernel import Arg, Lab, Node, Param, SimError, action, any_state, on
 
 WORK_MS = {"B": 60.0, "C": 10.0}  # how long each dependency normally works on a call
 C_SLA = 250  # ms: a request for C answered slower than this has been stalled
 SAMPLE_EVERY = 500  # ms between two points of the latency chart
 SAMPLES = 40  # points kept (20 s)
 WINDOW = 1000  # each point is the slowest successful answer of the last second
-DEPS = ("B", "C")
+DEPS = ("B", "C")  # what A calls
+ONLY_DEPS = "only the dependencies B and C can do that; got '{node}'"
 
-DEPENDENCIES = ("B", "C")  # what A calls
 
+@dataclass
+class Job:
+    """A request at A: on a thread of its pool, or queued for one."""
+
+    rid: int
+    dep: str  # the dependency it needs
+    t: float
+    pool: str = ""
+    slot: int = 0
 
 
 class Pool:
@@ -39,8 +50,8 @@ class Pool:
 
     def __init__(self, name: str, size: int, queue_limit: int):
         self.name, self.size, self.queue_limit = name, size, queue_limit
-        self.slots: dict[int, dict] = {}  # slot index -> the request it serves
-        self.queue: list[dict] = []
+        self.slots: dict[int, Job] = {}  # slot index -> the request it serves
+        self.queue: list[Job] = []
         self.rejected = 0
 
     def free_slot(self) -> int | None:
@@ -54,11 +65,17 @@ class Pool:
         slots = []
         for i in range(top):
             job = self.slots.get(i)
-            slots.append({"i": i, "busy": job is not None, "dep": job["dep"] if job else "",
+            slots.append({"i": i, "busy": job is not None, "dep": job.dep if job else "",
                           "retiring": i >= self.size})
         return {"name": self.name, "size": self.size, "busy": len(self.slots), "slots": slots,
                 "queued": len(self.queue), "queue_limit": self.queue_limit,
-                "queue": [job["dep"] for job in self.queue], "rejected": self.rejected}
+                "queue": [job.dep for job in self.queue], "rejected": self.rejected}
+
+
+@dataclass
+class Request:
+    t: float  # when the client sent it
+    dep: str
 
 
 class Client(Node):
@@ -66,37 +83,32 @@ class Client(Node):
 
     def boot(self) -> None:
         self.role = "client"
-        self.waiting: dict[int, dict] = {}  # request id -> {t, dep}
-        self.set_timer("tick", 1000 / self.lab.params["rate"])
+        self.waiting: dict[int, Request] = {}
+        self.every(1000 / self.lab.params["rate"], self.request_one, key="tick")
 
     def view(self) -> dict:
         return {"calls": 0, "waiting": len(self.waiting),
                 "label": f"{self.lab.params['rate']}/s · {self.lab.mix}% need B"}
 
-    def call(self, dep: str | None = None) -> None:
+    def request_one(self, dep: str | None = None) -> None:
         if dep is None:
-            dep = "B" if self.lab.sim.rng.random() * 100 < self.lab.mix else "C"
+            dep = "B" if self.rng.random() * 100 < self.lab.mix else "C"
         self.lab.sent += 1
         rid = self.lab.sent
-        self.waiting[rid] = {"t": self.now, "dep": dep}
+        self.waiting[rid] = Request(self.now, dep)
         self.send("A", "CALL", rid=rid, dep=dep)
-        self.set_timer(f"give-up {rid}", self.lab.client_timeout, rid=rid)
+        self.after(self.lab.client_timeout, self.finish, rid, "timeout", "no answer from A", key=("give-up", rid))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "tick":
-            self.call()
-            self.set_timer("tick", 1000 / self.lab.params["rate"])
-        elif name.startswith("give-up"):
-            self.finish(data["rid"], "timeout", "no answer from A")
-
-    def on_message(self, msg) -> None:
-        if msg.type == "REPLY" and msg.body["rid"] in self.waiting:
-            self.cancel_timer(f"give-up {msg.body['rid']}")
-            self.finish(msg.body["rid"], "ok" if msg.body["ok"] else "error", msg.body["why"])
+    @on("REPLY")
+    def reply(self, msg) -> None:
+        rid = msg.body["rid"]
+        if rid in self.waiting:
+            self.cancel(("give-up", rid))
+            self.finish(rid, "ok" if msg.body["ok"] else "error", msg.body["why"])
 
     def finish(self, rid: int, outcome: str, why: str) -> None:
         request = self.waiting.pop(rid)
-        self.lab.client_answer(rid, request["dep"], outcome, round(self.now - request["t"], 3), why)
+        self.lab.client_answer(rid, request.dep, outcome, round(self.now - request.t, 3), why)
 
 
 class Service(Node):
@@ -106,7 +118,7 @@ class Service(Node):
         self.role = "service"
         lab = self.lab
         self.pools = {name: Pool(name, size, lab.params["queue"]) for name, size in lab.sizes.items()}
-        self.out: dict[int, dict] = {}  # call id -> the request waiting on its dependency
+        self.out: dict[int, Job] = {}  # call id -> the request waiting on its dependency
 
     def pool_for(self, dep: str) -> Pool:
         return self.pools["shared"] if "shared" in self.pools else self.pools[dep]
@@ -117,55 +129,55 @@ class Service(Node):
         label = " · ".join(f"{p.name} {len(p.slots)}/{p.size} q{len(p.queue)}" for p in self.pools.values())
         return {"calls": self.lab.calls["A"], "label": label}
 
-    def on_message(self, msg) -> None:
-        if msg.type == "CALL":
-            self.lab.calls["A"] += 1
-            job = {"rid": msg.body["rid"], "dep": msg.body["dep"], "t": self.now}
-            pool = self.pool_for(job["dep"])
-            self.lab.arrived(job, pool)
-            if pool.free_slot() is not None:
-                self.start(pool, job)
-            elif len(pool.queue) < pool.queue_limit:
-                pool.queue.append(job)  # wait for a thread of this pool
-            else:
-                pool.rejected += 1
-                self.lab.count(f"rejected {pool.name}")
-                self.reply(job, False, f"pool {pool.name} full")
-        elif msg.type == "REPLY":
-            job = self.out.pop(msg.body["cid"], None)
-            if job is not None:  # else it came after my timeout
-                self.cancel_timer(f"timeout {msg.body['cid']}")
-                self.done(job, msg.body["ok"], msg.body["why"])
+    @on("CALL")
+    def call(self, msg) -> None:
+        job = Job(msg.body["rid"], msg.body["dep"], self.now)
+        pool = self.pool_for(job.dep)
+        self.lab.arrived(job, pool)
+        if pool.free_slot() is not None:
+            self.start(pool, job)
+        elif len(pool.queue) < pool.queue_limit:
+            pool.queue.append(job)  # wait for a thread of this pool
+        else:
+            pool.rejected += 1
+            self.lab.count(f"rejected {pool.name}")
+            self.reply(job, False, f"pool {pool.name} full")
 
-    def start(self, pool: Pool, job: dict) -> None:
+    def start(self, pool: Pool, job: Job) -> None:
         """A free thread of the pool takes the request and calls the dependency."""
-        job["slot"] = pool.free_slot()
-        job["pool"] = pool.name
-        pool.slots[job["slot"]] = job
+        job.slot, job.pool = pool.free_slot(), pool.name
+        pool.slots[job.slot] = job
         self.lab.next_call += 1
         cid = self.lab.next_call  # one id per call, even if the client's request came twice
         self.out[cid] = job
-        self.send(job["dep"], "CALL", cid=cid, rid=job["rid"])
-        self.set_timer(f"timeout {cid}", self.lab.params["timeout"], cid=cid)
+        self.send(job.dep, "CALL", cid=cid, rid=job.rid)
+        self.after(self.lab.params["timeout"], self.timed_out, cid, key=("timeout", cid))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        job = self.out.pop(data["cid"], None)
+    @on("REPLY")
+    def reply_from_dependency(self, msg) -> None:
+        job = self.out.pop(msg.body["cid"], None)
+        if job is not None:  # else it came after my timeout
+            self.cancel(("timeout", msg.body["cid"]))
+            self.done(job, msg.body["ok"], msg.body["why"])
+
+    def timed_out(self, cid: int) -> None:
+        job = self.out.pop(cid, None)
         if job is not None:
-            self.done(job, False, f"{job['dep']} did not answer in {self.lab.params['timeout']}ms")
+            self.done(job, False, f"{job.dep} did not answer in {self.lab.params['timeout']}ms")
 
-    def done(self, job: dict, ok: bool, why: str) -> None:
+    def done(self, job: Job, ok: bool, why: str) -> None:
         """Answer the client, free the thread, and give it to the next request in the queue."""
         self.reply(job, ok, why)
-        pool = self.pools[job["pool"]]
-        del pool.slots[job["slot"]]
+        pool = self.pools[job.pool]
+        del pool.slots[job.slot]
         self.drain(pool)
 
     def drain(self, pool: Pool) -> None:
         while pool.queue and pool.free_slot() is not None:
             self.start(pool, pool.queue.pop(0))
 
-    def reply(self, job: dict, ok: bool, why: str) -> None:
-        self.send("client", "REPLY", rid=job["rid"], ok=ok, why=why)
+    def reply(self, job: Job, ok: bool, why: str) -> None:
+        self.send("client", "REPLY", rid=job.rid, ok=ok, why=why)
 
 
 class Dependency(Node):
@@ -180,16 +192,16 @@ class Dependency(Node):
         return {"calls": self.lab.calls[self.id], "hanging": self.hanging,
                 "label": f"calls {self.lab.calls[self.id]} · {state}" if self.status != "down" else "down"}
 
-    def on_message(self, msg) -> None:
-        if msg.type == "CALL":
-            self.lab.calls[self.id] += 1
-            if self.hanging:
-                return  # takes the call and never answers: the caller waits for its timeout
-            work = WORK_MS[self.id] * (0.8 + 0.4 * self.lab.sim.rng.random())
-            self.set_timer(f"work {msg.body['cid']}", work, cid=msg.body["cid"], rid=msg.body["rid"], src=msg.src)
+    @on("CALL")
+    def call(self, msg) -> None:
+        if self.hanging:
+            return  # takes the call and never answers: the caller waits for its timeout
+        cid = msg.body["cid"]
+        work = WORK_MS[self.id] * (0.8 + 0.4 * self.rng.random())
+        self.after(work, self.answer, msg.src, cid, msg.body["rid"], key=("work", cid))
 
-    def on_timer(self, name: str, data: dict) -> None:
-        self.send(data["src"], "REPLY", cid=data["cid"], rid=data["rid"], ok=True, why="")
+    def answer(self, src: str, cid: int, rid: int) -> None:
+        self.send(src, "REPLY", cid=cid, rid=rid, ok=True, why="")
 
 
 class Bulkhead(Lab):
@@ -260,11 +272,15 @@ class Bulkhead(Lab):
                 self.fail("c-unaffected", f"request {rid} for C took {ms:.0f}ms (limit {C_SLA}ms; {b_ahead} B "
                                           "calls held its pool's threads)")
 
-    def arrived(self, job: dict, pool: Pool) -> None:
+    def handled(self, node: Node, msg) -> None:
+        if msg.type == "CALL":  # a call received (A, B or C)
+            self.calls[node.id] += 1
+
+    def arrived(self, job: Job, pool: Pool) -> None:
         """The observer at A: how many B calls hold (or wait for) the threads this request needs?"""
-        if job["dep"] == "C":
+        if job.dep == "C":
             held = list(pool.slots.values()) + pool.queue
-            self.b_ahead[job["rid"]] = sum(1 for j in held if j["dep"] == "B")
+            self.b_ahead[job.rid] = sum(1 for j in held if j.dep == "B")
 
     def sample(self) -> None:
         """Every SAMPLE_EVERY ms: a point per dependency on the chart; catch C requests stuck in a queue."""
@@ -278,15 +294,14 @@ class Bulkhead(Lab):
         for key in self.chart:
             del self.chart[key][:-SAMPLES]
         client = self.nodes["client"]
-        stuck = [(rid, now - r["t"]) for rid, r in client.waiting.items()
-                 if r["dep"] == "C" and now - r["t"] > C_SLA and self.b_ahead.get(rid)]
+        stuck = [(rid, now - r.t) for rid, r in client.waiting.items()
+                 if r.dep == "C" and now - r.t > C_SLA and self.b_ahead.get(rid)]
         if stuck:
             rid, waited = stuck[0]
             self.fail("c-unaffected", f"request {rid} for C has waited {waited:.0f}ms (limit {C_SLA}ms) behind "
                                       f"{self.b_ahead[rid]} B calls in its pool")
-        elif self.checks["c-unaffected"].ok and self.c_latencies:
-            self.checks["c-unaffected"].detail = (f"requests for C: p95 {self.c_p95():.0f}ms, "
-                                                  f"worst {self.stats['C']['worst']:.0f}ms")
+        elif self.c_latencies:
+            self.note("c-unaffected", f"requests for C: p95 {self.c_p95():.0f}ms, worst {self.stats['C']['worst']:.0f}ms")
 
     def c_p95(self) -> float:
         ordered = sorted(self.c_latencies)
@@ -305,7 +320,6 @@ class Bulkhead(Lab):
                            "now": self.chart[dep][-1] if self.chart[dep] else None} for dep in DEPS},
             "c_p95": round(self.c_p95(), 1),
             "chart": {**self.chart, **self.chart_points()},
-            "layout": {"client": [10, 50], "A": [45, 50], "B": [85, 22], "C": [85, 78]},
             "edges": [["client", "A"], ["A", "B"], ["A", "C"]],
         }
 
@@ -322,17 +336,19 @@ class Bulkhead(Lab):
         return out
 
     # -- lab actions ----------------------------------------------------------------
-    @action("hang", Arg("node"), nodes=DEPENDENCIES, when=any_state, help="Make B (or C) take calls and never answer: callers wait for their timeout.")
+    @action("hang", Arg("node"), nodes=DEPS, not_for=ONLY_DEPS, when=any_state,
+            help="Make B (or C) take calls and never answer: callers wait for their timeout.")
     def do_hang(self, node_id: str) -> None:
-        node = self.dependency(node_id)
+        node = self.nodes[node_id]
         if node.status != "up":
             raise SimError(f"{node_id} is {node.status}; only a running dependency can hang")
         node.hanging = True
         self.emit("hang", node=node_id)
 
-    @action("recover", Arg("node"), nodes=DEPENDENCIES, when=any_state, help="Make B (or C) healthy again: restarted if down, no hang, normal speed.")
+    @action("recover", Arg("node"), nodes=DEPS, not_for=ONLY_DEPS, when=any_state,
+            help="Make B (or C) healthy again: restarted if down, no hang, normal speed.")
     def do_recover(self, node_id: str) -> None:
-        node = self.dependency(node_id)
+        node = self.nodes[node_id]
         if node.status == "down":
             node.restart()
         elif node.status == "paused":
@@ -365,9 +381,4 @@ class Bulkhead(Lab):
     def do_request(self, count: int, dep: str) -> None:
         self.emit("burst", count=count, dep=dep)
         for _ in range(count):
-            self.nodes["client"].call(None if dep == "mix" else dep)
-
-    def dependency(self, node_id: str) -> Dependency:
-        if node_id not in DEPS:
-            raise SimError(f"only the dependencies B and C can do that; got '{node_id}'")
-        return self.nodes[node_id]
+            self.nodes["client"].request_one(None if dep == "mix" else dep)

@@ -191,3 +191,8 @@ def service_registry(snap: dict) -> dict[str, tuple[float, float]]:
         else:
             places[node_id] = (66, round(20 + step * row, 1)) if col == 0 else (90, round(20 + step * (row + 0.5), 1))
     return {node_id: (x, y * HEIGHT / 100) for node_id, (x, y) in places.items()}
+
+
+# ---- bulkhead
+
+layout("bulkhead")(fixed({"client": (10, 30), "A": (45, 30), "B": (85, 13.2), "C": (85, 46.8)}))
