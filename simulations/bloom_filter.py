@@ -349,7 +349,7 @@ class BloomFilterLab(Lab):
         return self.nodes["store"]
 
     def random_item(self, prefix: str) -> str:
-        return f"{prefix}:{self.sim.rng.getrandbits(40):010x}"
+        return f"{prefix}:{self.rng.getrandbits(40):010x}"
 
     def n(self) -> int:
         return len(self.store.disk["items"])

@@ -246,7 +246,7 @@ class Bulkhead(Lab):
                                        f"answered, successfully, within {C_SLA} ms. (A request for C that finds "
                                        f"no B call in its pool is not B's doing: a fault on C, A or the network, "
                                        f"or C's own pool too small, is not judged here.)")
-        self.sim.after(SAMPLE_EVERY, self.sample)
+        self.every(SAMPLE_EVERY, self.sample)
 
     # -- measuring what the client sees ---------------------------------------------
     def client_answer(self, rid: int, dep: str, outcome: str, ms: float, why: str) -> None:
@@ -284,7 +284,6 @@ class Bulkhead(Lab):
 
     def sample(self) -> None:
         """Every SAMPLE_EVERY ms: a point per dependency on the chart; catch C requests stuck in a queue."""
-        self.sim.after(SAMPLE_EVERY, self.sample)
         now = self.now
         self.recent = [r for r in self.recent if r[0] > now - WINDOW]
         self.chart["t"].append(round(now))

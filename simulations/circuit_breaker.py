@@ -422,7 +422,7 @@ class CircuitBreaker(Lab):
         if p["breakers"] == "off":
             for name in ("open-blocks", "trial-limit", "trial-outcome"):
                 self.checks[name].detail = "breakers are off: nothing to check"
-        self.sim.after(SAMPLE_EVERY, self.sample)
+        self.every(SAMPLE_EVERY, self.sample)
 
     # -- bookkeeping the page and the checks use --------------------------------
     def handled(self, node: Node, msg) -> None:
@@ -519,7 +519,6 @@ class CircuitBreaker(Lab):
 
     def sample(self) -> None:
         """Every SAMPLE_EVERY ms: a point on A's chart, and the no-cascade check."""
-        self.sim.after(SAMPLE_EVERY, self.sample)
         now = self.now
         refused = sum(b.short_circuited for b in self.breakers.values())
         if self.params["breakers"] == "on":

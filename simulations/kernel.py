@@ -1057,6 +1057,11 @@ class Lab:
     def now(self) -> float:
         return self.sim.now
 
+    @property
+    def rng(self) -> random.Random:
+        """The run's random stream, for the lab's own draws (traffic, keys)."""
+        return self.sim.rng
+
     def run_until(self, t: float) -> None:
         self.sim.run_until(t)
 

@@ -690,7 +690,7 @@ class SagaLab(Lab):
         if not fault:
             return False
         if fault["how"] == "percent":
-            return self.sim.rng.random() * 100 < fault["n"]
+            return self.rng.random() * 100 < fault["n"]
         if fault["how"] == "next":
             fault["n"] -= 1
             if fault["n"] <= 0:
@@ -706,7 +706,7 @@ class SagaLab(Lab):
         n = len(self.sagas) + 1
         saga = f"s{n}"
         product = {"product": f"p{n}", "name": NAMES[(n - 1) % len(NAMES)],
-                   "price": self.sim.rng.randint(5, 99), "meta": COLOURS[self.sim.rng.randrange(len(COLOURS))]}
+                   "price": self.rng.randint(5, 99), "meta": COLOURS[self.rng.randrange(len(COLOURS))]}
         self.sagas.append(Timeline(saga, product["product"], started=round(self.now, 3), progress=self.now))
         self.by_id[saga] = self.sagas[-1]
         self.count("sagas")

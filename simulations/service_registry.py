@@ -389,7 +389,7 @@ class ServiceRegistry(Lab):
         return [n for n in self.nodes.values() if isinstance(n, Caller) and n.discovers()]
 
     def new_address(self) -> str:
-        rng = self.sim.rng
+        rng = self.rng
         while True:
             addr = f"10.0.{rng.randint(1, 9)}.{rng.randint(2, 250)}:8080"
             if addr not in self.addresses:

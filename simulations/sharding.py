@@ -428,7 +428,7 @@ class Sharding(Lab):
         self.rebalances = 0
         self.moved_keys: dict[str, bool] = {}
         # The data set: distinct random keys u00000..u99999, drawn with the run's generator.
-        numbers = self.sim.rng.sample(range(KEY_SPACE), p["keys"])
+        numbers = self.rng.sample(range(KEY_SPACE), p["keys"])
         self.keys = [f"u{n:05d}" for n in numbers]
         self.sorted_keys = sorted(self.keys)
         self.known = dict.fromkeys(self.keys, True)
@@ -472,7 +472,7 @@ class Sharding(Lab):
 
     def tokens(self, count: int) -> list[int]:
         """Random ring positions for a new shard's virtual nodes (as Cassandra picks them)."""
-        return [self.sim.rng.getrandbits(64) for _ in range(count)]
+        return [self.rng.getrandbits(64) for _ in range(count)]
 
     def initial_config(self) -> dict:
         shards = self.initial_shards

@@ -42,7 +42,7 @@ class LocalNetwork(Network):
     def transit_time(self, src: str, dst: str) -> float:
         if self.local(src, dst):
             # in-process: a function call; sidecar: a hop over the node's loopback interface
-            base = 0.02 if self.lab.mode == "in-process" else 0.1 + 0.2 * self.lab.sim.rng.random()
+            base = 0.02 if self.lab.mode == "in-process" else 0.1 + 0.2 * self.lab.rng.random()
             link = self.links.get((src, dst))
             return round(base + (link.delay if link else 0.0), 3)
         return super().transit_time(src, dst)
@@ -133,7 +133,7 @@ class SidecarLab(Lab):
         self.add_check("app-survives", "A crash of the sidecar does not stop the app: requests keep being served.")
         self.add_check("exactly-once", "Every log line reaches the store exactly once, outages and crashes "
                                        "included (offset committed after the ACK, store dedupes by line id).")
-        self.sim.after(AUDIT_EVERY, self.audit)
+        self.every(AUDIT_EVERY, self.audit)
 
     @property
     def sidecar_word(self) -> str:
@@ -175,7 +175,6 @@ class SidecarLab(Lab):
             self.app_disturbed_at = self.now  # the network lost a request or an answer
 
     def audit(self) -> None:
-        self.sim.after(AUDIT_EVERY, self.audit)
         if self.sidecar_down_since is not None and self.nodes["app"].up:
             self.note("app-survives", f"sidecar down for {fmt_ms(self.now - self.sidecar_down_since)}; "
                                       "the app still serves")
