@@ -9,6 +9,7 @@ from django.template import TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.views.decorators.http import require_POST
 
+from pattern_lab.limits import SCENARIO_MAX_BYTES, SCENARIO_MAX_KB
 from pattern_lab.runs.frames import node_actions
 from pattern_lab.runs.identity import uid
 from pattern_lab.runs.models import Run
@@ -110,8 +111,8 @@ def play_scenario(request, slug: str):
     upload = request.FILES.get("file")
     try:
         if upload is not None:
-            if upload.size > 200_000:
-                raise Rejected("A scenario may be at most 200 kB.", 400)
+            if upload.size > SCENARIO_MAX_BYTES:
+                raise Rejected(f"A scenario may be at most {SCENARIO_MAX_KB} kB.", 400)
             try:
                 text = upload.read().decode("utf-8")
             except UnicodeDecodeError:
