@@ -86,9 +86,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Instructors log in (pattern_lab/teach); students never need an account.
-LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/teach/"
-LOGOUT_REDIRECT_URL = "/"
+LOGIN_URL = "login"  # URL names (see urls.py)
+LOGIN_REDIRECT_URL = "teach:home"
+LOGOUT_REDIRECT_URL = "catalog:overview"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 

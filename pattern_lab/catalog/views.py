@@ -11,11 +11,20 @@ from django.views.decorators.http import require_POST
 
 from pattern_lab.runs.frames import node_actions
 from pattern_lab.runs.identity import uid
+from pattern_lab.runs.lifecycle import (
+    compare_param,
+    compare_runs,
+    comparison_side,
+    initial_snapshot,
+    open_run,
+    run_url,
+    show,
+    start_from_scenario,
+)
 from pattern_lab.runs.models import Run
-from pattern_lab.runs.services import Rejected, ensure_actor, fork, scripted, start_run, start_scenario
+from pattern_lab.runs.services import Rejected, scripted
 from pattern_lab.teach.roles import is_instructor
 from simulations import get_lab
-from simulations.kernel import SimError
 
 from .glossary import glossary_for, link_terms
 from .pages import PATH, WHY, grouped, pages
@@ -43,53 +52,27 @@ def template_exists(name: str) -> bool:
 
 
 def lab_page(request, slug: str):
+    """A lab with its live run: the run in the link, your latest one with these
+    settings, or a new one (see runs.lifecycle.open_run); with ?compare= a
+    copy in another mode beside it (?vs=)."""
     page = pages().get(slug)
     if page is None:
         return error(request, f"There is no lab called '{slug[:40]}'. Pick one of the labs below.", 404)
-    lab_cls = get_lab(slug)
     who = uid(request)
     query = request.GET
     try:
-        if query.get("run"):
-            run = Run.objects.filter(id=query["run"][:16], lab=slug).first()
-            if run is None:
-                raise Rejected(f"There is no {page.title.lower()} run '{query['run'][:16]}'. "
-                               "The link may be old; start a new run below.", 404)
-        else:
-            names = {p.name for p in lab_cls.PARAMS}
-            unknown = sorted(set(query) - names - RESERVED)
-            if unknown:
-                raise Rejected(f"'{unknown[0][:30]}' is not a setting of this lab "
-                               f"(settings: {', '.join(sorted(names)) or 'none'}, seed).", 400)
-            raw = {k: query[k] for k in names if k in query}
-            run = None
-            if "fresh" not in query and not query.get("seed"):
-                # Coming back to a lab rejoins your latest run with the same settings.
-                try:
-                    params = lab_cls.parse_params(raw)
-                except SimError as err:
-                    raise Rejected(str(err), 400) from None
-                run = Run.objects.filter(owner=who, lab=slug, params=params).order_by("-created").first()
-            if run is None:
-                run = start_run(slug, raw, query.get("seed"), who)
-        other = None
-        mode = compare_param(lab_cls)
+        run = open_run(slug, who, run_id=query.get("run", ""), seed=query.get("seed"), fresh="fresh" in query,
+                       settings={k: v for k, v in query.items() if k not in RESERVED})
         if query.get("compare"):
-            # Side by side: a copy of this run in another mode, same seed and commands.
-            if mode is None or run.owner != who:
-                raise Rejected("This lab has no modes to compare, or the run is not yours.", 400)
-            other = fork(run, who, {mode.name: query["compare"][:40]})
-            return redirect(f"/patterns/{slug}/?run={run.id}&vs={other.id}")
-        if query.get("vs"):
-            other = Run.objects.filter(id=query["vs"][:16], lab=slug).first()
-            if other is None:
-                raise Rejected("The run to compare with is gone; open the comparison again.", 404)
+            other = compare_runs(run, who, query["compare"])
+            return redirect(run_url(run, vs=other.id))
+        other = comparison_side(slug, query["vs"]) if query.get("vs") else None
     except Rejected as err:
         return error(request, err.message, err.status, page)
-    for r in (run, other):
-        if r is not None:
-            ensure_actor(r.id)
+    show(run, other)
+    lab_cls = get_lab(slug)
     context = lab_context(request, page, lab_cls, run, who)
+    mode = compare_param(lab_cls)
     if mode is not None:
         current = run.params.get(mode.name)
         context.update(compare_param=mode.name, compare_choices=[c for c in mode.choices if c != current])
@@ -107,28 +90,11 @@ def play_scenario(request, slug: str):
     page = pages().get(slug)
     if page is None:
         return error(request, f"There is no lab called '{slug[:40]}'.", 404)
-    upload = request.FILES.get("file")
     try:
-        if upload is not None:
-            if upload.size > 200_000:
-                raise Rejected("A scenario may be at most 200 kB.", 400)
-            try:
-                text = upload.read().decode("utf-8")
-            except UnicodeDecodeError:
-                raise Rejected("The scenario file is not UTF-8 text.", 400) from None
-        else:
-            text = request.POST.get("scenario", "")
-        if not text.strip():
-            raise Rejected("Paste a scenario or choose a .json file first.", 400)
-        run = start_scenario(slug, text, uid(request))
+        run = start_from_scenario(slug, uid(request), request.POST.get("scenario", ""), request.FILES.get("file"))
     except Rejected as err:
         return error(request, err.message, err.status, page)
-    return redirect(f"/patterns/{slug}/?run={run.id}")
-
-
-def compare_param(lab_cls):
-    """The lab's modes: its first param with a fixed set of choices."""
-    return next((p for p in lab_cls.PARAMS if p.choices), None)
+    return redirect(run_url(run))
 
 
 def lab_context(request, page, lab_cls, run: Run, who: str) -> dict:
@@ -145,7 +111,7 @@ def lab_context(request, page, lab_cls, run: Run, who: str) -> dict:
         "owner": run.owner == who,
         "fields": fields,
         "params": run.params,
-        "snap": lab_cls(run.params, run.seed).snapshot(),  # the initial state, for static controls
+        "snap": initial_snapshot(run),  # the initial state, for static controls
         "forms": [f for f in forms if f.group != "fault"],
         "fault_forms": [f for f in forms if f.group == "fault"],
         "controls": f"labs/{slug}/controls.html" if template_exists(f"labs/{slug}/controls.html") else None,

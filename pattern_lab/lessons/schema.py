@@ -50,11 +50,11 @@ from pydantic import (
     model_validator,
 )
 
+from pattern_lab.limits import SCENARIO_MAX_KB, too_big
 from pattern_lab.runs.conditions import ConditionError, compiled, evaluate, truthy  # noqa: F401
 from simulations import get_lab
 from simulations.kernel import SimError, parse_time
 
-MAX_BYTES = 200_000
 MAX_STEPS = 40
 LIBRARY = Path(__file__).resolve().parent / "library"
 
@@ -269,8 +269,8 @@ def _where(loc: tuple) -> str:
 
 def parse(text: str, source: str = "lesson") -> Lesson:
     """Text of a lesson file -> Lesson, or LessonError saying where and why."""
-    if len(text.encode("utf-8", "replace")) > MAX_BYTES:
-        raise LessonError(source, None, f"a lesson file may be at most {MAX_BYTES // 1000} kB")
+    if too_big(text):
+        raise LessonError(source, None, f"a lesson file may be at most {SCENARIO_MAX_KB} kB")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is not None:

@@ -222,4 +222,4 @@ def lesson_url(key: str) -> str:
     if key.startswith("scenario/"):
         return reverse("teach:play", args=[key.split("/")[1]])
     slug, name = key.split("/", 1)
-    return reverse("lesson", args=[slug, name])
+    return reverse("lessons:lesson", args=[slug, name])

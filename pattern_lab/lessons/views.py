@@ -28,7 +28,7 @@ def learn(request, slug: str):
     items = lessons_for(slug)
     if not items:
         return error(request, f"{page.title} has no lesson yet; its page lists things to try.", 404, page)
-    return redirect(reverse("lesson", args=[slug, items[0].key.partition("/")[2]]))
+    return redirect(reverse("lessons:lesson", args=[slug, items[0].key.partition("/")[2]]))
 
 
 def lesson_page(request, slug: str, name: str):

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
+from pattern_lab.limits import SCENARIO_MAX_KB, too_big
 from simulations import get_lab
 from simulations.kernel import SimError, parse_time
 
@@ -232,7 +233,6 @@ def fork(run: Run, owner: str, change: dict | None = None) -> Run:
 
 SCENARIO_MAX_COMMANDS = 500
 SCENARIO_MAX_T = 3_600_000  # one hour of simulated time
-SCENARIO_MAX_BYTES = 200_000
 
 
 SCENARIO_FIELDS = ("lab", "params", "seed", "commands")
@@ -245,8 +245,8 @@ def start_scenario(slug: str, text: str, owner: str) -> Run:
     {"lab", "params", "seed", "commands": [{"t", "action", "args", "note"}]}.
     Each command is stored with its due time and applied when the run gets
     there.  Anything wrong is refused as a whole, saying where."""
-    if len(text) > SCENARIO_MAX_BYTES:
-        raise Rejected(f"A scenario may be at most {SCENARIO_MAX_BYTES // 1000} kB.", 400)
+    if too_big(text):
+        raise Rejected(f"A scenario may be at most {SCENARIO_MAX_KB} kB.", 400)
     try:
         data = json.loads(text)
     except ValueError as err:

@@ -11,13 +11,12 @@ from django.shortcuts import redirect
 from django.utils.html import escape
 from django.views.decorators.http import require_GET, require_POST
 
-from pattern_lab.catalog.tries import items as try_items
-from simulations import get_lab
-from simulations.kernel import fmt_ms, replay
+from simulations.kernel import fmt_ms
 
 from .identity import uid
+from .lifecycle import export_scenario, run_url, set_up_step, step_reached
 from .models import Run
-from .services import Rejected, control, fork, play_scenario, position, submit_command
+from .services import Rejected, control, fork, submit_command
 from .services import restart as restart_run
 
 
@@ -78,29 +77,17 @@ def new_run_from(request, run_id: str, make):
         new = make(get_run(run_id), uid(request))
     except Rejected as err:
         return flash(err.message, err.status, ok=False)
-    return redirect(f"/patterns/{new.lab}/?run={new.id}")
+    return redirect(run_url(new))
 
 
 @require_GET
 def export(request, run_id: str):
-    """The run as a scenario file: enough to replay it with the CLI or play
-    it again on the page.  Downloaded, named after the lab and the run."""
+    """The run as a scenario file, downloaded, named after the lab and the run."""
     try:
         run = get_run(run_id)
     except Rejected as err:
         return JsonResponse({"error": err.message}, status=err.status)
-    commands = []
-    for c in run.commands.exclude(t=None).order_by("n", "id"):
-        item = {"t": round(c.t), "action": c.action, "args": c.args}
-        if c.note:
-            item["note"] = c.note
-        commands.append(item)
-    cli = ["python -m simulations run", run.lab, f"--seed {run.seed}"]
-    cli += [f"--param {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in run.params.items()]
-    cli += [f'--do "{c["t"]}ms {" ".join([c["action"], *c["args"]])}"' for c in commands]
-    body = {"lab": run.lab, "params": run.params, "seed": run.seed, "status": run.status,
-            "sim_t": round(position(run)), "commands": commands, "cli": " ".join(cli)}
-    response = HttpResponse(json.dumps(body, indent=2), content_type="application/json")
+    response = HttpResponse(json.dumps(export_scenario(run), indent=2), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{run.lab}-{run.id}.json"'
     return response
 
@@ -112,7 +99,7 @@ def qr(request, run_id: str):
         run = get_run(run_id)
     except Rejected as err:
         return flash(err.message, err.status, ok=False)
-    url = request.build_absolute_uri(f"/patterns/{run.lab}/?run={run.id}")
+    url = request.build_absolute_uri(run_url(run))
     out = io.BytesIO()
     segno.make(url, error="m").save(out, kind="svg", scale=4, dark="#1d232b", light="#ffffff",
                                     xmldecl=False, title=f"QR code of {url}")
@@ -121,50 +108,20 @@ def qr(request, run_id: str):
     return response
 
 
-def try_item(run: Run, index: str):
-    steps = try_items(run.lab)
-    try:
-        return steps[int(index)]
-    except (ValueError, IndexError):
-        raise Rejected(f"This lab has no step {str(index)[:8]} to try.", 404) from None
-
-
 @require_POST
 def set_up(request, run_id: str, index: str):
-    """Set this up: a new run with the lab's default settings plus the step's,
-    the run's seed (or the step's), that applies the step's commands at their
-    times."""
+    """What to try's Set this up (see lifecycle.set_up_step)."""
     try:
-        run = get_run(run_id)
-        if run.owner != uid(request):
-            raise Rejected("This run belongs to someone else. Fork it to experiment on your own copy.", 403)
-        step = try_item(run, index)
-        new = play_scenario(run.lab, step.scenario(run.seed), uid(request))
-        # The learner's chosen speed carries over (slowed down to explain, or sped up).
-        Run.objects.filter(id=new.id).update(speed=run.speed)
+        new, step = set_up_step(get_run(run_id), index, uid(request))
     except Rejected as err:
         return flash(err.message, err.status, ok=False)
-    return redirect(f"/patterns/{new.lab}/?run={new.id}&step={step.index}")
+    return redirect(run_url(new, step=step.index))
 
 
 @require_GET
 def reached(request, run_id: str, index: str):
-    """Whether the run has reached the state a step describes: the run is
-    rebuilt from its log up to the actor's position and the step's condition
-    is evaluated on its snapshot."""
+    """Whether the run has reached the state a step describes (polled by the page)."""
     try:
-        run = get_run(run_id)
-        step = try_item(run, index)
+        return JsonResponse(step_reached(get_run(run_id), index, request.GET.get("t")))
     except Rejected as err:
         return JsonResponse({"error": err.message}, status=err.status)
-    now = position(run)
-    # A state can change without an event (a timer-driven view), and a quiet
-    # run sends no frames: the page may say how far its clock has got since
-    # the last frame, up to a few seconds past it.
-    try:
-        now = min(max(now, float(request.GET.get("t", now))), now + 5000)
-    except ValueError:
-        pass
-    applied = [c.as_tuple() for c in run.commands.exclude(t=None).filter(t__lte=now).order_by("n", "id")]
-    lab = replay(get_lab(run.lab), run.params, run.seed, applied, now)
-    return JsonResponse({"reached": step.reached(lab.snapshot()), "t": round(now), "expect": step.expect})

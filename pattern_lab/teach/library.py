@@ -9,7 +9,8 @@ import json
 import yaml
 from django.db import transaction
 
-from pattern_lab.lessons.schema import MAX_BYTES, LessonError, parse  # noqa: F401 (MAX_BYTES for views)
+from pattern_lab.lessons.schema import LessonError, parse
+from pattern_lab.limits import SCENARIO_MAX_KB, too_big
 from pattern_lab.runs.models import Run
 from pattern_lab.runs.services import Rejected
 from simulations import get_lab
@@ -66,8 +67,8 @@ def from_commands(lab: str, params: dict, seed: int, commands: list[dict], title
 
 def import_text(owner, text: str, filename: str = "scenario") -> Scenario:
     """A YAML lesson file, or the JSON scenario a run's Scenario link exports."""
-    if len(text.encode("utf-8", "replace")) > MAX_BYTES:
-        raise LessonError(filename, None, f"a scenario file may be at most {MAX_BYTES // 1000} kB")
+    if too_big(text):
+        raise LessonError(filename, None, f"a scenario file may be at most {SCENARIO_MAX_KB} kB")
     stripped = text.lstrip()
     if stripped.startswith("{"):
         text = json_to_yaml(text, filename)

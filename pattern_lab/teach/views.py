@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from pattern_lab.catalog.pages import grouped, pages
 from pattern_lab.lessons.schema import LessonError
+from pattern_lab.limits import SCENARIO_MAX_BYTES, SCENARIO_MAX_KB
 from pattern_lab.runs import keys
 from pattern_lab.runs.models import Run
 from pattern_lab.runs.services import Rejected
@@ -146,8 +147,8 @@ def import_file(request):
     if upload is None:
         return fail(request, Rejected("Choose a .yaml or .json scenario file.", 400))
     try:
-        if upload.size > library.MAX_BYTES:
-            raise Rejected(f"A scenario file may be at most {library.MAX_BYTES // 1000} kB.", 400)
+        if upload.size > SCENARIO_MAX_BYTES:
+            raise Rejected(f"A scenario file may be at most {SCENARIO_MAX_KB} kB.", 400)
         try:
             text = upload.read().decode("utf-8")
         except UnicodeDecodeError:

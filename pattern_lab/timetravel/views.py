@@ -27,7 +27,6 @@ from collections import OrderedDict
 
 from asgiref.sync import sync_to_async
 from django.contrib.staticfiles import finders
-from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.html import escape
@@ -37,8 +36,10 @@ from pattern_lab.catalog.pages import pages
 from pattern_lab.runs import keys
 from pattern_lab.runs.frames import FrameBuilder, node_actions
 from pattern_lab.runs.identity import uid
+from pattern_lab.runs.lifecycle import fork_at as fork_at_moment
+from pattern_lab.runs.lifecycle import run_url
 from pattern_lab.runs.models import Command, Run
-from pattern_lab.runs.services import Rejected, ensure_actor
+from pattern_lab.runs.services import Rejected
 from simulations import get_lab
 from simulations.kernel import fmt_ms
 
@@ -248,28 +249,17 @@ def render_permalink_error(request, err: Rejected):
 
 @require_POST
 def fork_at(request, run_id: str):
-    """A new run from moment t: same lab, params, seed and the commands applied
-    up to t.  `rewind=1` is the owner's rewind (their page switches to it)."""
-    who = uid(request)
+    """A new run from moment t (see runs.lifecycle.fork_at).  `rewind=1` is
+    the owner's rewind (their page switches to it)."""
     try:
         run = run_or_404(run_id)
-        end = run_end(run)
-        t = parse_ms(request.POST.get("t"), end)
-        rewind = request.POST.get("rewind") == "1"
-        if rewind and run.owner != who:
-            raise Rejected("Only the run's owner can rewind it; fork it instead.", 403)
-        with transaction.atomic():
-            new = Run.objects.create(lab=run.lab, params=run.params, seed=run.seed, owner=who, sim_t=t,
-                                     speed=run.speed)
-            Command.objects.bulk_create(
-                Command(run=new, action=c.action, args=c.args, t=c.t, n=c.n, error=c.error, author=c.author)
-                for c in run.commands.exclude(t=None).filter(t__lte=t).order_by("n", "id"))
+        t = parse_ms(request.POST.get("t"), run_end(run))
+        new = fork_at_moment(run, t, uid(request), rewind=request.POST.get("rewind") == "1")
     except Rejected as err:
         if request.headers.get("HX-Request"):
             return HttpResponse(f'<span class="bad" role="alert">{escape(err.message)}</span>', status=err.status)
         return render_permalink_error(request, err)
-    ensure_actor(new.id)
-    url = f"/patterns/{new.lab}/?run={new.id}"
+    url = run_url(new)
     if request.headers.get("HX-Request"):
         response = HttpResponse(status=204)
         response["HX-Redirect"] = url

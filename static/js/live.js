@@ -789,7 +789,7 @@ function watchStep(live) {
   const poll = async () => {
     tries += 1;
     try {
-      const resp = await fetch(`/runs/${live.dataset.runId}/steps/${index}/?t=${Math.floor(simNow(live))}`,
+      const resp = await fetch(`${live.dataset.reachedUrl}?t=${Math.floor(simNow(live))}`,
         { credentials: "same-origin" });
       const body = await resp.json();
       if (body.reached) {

@@ -172,7 +172,7 @@ function enterPast(live, t) {
   s.range.setAttribute("aria-valuetext", `${fmt(t)}, in the past`);
   s.box.querySelector("[data-timeline-time]").textContent = fmt(t);
   s.box.querySelector("[data-fork-t]").value = String(t);
-  s.box.querySelector("[data-permalink]").href = `/runs/${live.dataset.runId}/at/${t}/`;
+  s.box.querySelector("[data-permalink]").href = s.box.dataset.permalinkUrl.replace("__t__", String(t));
 }
 
 function show(live, body) {

@@ -67,3 +67,12 @@ def xy(pos, node_id):
     """'x,y' of a node in the cluster drawing."""
     x, y = pos.get(node_id, (0, 0))
     return f"{x:.1f},{y:.1f}"
+
+
+@register.simple_tag
+def ws_url(name, *args):
+    """{% ws_url 'run' rid %}: the path of a websocket route (pattern_lab/routing.py),
+    as {% url %} gives the path of an HTTP one."""
+    from django.urls import reverse
+
+    return reverse(name, urlconf="pattern_lab.routing", args=args)
