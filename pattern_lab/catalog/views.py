@@ -77,7 +77,7 @@ def lab_page(request, slug: str):
         current = run.params.get(mode.name)
         context.update(compare_param=mode.name, compare_choices=[c for c in mode.choices if c != current])
         if other is not None:
-            context.update(other=other, label=f"{mode.name} = {current}",
+            context.update(other=other, other_snap=initial_snapshot(other), label=f"{mode.name} = {current}",
                            other_label=f"{mode.name} = {other.params.get(mode.name)}",
                            other_owner=other.owner == who, other_scripted=scripted(other),
                            replayed=other.commands.exclude(t=None).filter(t__lte=other.sim_t).count())
