@@ -22,7 +22,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import keys
+from . import keys, wire
 from .models import Run
 from .services import Rejected, ensure_actor, submit_command
 
@@ -94,8 +94,7 @@ class FrameHub:
         is framed once (autobahn's prepared message) and written to each
         socket as it is: no per-socket encoding, framing or dispatch."""
         t0 = time.perf_counter()
-        cut = data.index(b"|")
-        seq, payload = int(data[:cut]), data[cut + 1:]
+        seq, payload = wire.unpack(data)
         prepared = None
         for socket in list(members):
             proto = socket.protocol
@@ -210,9 +209,9 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.ready = False
         raw = await hub.redis.get(keys.full(self.run_id))
         if raw:
-            seq, _, frame = raw.decode().partition("|")
+            seq, frame = wire.unpack(raw.decode())
             await self.send(frame)
-            self.last_seq = int(seq)
+            self.last_seq = seq
         self.ready = True
         pending, self.pending = self.pending, []
         for seq, frame in pending:

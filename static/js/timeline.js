@@ -9,11 +9,12 @@
 //
 // The live area carries data-view = live | past and data-t (the moment shown).
 
+import { parseHead } from "./wire.js";
+
 const liveOf = (el) => el.closest("[data-run-id]");
 const sockets = new WeakMap(); // live area -> htmx socket wrapper
 const states = new WeakMap();
 const fmt = (ms) => `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
-const TIME_RE = /data-t="([\d.]+)"/;
 
 function state(live) {
   let s = states.get(live);
@@ -52,8 +53,8 @@ window.addEventListener("htmx:wsBeforeMessage", (e) => {
   if (!live) return;
   sockets.set(live, e.detail.socketWrapper);
   const s = state(live);
-  const m = TIME_RE.exec(e.detail.message.slice(0, 400));
-  if (s && m) s.end = Math.max(s.end, +m[1]);
+  const head = parseHead(e.detail.message);
+  if (s && head) s.end = Math.max(s.end, head.t);
   if (live.dataset.view === "past") {
     e.preventDefault();
     e.stopPropagation();
