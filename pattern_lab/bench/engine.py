@@ -19,12 +19,11 @@ import time
 import urllib.parse
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
+from pattern_lab.runs.wire import head as frame_head
+
 from .live import Browser, pct
 from .wsclient import Viewer
 
-WALL = re.compile(rb'data-wall="([\d.]+)"')
-T = re.compile(rb'data-t="([\d.]+)"')
-SEQ = re.compile(rb'data-seq="(\d+)"')
 RUN_ID = re.compile(r'data-run-id="(\w+)"')
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -60,14 +59,14 @@ class ClockViewer(Viewer):
 
     def on_text(self, head: bytes):
         now = time.time() * 1000
-        wall, t = WALL.search(head), T.search(head)
-        if not wall or not t:
+        h = frame_head(head)
+        if h is None:
             return
         if self.first_frame is None:
             self.first_frame = now
-        wall = float(wall[1])
+        wall = h["wall"]
         if self.start_ms <= wall <= self.stop_ms:
-            self.samples.append((now, wall, float(t[1])))
+            self.samples.append((now, wall, float(h["t"])))
 
 
 async def _watch_runs(base: str, rids: list[str], start_at: float, stop_at: float):

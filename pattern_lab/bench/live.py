@@ -14,9 +14,9 @@ import urllib.parse
 import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 
-from .wsclient import run_viewers
+from pattern_lab.runs import wire
 
-HEAD = re.compile(r'data-seq="(\d+)" data-prev="(\d+)" data-kind="(\w+)" data-wall="([\d.]+)"')
+from .wsclient import run_viewers
 
 
 def pct(values: list[float], p: float) -> float:
@@ -107,10 +107,10 @@ async def _published(redis_url: str, rid: str, start_at: float, stop_at: float, 
         msg = await ps.get_message(timeout=0.2)
         if not msg:
             continue
-        seq, _, frame = msg["data"].decode().partition("|")
-        m = HEAD.search(frame, 0, 400)
-        if m and start_at * 1000 <= float(m[4]) <= stop_at * 1000:
-            seqs.append(int(seq))
+        seq, frame = wire.unpack(msg["data"].decode())
+        head = wire.head(frame)
+        if head and start_at * 1000 <= head["wall"] <= stop_at * 1000:
+            seqs.append(seq)
         if layer:
             await layer.group_send(relay_group, {"type": "frame", "text": frame})
     await ps.close()

@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import re
 import time
 
-HEAD = re.compile(rb'data-seq="(\d+)" data-prev="(\d+)" data-kind="(\w+)" data-wall="([\d.]+)"')
+from pattern_lab.runs.wire import head as frame_head
 
 
 class Viewer(asyncio.Protocol):
@@ -76,11 +75,11 @@ class Viewer(asyncio.Protocol):
 
     def on_text(self, head: bytes):
         now = time.time() * 1000
-        m = HEAD.search(head)
-        if not m:
+        h = frame_head(head)
+        if h is None:
             return
-        seq, prev, kind, wall = int(m[1]), int(m[2]), m[3], float(m[4])
-        if kind == b"delta":
+        seq, prev, kind, wall = h["seq"], h["prev"], h["kind"], h["wall"]
+        if kind == "delta":
             if self.last is not None and prev != self.last:
                 self.gaps += 1
             if self.start_ms <= wall <= self.stop_ms:

@@ -45,7 +45,7 @@ from django.db import close_old_connections, transaction
 from simulations import get_lab
 from simulations.kernel import replay
 
-from . import keys
+from . import keys, wire
 from .frames import FrameBuilder, node_actions
 from .models import Command, Run
 
@@ -257,7 +257,7 @@ class Actor:
         message = full if self.behind else delta
         frame_keys = [keys.lease(self.run_id), keys.full(self.run_id), keys.pos(self.run_id), keys.frames(self.run_id),
                       keys.ok(self.run_id)]
-        frame_args = [self.token, f"{seq}|{message}", f"{seq}|{full}", f"{self.lab.now} {seq}", keys.FRAME_TTL_S,
+        frame_args = [self.token, wire.pack(seq, message), wire.pack(seq, full), f"{self.lab.now} {seq}", keys.FRAME_TTL_S,
                       "1" if all(c.ok for c in self.lab.checks.values()) else "0"]
         self.behind = False
         self.published = time.monotonic()

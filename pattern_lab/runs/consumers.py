@@ -10,7 +10,6 @@ FrameHub) and writes every frame straight to its local sockets."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -22,7 +21,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import keys
+from . import keys, wire
+from .fanout import Fanout, Outlet
 from .models import Run
 from .services import Rejected, ensure_actor, submit_command
 
@@ -37,7 +37,8 @@ class FrameHub:
     """One per daphne process: Redis pub/sub in, local websockets out."""
 
     def __init__(self):
-        self.sockets: dict[str, set] = {}
+        self.sockets: dict[str, set[Outlet]] = {}
+        self.fanout = Fanout()
         self.redis = None
         self.pubsub = None
         self.tasks: list[asyncio.Task] = []
@@ -50,7 +51,7 @@ class FrameHub:
             await self.pubsub.subscribe("pl:hub-alive")  # listen() needs one subscription
             self.tasks = [asyncio.ensure_future(self._listen()), asyncio.ensure_future(self._watchdog())]
 
-    async def join(self, run_id: str, socket) -> None:
+    async def join(self, run_id: str, socket: Outlet) -> None:
         # (Un)subscribing is serialised: many sockets arrive at once when a
         # classroom opens the same run, and they share one pub/sub connection.
         self.lock = self.lock or asyncio.Lock()
@@ -62,7 +63,7 @@ class FrameHub:
                 await self.redis.set(keys.watched(run_id), "1", ex=WATCH_TTL_S)
             members.add(socket)
 
-    async def leave(self, run_id: str, socket) -> None:
+    async def leave(self, run_id: str, socket: Outlet) -> None:
         self.lock = self.lock or asyncio.Lock()
         async with self.lock:
             members = self.sockets.get(run_id)
@@ -88,25 +89,13 @@ class FrameHub:
                 log.exception("frame hub: reconnecting to Redis")
                 await asyncio.sleep(0.5)
 
-    @staticmethod
-    async def fan_out(members: set, data: bytes) -> None:
-        """One frame to every local viewer of a run.  Under daphne the frame
-        is framed once (autobahn's prepared message) and written to each
-        socket as it is: no per-socket encoding, framing or dispatch."""
+    async def fan_out(self, members: set[Outlet], data: bytes) -> None:
+        """One frame (as wire.pack() wrote it) to every local viewer of a run
+        (under daphne, framed once and written to each socket as it is: see
+        fanout.py)."""
         t0 = time.perf_counter()
-        cut = data.index(b"|")
-        seq, payload = int(data[:cut]), data[cut + 1:]
-        prepared = None
-        for socket in list(members):
-            proto = socket.protocol
-            if proto is not None and socket.ready and proto.state == proto.STATE_OPEN:
-                if seq >= socket.last_seq:
-                    if prepared is None:
-                        prepared = proto.factory.prepareMessage(payload)
-                    socket.last_seq = seq
-                    proto.sendPreparedMessage(prepared)
-            else:
-                await socket.deliver(seq, payload.decode())
+        seq, message = wire.unpack(data)
+        await self.fanout.send(members, seq, message)
         if TIMING:
             log.warning("fan-out of #%d to %d sockets: %.1f ms", seq, len(members), (time.perf_counter() - t0) * 1000)
 
@@ -163,22 +152,6 @@ def watch_and_ensure(run_id: str) -> None:
     ensure_actor(run_id)
 
 
-def daphne_protocol(send):
-    """Daphne gives each application `send = partial(server.handle_reply,
-    protocol)`, possibly wrapped by middleware that keeps the inner one as
-    `real_send`.  The hub writes frames straight to that protocol (see
-    FrameHub.fan_out); under any other server this returns None and frames
-    take the ordinary `send` path."""
-    for _ in range(8):
-        if isinstance(send, functools.partial):
-            proto = send.args[0] if send.args else None
-            return proto if hasattr(proto, "sendPreparedMessage") else None
-        send = getattr(getattr(send, "__self__", None), "real_send", None)
-        if send is None:
-            return None
-    return None
-
-
 class RunConsumer(AsyncWebsocketConsumer):
     """One viewer of one run.  Sends the full state on connect, then every
     frame; accepts commands (same validation path as the POST form)."""
@@ -188,10 +161,7 @@ class RunConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
-        self.last_seq = -1
-        self.protocol = daphne_protocol(self.base_send)
-        self.ready = False
-        self.pending: list[tuple[int, str]] = []
+        self.outlet = self.make_outlet()
         self.run = await database_sync_to_async(Run.objects.filter(id=self.run_id).first)()
         if self.run is None:
             await self.close(code=4404)
@@ -202,32 +172,23 @@ class RunConsumer(AsyncWebsocketConsumer):
         # The run is asked for first: joining the hub may wait behind many
         # sockets leaving at once (a class closing its tabs).
         await asyncio.to_thread(watch_and_ensure, self.run_id)
-        await hub.join(self.run_id, self)
+        await hub.join(self.run_id, self.outlet)
         await self.send_full()
+
+    def make_outlet(self) -> Outlet:
+        """Where the hub writes this socket's frames (see fanout.py)."""
+        return hub.fanout.outlet(self.base_send, self.send)
 
     async def send_full(self):
         """The latest full frame; frames that arrived meanwhile follow it."""
-        self.ready = False
+        self.outlet.ready = False
         raw = await hub.redis.get(keys.full(self.run_id))
-        if raw:
-            seq, _, frame = raw.decode().partition("|")
-            await self.send(frame)
-            self.last_seq = int(seq)
-        self.ready = True
-        pending, self.pending = self.pending, []
-        for seq, frame in pending:
-            await self.deliver(seq, frame)
-
-    async def deliver(self, seq: int, frame: str):
-        if not self.ready:
-            self.pending.append((seq, frame))
-        elif seq >= self.last_seq:
-            self.last_seq = seq
-            await self.send(frame)
+        seq, frame = wire.unpack(raw.decode()) if raw else (None, None)
+        await self.outlet.restart(seq, frame)
 
     async def disconnect(self, code):
         if getattr(self, "run", None) is not None:
-            await hub.leave(self.run_id, self)
+            await hub.leave(self.run_id, self.outlet)
 
     async def receive(self, text_data=None, bytes_data=None):
         try:

@@ -6,8 +6,8 @@ A frame is a handful of HTML fragments that htmx swaps out-of-band by id
 event log) plus a small data block for the message animation.  A *delta*
 frame appends the batch's log lines and carries only the fragments whose
 inputs changed; a *full* frame replaces everything and is what a socket gets
-when it (re)connects.  Every frame names its last event `seq` and the
-previous frame's (`prev`), so a page can tell a gap.
+when it (re)connects.  Every frame's header (JSON, see wire.py) names its
+last event `seq` and the previous frame's (`prev`), so a page can tell a gap.
 
 Cost: the cluster, node and check fragments are Jinja2 templates (about five
 times faster than Django's engine for these loops), and no fragment is
@@ -30,6 +30,7 @@ from markupsafe import Markup
 
 from pattern_lab.timetravel.feed import frame_block as diagram_block
 
+from . import wire
 from .conditions import watch_values
 from .layouts import positions
 
@@ -615,7 +616,7 @@ class FrameBuilder:
                 f'data-flight-data="{escape(_dumps(data))}"></div>')
 
     def build(self, lab, events: list[dict], clock: dict) -> tuple[int, str, str]:
-        """Returns (seq, delta frame, full frame)."""
+        """Returns (seq, delta frame, full frame), the frames as wire.encode() writes them."""
         snap = lab.snapshot()
         seq = snap["seq"]
         rid = self.run_id
@@ -626,8 +627,13 @@ class FrameBuilder:
         flight = self.flight(snap, events, clock)
         lines = log_lines(events, self.cuts)
         self._keep(lines)
+        header = {"seq": seq, "prev": self.prev_seq, "kind": "delta", "t": snap["t"],
+                  "wall": round(time.time() * 1000, 1), "frozen": bool(clock.get("frozen")),
+                  "speed": clock.get("speed", 1)}
+        # The frame's header is data (see wire.py); the meta element shows the
+        # clock and keeps it in the page for the scripts that read it later.
         head = (f'<div id="meta-{rid}" hx-swap-oob="true" class="meta" data-seq="{seq}" '
-                f'data-prev="{self.prev_seq}" data-kind="{{kind}}" data-wall="{time.time() * 1000:.1f}" '
+                f'data-wall="{header["wall"]:.1f}" '
                 f'data-t="{snap["t"]}" data-frozen="{"true" if clock.get("frozen") else "false"}" '
                 f'data-speed="{clock.get("speed", 1):g}">'
                 f'<span>t = {snap["t"] / 1000:.2f}s</span> <span>event #{seq}</span>'
@@ -642,10 +648,10 @@ class FrameBuilder:
             flight += (f'<div id="say-{rid}" hidden hx-swap-oob="true" data-seq="{seq}" '
                        f'data-say="{escape(_dumps(said))}"></div>')
         flight += diagram_block(rid, events)  # time travel: the space-time diagram's events of this batch
-        delta = (head.replace("{kind}", "delta") + changed + flight +
-                 (f'<ol id="log-{rid}" hx-swap-oob="beforeend">{log}</ol>' if log else ""))
-        full = (head.replace("{kind}", "full") + "".join(parts.values()) + flight +
-                f'<ol id="log-{rid}" hx-swap-oob="true" class="log" tabindex="0" aria-label="Event log">{"".join(h for _, _, h in self.lines)}</ol>')
+        delta = wire.encode(header, head + changed + flight +
+                            (f'<ol id="log-{rid}" hx-swap-oob="beforeend">{log}</ol>' if log else ""))
+        full = wire.encode({**header, "kind": "full"}, head + "".join(parts.values()) + flight +
+                           f'<ol id="log-{rid}" hx-swap-oob="true" class="log" tabindex="0" aria-label="Event log">{"".join(h for _, _, h in self.lines)}</ol>')
         self.prev_seq = seq
         self.prev_t = snap["t"]
         return seq, delta, full

@@ -13,7 +13,10 @@ run:<id>:starting set while an actor task is queued (de-duplicates the queueing)
 run:<id>:worker   pid of the worker process driving the run (for operators and tests)
 run:<id>:ok       "1" while all the run's checks hold, else "0" (set with each frame)
 worker:<host>:<pid>:inbox  one worker's wake-up list (its scheduler blocks on it)
-frames:<id>       pub/sub channel with every frame, "<seq>|<html>"
+frames:<id>       pub/sub channel with every frame, "<seq>|<message>"
+
+A frame's message and its "<seq>|" framing over Redis are wire.py's (pack,
+unpack): run:<id>:full and frames:<id> carry exactly what wire.pack() wrote.
 """
 
 from functools import cache
@@ -47,6 +50,9 @@ def client() -> redis.Redis:
 # Publish a frame only while holding the lease: the fencing token check and the
 # writes happen atomically inside Redis, so an actor that lost its lease (a
 # paused or partitioned worker) can never overwrite the new owner's frames.
+# KEYS: lease, full, pos, frames channel, ok (optional).  ARGV: token, the
+# frame to publish and the full frame (both as wire.pack() wrote them, stored
+# and published unchanged), "t seq", ttl, "1"/"0" (all checks hold).
 PUBLISH = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('set', KEYS[2], ARGV[3], 'EX', ARGV[5])

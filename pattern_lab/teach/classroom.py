@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from pattern_lab.lessons.schema import parse, same_value
 from pattern_lab.lessons.services import current_t, snapshot_at
-from pattern_lab.runs import keys
+from pattern_lab.runs import keys, wire
 from pattern_lab.runs.conditions import evaluate
 from pattern_lab.runs.models import Run
 from pattern_lab.runs.services import Rejected, fork, start_run, wake
@@ -307,5 +307,5 @@ def publish(classroom: Classroom, students: bool = True, teacher: bool = True) -
         if not wanted:
             continue
         name = channel(classroom, role)
-        payload = f"{seq}|{frame(classroom, role)}"
+        payload = wire.pack(seq, frame(classroom, role))
         r.pipeline().set(keys.full(name), payload, ex=keys.FRAME_TTL_S).publish(keys.frames(name), payload).execute()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from channels.db import database_sync_to_async
 
-from pattern_lab.runs.consumers import RunConsumer, daphne_protocol, hub
+from pattern_lab.runs.consumers import RunConsumer, hub
 
 from .classroom import STUDENTS, TEACHER, channel
 from .models import Classroom
@@ -30,10 +30,7 @@ def audience(scope, code: str) -> str | None:
 class ClassConsumer(RunConsumer):
     async def connect(self):
         code = self.scope["url_route"]["kwargs"]["code"]
-        self.last_seq = -1
-        self.protocol = daphne_protocol(self.base_send)
-        self.ready = False
-        self.pending = []
+        self.outlet = self.make_outlet()
         self.run = None
         name = await database_sync_to_async(audience)(self.scope, code)
         if name is None:
@@ -42,12 +39,12 @@ class ClassConsumer(RunConsumer):
         self.run_id = name  # the hub's key for this audience (not a run)
         self.joined = True
         await self.accept()
-        await hub.join(self.run_id, self)
+        await hub.join(self.run_id, self.outlet)
         await self.send_full()
 
     async def disconnect(self, code):
         if getattr(self, "joined", False):
-            await hub.leave(self.run_id, self)
+            await hub.leave(self.run_id, self.outlet)
 
     async def receive(self, text_data=None, bytes_data=None):
         if text_data and '"sync"' in text_data:

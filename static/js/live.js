@@ -2,12 +2,13 @@
 // frames that would skip or repeat sequence numbers (asking for the full state
 // instead), sends the page's commands, and animates messages in flight.
 
+import { parseHead } from "./wire.js";
+
 const lives = () => document.querySelectorAll("[data-run-id]");
 const liveOf = (el) => el.closest("[data-run-id]") || document.querySelector("[data-run-id]");
 // A socket event belongs to a live run only if it came from inside one (a
 // class page has a second socket of its own).
 const runOf = (e) => (e.target.closest ? e.target.closest("[data-run-id]") : null);
-const HEAD = /data-seq="(\d+)" data-prev="(\d+)" data-kind="(\w+)"/;
 const LOG_MAX = 80;
 
 document.body.addEventListener("htmx:wsOpen", (e) => {
@@ -41,9 +42,9 @@ document.body.addEventListener("htmx:wsClose", (e) => {
 document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
   const live = runOf(e);
   if (!live) return;
-  const m = HEAD.exec(e.detail.message.slice(0, 400));
-  if (!m) return; // not a frame (e.g. an error message for this socket)
-  const seq = +m[1], prev = +m[2], kind = m[3], cur = +live.dataset.seq;
+  const head = parseHead(e.detail.message);
+  if (!head) return; // not a frame (e.g. an error message for this socket)
+  const { seq, prev, kind } = head, cur = +live.dataset.seq;
   if (kind === "full") {
     if (seq < cur) e.preventDefault(); // older than what is on screen
     else rememberFocus(live);

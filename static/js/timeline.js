@@ -13,11 +13,12 @@
 // this timeline: its controls are disabled and class.js moves it to the
 // instructor's moment with a "tt:follow" event ({t} or {t: null} for live).
 
+import { parseHead } from "./wire.js";
+
 const liveOf = (el) => el.closest("[data-run-id]");
 const sockets = new WeakMap(); // live area -> htmx socket wrapper
 const states = new WeakMap();
 const fmt = (ms) => `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
-const TIME_RE = /data-t="([\d.]+)"/;
 const led = (live) => !!state(live)?.box.hasAttribute("data-following");
 
 function state(live) {
@@ -64,8 +65,8 @@ window.addEventListener("htmx:wsBeforeMessage", (e) => {
   if (!live) return;
   sockets.set(live, e.detail.socketWrapper);
   const s = state(live);
-  const m = TIME_RE.exec(e.detail.message.slice(0, 400));
-  if (s && m) s.end = Math.max(s.end, +m[1]);
+  const head = parseHead(e.detail.message);
+  if (s && head) s.end = Math.max(s.end, head.t);
   if (live.dataset.view === "past") {
     e.preventDefault();
     e.stopPropagation();

@@ -11,6 +11,7 @@ import pytest
 from celery import Celery
 from playwright.sync_api import expect
 
+from pattern_lab.runs import wire
 from simulations import get_lab
 from simulations.kernel import replay
 
@@ -130,8 +131,8 @@ def test_duplicated_start_messages_never_make_two_actors(own_stack, open_own_lab
         while time.monotonic() < until:
             msg = frames.get_message(timeout=0.2)
             if msg:
-                head = msg["data"][:300].decode(errors="replace")
-                seen.append(tuple(int(x) for x in re.search(r'data-seq="(\d+)" data-prev="(\d+)"', head).groups()))
+                head = wire.head(wire.unpack(msg["data"])[1])
+                seen.append((head["seq"], head["prev"]))
         frames.close()
         assert r.get(f"run:{rid}:lease") == holder, "another actor took the run"
         assert int(r.get(f"run:{rid}:fence")) == int(holder), "a second actor acquired the run"

@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 
 from pattern_lab.bench.live import Browser
+from pattern_lab.runs import wire
 from pattern_lab.stack import Child, Stack, free_port
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAD = re.compile(r'data-seq="(\d+)" data-prev="(\d+)" data-kind="(\w+)"')
 SHUTDOWN_BOUND_S = 15  # serve's grace period (8 s) for web and workers, 3 s for Redis, and some margin
 
 
@@ -205,10 +205,10 @@ class Viewer(threading.Thread):
                             msg = ws.recv(timeout=0.25)
                         except TimeoutError:
                             continue
-                        m = HEAD.search(msg[:400])
-                        if m:
-                            self.frames.append((time.monotonic(), int(m[1]), int(m[2]), m[3]))
-                            if m[3] == "full":
+                        head = wire.head(msg)
+                        if head:
+                            self.frames.append((time.monotonic(), head["seq"], head["prev"], head["kind"]))
+                            if head["kind"] == "full":
                                 self.last_full = msg
             except (OSError, TimeoutError, WebSocketException):
                 self.done.wait(0.2)
@@ -292,7 +292,7 @@ def full_state(viewer: Viewer) -> str:
 
     with connect(viewer.url, origin=viewer.origin, open_timeout=5, max_size=None, proxy=None) as ws:
         frame = ws.recv(timeout=10)
-    assert 'data-kind="full"' in frame[:400]
+    assert wire.head(frame)["kind"] == "full"
     return frame
 
 

@@ -4,12 +4,10 @@ import re
 
 import pytest
 
-from pattern_lab.runs import frames
+from pattern_lab.runs import frames, wire
 from pattern_lab.runs.frames import MAX_DOTS, FrameBuilder, describe_event, dots, log_lines, node_actions, positions
 from pattern_lab.runs.services import Rejected, check_shape, normalise_args
 from simulations import get_lab
-
-HEAD = re.compile(r'data-seq="(\d+)" data-prev="(\d+)" data-kind="(\w+)"')
 
 
 def build(lab, builder):
@@ -21,11 +19,11 @@ def test_delta_frames_chain_and_carry_only_what_changed():
     lab = cls({}, 1)
     builder = FrameBuilder("r1", node_actions(cls))
     seq, delta, full = build(lab, builder)
-    assert 'id="cluster-r1"' in delta and 'data-kind="full"' in full
+    assert 'id="cluster-r1"' in delta and wire.head(full)["kind"] == "full"
     lab.run_until(50)  # nothing visible changes in 50 ms
     seq2, delta2, _ = build(lab, builder)
-    s, prev, kind = HEAD.search(delta2).groups()
-    assert (int(s), int(prev), kind) == (seq2, seq, "delta")
+    head = wire.head(delta2)
+    assert (head["seq"], head["prev"], head["kind"]) == (seq2, seq, "delta")
     assert 'id="cluster-r1"' not in delta2 and 'id="checks-r1"' not in delta2
     lab.apply("crash", ["n5"])
     _, delta3, full3 = build(lab, builder)
