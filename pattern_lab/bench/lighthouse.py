@@ -61,12 +61,16 @@ def audit(url: str, preset: str = "mobile", timeout: float = 240) -> dict:
     """One Lighthouse run of one page; the figures we report."""
     with tempfile.TemporaryDirectory(prefix="pattern-lab-lh-") as tmp:
         out = os.path.join(tmp, "report.json")
+        profile = os.path.join(tmp, "profile")
         argv = ["npx", "-y", LIGHTHOUSE, url, f"--chrome-path={chromium()}",
-                "--chrome-flags=--headless=new --no-sandbox --disable-gpu",
+                f"--chrome-flags=--headless=new --no-sandbox --disable-gpu --user-data-dir={profile}",
                 f"--only-categories={','.join(CATEGORIES)}", "--output=json", f"--output-path={out}", "--quiet"]
         if preset == "desktop":
             argv.append("--preset=desktop")
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        finally:
+            kill_browser(profile)  # Lighthouse leaves its Chromium behind when it fails or times out
         if proc.returncode != 0 or not os.path.exists(out):
             raise RuntimeError(f"lighthouse failed on {url}: {proc.stderr.strip()[-400:]}")
         with open(out) as f:
@@ -83,6 +87,23 @@ def audit(url: str, preset: str = "mobile", timeout: float = 240) -> dict:
     if report.get("runtimeError"):
         row["error"] = report["runtimeError"].get("message", "")
     return row
+
+
+def kill_browser(profile: str) -> None:
+    """SIGKILL the Chromium processes started with this profile directory, if any are left."""
+    for pid in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if f"--user-data-dir={profile}".encode() in cmdline:
+            try:
+                os.kill(int(pid), 9)
+            except OSError:
+                pass
 
 
 def pages(slugs: list[str]) -> list[tuple[str, str]]:
