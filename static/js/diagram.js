@@ -23,6 +23,10 @@ function area(live) {
     a = { box, svg: box.querySelector("[data-dg-svg]"), feed: [], lastSeq: 0, from: 0, to: 0,           pending: false, nodes: null };
     areas.set(live, a);
     box.querySelector("[data-clocks]").addEventListener("change", () => draw(live));
+    a.seen = true;
+    if (window.IntersectionObserver) {
+      new IntersectionObserver((entries) => { a.seen = entries[entries.length - 1].isIntersecting; }).observe(box);
+    }
   }
   return a;
 }
@@ -46,7 +50,9 @@ document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   a.feed = a.feed.filter((ev) => endOf(ev) >= a.from);
   if (!a.pending) {
     a.pending = true;
-    setTimeout(() => { a.pending = false; if (live.dataset.view !== "past") draw(live); }, 250);
+    // Redrawing the whole diagram costs: four times a second while it is on
+    // screen, once a second while it is scrolled out of view.
+    setTimeout(() => { a.pending = false; if (live.dataset.view !== "past") draw(live); }, a.seen ? 250 : 1000);
   }
 });
 

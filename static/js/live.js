@@ -64,6 +64,49 @@ document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
   rememberFocus(live);
 });
 
+// ---- applying a frame ---------------------------------------------------------------
+// htmx's ws extension owns the socket (connecting, reconnecting, sending); the
+// frames of a live run are swapped here.  htmx's own swap processes every
+// swapped element and fires several events per fragment and per node: on a
+// busy lab that cost more than everything else the page does.  The result is
+// the same: each top-level element of the frame replaces the element with its
+// id (hx-swap-oob="true") or has its children appended to it ("beforeend"),
+// then htmx:wsAfterMessage fires on the live area as before.  A fragment equal
+// to what is on screen (a full state after a reconnect) is left alone.
+const HX_ATTRS = "[hx-get],[hx-post],[hx-put],[hx-patch],[hx-delete],[hx-trigger],[hx-ext],[ws-send],[ws-connect]";
+const parser = document.createElement("template");
+
+document.body.addEventListener("htmx:wsBeforeMessage", (e) => {
+  if (e.defaultPrevented) return; // refused above: a gap, or an older full state
+  const live = runOf(e);
+  if (!live) return;
+  e.preventDefault(); // not swapped by htmx
+  const { message, socketWrapper } = e.detail;
+  // Right after htmx's message handler returns, in the same task.
+  queueMicrotask(() => {
+    applyFrame(message);
+    htmx.trigger(live, "htmx:wsAfterMessage", { message, socketWrapper });
+  });
+});
+
+function applyFrame(message) {
+  parser.innerHTML = message;
+  for (const el of [...parser.content.children]) {
+    const how = el.getAttribute("hx-swap-oob") || "true";
+    el.removeAttribute("hx-swap-oob");
+    const target = el.id && document.getElementById(el.id);
+    if (!target) continue;
+    if (how === "beforeend") {
+      target.append(...el.childNodes);
+      continue;
+    }
+    if (target.isEqualNode(el)) continue;
+    target.replaceWith(el);
+    if (el.matches(HX_ATTRS) || el.querySelector(HX_ATTRS)) htmx.process(el);
+  }
+  parser.innerHTML = "";
+}
+
 // ---- keyboard focus across frames ---------------------------------------------
 // A frame replaces whole fragments (htmx's out-of-band swap does not keep the
 // focus), so the focused control would be lost with every frame.  Before the
@@ -209,11 +252,11 @@ document.body.addEventListener("htmx:wsAfterMessage", (e) => {
   announce(live);
   const log = document.getElementById(`log-${rid}`);
   if (log) {
-    collapseRepeats(log);
+    const fresh = collapseRepeats(log);
     while (log.children.length > LOG_MAX) log.firstElementChild.remove();
-    logFilter(live, log);
+    logFilter(live, log, fresh);
     const follow = live.querySelector("[data-follow]");
-    if (!follow || follow.checked) log.scrollTop = log.scrollHeight;
+    if (!follow || follow.checked) followLog(rid);
   }
   const flight = document.getElementById(`flight-${rid}`);
   if (!flight || !flight.dataset.flightData || flight.dataset.done) return;
@@ -230,12 +273,21 @@ document.body.addEventListener("htmx:wsAfterMessage", (e) => {
 // the replies and other events in between) is one line with a count: a
 // message line that repeats one of the few lines just before it replaces
 // that line and carries its count on (the time shown is the latest).
+// Only the lines a frame added are looked at (with the few lines before them):
+// the older ones were collapsed when they came.  Returns the new lines.
 const REPEAT_WINDOW = 10;
 const countOf = (li) => +li.dataset.repeat || 1;
+const seen = new WeakSet(); // log lines already collapsed and filtered
 
 function collapseRepeats(log) {
-  const recent = []; // the last few lines, newest last
-  for (const li of [...log.children]) {
+  const lines = [...log.children];
+  let first = lines.length;
+  while (first > 0 && !seen.has(lines[first - 1])) first -= 1;
+  const fresh = lines.slice(first);
+  const recent = lines.slice(Math.max(0, first - REPEAT_WINDOW), first)
+    .map((li) => ({ li, text: li.querySelector("span")?.textContent })); // the last few lines, newest last
+  for (const li of fresh) {
+    seen.add(li);
     const text = li.querySelector("span")?.textContent;
     const same = li.classList.contains("traffic") ? recent.findIndex((x) => x.text === text) : -1;
     if (same >= 0) {
@@ -252,6 +304,24 @@ function collapseRepeats(log) {
     recent.push({ li, text });
     if (recent.length > REPEAT_WINDOW) recent.shift();
   }
+  return fresh.filter((li) => li.isConnected);
+}
+
+// Keep the newest line in view: once per animation frame, when the browser
+// lays the page out anyway (not right after the swap, which would force a
+// second layout).
+const following = new Set();
+function followLog(rid) {
+  if (!following.size) {
+    requestAnimationFrame(() => {
+      for (const id of following) {
+        const log = document.getElementById(`log-${id}`);
+        if (log) log.scrollTop = log.scrollHeight;
+      }
+      following.clear();
+    });
+  }
+  following.add(rid);
 }
 
 // The log's header: show one node's or one message type's lines, and the raw
@@ -287,14 +357,20 @@ function addOptions(select, values) {
   }
 }
 
-function logFilter(live, log) {
+// `lines`: only these were added since the last call (all of them if not given).
+function logFilter(live, log, lines) {
   const tools = logTools(live, log);
   const nodeSel = tools.querySelector('[data-log-filter="node"]');
   const typeSel = tools.querySelector('[data-log-filter="type"]');
-  addOptions(nodeSel, [...live.querySelectorAll(".cluster g[data-node]")].map((g) => g.dataset.node));
-  addOptions(typeSel, [...log.children].map((li) => li.dataset.type));
+  const cluster = document.getElementById(`cluster-${live.dataset.runId}`);
+  if (cluster && cluster !== tools._cluster) { // a new drawing: maybe new nodes
+    tools._cluster = cluster;
+    addOptions(nodeSel, [...cluster.querySelectorAll("g[data-node]")].map((g) => g.dataset.node));
+  }
+  lines = lines || [...log.children];
+  addOptions(typeSel, lines.map((li) => li.dataset.type));
   const node = nodeSel.value, type = typeSel.value;
-  for (const li of log.children) {
+  for (const li of lines) {
     const nodes = (li.dataset.nodes || "").split(" ");
     li.hidden = (node && !nodes.includes(node)) || (type && li.dataset.type !== type);
   }
@@ -441,6 +517,11 @@ const MAX_FLIGHTS = 120; // per run on screen; the oldest go first
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 const flights = new Set();
 let ticking = false;
+// Dots move at most this often: each move repaints the drawing, and at the
+// screen's full rate (60 a second) that repaint was most of a busy lab's
+// main-thread time.  25 positions a second still reads as motion.
+const MOVE_MS = 40;
+let movedAt = 0;
 
 // Each run has its own animation clock, which stops while the run is frozen.
 function clockOf(live) {
@@ -560,8 +641,13 @@ function die(f) {
 }
 
 function tick() {
-  let moving = false;
   const real = performance.now();
+  if (real - movedAt < MOVE_MS - 4) {
+    requestAnimationFrame(tick);
+    return;
+  }
+  movedAt = real;
+  let moving = false;
   for (const f of flights) {
     const paused = !f.own && clockOf(f.live).frozen;
     const now = f.own ? real : clockNow(f.live);

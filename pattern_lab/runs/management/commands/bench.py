@@ -14,6 +14,9 @@ Sections (all by default; pick with --only):
   burst    300 runs opened and abandoned at once, then a new learner every
            second for 30 s: time to the new run's first frame
   class    one class of --students (200): following, voting, private forks
+  lighthouse  Lighthouse 12 on the overview and every lab page (--lh-runs each,
+           mobile; --lh-presets mobile,desktop adds the desktop preset): scores,
+           page weight, TBT/LCP/CLS.  Long (about 30 s a page load): only with --only.
 """
 
 import asyncio
@@ -26,7 +29,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-SECTIONS = ("kernel", "replay", "seek", "frames", "click", "fanout", "class", "watched", "unwatched", "burst")
+SECTIONS = ("kernel", "replay", "seek", "frames", "click", "fanout", "class", "watched", "unwatched", "burst",
+            "lighthouse")
+DEFAULT = SECTIONS[:-1]  # Lighthouse takes long: asked for by name only
 LIVE = {"click", "fanout", "class", "watched", "unwatched", "burst"}
 
 
@@ -35,7 +40,7 @@ class Command(BaseCommand):
     help = "Measure kernel speed, replay time, frame cost, click-to-frame latency and websocket fan-out."
 
     def add_arguments(self, parser):
-        parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated: {', '.join(SECTIONS)}")
+        parser.add_argument("--only", default=",".join(DEFAULT), help=f"comma-separated: {', '.join(SECTIONS)}")
         parser.add_argument("--viewers", default="200,500,1000")
         parser.add_argument("--seconds", type=float, default=10.0, help="measuring window per fan-out run")
         parser.add_argument("--daphnes", type=int, default=2, help="daphne processes sharing the port")
@@ -44,6 +49,10 @@ class Command(BaseCommand):
         parser.add_argument("--runs", default="200,1000,300", help="runs for watched, unwatched, burst")
         parser.add_argument("--engine-lab", default="leader-election", help="lab of the watched/unwatched/burst runs")
         parser.add_argument("--students", type=int, default=200, help="students in the class section")
+        parser.add_argument("--lh-runs", type=int, default=3, help="Lighthouse runs per page")
+        parser.add_argument("--lh-presets", default="mobile", help="mobile, desktop or mobile,desktop")
+        parser.add_argument("--lh-pages", default="", help="lab slugs to audit (default: the overview and every lab)")
+        parser.add_argument("--port", type=int, default=0, help="port of the Lighthouse section's stack (default: a free one)")
         parser.add_argument("--out", default=str(settings.VAR_DIR / "bench.json"))
 
     def say(self, text=""):
@@ -51,7 +60,7 @@ class Command(BaseCommand):
         self.stdout.flush()
 
     def handle(self, *args, only, viewers, seconds, daphnes, no_stock, lab, out, students, runs, engine_lab,
-               **opts):
+               lh_runs, lh_presets, lh_pages, port, **opts):
         self.students = students
         self.runs = [int(x) for x in runs.split(",")]
         self.engine_lab = engine_lab
@@ -106,8 +115,37 @@ class Command(BaseCommand):
         if want & LIVE:
             self.live(results, want, viewers, seconds, daphnes, no_stock, lab or "circuit-breaker")
 
+        if "lighthouse" in want:
+            self.lighthouse(results, lh_runs, [p.strip() for p in lh_presets.split(",") if p.strip()],
+                            [s.strip() for s in lh_pages.split(",") if s.strip()], port, daphnes)
+
         Path(out).write_text(json.dumps(results, indent=2, default=str))
         self.say(f"Figures saved to {out}")
+
+    def lighthouse(self, results, runs, presets, slugs, port, daphnes):
+        """Serve the app (the same stack as `serve`) and run Lighthouse on every page."""
+        from pattern_lab.bench import lighthouse
+        from pattern_lab.stack import Stack, free_port
+        from simulations import labs
+
+        why = lighthouse.available()
+        if why:
+            self.say(f"Lighthouse skipped: {why}.\n")
+            results["lighthouse"] = {"skipped": why}
+            return
+        var = Path(tempfile.mkdtemp(prefix="pattern-lab-bench-"))
+        # Every page load starts a run; once Lighthouse's browser is gone it
+        # is unloaded after a few seconds, so the worker serves the next page.
+        env = {"DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}", "PATTERN_LAB_IDLE_S": "5"}
+        stack = Stack(var, port=port or free_port(), quiet=True, env=env, daphnes=daphnes, redis_url=None)
+        self.say(f"Starting a private stack (Redis, 1 Celery worker, {daphnes} daphne) in {var} …")
+        stack.start()
+        try:
+            results["lighthouse"] = lighthouse.lighthouse_bench(
+                f"http://127.0.0.1:{stack.port}", slugs or list(labs()), runs, presets, self.say)
+        finally:
+            stack.stop()
+            shutil.rmtree(var, ignore_errors=True)
 
     def live(self, results, want, viewers, seconds, daphnes, no_stock, lab):
         from pattern_lab.bench.live import click_to_frame, fanout, summarize
