@@ -33,7 +33,10 @@ nothing for ADVERT_DEAD ms.
 
 from __future__ import annotations
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms
+from dataclasses import dataclass
+from functools import partial
+
+from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms, observe, on
 
 POOL_OF_PATH = {"/frontend": "frontend", "/api": "api"}
 PREFIX = {"frontend": "f", "api": "a"}
@@ -47,6 +50,16 @@ ADVERT_EVERY = 200  # ms between the active balancer's adverts
 ADVERT_DEAD = 700  # ms of silence before the standby takes over
 SLOW_MIN = 100  # ms of extra latency that makes a replica "slow" for the checks
 USERS = 8  # distinct users (sessions) the client plays
+NOT_A_REPLICA = "'{node}' is not a replica (replicas: {listed})"
+
+
+@dataclass
+class Request:
+    """A request sent and waited for (by the client, by the balancer)."""
+
+    path: str
+    sent: float
+    to: str  # the balancer owning the virtual address when it was sent; the replica picked
 
 
 class Client(Node):
@@ -54,48 +67,41 @@ class Client(Node):
 
     def boot(self) -> None:
         self.role = "client"
-        self.pending: dict[int, dict] = {}
+        self.rid = 0
+        self.waiting: dict[int, Request] = {}
         self.schedule()
 
     def schedule(self) -> None:
+        """The next request in about 1/rate s (half to one and a half times that)."""
         rate = self.lab.rate
         if rate > 0:
-            gap = 1000 / rate
-            self.set_timer("next", gap * (0.5 + self.lab.sim.rng.random()))
+            self.after(1000 / rate * (0.5 + self.rng.random()), self.send_request, key="next")
         else:
-            self.cancel_timer("next")
-
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "next":
-            self.send_request()
-            self.schedule()
-        elif name.startswith("timeout:"):
-            rid = data["rid"]
-            req = self.pending.pop(rid, None)
-            if req:
-                self.lab.finish(rid, req["path"], None, "timeout", self.now - req["sent"],
-                                why=f"no answer from {req['to']} (the virtual address)", balancer=req["to"])
+            self.cancel("next")
 
     def send_request(self) -> None:
-        rng = self.lab.sim.rng
-        self.lab.next_rid += 1
-        rid = self.lab.next_rid
-        path = "/frontend" if rng.random() < 0.4 else "/api"
-        user = f"u{rng.randint(1, USERS)}"
+        self.rid = rid = self.rid + 1
+        path = "/frontend" if self.rng.random() < 0.4 else "/api"
+        user = f"u{self.rng.randint(1, USERS)}"
         to = self.lab.vip  # whoever owns the virtual address right now
-        self.pending[rid] = {"path": path, "sent": self.now, "to": to}
+        self.waiting[rid] = Request(path, self.now, to)
         self.lab.count("requests")
-        self.send(to, "REQ", rid=rid, path=path, user=user)
-        self.set_timer(f"timeout:{rid}", CLIENT_TIMEOUT, rid=rid)
+        self.request(to, "REQ", awaiting=("reply", rid), timeout=CLIENT_TIMEOUT, on_timeout=partial(self.timed_out, rid),
+                     rid=rid, path=path, user=user)
+        self.schedule()
 
-    def on_message(self, msg) -> None:
-        if msg.type == "RESP":
-            req = self.pending.pop(msg.body["rid"], None)
-            if req is None:
-                return  # too late: already counted as a timeout
-            self.cancel_timer(f"timeout:{msg.body['rid']}")
-            self.lab.finish(msg.body["rid"], req["path"], msg.body.get("replica"), msg.body["status"],
-                            self.now - req["sent"], why=msg.body.get("why", ""))
+    def timed_out(self, rid: int) -> None:
+        req = self.waiting.pop(rid)
+        self.lab.witness("answer", rid=rid, path=req.path, replica=None, status="timeout", ms=self.now - req.sent,
+                         why=f"no answer from {req.to} (the virtual address)", balancer=req.to)
+
+    @on("RESP")
+    def answer(self, msg) -> None:
+        b = msg.body
+        if self.answered(("reply", b["rid"])):  # (else too late: already counted as a timeout)
+            req = self.waiting.pop(b["rid"])
+            self.lab.witness("answer", rid=b["rid"], path=req.path, replica=b.get("replica"), status=b["status"],
+                             ms=self.now - req.sent, why=b.get("why", ""))
 
 
 class Replica(Node):
@@ -111,166 +117,171 @@ class Replica(Node):
         else:
             super().receive(msg)
 
-    def on_message(self, msg) -> None:
-        if msg.type == "PING":
-            self.send(msg.src, "PONG", probe=msg.body["probe"])
-        elif msg.type == "REQ":
-            lo, hi = SERVICE_MS
-            work = lo + (hi - lo) * self.lab.sim.rng.random()
-            self.set_timer(f"work:{msg.body['rid']}", work, rid=msg.body["rid"], to=msg.src)
+    @on("PING")
+    def ping(self, msg) -> None:
+        self.send(msg.src, "PONG", probe=msg.body["probe"])
 
-    def on_timer(self, name: str, data: dict) -> None:
-        if name.startswith("work:"):
-            self.lab.work_done(self.id, data["rid"])
-            self.send(data["to"], "RESP", rid=data["rid"], status=200, replica=self.id)
+    @on("REQ")
+    def work(self, msg) -> None:
+        rid = msg.body["rid"]
+        self.after(self.rng.uniform(*SERVICE_MS), self.respond, msg.src, rid, key=("work", rid))
+
+    def respond(self, to: str, rid: int) -> None:
+        self.lab.witness("work-done", replica=self.id, rid=rid)
+        self.send(to, "RESP", rid=rid, status=200, replica=self.id)
 
     def view(self) -> dict:
-        stats = self.lab.stats.get(self.id, {})
-        lat = stats.get("latency")
-        return {"pool": self.lab.pool_of(self.id), "weight": self.lab.weights.get(self.id, 1),
-                "label": (f"w{self.lab.weights.get(self.id, 1)} · " if self.lab.algorithm == "weighted" else "")
-                         + f"{stats.get('picks', 0)} req" + (f" · {lat:.0f}ms" if lat is not None else "")}
+        lab, stats = self.lab, self.lab.stats[self.id]
+        weight, latency = lab.weights.get(self.id, 1), stats["latency"]
+        return {"pool": lab.pool_of(self.id), "weight": weight,
+                "label": (f"w{weight} · " if lab.algorithm == "weighted" else "") + f"{stats['picks']} req"
+                         + (f" · {latency:.0f}ms" if latency is not None else "")}
+
+
+@dataclass
+class Backend:
+    """What a balancer knows of one replica."""
+
+    up: bool = True  # in rotation (optimistic until probes say otherwise)
+    fails: int = 0  # failed probes in a row
+    oks: int = 0  # good probes in a row
+    conns: int = 0  # requests sent to it and not answered yet
 
 
 class Balancer(Node):
     """Routes by path, picks a replica by the configured rule, health-checks replicas."""
 
     def boot(self) -> None:
-        # Memory: lost on a crash.  The pools and weights are configuration (lab.pools).
-        self.health: dict[str, dict] = {}
-        self.conns: dict[str, int] = {}
+        # Memory: lost on a crash.  The pools and weights are configuration (lab.pools, lab.weights).
+        self.backends = {replica: Backend() for replica in self.lab.all_replicas()}  # healthy until probed
         self.turn: dict[str, int] = {"frontend": 0, "api": 0}
-        self.score: dict[str, float] = {}
-        self.sessions: dict[str, str] = {}
-        self.inflight: dict[int, dict] = {}
+        self.score: dict[str, float] = {}  # smooth weighted round robin's running scores
+        self.sessions: dict[str, str] = {}  # "user@pool" -> the replica that served that user
+        self.forwarded: dict[int, Request] = {}  # request id -> the replica it went to
         self.probe_no = 0
-        self.probes: dict[str, set[int]] = {}  # replica -> probes sent and not yet answered or timed out
-        self.active_since = self.now
-        for replica in self.lab.all_replicas():
-            self.know(replica)
+        self.probes_out: set[tuple] = set()  # probes sent and not yet answered or timed out
         if self.lab.vip == self.id:
             self.become_active(quiet=True)
         else:
             self.role = "standby"
-            self.set_timer("advert-missed", ADVERT_DEAD)
-
-    def know(self, replica: str) -> None:
-        """Start tracking a replica: optimistic (healthy) until probes say otherwise."""
-        self.health.setdefault(replica, {"up": True, "fails": 0, "oks": 0})
-        self.conns.setdefault(replica, 0)
-
-    def release(self, replica: str) -> None:
-        """One request less in progress (a replica removed meanwhile is not counted any more)."""
-        if replica in self.conns:
-            self.conns[replica] = max(0, self.conns[replica] - 1)
+            self.after(ADVERT_DEAD, self.become_active, key="advert-missed")
 
     def healthy(self, replica: str) -> bool:
-        return self.health.get(replica, {}).get("up", False)
+        return replica in self.backends and self.backends[replica].up
 
+    # -- the virtual address: adverts, and taking over ------------------------------
     def become_active(self, quiet: bool = False) -> None:
+        """Own the virtual address: at the start, or when the active balancer fell silent."""
         self.role = "active"
-        self.active_since = self.now
         self.lab.vip = self.id
         if not quiet:
             self.lab.emit("failover", node=self.id, detail=f"{self.id} owns the virtual address now")
-        self.lab.reset_split("balancer changed")
-        self.lab.forget_open_work()
-        self.cancel_timer("advert-missed")
-        self.set_timer("advert", 0)
-        self.set_timer("probe", 0)
+        self.lab.witness("active", node=self.id)
+        self.cancel("advert-missed")
+        self.after(0, self.advertise, key="advert")
+        self.after(0, self.probe_round, key="probe")
 
-    # -- timers: adverts, health probes, upstream timeouts ---------------------
-    def on_timer(self, name: str, data: dict) -> None:
-        if name == "advert" and self.role == "active":
+    def advertise(self) -> None:
+        if self.role == "active":  # (a balancer that stepped back stops)
             for other in self.lab.balancers():
                 if other != self.id:
                     self.send(other, "ADVERT")
-            self.set_timer("advert", ADVERT_EVERY)
-        elif name == "advert-missed" and self.role == "standby":
-            self.become_active()
-        elif name == "probe" and self.role == "active":
-            if self.lab.health_checks:
-                self.probe_all()
-            self.set_timer("probe", self.lab.params["health_interval"])
-        elif name.startswith("probe-timeout:"):
-            self.probes.get(data["replica"], set()).discard(data["probe"])
-            self.probe_result(data["replica"], False)
-        elif name.startswith("upstream:"):
-            req = self.inflight.pop(data["rid"], None)
-            if req:
-                self.release(req["replica"])
-                self.lab.work_done(req["replica"], data["rid"])  # given up on: no longer counted as open
-                self.send("client", "RESP", rid=data["rid"], status=504, replica=req["replica"],
-                          why=f"{req['replica']} did not answer within {fmt_ms(UPSTREAM_TIMEOUT)}")
+            self.after(ADVERT_EVERY, self.advertise, key="advert")
 
-    def probe_all(self) -> None:
-        for replica in self.lab.all_replicas():
-            self.probe_no += 1
-            self.probes.setdefault(replica, set()).add(self.probe_no)
-            self.send(replica, "PING", probe=self.probe_no)
-            # One timer per probe: a probe sent every 100 ms must not re-arm the 250 ms timeout of the last.
-            self.set_timer(f"probe-timeout:{replica}:{self.probe_no}", PROBE_TIMEOUT, replica=replica,
-                           probe=self.probe_no)
+    @on("ADVERT")
+    def advert(self, msg) -> None:
+        if self.role == "active":
+            if self.lab.vip == self.id:
+                return  # the address is mine: the sender has not heard yet
+            self.role = "standby"  # someone else owns the address: step back
+        self.after(ADVERT_DEAD, self.become_active, key="advert-missed")  # the active one is alive
 
-    def probe_result(self, replica: str, ok: bool) -> None:
-        h = self.health.get(replica)
-        if h is None:
+    # -- health checks --------------------------------------------------------------
+    def probe_round(self) -> None:
+        """While active, every health_interval ms: PING each replica (each probe has its own timeout)."""
+        if self.role != "active":
+            return
+        if self.lab.health_checks:
+            for replica in self.lab.all_replicas():
+                self.probe_no += 1
+                key = ("probe", replica, self.probe_no)
+                self.probes_out.add(key)
+                # One timeout per probe: a probe sent every 100 ms must not re-arm the 250 ms timeout of the last.
+                self.request(replica, "PING", awaiting=key, timeout=PROBE_TIMEOUT,
+                             on_timeout=partial(self.probe_result, key, False), probe=self.probe_no)
+        # The next round is booked after this one's timeouts: due at the same moment, it comes after them.
+        self.after(self.lab.params["health_interval"], self.probe_round, key="probe")
+
+    @on("PONG")
+    def pong(self, msg) -> None:
+        key = ("probe", msg.src, msg.body["probe"])
+        if self.answered(key):
+            self.probe_result(key, True)
+
+    def stop_probes(self) -> None:
+        """Health checks turned off: the probes already out are forgotten."""
+        for key in self.probes_out:
+            self.cancel(key)
+        self.probes_out.clear()
+
+    def probe_result(self, key: tuple, ok: bool) -> None:
+        """FALL failed probes in a row take a replica out of rotation, RISE good ones put it back."""
+        self.probes_out.discard(key)
+        replica = key[1]
+        b = self.backends.get(replica)
+        if b is None:
             return  # removed meanwhile
-        if ok:
-            h["fails"], h["oks"] = 0, h["oks"] + 1
-            if not h["up"] and h["oks"] >= RISE:
-                h["up"] = True
-                self.lab.health_changed(self, replica, True)
-        else:
-            h["oks"], h["fails"] = 0, h["fails"] + 1
-            if h["up"] and h["fails"] >= FALL:
-                h["up"] = False
-                self.lab.health_changed(self, replica, False)
+        b.oks, b.fails = (b.oks + 1, 0) if ok else (0, b.fails + 1)
+        if b.up != ok and (b.oks >= RISE if ok else b.fails >= FALL):
+            b.up = ok
+            self.lab.witness("rotation", node=self.id, replica=replica, up=ok)
 
-    # -- messages ------------------------------------------------------------------
-    def on_message(self, msg) -> None:
-        body = msg.body
-        if msg.type == "ADVERT":
-            if self.role == "standby":
-                self.set_timer("advert-missed", ADVERT_DEAD)
-            elif self.lab.vip != self.id:
-                self.role = "standby"  # someone else owns the address: step back
-                self.set_timer("advert-missed", ADVERT_DEAD)
-        elif msg.type == "PONG":
-            if body["probe"] in self.probes.get(msg.src, ()):
-                self.probes[msg.src].discard(body["probe"])
-                self.cancel_timer(f"probe-timeout:{msg.src}:{body['probe']}")
-                self.probe_result(msg.src, True)
-        elif msg.type == "REQ" and self.role == "active":
-            self.route(body["rid"], body["path"], body["user"])
-        elif msg.type == "RESP":
-            req = self.inflight.pop(body["rid"], None)
-            if req:
-                self.cancel_timer(f"upstream:{body['rid']}")
-                self.release(req["replica"])
-                self.lab.observe_latency(req["replica"], self.now - req["sent"])
-                self.send("client", "RESP", rid=body["rid"], status=200, replica=req["replica"])
-
-    def route(self, rid: int, path: str, user: str) -> None:
+    # -- requests -------------------------------------------------------------------
+    @on("REQ")
+    def route(self, msg) -> None:
+        if self.role != "active":
+            return
+        rid, path, user = msg.body["rid"], msg.body["path"], msg.body["user"]
         pool = POOL_OF_PATH[path]
-        replica, balanced = self.pick(pool, user)
+        replica = self.pick(pool, user)
         if replica is None:
             self.send("client", "RESP", rid=rid, status=503, why=f"no healthy replica in the {pool} pool")
             return
-        self.lab.record_pick(self, pool, replica, balanced, rid)
-        self.conns[replica] += 1
-        self.inflight[rid] = {"replica": replica, "sent": self.now}
-        self.send(replica, "REQ", rid=rid, path=path, user=user)
-        self.set_timer(f"upstream:{rid}", UPSTREAM_TIMEOUT, rid=rid)
+        self.lab.witness("pick", node=self.id, pool=pool, replica=replica, rid=rid)
+        self.backends[replica].conns += 1
+        self.forwarded[rid] = Request(path, self.now, replica)
+        self.request(replica, "REQ", awaiting=("upstream", rid), timeout=UPSTREAM_TIMEOUT,
+                     on_timeout=partial(self.upstream_timeout, rid), rid=rid, path=path, user=user)
 
-    def pick(self, pool: str, user: str) -> tuple[str | None, bool]:
+    @on("RESP")
+    def response(self, msg) -> None:
+        rid = msg.body["rid"]
+        if self.answered(("upstream", rid)):
+            fwd = self.forwarded.pop(rid)
+            self.release(fwd.to)
+            self.lab.witness("latency", replica=fwd.to, ms=self.now - fwd.sent)
+            self.send("client", "RESP", rid=rid, status=200, replica=fwd.to)
+
+    def upstream_timeout(self, rid: int) -> None:
+        replica = self.forwarded.pop(rid).to
+        self.release(replica)
+        self.lab.witness("work-done", replica=replica, rid=rid)  # given up on: no longer counted as open
+        self.send("client", "RESP", rid=rid, status=504, replica=replica,
+                  why=f"{replica} did not answer within {fmt_ms(UPSTREAM_TIMEOUT)}")
+
+    def release(self, replica: str) -> None:
+        """One request less in progress (a replica removed meanwhile is not counted any more)."""
+        if (b := self.backends.get(replica)) is not None:
+            b.conns = max(0, b.conns - 1)
+
+    def pick(self, pool: str, user: str) -> str | None:
         members = self.lab.pools[pool]
         healthy = [r for r in members if self.healthy(r)]
         if not healthy:
-            return None, False
+            return None
         session = f"{user}@{pool}"
         if self.lab.params["sticky"] and self.sessions.get(session) in healthy:
-            return self.sessions[session], False  # sticky: the same replica as last time
+            return self.sessions[session]  # sticky: the same replica as last time
         algorithm = self.lab.algorithm
         if algorithm == "round-robin":
             choice = self.next_in_turn(pool, members)
@@ -285,13 +296,13 @@ class Balancer(Node):
         elif algorithm == "least-connections":
             start = self.turn[pool] % len(healthy)
             rotated = healthy[start:] + healthy[:start]  # ties go in turn
-            choice = min(rotated, key=lambda r: self.conns[r])
+            choice = min(rotated, key=lambda r: self.backends[r].conns)
             self.turn[pool] += 1
         else:
-            choice = self.lab.sim.rng.choice(healthy)
+            choice = self.rng.choice(healthy)
         if self.lab.params["sticky"]:
             self.sessions[session] = choice
-        return choice, True
+        return choice
 
     def next_in_turn(self, pool: str, members: list[str]) -> str:
         for _ in range(len(members)):
@@ -304,7 +315,7 @@ class Balancer(Node):
     def view(self) -> dict:
         if self.status == "down":
             return {"label": "down"}
-        return {"label": f"{self.role} · {len(self.inflight)} open" if self.role == "active" else self.role}
+        return {"label": f"{self.role} · {len(self.forwarded)} open" if self.role == "active" else self.role}
 
 
 class LoadBalancing(Lab):
@@ -335,18 +346,18 @@ class LoadBalancing(Lab):
         self.health_checks = p["health_checks"]
         self.health_on_since = 0.0  # when health checks were last turned on (the window starts there)
         self.rate = p["rate"]
-        self.next_rid = 0
-        self.vip = "lb"
+        self.vip = "lb"  # the balancer owning the virtual address
         self.pools: dict[str, list[str]] = {"frontend": ["f1", "f2"], "api": ["a1", "a2", "a3"]}
         self.weights: dict[str, int] = {"f1": 2, "f2": 1, "a1": 3, "a2": 2, "a3": 1}
-        self.stats: dict[str, dict] = {}
+        self.stats: dict[str, dict] = {}  # replica -> what the page shows of it
         self.crashed_at: dict[str, float] = {}
         self.slow_since: dict[str, float] = {}
-        self.slow_window: dict[str, dict[str, int]] = {}
+        self.slow_window: dict[str, dict[str, int]] = {}  # slow replica -> who got the requests while it was busy
         self.slow_share: dict[str, dict] = {}
         self.open_work: dict[str, set] = {}  # replica -> requests sent to it and not yet answered (observed)
+        self.active_since: dict[str, float] = {}  # balancer -> when it last took the address
         self.paused: dict[str, list[list[float]]] = {}  # balancer -> [[paused at, resumed at or None], ...]
-        self.split: dict[str, dict] = {}
+        self.split: dict[str, dict] = {}  # pool -> its round-robin picks since it last changed
         self.recent: list[dict] = []
         self.timeline: list[dict] = []
         self.metrics.update({"requests": 0, "ok": 0, "errors": 0, "errors_in_detection": 0,
@@ -378,7 +389,7 @@ class LoadBalancing(Lab):
             self.checks["even-split"].detail = (f"not claimed: {self.algorithm} is uneven by design" if
                                                 self.algorithm != "weighted" else
                                                 "not claimed: weighted follows the weights, not an even split")
-        self.sim.after(500, self.audit)
+        self.every(500, self.audit)
 
     def invariants(self) -> list[str]:
         # Health checks turned off live: nothing takes a crashed replica out, by design (and the check
@@ -386,7 +397,7 @@ class LoadBalancing(Lab):
         names = super().invariants()
         return names if self.health_checks else [n for n in names if n != "crash-contained"]
 
-    # -- topology helpers ------------------------------------------------------------
+    # -- topology ------------------------------------------------------------------------
     def add_replica_node(self, replica: str) -> None:
         self.stats[replica] = {"picks": 0, "ok": 0, "errors": 0, "latency": None}
         self.add_node(Replica(self, replica))
@@ -407,11 +418,10 @@ class LoadBalancing(Lab):
     def detection_bound(self) -> float:
         return FALL * self.params["health_interval"] + PROBE_TIMEOUT + 50
 
-    # -- measurements -----------------------------------------------------------------
+    # -- what the lab watches --------------------------------------------------------------
     def reset_split(self, why: str, pool: str | None = None) -> None:
         for name in [pool] if pool else list(self.pools):
-            self.split[name] = {"since": round(self.now, 3), "why": why,
-                                "counts": {}, "members": []}
+            self.split[name] = {"since": round(self.now, 3), "why": why, "counts": {}, "members": []}
 
     def paused_between(self, lb: str, start: float) -> float:
         """How long the balancer was frozen since `start` (its timers did not run)."""
@@ -421,14 +431,31 @@ class LoadBalancing(Lab):
             total += max(0.0, b - max(a, start))
         return total
 
-    def forget_open_work(self) -> None:
-        """A balancer took over: steers-away judges it only on the requests it sent itself."""
+    def late_by(self, lb: str, replica: str) -> float:
+        """How long the balancer has had to notice that `replica` crashed (its detection window so far)."""
+        start = max(self.crashed_at[replica], self.active_since[lb], self.health_on_since)
+        return self.now - start - self.paused_between(lb, start)
+
+    @observe("active")
+    def took_address(self, fact: dict) -> None:
+        """A balancer took the address: each one is judged only on the requests it sent itself."""
+        self.active_since[fact["node"]] = self.now
+        self.reset_split("balancer changed")
         self.open_work, self.slow_window = {}, {}
 
-    def work_done(self, replica: str, rid: int) -> None:
-        self.open_work.get(replica, set()).discard(rid)
+    @observe("work-done")
+    def work_done(self, fact: dict) -> None:
+        self.open_work.get(fact["replica"], set()).discard(fact["rid"])
 
-    def record_pick(self, lb: Balancer, pool: str, replica: str, balanced: bool, rid: int) -> None:
+    @observe("latency")
+    def round_trip(self, fact: dict) -> None:
+        stats, ms = self.stats.get(fact["replica"]), fact["ms"]
+        if stats is not None:
+            stats["latency"] = ms if stats["latency"] is None else 0.7 * stats["latency"] + 0.3 * ms
+
+    @observe("pick")
+    def picked(self, fact: dict) -> None:
+        lb, pool, replica = self.nodes[fact["node"]], fact["pool"], fact["replica"]
         self.stats[replica]["picks"] += 1
         # Slow replicas with more requests open than some peer in rotation (as observed).
         peers = [len(self.open_work.get(r, ())) for r in self.pools[pool]
@@ -436,14 +463,12 @@ class LoadBalancing(Lab):
         least = min(peers, default=None)
         busy_slow = [r for r in self.pools[pool] if r in self.slow_since and least is not None
                      and len(self.open_work.get(r, ())) > least]
-        self.open_work.setdefault(replica, set()).add(rid)
-        down_since = self.crashed_at.get(replica)
-        if down_since is not None:
-            start = max(down_since, lb.active_since, self.health_on_since)
-            late = self.now - start - self.paused_between(lb.id, start)
+        self.open_work.setdefault(replica, set()).add(fact["rid"])
+        if replica in self.crashed_at:
+            late = self.late_by(lb.id, replica)
             if late > self.detection_bound():
-                self.fail("crash-contained", f"{replica} crashed at {fmt_ms(down_since)} and still got a request "
-                                             f"{fmt_ms(late)} later: nobody took it out of rotation")
+                self.fail("crash-contained", f"{replica} crashed at {fmt_ms(self.crashed_at[replica])} and still got "
+                                             f"a request {fmt_ms(late)} later: nobody took it out of rotation")
         for slow in busy_slow:
             # A slow replica of this pool is busy: count who gets the new requests.
             window = self.slow_window.setdefault(slow, {})
@@ -481,8 +506,8 @@ class LoadBalancing(Lab):
             self.fail("even-split", f"{pool}: {who} got {counts.get(who, 0)} of {total} picks, "
                                     f"{worst:.1f} away from its share ({self.algorithm}"
                                     + (", sticky sessions)" if self.params["sticky"] else ")"))
-        elif self.checks["even-split"].ok:
-            self.checks["even-split"].detail = f"{pool}: {total} picks, at most {worst:.1f} from an even share"
+        else:
+            self.note("even-split", f"{pool}: {total} picks, at most {worst:.1f} from an even share")
 
     def judge_steering(self, pool: str, replica: str) -> None:
         """steers-away: of the requests sent while a slow replica had more requests
@@ -501,14 +526,21 @@ class LoadBalancing(Lab):
                                      f"is {even:.1f}): {self.algorithm} does not steer away"
                                      + (" (sticky sessions send users back to it)" if self.params["sticky"] else ""))
 
-    def observe_latency(self, replica: str, ms: float) -> None:
-        stats = self.stats.get(replica)
-        if stats is not None:
-            old = stats["latency"]
-            stats["latency"] = ms if old is None else 0.7 * old + 0.3 * ms
+    @observe("rotation")
+    def rotation(self, fact: dict) -> None:
+        """A balancer took a replica out of rotation (how long after its crash?) or put it back."""
+        lb, replica = fact["node"], fact["replica"]
+        fields = {"node": lb, "replica": replica, "up": fact["up"]}
+        if not fact["up"] and replica in self.crashed_at:
+            fields["after_ms"] = round(self.late_by(lb, replica), 3)
+            self.note("crash-contained", f"{replica} taken out {fmt_ms(fields['after_ms'])} after its crash "
+                                         f"({self.metrics['errors_in_detection']} errors in the detection window so far)")
+        self.emit("health", **fields)
 
-    def finish(self, rid: int, path: str, replica: str | None, status, ms: float, why: str = "",
-               balancer: str | None = None) -> None:
+    @observe("answer")
+    def finish(self, fact: dict) -> None:
+        """The client got its answer (or gave up waiting)."""
+        replica, status = fact["replica"], fact["status"]
         ok = status == 200
         self.count("ok" if ok else "errors")
         if replica in self.stats:
@@ -516,10 +548,12 @@ class LoadBalancing(Lab):
         if not ok:
             if replica in self.crashed_at:
                 self.count("errors_in_detection")
+            balancer = fact.get("balancer")
             if balancer is not None and getattr(self.nodes.get(balancer), "status", "down") != "up":
                 self.count("errors_no_balancer")  # the single point of failure at work
-            self.emit("error", rid=rid, path=path, replica=replica, status=status, why=why)
-        self.recent.append({"rid": rid, "path": path, "replica": replica, "status": status, "ms": round(ms, 1)})
+            self.emit("error", rid=fact["rid"], path=fact["path"], replica=replica, status=status, why=fact["why"])
+        self.recent.append({"rid": fact["rid"], "path": fact["path"], "replica": replica, "status": status,
+                            "ms": round(fact["ms"], 1)})
         del self.recent[:-10]
         second = int(self.now // 1000)
         if not self.timeline or self.timeline[-1]["s"] != second:
@@ -527,39 +561,22 @@ class LoadBalancing(Lab):
             del self.timeline[:-20]
         self.timeline[-1]["ok" if ok else "err"] += 1
 
-    def health_changed(self, lb: Balancer, replica: str, up: bool) -> None:
-        fields = {"node": lb.id, "replica": replica, "up": up}
-        if not up and replica in self.crashed_at:
-            start = max(self.crashed_at[replica], lb.active_since, self.health_on_since)
-            fields["after_ms"] = round(self.now - start - self.paused_between(lb.id, start), 3)
-            if self.checks["crash-contained"].ok:
-                self.checks["crash-contained"].detail = (
-                    f"{replica} taken out {fmt_ms(fields['after_ms'])} after its crash "
-                    f"({self.metrics['errors_in_detection']} errors in the detection window so far)")
-        self.emit("health", **fields)
-
-    # -- the audit: the slow-replica check -----------------------------------------------
     def audit(self) -> None:
-        self.sim.after(500, self.audit)
+        """steers-away's running figures: what each slow replica got while it was busy."""
         lb = self.active()
-        for replica in list(self.slow_since):
+        for replica in list(self.slow_since) if lb else ():
             pool = self.pool_of(replica)
-            if pool == "removed" or lb is None:
-                continue
             counts = self.slow_window.get(replica, {})
             peers = [r for r in self.pools[pool] if r != replica and lb.healthy(r) and r not in self.slow_since]
             if not peers:
                 continue
-            total = sum(counts.values())
-            mine = counts.get(replica, 0)
+            total, mine = sum(counts.values()), counts.get(replica, 0)
             peer_mean = sum(counts.get(r, 0) for r in peers) / len(peers)
             self.slow_share[replica] = {"mine": mine, "total": total, "peer_mean": round(peer_mean, 1)}
-            if self.checks["steers-away"].ok:
-                self.checks["steers-away"].detail = (
-                    f"{replica} (+{fmt_ms(self.nodes[replica].slow_ms)}) got {mine} of the {total} requests sent "
-                    f"while it was busier than a peer; healthy peers got {peer_mean:.1f} each")
+            self.note("steers-away", f"{replica} (+{fmt_ms(self.nodes[replica].slow_ms)}) got {mine} of the {total} "
+                                     f"requests sent while it was busier than a peer; healthy peers got "
+                                     f"{peer_mean:.1f} each")
 
-    # -- reacting to faults ------------------------------------------------------------
     def after_fault(self, fault: str, node_id: str | None) -> None:
         if node_id in self.balancers() and fault in ("pause", "crash", "resume", "restart"):
             spans = self.paused.setdefault(node_id, [])
@@ -589,8 +606,7 @@ class LoadBalancing(Lab):
     def do_traffic(self, rate: int) -> None:
         self.rate = rate
         self.emit("traffic", rate=rate)
-        client = self.nodes["client"]
-        client.schedule()
+        self.nodes["client"].schedule()
 
     @action("add", Arg("pool", "word", choices=("frontend", "api")), Arg("weight", "int", optional=True,
             default=1, lo=1, hi=5), help="Add a replica to a pool (weight used by the weighted rule).")
@@ -606,15 +622,14 @@ class LoadBalancing(Lab):
         self.add_replica_node(replica)
         for b in self.balancers():
             if self.nodes[b].status != "down":
-                self.nodes[b].know(replica)
+                self.nodes[b].backends.setdefault(replica, Backend())
         self.reset_split("replica added", pool)
         self.emit("add", node=replica, pool=pool, weight=weight)
 
-    @action("remove", Arg("replica"), help="Take a replica out of its pool for good (it stops getting traffic).")
+    @action("remove", Arg("replica"), nodes=lambda lab: lab.all_replicas(), not_for=NOT_A_REPLICA,
+            help="Take a replica out of its pool for good (it stops getting traffic).")
     def do_remove(self, replica: str) -> None:
         pool = self.pool_of(replica)
-        if replica not in self.stats or pool == "removed":
-            raise SimError(f"'{replica}' is not a replica (replicas: {', '.join(self.all_replicas())})")
         if len(self.pools[pool]) <= 1:
             raise SimError(f"{replica} is the last replica of the {pool} pool; add one first")
         self.pools[pool].remove(replica)
@@ -622,16 +637,13 @@ class LoadBalancing(Lab):
         self.slow_since.pop(replica, None)
         del self.nodes[replica]
         for b in self.balancers():
-            self.nodes[b].health.pop(replica, None)  # a later replica of that name starts afresh
-            self.nodes[b].conns.pop(replica, None)
+            self.nodes[b].backends.pop(replica, None)  # a later replica of that name starts afresh
         self.reset_split("replica removed", pool)  # the turn order shifts: count afresh
         self.emit("remove", node=replica, pool=pool)
 
-    @action("weight", Arg("replica"), Arg("weight", "int", lo=1, hi=5),
-            help="Change a replica's weight (used by the weighted rule).")
+    @action("weight", Arg("replica"), Arg("weight", "int", lo=1, hi=5), nodes=lambda lab: lab.all_replicas(),
+            not_for=NOT_A_REPLICA, help="Change a replica's weight (used by the weighted rule).")
     def do_weight(self, replica: str, weight: int) -> None:
-        if replica not in self.weights or self.pool_of(replica) == "removed":
-            raise SimError(f"'{replica}' is not a replica (replicas: {', '.join(self.all_replicas())})")
         self.weights[replica] = weight
         self.reset_split("weights changed", self.pool_of(replica))
         self.emit("weight", node=replica, weight=weight)
@@ -642,36 +654,24 @@ class LoadBalancing(Lab):
             self.health_on_since = self.now  # a replica that died meanwhile gets a fresh detection window
         self.health_checks = state == "on"
         if not self.health_checks:
-            for b in self.balancers():  # probes already out are forgotten
-                node = self.nodes[b]
-                for replica, out in node.probes.items():
-                    for probe in out:
-                        node.cancel_timer(f"probe-timeout:{replica}:{probe}")
-                    out.clear()
+            for b in self.balancers():
+                self.nodes[b].stop_probes()
         self.emit("health-checks", on=self.health_checks)
 
     # -- the snapshot -------------------------------------------------------------------
     def view(self) -> dict:
         lb = self.active()
-        layout = {"client": [6, 50], "lb": [30, 50]}
-        edges = [["client", "lb"]]
-        if "lb2" in self.nodes:
-            layout["lb2"] = [30, 80]
-            edges += [["client", "lb2"], ["lb", "lb2"]]
+        edges = [["client", "lb"]] + ([["client", "lb2"], ["lb", "lb2"]] if "lb2" in self.nodes else [])
         replicas = []
-        for pool, y, (left, right) in (("frontend", 16, (60, 88)), ("api", 84, (44, 88))):
-            members = self.pools[pool]
-            for i, r in enumerate(members):
-                x = left + (right - left) * i / (len(members) - 1) if len(members) > 1 else (left + right) / 2
-                layout[r] = [round(x, 1), y]
-                for b in self.balancers():
-                    edges.append([b, r])
-                node = self.nodes[r]
-                stats = self.stats[r]
+        for pool, members in self.pools.items():
+            for r in members:
+                edges += [[b, r] for b in self.balancers()]
+                node, stats = self.nodes[r], self.stats[r]
+                backend = lb.backends.get(r) if lb else None
                 replicas.append({
                     "id": r, "pool": pool, "weight": self.weights[r], "status": node.status,
                     "health": ("up" if lb.healthy(r) else "down") if lb else "unknown",
-                    "conns": lb.conns.get(r, 0) if lb else 0, "picks": stats["picks"], "ok": stats["ok"],
+                    "conns": backend.conns if backend else 0, "picks": stats["picks"], "ok": stats["ok"],
                     "errors": stats["errors"],
                     "latency": round(stats["latency"], 1) if stats["latency"] is not None else None,
                     "slow": node.slow_ms})
@@ -680,7 +680,7 @@ class LoadBalancing(Lab):
             r["bar"] = round(100 * r["picks"] / top)
         worst_t = max([1] + [b["ok"] + b["err"] for b in self.timeline])
         return {
-            "layout": layout, "edges": edges,
+            "edges": edges,
             "balancer": {"vip": self.vip, "active": lb.id if lb else None, "algorithm": self.algorithm,
                          "health_checks": self.health_checks, "sticky": self.params["sticky"],
                          "rate": self.rate, "sessions": dict(lb.sessions) if lb else {},

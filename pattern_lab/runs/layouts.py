@@ -196,3 +196,17 @@ def service_registry(snap: dict) -> dict[str, tuple[float, float]]:
 # ---- bulkhead
 
 layout("bulkhead")(fixed({"client": (10, 30), "A": (45, 30), "B": (85, 13.2), "C": (85, 46.8)}))
+
+
+# ---- load-balancing
+@layout("load-balancing")
+def load_balancing(snap: dict) -> dict[str, tuple[float, float]]:
+    """The client on the left, the balancer (and its standby below it) in front of the
+    pools: the frontend replicas in a row along the top, the api replicas along the bottom."""
+    out = {"client": (6, 30), "lb": (30, 30), "lb2": (30, 48)}
+    for pool, y, (left, right) in (("frontend", 9.6, (60, 88)), ("api", 50.4, (44, 88))):
+        members = snap["pools"][pool]
+        for i, r in enumerate(members):
+            out[r] = (round(left + (right - left) * i / (len(members) - 1), 1) if len(members) > 1
+                      else (left + right) / 2, y)
+    return out
