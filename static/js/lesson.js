@@ -22,7 +22,7 @@ document.body.addEventListener("htmx:wsAfterMessage", () => {
   if (hint && hint.hidden && values.t - +p.dataset.mark > +hint.dataset.within) hint.hidden = false;
   if (p.dataset.await !== "expect" || posting || !truthy(values.expect)) return;
   posting = true;
-  htmx.ajax("POST", p.dataset.completeUrl, { source: p, target: p, swap: "outerHTML", values: { t: values.t } })
+  htmx.ajax("POST", p.dataset.completeUrl, { source: p, target: p, swap: "outerHTML", values: { t: values.t, at: p.dataset.step } })
     .finally(() => { posting = false; });
 });
 
