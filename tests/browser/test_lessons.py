@@ -26,6 +26,14 @@ def lesson_url(key: str) -> str:
     return f"/patterns/{slug}/learn/{name}/"
 
 
+# A cluster control's click has once waited more than the default 15 s for the
+# browser to take it (the button visible, enabled and stable, the click sent,
+# no page error) on a machine at load 20 on 2 cores, while the same test passed
+# on the runs before and after: the browser, most likely starved of CPU while
+# it draws frames.  Give those clicks more room.
+CONTROL_CLICK_MS = 30_000
+
+
 def own_clicks(page, commands: list[str]) -> bool:
     """Do the step's commands with the cluster's own controls, as a learner
     would: a node's button where there is one, else the action's form."""
@@ -33,7 +41,7 @@ def own_clicks(page, commands: list[str]) -> bool:
         action, *args = command.split()
         button = page.locator(f'.nodes [data-action="{action}"][data-target="{args[0] if args else ""}"]')
         if len(args) == 1 and button.count():
-            button.first.click()
+            button.first.click(timeout=CONTROL_CLICK_MS)
             continue
         form = page.locator(f'form.cmd:has(input[name="action"][value="{action}"])').first
         if not form.count():
@@ -47,7 +55,7 @@ def own_clicks(page, commands: list[str]) -> bool:
                 field.select_option(value)
             else:
                 field.fill(value)
-        form.locator(f'button[data-action="{action}"]').click()
+        form.locator(f'button[data-action="{action}"]').click(timeout=CONTROL_CLICK_MS)
     return True
 
 
