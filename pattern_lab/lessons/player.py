@@ -3,10 +3,13 @@ and the test suite do: for each step apply its `do` commands (what Show me
 does on the page), run until `expect` holds (at most `within` of simulated
 time), then read `answer` and find the choice it lands on.
 
-A step that has commands must need them: if its `expect` would hold within
-`within` without them, the page would complete the step by itself (before
-the learner acts, or while Show me is on its way) and grade a run the step
-did not set up.  The player checks this on a copy of the run."""
+A step that has commands must need them: if its `expect` holds without them,
+the page completes the step by itself (before the learner acts, or while
+Show me is on its way) and grades a run the step did not set up.  The player
+checks the moment the step starts, and a short while after it on a copy of
+the run (long enough for a frame or two, far shorter than a learner needs to
+read the step and click Show me); a longer wait would cost as much as
+playing the lesson again."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from simulations.kernel import fmt_ms
 from .schema import Lesson, evaluate, truthy
 
 SLICE_MS = 20.0  # how often the condition is looked at (the page sees a frame every 100 ms)
+IDLE_MS = 500.0  # how long after a step starts its expect must still need the step's commands
 
 
 @dataclass
@@ -63,6 +67,17 @@ def run_until_true(lab, expression: str, deadline: float) -> bool:
         lab.run_until(min(deadline, lab.now + SLICE_MS))
 
 
+def holds_by_itself(lab, expression: str, window: float) -> float | None:
+    """When `expression` holds, left alone, at the moment `lab` is at or
+    within `window` after it (None if it does not): the run is not touched."""
+    if truthy(evaluate(expression, lab.snapshot())):
+        return lab.now
+    idle = copy.deepcopy(lab)  # the same run, left alone
+    if run_until_true(idle, expression, idle.now + window):
+        return idle.now
+    return None
+
+
 def play(lesson: Lesson, key: str = "lesson") -> Transcript:
     lab = lesson.lab_cls(lesson.params, lesson.seed)
     transcript = Transcript(key)
@@ -72,9 +87,9 @@ def play(lesson: Lesson, key: str = "lesson") -> Transcript:
         result = StepResult(i, step.title, lab.now)
         transcript.results.append(result)
         if step.do and step.expect:
-            idle = copy.deepcopy(lab)  # the same run, left alone
-            if run_until_true(idle, step.expect.when, idle.now + step.expect.within):
-                result.error = (f"`{step.expect.when}` holds at {fmt_ms(idle.now)} without the step's "
+            held = holds_by_itself(lab, step.expect.when, min(IDLE_MS, step.expect.within))
+            if held is not None:
+                result.error = (f"`{step.expect.when}` holds at {fmt_ms(held)} without the step's "
                                 f"commands ({', '.join(step.do)}): the step would complete by itself")
                 return transcript
         for command in step.do:

@@ -113,8 +113,19 @@ def choose(progress: Progress, item: Loaded, index) -> None:
     set_watch(progress, item)
 
 
-def show_me(progress: Progress, item: Loaded) -> None:
+def has_left(progress: Progress, at) -> bool:
+    """Has the lesson left the step the page showed when the learner acted
+    (`at`, its index)?  A post without `at` (a page from before) is taken
+    as made on the current step."""
+    return at not in (None, "") and str(at) != str(progress.step)
+
+
+def show_me(progress: Progress, item: Loaded) -> bool:
+    """Apply the step's commands for the learner; False, with nothing done,
+    once the step is complete (the run is not changed under a graded step)."""
     step = item.lesson.steps[progress.step]
+    if progress.graded(progress.step) is not None:
+        return False
     if step.ask and progress.chosen(progress.step) is None:
         raise Rejected("Make your prediction first.", 409)
     if not step.do:
@@ -129,6 +140,7 @@ def show_me(progress: Progress, item: Loaded) -> None:
             raise Rejected(f"'{command}' was refused: {error}", 409)
     if step.expect is None:
         complete(progress, item, current_t(progress.run))
+    return True
 
 
 def complete(progress: Progress, item: Loaded, t) -> bool:

@@ -95,6 +95,11 @@ def _answer_text(step, grade) -> str:
 
 
 ACTS = {"choose", "show-me", "complete", "next", "back", "restart"}
+# Actions on the step the panel shows: the panel sends that step's index as
+# `at`.  One that reaches the server after the lesson has left that step (a
+# late click, a second tab) changes nothing and gets the panel as it is now.
+STEP_ACTS = {"choose", "show-me", "complete", "next"}
+LEFT = "That step was already done; this is where the lesson is now."
 
 
 @require_POST
@@ -109,12 +114,16 @@ def act(request, pid: int, what: str):
     except Rejected as err:
         return HttpResponse(err.message, status=err.status)
     message = ""
+    if what in STEP_ACTS and services.has_left(progress, request.POST.get("at")):
+        message = "" if what == "complete" else LEFT
+        return render(request, "lessons/panel.html", panel_context(progress, item, message))
     try:
         if what == "choose":
             services.choose(progress, item, request.POST.get("choice"))
         elif what == "show-me":
-            services.show_me(progress, item)
-            message = "Done: watch the cluster."
+            # The step may have completed by itself (a frame) while the click
+            # was on its way: then nothing is done.
+            message = "Done: watch the cluster." if services.show_me(progress, item) else LEFT
         elif what == "complete":
             if not services.complete(progress, item, request.POST.get("t")):
                 message = "Not yet: the run has not got there."

@@ -22,7 +22,7 @@ document.body.addEventListener("htmx:wsAfterMessage", () => {
   if (hint && hint.hidden && values.t - +p.dataset.mark > +hint.dataset.within) hint.hidden = false;
   if (p.dataset.await !== "expect" || posting || !truthy(values.expect)) return;
   posting = true;
-  htmx.ajax("POST", p.dataset.completeUrl, { source: p, target: p, swap: "outerHTML", values: { t: values.t } })
+  htmx.ajax("POST", p.dataset.completeUrl, { source: p, target: p, swap: "outerHTML", values: { t: values.t, at: p.dataset.step } })
     .finally(() => { posting = false; });
 });
 
@@ -35,14 +35,16 @@ function truthy(v) {
 }
 
 // After the panel is swapped, put the focus where the learner's eyes should go
-// (the reveal, the summary, or the active step's first enabled button).  Each
-// swap makes a new panel element, so each new panel is focused once.
+// (the reveal, the summary, or the active step's first enabled button: once a
+// prediction is made its choices are disabled by their fieldset, which
+// `[disabled]` does not see, so ask for `:enabled`).  Each swap makes a new
+// panel element, so each new panel is focused once.
 document.body.addEventListener("htmx:afterSettle", () => {
   const p = panel();
   if (!p || p._focused) return;
   p._focused = true;
   if (!p.contains(document.activeElement) && document.activeElement !== document.body) return;
-  const target = p.querySelector("[data-focus]") || p.querySelector("[aria-current='step'] button:not([disabled])");
+  const target = p.querySelector("[data-focus]") || p.querySelector("[aria-current='step'] button:enabled");
   if (target) target.focus({ preventScroll: false });
 });
 // The panel the page opened with keeps the focus where the browser put it.

@@ -12,6 +12,7 @@ from pattern_lab.lessons.schema import library
 from simulations import labs
 
 from ..conftest import screenshot
+from ..integration.helpers import post
 
 pytestmark = pytest.mark.browser
 
@@ -25,6 +26,14 @@ def lesson_url(key: str) -> str:
     return f"/patterns/{slug}/learn/{name}/"
 
 
+# A cluster control's click has once waited more than the default 15 s for the
+# browser to take it (the button visible, enabled and stable, the click sent,
+# no page error) on a machine at load 20 on 2 cores, while the same test passed
+# on the runs before and after: the browser, most likely starved of CPU while
+# it draws frames.  Give those clicks more room.
+CONTROL_CLICK_MS = 30_000
+
+
 def own_clicks(page, commands: list[str]) -> bool:
     """Do the step's commands with the cluster's own controls, as a learner
     would: a node's button where there is one, else the action's form."""
@@ -32,7 +41,7 @@ def own_clicks(page, commands: list[str]) -> bool:
         action, *args = command.split()
         button = page.locator(f'.nodes [data-action="{action}"][data-target="{args[0] if args else ""}"]')
         if len(args) == 1 and button.count():
-            button.first.click()
+            button.first.click(timeout=CONTROL_CLICK_MS)
             continue
         form = page.locator(f'form.cmd:has(input[name="action"][value="{action}"])').first
         if not form.count():
@@ -46,7 +55,7 @@ def own_clicks(page, commands: list[str]) -> bool:
                 field.select_option(value)
             else:
                 field.fill(value)
-        form.locator(f'button[data-action="{action}"]').click()
+        form.locator(f'button[data-action="{action}"]').click(timeout=CONTROL_CLICK_MS)
     return True
 
 
@@ -81,10 +90,7 @@ def play_through(page, key: str) -> dict:
     return {"own": own, "graded": graded}
 
 
-FLAKY = pytest.mark.skip(reason="intermittent in a full run (Show me not reachable in time); being fixed")
-
-
-@pytest.mark.parametrize("slug", [pytest.param(s, marks=FLAKY) if s == "circuit-breaker" else s for s in labs()])
+@pytest.mark.parametrize("slug", list(labs()))
 def test_a_whole_lesson_through_the_page(page, stack, slug):
     item = first_lesson(slug)
     result = play_through(page, item.key)
@@ -136,7 +142,33 @@ def test_progress_survives_a_reload_and_back_restores_the_step(page, stack):
     expect(page.locator("[data-lesson]")).to_have_attribute("data-step", "0")
 
 
-@FLAKY
+def test_a_click_that_arrives_after_its_step_was_done_changes_nothing(page, stack):
+    """A post made on a step the lesson has since completed or left (a late
+    click, a second tab) does not touch the run or the progress."""
+    page.goto(lesson_url("leader-election/1-bully"))
+    page.wait_for_selector('[data-run-id][data-connected="true"]')
+    expect(page.locator('[data-step-id="0"] [data-reveal]')).to_be_visible(timeout=15_000)
+    url = page.get_attribute("[data-lesson]", "data-complete-url").removesuffix("complete/")
+    page.click("[data-next]")
+    expect(page.locator("[data-lesson]")).to_have_attribute("data-step", "1")
+    # A prediction posted from a panel still on step 1 of 5 is not step 2's.
+    stale = post(page, url + "choose/", choice="2", at="0")
+    assert stale.ok and "already done" in stale.text() and "data-chosen" not in stale.text(), stale.text()
+    # The learner crashes n5 themselves; a frame completes the step.
+    page.click('[data-step-id="1"] [data-choice="1"]')
+    page.click('.nodes [data-action="crash"][data-target="n5"]')
+    expect(page.locator('[data-step-id="1"] [data-reveal]')).to_be_visible(timeout=15_000)
+    # Show me arriving now applies nothing: the graded step's run stays as it was.
+    late = post(page, url + "show-me/", at="1")
+    assert late.ok and "already done" in late.text() and "data-reveal" in late.text(), late.text()
+    # A complete from the first step's panel neither grades nor complains.
+    old = post(page, url + "complete/", t="0", at="0")
+    assert old.ok and 'data-step="1"' in old.text() and "Not yet" not in old.text() and "already done" not in old.text()
+    run = page.get_attribute("[data-run-id]", "data-run-id")
+    commands = page.request.get(f"/runs/{run}/scenario.json").json()["commands"]
+    assert [(c["action"], c["args"]) for c in commands] == [("crash", ["n5"])], commands
+
+
 def test_the_lesson_panel_with_the_keyboard_alone_on_a_phone(browser, stack):
     context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=stack.base_url)
     page = context.new_page()
@@ -150,16 +182,21 @@ def test_the_lesson_panel_with_the_keyboard_alone_on_a_phone(browser, stack):
         page.focus("[data-next]")
         page.keyboard.press("Enter")
         expect(page.locator("[data-lesson]")).to_have_attribute("data-step", "1")
-        # Tab from the panel's first control reaches the choices; Enter picks one.
-        page.focus('[data-step-id="1"] [data-choice="0"]')
+        # After each swap of the panel the focus lands where the learner goes
+        # next (it moves as the swap settles, a moment after the new content
+        # shows: wait for it): the first choice, Tab to the next, Enter picks it.
+        expect(page.locator('[data-step-id="1"] [data-choice="0"]')).to_be_focused()
         page.keyboard.press("Tab")
-        assert page.evaluate("document.activeElement.dataset.choice") == "1"
+        expect(page.locator('[data-step-id="1"] [data-choice="1"]')).to_be_focused()
         page.keyboard.press("Enter")
         expect(page.locator('[data-choice="1"]')).to_have_attribute("data-chosen", "true")
-        page.locator("[data-show-me]").focus()
+        # The choices are locked now: the focus is on Show me, not lost.
+        expect(page.locator("[data-show-me]")).to_be_focused()
         page.keyboard.press("Enter")
         expect(page.locator('[data-step-id="1"] [data-reveal]')).to_be_visible(timeout=15_000)
-        assert page.evaluate("document.activeElement.closest('[data-reveal]') !== null")
+        expect(page.locator('[data-step-id="1"] [data-reveal]')).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(page.locator("[data-next]")).to_be_focused()
         screenshot(page, "lesson-phone")
         assert not errors, errors
     finally:

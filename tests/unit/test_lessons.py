@@ -138,3 +138,13 @@ def test_an_expect_that_holds_without_the_steps_commands_fails_the_play():
     lesson = parse(GOOD.replace("node.n4.role == 'leader'", "length(nodes) == `5`"))
     transcript = play(lesson)
     assert not transcript.ok and "without the step's commands (crash n5)" in transcript.results[0].error
+    assert "holds at 0ms" in transcript.results[0].error
+
+
+def test_an_expect_that_holds_soon_after_the_step_starts_without_its_commands_fails_the_play():
+    # Not true at the start, but a moment later with nothing done: the step
+    # would complete before the learner could click Show me.
+    lesson = parse(GOOD.replace("node.n4.role == 'leader'", "t >= `300`"))
+    transcript = play(lesson)
+    assert not transcript.ok and "without the step's commands (crash n5)" in transcript.results[0].error
+    assert "holds at 300ms" in transcript.results[0].error, transcript.lines()
