@@ -210,3 +210,24 @@ def load_balancing(snap: dict) -> dict[str, tuple[float, float]]:
             out[r] = (round(left + (right - left) * i / (len(members) - 1), 1) if len(members) > 1
                       else (left + right) / 2, y)
     return out
+
+# ---- scatter-gather
+@layout("scatter-gather")
+def scatter_gather(snap: dict) -> dict[str, tuple[float, float]]:
+    """The coordinator on the left.  Up to three workers stand in one column on the
+    right; more go into two rows (above and below the coordinator's line), so no
+    edge from the coordinator runs through another worker.  (Worked out in percent
+    of the height, then scaled to the box.)"""
+    workers = [n["id"] for n in snap["nodes"] if n["id"] != "coordinator"]
+    places = {"coordinator": (14, 50)}
+    if len(workers) <= 3:
+        for i, w in enumerate(workers):
+            places[w] = (74, round(8 + 88 * (i + 0.5) / len(workers), 1))
+    else:
+        top = -(-len(workers) // 2)
+        step = 48 / (top - 1)
+        for row, members in enumerate((workers[:top], workers[top:])):
+            first = 44 + step * (top - len(members)) / 2  # a shorter row sits in the gaps
+            for i, w in enumerate(members):
+                places[w] = (round(first + step * i, 1), 17 if row == 0 else 83)
+    return {node_id: (x, y * HEIGHT / 100) for node_id, (x, y) in places.items()}

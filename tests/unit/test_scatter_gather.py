@@ -2,6 +2,7 @@
 
 import pytest
 
+from pattern_lab.runs.layouts import LAYOUTS
 from simulations.kernel import SimError
 from simulations.scatter_gather import COST, RESOLUTIONS
 
@@ -70,7 +71,7 @@ def test_worker_that_crashed_before_its_task_arrived_is_covered_too():
 
 def test_layout_keeps_at_most_three_rows():
     for workers in (1, 3, 5, 8):
-        layout = run("scatter-gather", until="100ms", workers=workers).snapshot()["layout"]
+        layout = LAYOUTS["scatter-gather"](run("scatter-gather", until="100ms", workers=workers).snapshot())
         rows = {}
         for node, (x, y) in layout.items():
             if node != "coordinator":
@@ -162,7 +163,7 @@ def test_fewer_workers_than_tasks_takes_the_busiest_queue():
 
 def test_add_workers_up_to_eight():
     lab = run("scatter-gather", "1s add-worker", "1s add-worker", "1s add-worker", until="2s")
-    assert [n for n in lab.nodes][-1] == "w8" and "w8" in lab.snapshot()["layout"]
+    assert [n for n in lab.nodes][-1] == "w8" and "w8" in LAYOUTS["scatter-gather"](lab.snapshot())
     with pytest.raises(SimError, match="already 8"):
         lab.apply("add-worker", [])
     lab2 = run("scatter-gather", "1s add-worker", "3s job", until="6s", workers=2)
