@@ -557,7 +557,7 @@ class FrameBuilder:
         net = snap["network"]
         nodes = snap["nodes"]
         inputs = {
-            "cluster": lambda: (nodes, snap.get("layout"), snap.get("edges"), net.get("partition"), net.get("links")),
+            "cluster": lambda: (nodes, positions(snap), snap.get("edges"), net.get("partition"), net.get("links")),
             "nodes": lambda: ([(n["id"], n["status"], n.get("role")) for n in nodes],
                               {k: [a["name"] for a in v] for k, v in self.buttons(lab).items()}),
             "checks": lambda: snap["checks"],

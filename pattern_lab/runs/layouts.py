@@ -33,8 +33,6 @@ def positions(snap: dict) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     if fn is not None:
         out = {k: (float(x), float(y)) for k, (x, y) in fn(snap).items() if k in ids}
-    elif snap.get("layout"):  # a lab still giving its own, in percent of width and height
-        out = {i: (float(x), float(y) * HEIGHT / 100) for i, (x, y) in snap["layout"].items() if i in ids}
     missing = [i for i in ids if i not in out]
     for k, node_id in enumerate(missing):
         angle = 2 * math.pi * k / max(len(missing), 1) - math.pi / 2
