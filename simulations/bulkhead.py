@@ -318,21 +318,14 @@ class Bulkhead(Lab):
             "deps": {dep: {**self.stats[dep], "worst": round(self.stats[dep]["worst"], 1),
                            "now": self.chart[dep][-1] if self.chart[dep] else None} for dep in DEPS},
             "c_p95": round(self.c_p95(), 1),
-            "chart": {**self.chart, **self.chart_points()},
+            "chart": self.chart_view(),
             "edges": [["client", "A"], ["A", "B"], ["A", "C"]],
         }
 
-    def chart_points(self) -> dict:
-        """SVG polyline points (240 x 60 box) for each dependency's latency."""
+    def chart_view(self) -> dict:
+        """Each dependency's latency over the last SAMPLES samples, and the latency the chart's top stands for."""
         values = [v for dep in DEPS for v in self.chart[dep] if v is not None]
-        top = max([C_SLA * 2, *values])
-        step = 240 / (SAMPLES - 1)
-        x0 = 240 - step * (len(self.chart["t"]) - 1)
-        out = {"top": round(top), "sla_y": round(58 - 54 * C_SLA / top, 1)}
-        for dep in DEPS:
-            out[f"{dep}_points"] = " ".join(f"{x0 + i * step:.1f},{58 - 54 * v / top:.1f}"
-                                            for i, v in enumerate(self.chart[dep]) if v is not None)
-        return out
+        return {**self.chart, "slots": SAMPLES, "top": round(max([C_SLA * 2, *values])), "sla": C_SLA}
 
     # -- lab actions ----------------------------------------------------------------
     @action("hang", Arg("node"), nodes=DEPS, not_for=ONLY_DEPS, when=any_state,

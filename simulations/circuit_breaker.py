@@ -562,25 +562,18 @@ class CircuitBreaker(Lab):
     def view(self) -> dict:
         return {
             "breakers": [b.view() for b in self.breakers.values()],
-            "chart": {**self.chart, **self.chart_points()},
+            "chart": self.chart_view(),
             "answers": {k: self.metrics.get(k, 0) for k in ("requests", "ok", "fallback", "error", "timeout")},
             "fallbacks_by": {n: self.metrics.get(f"fallbacks by {n}", 0) for n in ("A", "B")},
             "edges": [["client", "A"], ["A", "B"], ["B", "C"]],
         }
 
-    def chart_points(self) -> dict:
-        """SVG polyline points for the panel (240 x 60 box), ready to draw."""
+    def chart_view(self) -> dict:
+        """A's busy threads and latency over the last SAMPLES samples, and the
+        latency the chart's top stands for."""
         n = len(self.chart["t"])
-        threads = self.params["threads"]
-        top = max([self.params["timeout"] + A_MARGIN, *self.chart["a_latency"]])
-        step = 240 / max(SAMPLES - 1, 1)
-        x0 = 240 - step * (n - 1)
-
-        def points(values, scale):
-            return " ".join(f"{x0 + i * step:.1f},{58 - 54 * v / scale:.1f}" for i, v in enumerate(values))
-
-        return {"threads_points": points(self.chart["a_threads"], threads),
-                "latency_points": points(self.chart["a_latency"], top), "latency_top": round(top),
+        return {**self.chart, "slots": SAMPLES,
+                "latency_top": round(max([self.params["timeout"] + A_MARGIN, *self.chart["a_latency"]])),
                 "threads_now": self.chart["a_threads"][-1] if n else 0,
                 "latency_now": round(self.chart["a_latency"][-1]) if n else 0}
 

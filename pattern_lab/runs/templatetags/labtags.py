@@ -2,6 +2,8 @@
 
 from django import template
 
+from pattern_lab.runs import charts
+
 register = template.Library()
 
 
@@ -76,3 +78,10 @@ def ws_url(name, *args):
     from django.urls import reverse
 
     return reverse(name, urlconf="pattern_lab.routing", args=args)
+
+
+# Chart geometry for the labs' panels (pattern_lab/runs/charts.py):
+#   {% polyline series top slots %}   {% level value top %}   {% steps series top height %}
+register.simple_tag(charts.polyline, name="polyline")
+register.simple_tag(charts.level, name="level")
+register.simple_tag(charts.steps, name="steps")
