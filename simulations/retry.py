@@ -458,8 +458,6 @@ class RetryLab(Lab):
             row["bins"] = [sum(series[i:i + CHART_BIN]) for i in range(0, len(series), CHART_BIN)]
         top = max(max(r["bins"] or [1]) for r in rows) or 1
         span = max(len(r["bins"]) for r in rows) or 1
-        for row in rows:
-            row["points"] = _polyline(row.pop("bins"), top, 60)
         self.comparison = {"clients": clients, "outage_ms": outage, "runs": COMPARE_SEEDS, "rows": rows,
                            "top": top, "span_ms": span * WINDOW * CHART_BIN, "width": max(span - 1, 1),
                            "window_ms": WINDOW, "bin_ms": WINDOW * CHART_BIN,
@@ -572,7 +570,7 @@ class RetryLab(Lab):
                 "charges": r["charges"], "tries": len(r["attempts"]),
                 "width": round(100 * (end - r["start"]) / span, 2),
                 "codes": " → ".join("…" if c is None else str(c) for _, c in r["attempts"]),
-                "marks": _marks(r["attempts"][-12:], span),
+                "attempts": [[t, _kind(code)] for t, code in r["attempts"][-12:]],
             })
         return {
             "edges": [[c.id, "service"] for c in self.clients()],
@@ -582,7 +580,7 @@ class RetryLab(Lab):
                        "expired_tokens": self.expired_tokens},
             "load": {"bin_ms": WINDOW * CHART_BIN, "top": top, "shown_peak": max(calls), "width": CHART_POINTS - 1,
                      "span_ms": CHART_POINTS * CHART_BIN * WINDOW,
-                     "calls": _polyline(calls, top, 80), "retries": _polyline(retries, top, 80)},
+                     "calls": calls, "retries": retries},
             "timeline": {"span_ms": round(span), "rows": timeline},
             "comparison": self.comparison,
         }
@@ -621,23 +619,3 @@ def _kind(code) -> str:
     if code in TRANSIENT or code == "timeout":
         return "retryable"
     return "permanent"
-
-
-def _marks(attempts: list, span: float) -> list[dict]:
-    """One SVG path per kind of answer: a short vertical tick at each attempt's time (x in 0..100)."""
-    paths: dict[str, str] = {}
-    for t, code in attempts:
-        kind = _kind(code)
-        paths[kind] = paths.get(kind, "") + f"M{round(100 * t / span, 1):g},1v8"
-    return [{"kind": k, "d": d} for k, d in paths.items()]
-
-
-def _polyline(values: list[int], top: float, height: int) -> str:
-    """SVG points for a line chart of `values`: one x unit per window, y from 0 (top) to height.
-    Points in the middle of a flat stretch add nothing to the line and are left out."""
-    points = []
-    for i, v in enumerate(values):
-        flat = 0 < i < len(values) - 1 and values[i - 1] == v == values[i + 1]
-        if not flat:
-            points.append(f"{i},{height - round(height * v / top)}")
-    return " ".join(points)

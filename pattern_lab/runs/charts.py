@@ -36,3 +36,12 @@ def steps(values, top: float, height: int) -> str:
     return " ".join(points)
 
 
+
+
+def ticks(attempts, span: float) -> list[dict]:
+    """One SVG path per kind of mark: a short vertical tick at each [t, kind]
+    (x in 0..100 of `span` ms)."""
+    paths: dict[str, str] = {}
+    for t, kind in attempts:
+        paths[kind] = paths.get(kind, "") + f"M{round(100 * t / (span or 1), 1):g},1v8"
+    return [{"kind": k, "d": d} for k, d in paths.items()]

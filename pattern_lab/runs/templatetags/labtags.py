@@ -82,6 +82,8 @@ def ws_url(name, *args):
 
 # Chart geometry for the labs' panels (pattern_lab/runs/charts.py):
 #   {% polyline series top slots %}   {% level value top %}   {% steps series top height %}
+#   {% ticks marks span as paths %}
 register.simple_tag(charts.polyline, name="polyline")
 register.simple_tag(charts.level, name="level")
 register.simple_tag(charts.steps, name="steps")
+register.simple_tag(charts.ticks, name="ticks")
