@@ -491,7 +491,7 @@ class BloomFilterLab(Lab):
             "last": last,
             "recent": list(self.recent),
             "measure": self.last_measure,
-            "chart": self.chart(),
+            "chart": {"points": list(self.points)},  # drawn by the web (pattern_lab/runs/charts.py)
             "live_fp": round(self.metrics["false_positives"] / absent, 4) if absent else None,
             "saved_share": round(saved / asked, 4) if asked else None,
             "memory": {"bloom": math.ceil(m / 8), "hash_set": hash_set,
@@ -499,31 +499,6 @@ class BloomFilterLab(Lab):
                        "bloom_pct": round(100 * math.ceil(m / 8) / max(hash_set, math.ceil(m / 8)), 1)},
             "edges": [["client", "filter"], ["filter", "store"]],
         }
-
-    def chart(self) -> dict:
-        """FP rate against n (log scale), formula vs measured, and the optimal k against n."""
-        m, k = self.m, self.k
-        top = max([4 * capacity(m), self.n()] + [p["n"] for p in self.points])
-        top = int(top * 1.05) + 1
-        w, h = 300.0, 150.0
-
-        def x(n):
-            return round(w * n / top, 1)
-
-        def y(fp):  # log10 from 1e-4 (bottom) to 1 (top)
-            return round(h * -max(math.log10(max(fp, 1e-4)), -4) / 4, 1)
-
-        steps = [top * i / 40 for i in range(1, 41)]
-        curve = "M0 150" + "".join(f"L{x(n)} {y(formula(m, k, n))}" for n in steps)
-        best = "M0 150" + "".join(
-            f"L{x(n)} {y(min(formula(m, j, n) for j in range(1, 33)))}" for n in steps)
-        kmax = 20.0
-        kopt = "".join(f"{'M' if i == 0 else 'L'}{x(n)} {round(h - h * min(best_k(m, n), kmax) / kmax, 1)}"
-                       for i, n in enumerate(steps))
-        return {"top": top, "curve": curve, "best": best, "kopt": kopt,
-                "k_y": round(h - h * min(k, kmax) / kmax, 1), "k_cross": x(m * math.log(2) / k),
-                "n_x": x(self.n()),
-                "points": [{**p, "x": x(p["n"]), "y": y(p["measured"])} for p in self.points]}
 
     # -- actions --------------------------------------------------------------------------
     @action("insert", Arg("item", "text"), help="Insert an item: the filter sets its k bits, the store keeps it.")

@@ -7,6 +7,8 @@ template, turn them into SVG coordinates.
 
 from __future__ import annotations
 
+import math
+
 
 def polyline(values, top: float, slots: int, width: float = 240, bottom: float = 58, span: float = 54) -> str:
     """SVG points for a series that fills a chart `slots` points wide from the
@@ -45,3 +47,29 @@ def ticks(attempts, span: float) -> list[dict]:
     for t, kind in attempts:
         paths[kind] = paths.get(kind, "") + f"M{round(100 * t / (span or 1), 1):g},1v8"
     return [{"kind": k, "d": d} for k, d in paths.items()]
+
+
+def bloom_chart(snap: dict) -> dict:
+    """The Bloom filter lab's two charts (300 x 150): the false-positive rate
+    against n on a log scale (the formula for this k, the best k's, and the
+    measurements), and the optimal k against n."""
+    from simulations.bloom_filter import best_k, capacity, formula
+
+    m, k, n, points = snap["m"], snap["k"], snap["n"], snap["chart"]["points"]
+    top = int(max([4 * capacity(m), n] + [p["n"] for p in points]) * 1.05) + 1
+    w, h, kmax = 300.0, 150.0, 20.0
+
+    def x(v):
+        return round(w * v / top, 1)
+
+    def y(fp):  # log10 from 1e-4 (bottom) to 1 (top)
+        return round(h * -max(math.log10(max(fp, 1e-4)), -4) / 4, 1)
+
+    ns = [top * i / 40 for i in range(1, 41)]
+    return {"top": top,
+            "curve": "M0 150" + "".join(f"L{x(v)} {y(formula(m, k, v))}" for v in ns),
+            "best": "M0 150" + "".join(f"L{x(v)} {y(min(formula(m, j, v) for j in range(1, 33)))}" for v in ns),
+            "kopt": "".join(f"{'M' if i == 0 else 'L'}{x(v)} {round(h - h * min(best_k(m, v), kmax) / kmax, 1)}"
+                            for i, v in enumerate(ns)),
+            "k_y": round(h - h * min(k, kmax) / kmax, 1), "k_cross": x(m * math.log(2) / k), "n_x": x(n),
+            "points": [{**p, "x": x(p["n"]), "y": y(p["measured"])} for p in points]}

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from pattern_lab.runs.charts import bloom_chart
 from simulations.kernel import SimError
 
 from ..simhelpers import check, events, nodes, run, step
@@ -34,7 +35,7 @@ def test_overfilling_tracks_the_curve(seed):
     rates = [r["measured"] for r in measured]
     assert rates == sorted(rates) and rates[-1] > 0.3
     assert check(lab, "fp-rate")["ok"]
-    chart = lab.snapshot()["chart"]
+    chart = bloom_chart(lab.snapshot())
     assert len(chart["points"]) == 6 and chart["curve"].startswith("M0 150")
 
 
