@@ -49,7 +49,6 @@ CLIENT_TIMEOUT = 1500  # ms the client waits for an answer
 SCAN_RETRY = 500  # ms between attempts to scan the store while rebuilding
 MAX_ITEMS = 100_000  # items the store accepts
 SHOWN_BITS = 1024  # bits drawn in the bit array (the first ones)
-COLUMNS = 64  # bits per row in the drawing
 Z = 4.5  # the FP check allows this many standard errors
 TARGET_FP = 0.01  # "design capacity": items the filter holds at 1% with the best k
 
@@ -458,22 +457,7 @@ class BloomFilterLab(Lab):
         # A crashed filter has lost its memory: draw it empty.
         bloom = self.filter.bloom if self.filter.status != "down" else Bloom(m, k)
         shown = min(m, SHOWN_BITS)
-        runs = []
-        for row in range(0, shown, COLUMNS):
-            x = 0
-            line = bloom.bits[row:min(row + COLUMNS, shown)]
-            while x < len(line):
-                if line[x]:
-                    start = x
-                    while x < len(line) and line[x]:
-                        x += 1
-                    runs.append(f"M{start} {row // COLUMNS + 0.5}h{x - start}")
-                else:
-                    x += 1
         last = self.filter.last if self.filter.status != "down" else None
-        if last:
-            last = {**last, "bits": [{**b, "x": b["pos"] % COLUMNS, "y": b["pos"] // COLUMNS,
-                                      "shown": b["pos"] < shown} for b in last["bits"]]}
         store_bytes = self.store.disk["bytes"]
         hash_set = int(store_bytes + n * 16 / 0.75)  # item bytes + (hash, pointer) per slot at 75% load
         saved = self.metrics["lookups_saved"]
@@ -487,7 +471,7 @@ class BloomFilterLab(Lab):
             "bits_set": bloom.ones,
             "best_k": round(best_k(m, n), 2) if n else None,
             "formula": round(formula(m, k, n), 5),
-            "bits": {"rows": math.ceil(shown / COLUMNS), "shown": shown, "path": "".join(runs)},
+            "bits": {"shown": shown, "set": "".join("1" if bit else "0" for bit in bloom.bits[:shown])},
             "last": last,
             "recent": list(self.recent),
             "measure": self.last_measure,

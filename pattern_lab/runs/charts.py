@@ -73,3 +73,27 @@ def bloom_chart(snap: dict) -> dict:
                             for i, v in enumerate(ns)),
             "k_y": round(h - h * min(k, kmax) / kmax, 1), "k_cross": x(m * math.log(2) / k), "n_x": x(n),
             "points": [{**p, "x": x(p["n"]), "y": y(p["measured"])} for p in points]}
+
+
+BIT_COLUMNS = 64  # bits per row of the Bloom filter's bit array
+
+
+def bloom_bits(snap: dict) -> dict:
+    """The Bloom filter's bit array as rows of BIT_COLUMNS: one path over the
+    runs of set bits, and where the last item's k bits are."""
+    bits, cols = snap["bits"]["set"], BIT_COLUMNS
+    runs = []
+    for row in range(0, len(bits), cols):
+        line = bits[row:row + cols]
+        x = 0
+        while x < len(line):
+            if line[x] == "1":
+                start = x
+                while x < len(line) and line[x] == "1":
+                    x += 1
+                runs.append(f"M{start} {row // cols + 0.5}h{x - start}")
+            else:
+                x += 1
+    last = snap.get("last") or {}
+    hits = [{**b, "x": b["pos"] % cols, "y": b["pos"] // cols} for b in last.get("bits", ()) if b["pos"] < len(bits)]
+    return {"rows": math.ceil(len(bits) / cols), "cols": cols, "path": "".join(runs), "hits": hits}
