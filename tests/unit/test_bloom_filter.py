@@ -102,7 +102,7 @@ def test_filter_versus_no_filter_store_lookups():
 
 
 def test_store_outage_still_answers_definitely_not():
-    lab = run("bloom-filter", "1s crash store", until="10s", rate=10, present=0)
+    lab = run("bloom-filter", "1s crash store", until="10s", rate=10, present=0, items=300)  # a fuller filter: some "maybe"s
     late = [a for a in events(lab, "answer") if a["ms"] and a["item"].startswith("user:")]
     assert any(a["outcome"] == "no lookup" for a in late)
     assert any(a["outcome"] == "no answer" for a in late)  # every "maybe" waits for the dead store
