@@ -9,6 +9,7 @@ import asyncio
 import functools
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 
@@ -17,6 +18,14 @@ from pattern_lab.runs.fanout import Fanout
 
 ROOT = Path(__file__).resolve().parents[2]
 RELIED_ON = ("daphne", "autobahn", "channels", "Twisted")
+
+
+def run_in_own_loop(coro):
+    """asyncio.run on a thread of its own: in the full suite the browser tests'
+    Playwright keeps an event loop running on the main thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
 
 
 def pins() -> dict[str, str]:
@@ -99,7 +108,7 @@ def test_on_the_pinned_versions_a_frame_is_framed_once_and_reaches_every_socket(
         await fanout.send(outlets, 4, frame(4))  # older than what the sockets have: not sent
         await fanout.send(outlets, 6, frame(6))
 
-    asyncio.run(scenario())
+    run_in_own_loop(scenario())
     for proto, _ in sockets:
         assert ws_frames(proto.transport.value()) == [frame(5).decode(), frame(6).decode()]
     assert len(prepared) == 2 and plain.sent == []
@@ -125,7 +134,7 @@ def test_without_the_internals_it_warns_once_and_frames_take_the_consumers_send(
         # (a frame with the same seq may carry a clock change).
         await late.restart(5, frame(5, "full").decode())
 
-    asyncio.run(scenario())
+    run_in_own_loop(scenario())
     assert a.sent == [frame(5).decode(), frame(6).decode()]
     assert b.sent == [frame(5, "full").decode(), frame(5).decode(), frame(6).decode()]
 
@@ -140,5 +149,5 @@ def test_a_daphne_without_prepared_messages_is_refused(caplog):
     plain = Plain()
     outlet = fanout.outlet(send, plain)
     outlet.ready = True
-    asyncio.run(fanout.send([outlet], 1, frame(1)))
+    run_in_own_loop(fanout.send([outlet], 1, frame(1)))
     assert plain.sent == [frame(1).decode()] and proto.transport.value() == b""
