@@ -701,7 +701,10 @@ class Node:
 
     @property
     def rng(self) -> random.Random:
-        """This node's random stream (jitter, coin flips)."""
+        """Where this node draws its randomness (jitter, coin flips).  Today it
+        is the run's one stream: giving each node a stream of its own (seeded
+        from the run's seed and the node's id) would change every recorded run,
+        and a few scenarios and What-to-try steps still lean on one seed's luck."""
         return self.lab.sim.rng
 
     @property
