@@ -6,8 +6,8 @@ fault-fuzzer schedules in every mode) and compares the complete event stream of
 each with the one recorded in `tests/golden/traces.json` (a digest per run, so
 the file stays small).
 
-    python -m tests.golden record [--dump DIR]   # write the digests (and full traces to DIR)
-    python -m tests.golden compare [--dump DIR]  # replay; with DIR, show the first differing event
+    python -m tests.golden record [--dump DIR] [--keep-inputs]  # write the digests (and full traces to DIR)
+    python -m tests.golden compare [--dump DIR] [--lab SLUG]  # replay; with DIR, show the first differing event
 
 A change that alters behaviour on purpose re-records the file in the same
 commit, and says why in the commit message.  `tests/unit/test_golden.py` runs
@@ -72,9 +72,13 @@ def digest(lines: list[str]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:20]
 
 
-def record(dump: Path | None) -> None:
+def record(dump: Path | None, keep_inputs: bool = False) -> None:
+    """Record every scenario's trace; with keep_inputs, the runs already in the file
+    (same commands, same seeds) are traced again, so a change of behaviour is recorded
+    on exactly the inputs it was compared on."""
     runs = []
-    for sc in scenarios():
+    stored = [{k: v for k, v in r.items() if k not in ("events", "digest")} for r in json.loads(FILE.read_text())]
+    for sc in stored if keep_inputs else scenarios():
         lines = trace(sc)
         runs.append({**sc, "events": len(lines) - 1, "digest": digest(lines)})
         if dump:
@@ -84,11 +88,13 @@ def record(dump: Path | None) -> None:
     print(f"recorded {len(runs)} runs in {FILE}")
 
 
-def compare(dump: Path | None = None) -> list[str]:
+def compare(dump: Path | None = None, only: set[str] | None = None) -> list[str]:
     """The ids of the runs whose trace differs, with the first differing line when
-    the earlier full traces are in `dump`."""
+    the earlier full traces are in `dump` (only the labs in `only`, when given)."""
     problems = []
     for run in json.loads(FILE.read_text()):
+        if only and run["lab"] not in only:
+            continue
         lines = trace(run)
         if digest(lines) == run["digest"]:
             continue
@@ -116,11 +122,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.golden")
     ap.add_argument("what", choices=["record", "compare"])
     ap.add_argument("--dump", type=Path, help="folder for the full traces")
+    ap.add_argument("--keep-inputs", action="store_true", help="record: trace the stored runs again")
+    ap.add_argument("--lab", action="append", help="compare only this lab's runs (repeatable)")
     opts = ap.parse_args(argv)
     if opts.what == "record":
-        record(opts.dump)
+        record(opts.dump, opts.keep_inputs)
         return 0
-    problems = compare(opts.dump)
+    problems = compare(opts.dump, set(opts.lab) if opts.lab else None)
     for p in problems:
         print(p)
     print(f"{len(problems)} runs differ" if problems else "every trace matches")
