@@ -2,65 +2,61 @@
 
 An order touches three services: inventory (take one item from stock),
 payment (charge 30 from the balance) and shipping (book a courier slot).
-Each participant guards its resource with a lock and keeps a durable log;
-the coordinator keeps a durable log of its own (Gray 1978; Bernstein,
-Hadzilacos and Goodman 1987, chapter 7).
+Each participant guards its resource with a lock; everyone keeps a durable
+log (Gray 1978; Bernstein, Hadzilacos and Goodman 1987, chapter 7).
 
 Phase 1, prepare (voting):
   * the coordinator logs BEGIN with the participant list and sends PREPARE
     to every participant at once (in parallel, not one after the other);
   * a participant takes the lock on its resource (waiting if another
-    transaction holds it), checks it can do its part, writes PREPARED to its
-    log (the change it will make) and votes YES; if it cannot, it votes NO
-    and aborts on its own, which is allowed because nothing was promised;
+    transaction holds it), checks it can do its part, logs PREPARED with the
+    change it will make and votes YES; if it cannot, it votes NO and aborts
+    on its own, which is allowed because it has promised nothing;
   * the coordinator waits for every vote, up to a timeout.
 
 Phase 2, commit (completion):
-  * all YES: the coordinator writes COMMIT to its log (this write is the
-    moment the transaction commits) and sends COMMIT to everyone;
-  * a NO, or a missing vote when the timeout fires: it writes ABORT and
-    sends ABORT;
+  * all YES: the coordinator logs COMMIT (this write is the moment the
+    transaction commits) and sends COMMIT to everyone;
+  * a NO, or a vote still missing at the timeout: it logs and sends ABORT;
   * each participant applies or drops its change, logs the outcome, releases
     its lock and ACKs; the coordinator resends the decision until everyone
     has ACKed, then logs END.
 
 A participant that voted YES is *in doubt*: it must not decide alone and
 keeps its lock until it learns the decision, asking the coordinator every
-second.  If the coordinator is down it waits, blocking every other
-transaction that needs the same lock; this is 2PC's famous weakness.
+second.  While the coordinator is down it waits, blocking every other
+transaction that needs the same lock: 2PC's famous weakness.
 
-Recovery from the logs:
-  * a restarted participant re-takes the locks of every PREPARED transaction
-    without an outcome and asks the coordinator again;
-  * a restarted coordinator resends every logged decision that has no END,
-    and aborts every transaction it began but never decided.
+Recovery from the logs: a restarted participant re-takes the locks of its
+PREPARED transactions without an outcome and asks again; a restarted
+coordinator resends every logged decision without END, and aborts every
+transaction it began but never decided.
 
-That is basic 2PC, "presumed nothing": the coordinator logs BEGIN, logs the
-abort as well as the commit, and collects ACKs for both.  `presume=abort`
-runs the presumed-abort variant (Mohan, Lindsay and Obermarck 1986), which
-most systems use: no BEGIN record and no abort record, ABORT is sent once
-and never acknowledged, and the coordinator forgets an aborted transaction
-at once.  A participant that asks about a transaction the coordinator has
-no record of is told ABORT: no COMMIT record means abort.  Commits are
-handled as before, so aborts cost fewer log writes and messages.
+That is basic 2PC, "presumed nothing": BEGIN is logged, and an abort is
+logged and acknowledged like a commit.  `presume=abort` runs presumed abort
+(Mohan, Lindsay and Obermarck 1986), which most systems use: no BEGIN or
+abort record, ABORT is sent once and never acknowledged, and the coordinator
+forgets the transaction at once.  Asked about a transaction it has no record
+of, it answers ABORT: no COMMIT record means abort.  Commits are handled as
+before, so aborts cost fewer log writes and messages.
 
 The `heuristic` mode shows why the rule "never decide alone" exists: an
 in-doubt participant that waits too long aborts on its own (what XA calls a
-heuristic decision), and if the coordinator had decided COMMIT the
-transaction is no longer atomic.  The `no-vote-timeout` mode shows why the
-coordinator needs a vote timeout: without one, a participant that never
-answers blocks the transaction, and the locks of those that voted YES,
-for as long as it stays away.
+heuristic decision), and if the coordinator decided COMMIT the transaction
+is no longer atomic.  The `no-vote-timeout` mode shows why the coordinator
+needs a vote timeout: without one, a participant that never answers blocks
+the transaction, and the locks of the YES voters, for as long as it stays
+away.
 
-The checks observe: the votes that reach the coordinator, the decisions it
-logs or sends, the participants' logs and locks.
+The checks observe the votes that reach the coordinator, the decisions it
+logs or sends, and the participants' logs and locks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .kernel import Arg, Lab, Message, Node, Param, SimError, action, observe, on
+from .kernel import Arg, Lab, Message, Node, Param, SimError, action, not_down, observe, on
 
 PARTICIPANTS = ("inventory", "payment", "shipping")
 RESOURCES = {  # name of the locked resource, initial value, change per order
@@ -88,42 +84,35 @@ class Coordinator(Node):
         self.role = "coordinator"
         self.disk.setdefault("log", [])
         self.txs: dict[str, Tx] = {}
-        for rec in self.disk["log"]:  # rebuild what every transaction was doing from the log
-            if rec["rec"] in ("begin", "commit", "abort"):  # (no BEGIN record with presume=abort)
-                tx = self.txs.setdefault(rec["tx"], Tx())
-                tx.decision = rec["rec"] if rec["rec"] != "begin" else None
+        for rec in self.disk["log"]:  # rebuild every transaction from the log (presumed abort: no BEGIN record)
+            tx = self.txs.setdefault(rec["tx"], Tx())
+            if rec["rec"] in ("commit", "abort"):
+                tx.decision = rec["rec"]
             elif rec["rec"] == "end":
-                self.txs[rec["tx"]].done = True
+                tx.done = True
         if self.restarted:
             self.after(0, self.recover, key="recover")  # first thing after the restart
 
     def view(self) -> dict:
-        records = f"log {len(self.disk['log'])}"
-        if self.status == "down":
-            return {"open": [], "label": f"down · {records}"}
         open_txs = [tx for tx, s in self.txs.items() if not s.done]
-        label = f"open {','.join(open_txs[-2:])}" if open_txs else "idle"
-        return {"open": open_txs, "label": f"{label} · {records}"}
+        state = "down" if self.status == "down" else f"open {','.join(open_txs[-2:])}" if open_txs else "idle"
+        return {"label": f"{state} · log {len(self.disk['log'])}"}
 
     def log(self, tx: str, rec: str, **extra) -> None:
         """A forced write to the durable log: it survives a crash."""
         self.disk["log"].append({"tx": tx, "rec": rec, "t": round(self.now, 3), **extra})
         self.lab.emit("log", node=self.id, tx=tx, rec=rec)
 
-    def phase(self, tx: str, phase: str) -> None:
-        self.lab.emit("phase", tx=tx, phase=phase)
-
     def recover(self) -> None:
         for tx, state in self.txs.items():
             if state.done:
                 continue
-            if state.decision is None:
-                # Began but never decided: presumed abort.
-                self.lab.emit("recover", node=self.id, tx=tx, found="no decision", action="abort")
+            self.lab.emit("recover", node=self.id, tx=tx, found=state.decision or "no decision",
+                          action="resend" if state.decision else "abort")
+            if state.decision is None:  # began but never decided: presumed abort
                 self.decide(tx, "abort", "coordinator restarted without a decision (presumed abort)")
             else:
-                self.lab.emit("recover", node=self.id, tx=tx, found=state.decision, action="resend")
-                self.phase(tx, "committing" if state.decision == "commit" else "aborting")
+                self.lab.emit("phase", tx=tx, phase="committing" if state.decision == "commit" else "aborting")
                 self.send_decision(tx)
 
     # -- phase 1: prepare ---------------------------------------------------------
@@ -138,7 +127,7 @@ class Coordinator(Node):
             self.send(p, "PREPARE", tx=tx)
         if self.lab.params["mode"] != "no-vote-timeout":
             self.after(self.lab.params["vote_timeout"], self.votes_late, tx, key=("votes", tx))
-        self.phase(tx, "preparing")
+        self.lab.emit("phase", tx=tx, phase="preparing")
         self.lab.armed_crash(self, "after-prepare")
 
     @on("VOTE")
@@ -154,22 +143,19 @@ class Coordinator(Node):
         elif len(state.votes) == len(PARTICIPANTS):
             self.decide(tx, "commit", "every participant voted YES")
 
-    def votes_late(self, tx: str) -> None:
-        if tx not in self.txs or self.txs[tx].decision is not None:
-            return  # already decided (the timer fired while we were paused)
+    def votes_late(self, tx: str) -> None:  # (deciding cancels this timer)
         missing = [p for p in PARTICIPANTS if p not in self.txs[tx].votes]
         self.decide(tx, "abort", f"timeout: no vote from {', '.join(missing)}")
 
     # -- phase 2: commit or abort ---------------------------------------------------
     def decide(self, tx: str, decision: str, why: str) -> None:
-        state = self.txs[tx]
         self.cancel(("votes", tx))
-        state.decision = decision
+        self.txs[tx].decision = decision
         presumed_abort = decision == "abort" and self.lab.params["presume"] == "abort"
         if not presumed_abort:
             self.log(tx, decision)  # the commit point
         self.lab.witness("decided", tx=tx, decision=decision, why=why)
-        self.phase(tx, "committing" if decision == "commit" else "aborting")
+        self.lab.emit("phase", tx=tx, phase="committing" if decision == "commit" else "aborting")
         if self.lab.armed_crash(self, "after-decision"):
             return
         if presumed_abort:
@@ -182,20 +168,16 @@ class Coordinator(Node):
         self.send_decision(tx)
 
     def send_decision(self, tx: str) -> None:
-        """Send the decision to every participant that has not ACKed it, again every RETRY_EVERY."""
+        """Send the decision to every participant that has not ACKed it, again every RETRY_EVERY
+        (the last ACK cancels the resends)."""
         state = self.txs[tx]
-        kind = "COMMIT" if state.decision == "commit" else "ABORT"
         for p in PARTICIPANTS:
             if p in state.acks:
                 continue
-            self.send(p, kind, tx=tx)
+            self.send(p, state.decision.upper(), tx=tx)
             if self.lab.armed_crash(self, "mid-commit"):
                 return  # crashed after the first decision left
-        self.after(RETRY_EVERY, self.resend, tx, key=("retry", tx))
-
-    def resend(self, tx: str) -> None:
-        if tx in self.txs and not self.txs[tx].done:
-            self.send_decision(tx)
+        self.after(RETRY_EVERY, self.send_decision, tx, key=("retry", tx))
 
     @on("ACK")
     def on_ack(self, msg: Message) -> None:
@@ -216,42 +198,28 @@ class Coordinator(Node):
         state = self.txs.get(msg.body["tx"])
         decision = "abort" if state is None else state.decision
         if decision:
-            self.send(msg.src, "COMMIT" if decision == "commit" else "ABORT", tx=msg.body["tx"])
+            self.send(msg.src, decision.upper(), tx=msg.body["tx"])
 
 
 class Participant(Node):
     def boot(self) -> None:
         self.role = "participant"
-        name, initial, _ = RESOURCES[self.id]
-        self.disk.setdefault("value", initial)
+        self.disk.setdefault("value", RESOURCES[self.id][1])
         self.disk.setdefault("log", [])
-        self.value = self.disk["value"]
-        self.state: dict[str, str] = {}  # tx -> prepared / committed / aborted
-        self.change: dict[str, int] = {}
+        self.state = {rec["tx"]: rec["rec"] for rec in self.disk["log"]}  # tx -> prepared / committed / aborted
         self.lock: str | None = None
         self.waiting: list[str] = []  # transactions whose PREPARE waits for the lock
         self.doubt_since: dict[str, float] = {}
-        for rec in self.disk["log"]:
-            self.state[rec["tx"]] = rec["rec"]
-            if rec["rec"] == "prepared":
-                self.change[rec["tx"]] = rec["new"]
-        # Recovery: a prepared transaction without an outcome is still in doubt,
-        # so its lock is taken again before anything else runs.
+        # Recovery: a PREPARED transaction without an outcome is still in doubt: take its lock again, first thing.
         for tx, st in self.state.items():
             if st == "prepared":
-                self.lock = tx
-                self.doubt_since[tx] = self.now
                 self.lab.emit("in-doubt", node=self.id, tx=tx, why="recovered from the log")
-                self.after(ASK_EVERY, self.ask, key="ask")
-                self.arm_heuristic()
+                self.wait_for_decision(tx)
 
     def view(self) -> dict:
-        if self.status == "down":
-            return {"lock": None, "in_doubt": [], "value": self.disk["value"], "label": "down"}
         doubt = list(self.doubt_since)
-        label = (f"{doubt[0]} in doubt" if doubt else f"lock {self.lock}" if self.lock else "free") + f" · {self.value}"
-        return {"lock": self.lock, "in_doubt": doubt, "waiting": list(self.waiting), "value": self.value,
-                "label": label}
+        state = f"{doubt[0]} in doubt" if doubt else f"lock {self.lock}" if self.lock else "free"
+        return {"label": "down" if self.status == "down" else f"{state} · {self.disk['value']}"}
 
     def log(self, tx: str, rec: str, **extra) -> None:
         self.disk["log"].append({"tx": tx, "rec": rec, "t": round(self.now, 3), **extra})
@@ -266,10 +234,8 @@ class Participant(Node):
         if st is not None:  # a repeated PREPARE: repeat the answer
             self.send("coordinator", "VOTE", tx=tx, vote="no" if st == "aborted" else "yes")
             return
-        if tx in self.waiting:
-            return
-        if self.lab.armed_crash(self, "before-vote"):
-            return
+        if tx in self.waiting or self.lab.armed_crash(self, "before-vote"):
+            return  # already queued for the lock, or crashed where the learner armed it
         if self.lock is not None and self.lock != tx:
             self.waiting.append(tx)  # the lock is taken: this transaction is blocked
             self.lab.emit("blocked", node=self.id, tx=tx, behind=self.lock)
@@ -277,22 +243,25 @@ class Participant(Node):
         self.vote(tx)
 
     def vote(self, tx: str) -> None:
-        _, _, delta = RESOURCES[self.id]
-        new = self.value + delta
+        new = self.disk["value"] + RESOURCES[self.id][2]
         if self.lab.vote_no_armed(self.id) or new < 0:
             # Nothing promised yet, so a NO voter may abort on its own.
             self.log(tx, "aborted", how="voted no")
             self.send("coordinator", "VOTE", tx=tx, vote="no")
             self.next_waiting()
             return
-        self.lock = tx
-        self.change[tx] = new
         self.log(tx, "prepared", new=new)  # on disk before the YES leaves: a promise
-        self.doubt_since[tx] = self.now
         self.send("coordinator", "VOTE", tx=tx, vote="yes")
-        self.after(ASK_EVERY, self.ask, key="ask")
-        self.arm_heuristic()
+        self.wait_for_decision(tx)
         self.lab.armed_crash(self, "after-vote")
+
+    def wait_for_decision(self, tx: str) -> None:
+        """In doubt: keep the lock, and ask the coordinator until the decision comes."""
+        self.lock = tx
+        self.doubt_since[tx] = self.now
+        self.after(ASK_EVERY, self.ask, key="ask")
+        if self.lab.params["mode"] == "heuristic" and not self.pending("heuristic"):
+            self.after(self.lab.params["heuristic_after"], self.decide_alone, key="heuristic")
 
     def next_waiting(self) -> None:
         while self.lock is None and self.waiting:
@@ -305,40 +274,30 @@ class Participant(Node):
 
     def on_decision(self, tx: str, decision: str, how: str = "coordinator") -> None:
         st = self.state.get(tx)
+        if st not in ("committed", "aborted"):  # (a repeated decision is only acknowledged again)
+            if tx in self.waiting:
+                self.waiting.remove(tx)
+            if decision == "commit" and st == "prepared":  # apply the change PREPARED logged
+                self.disk["value"] = next(r["new"] for r in self.disk["log"] if r["tx"] == tx and r["rec"] == st)
+                self.log(tx, "committed", how=how)
+            else:
+                self.log(tx, "aborted", how=how)
+            self.doubt_since.pop(tx, None)
+            if self.lock == tx:
+                self.lock = None
+            if not self.doubt_since:
+                self.cancel("ask")
+                self.cancel("heuristic")
         # Presumed abort: an ABORT is never acknowledged (the coordinator has forgotten it).
-        ack = how == "coordinator" and (decision == "commit" or self.lab.params["presume"] == "nothing")
-        if st in ("committed", "aborted"):
-            if ack:
-                self.send("coordinator", "ACK", tx=tx)
-            return
-        if tx in self.waiting:
-            self.waiting.remove(tx)
-        if decision == "commit" and st == "prepared":
-            self.value = self.disk["value"] = self.change[tx]
-            self.log(tx, "committed", how=how)
-        else:
-            self.log(tx, "aborted", how=how)
-        self.doubt_since.pop(tx, None)
-        self.change.pop(tx, None)
-        if self.lock == tx:
-            self.lock = None
-        if not self.doubt_since:
-            self.cancel("ask")
-            self.cancel("heuristic")
-        if ack:
+        if how == "coordinator" and (decision == "commit" or self.lab.params["presume"] == "nothing"):
             self.send("coordinator", "ACK", tx=tx)
         self.next_waiting()
 
     def ask(self) -> None:
-        """In doubt: ask the coordinator for the decision, again and again."""
-        if self.doubt_since:
-            for tx in self.doubt_since:
-                self.send("coordinator", "STATUS?", tx=tx)
-            self.after(ASK_EVERY, self.ask, key="ask")
-
-    def arm_heuristic(self) -> None:
-        if self.lab.params["mode"] == "heuristic" and not self.pending("heuristic"):
-            self.after(self.lab.params["heuristic_after"], self.decide_alone, key="heuristic")
+        """In doubt: ask the coordinator for the decision, again and again (until the last doubt ends)."""
+        for tx in self.doubt_since:
+            self.send("coordinator", "STATUS?", tx=tx)
+        self.after(ASK_EVERY, self.ask, key="ask")
 
     def decide_alone(self) -> None:
         # heuristic mode only: give up waiting and abort alone.  Unsafe!
@@ -392,16 +351,14 @@ class TwoPhaseCommit(Lab):
         for p in PARTICIPANTS:
             self.add_node(Participant(self, p))
         self.txs: dict[str, Record] = {}
-        self.next_tx = 1
         self.armed: dict[str, str] = {}  # node -> crash point armed for its next transaction
         self.vote_no: dict[str, str] = {}  # participant -> "next" or "always"
         self.recovering: dict[str, bool] = {}  # transactions a restarted coordinator must finish
         self.calm_since = 0.0
         self.metrics.update({"transactions": 0, "committed": 0, "aborted": 0, "in_doubt_now": 0,
                              "longest_doubt_ms": 0, "log_writes": 0})
-        # The observer's record for timeout-aborts: votes that reached the coordinator,
-        # decisions it logged or sent, and when it last was crashed or paused.
-        self.seen_votes: dict[str, dict] = {}  # tx -> participant -> (vote, time)
+        # For timeout-aborts: the first decision the coordinator logged or sent (presumed abort sends
+        # an abort it never logs), and when it was last crashed or paused.
         self.seen_decision: dict[str, str] = {}
         self.coordinator_faulted_at = -1.0
         self.add_check("atomicity", "Every transaction is all or nothing: no participant commits while another aborts.")
@@ -421,7 +378,6 @@ class TwoPhaseCommit(Lab):
     @observe("vote")
     def vote_heard(self, event: dict) -> None:  # by the coordinator
         self.txs[event["tx"]].votes[event["node"]] = event["vote"]
-        self.seen_votes.setdefault(event["tx"], {}).setdefault(event["node"], (event["vote"], event["t"]))
 
     @observe("blocked")
     def lock_taken(self, event: dict) -> None:
@@ -431,9 +387,7 @@ class TwoPhaseCommit(Lab):
     def logged(self, event: dict) -> None:
         tx, node, rec = event["tx"], event["node"], event["rec"]
         if node == "coordinator":
-            self.count("log_writes")
-            if rec in ("commit", "abort"):
-                self.decision_seen(tx, rec)
+            self.count("log_writes")  # (its decisions are judged when it witnesses them, right after the write)
         elif rec == "prepared":
             self.txs[tx].voted_yes[node] = True  # the participant's side: it promised
         elif rec in ("committed", "aborted"):  # the participant's outcome, and how it learned it
@@ -487,23 +441,20 @@ class TwoPhaseCommit(Lab):
     @observe("prepare")
     def vote_timeout_starts(self, fact: dict) -> None:
         """The coordinator sends PREPARE: its vote timeout starts now."""
-        self.seen_votes[fact["tx"]] = {}
         self.sim.after(self.params["vote_timeout"] + 1, self.judge_vote_timeout, fact["tx"], self.now)
 
     def decision_seen(self, tx: str, decision: str) -> None:
         if tx in self.seen_decision:
             return
         self.seen_decision[tx] = decision
-        if decision == "commit":
-            votes = self.seen_votes.get(tx, {})
-            missing = [p for p in PARTICIPANTS if votes.get(p, ("none",))[0] != "yes"]
-            if missing:
-                self.fail("timeout-aborts", f"{tx} committed without a YES from {', '.join(missing)}")
+        missing = [p for p in PARTICIPANTS if self.txs[tx].votes.get(p) != "yes"]
+        if decision == "commit" and missing:
+            self.fail("timeout-aborts", f"{tx} committed without a YES from {', '.join(missing)}")
 
     def judge_vote_timeout(self, tx: str, began: float) -> None:
         """One vote timeout after PREPARE: a transaction still short of a vote must be aborted by now
         (unless the coordinator was crashed or paused meanwhile: its clock stopped)."""
-        votes = self.seen_votes.get(tx, {})
+        votes = self.txs[tx].votes
         if tx in self.seen_decision or len(votes) == len(PARTICIPANTS) or self.coordinator_faulted_at >= began:
             return
         missing = ", ".join(p for p in PARTICIPANTS if p not in votes)
@@ -528,27 +479,21 @@ class TwoPhaseCommit(Lab):
                 if not self.finished(tx) or (t.end is None and t.decision is None):
                     self.recovering[tx] = True
 
-    def calm(self) -> bool:
-        return (all(n.status == "up" for n in self.nodes.values()) and not self.net.partition
-                and not any(link.cut or link.loss or link.delay for link in self.net.links.values()))
-
     def audit(self) -> None:
-        doubting = 0
-        for p in PARTICIPANTS:
-            node = self.nodes[p]
-            if node.status == "down":
-                continue
-            for tx, since in node.doubt_since.items():
-                doubting += 1
-                self.metrics["longest_doubt_ms"] = max(self.metrics["longest_doubt_ms"], round(self.now - since))
-                if node.lock != tx:
-                    self.fail("yes-voter-waits", f"{p} is in doubt on {tx} but does not hold its lock")
-        self.metrics["in_doubt_now"] = doubting
+        running = [self.nodes[p] for p in PARTICIPANTS if self.nodes[p].status != "down"]  # (a crashed one forgot)
+        doubts = [(node, tx, since) for node in running for tx, since in node.doubt_since.items()]
+        self.metrics["in_doubt_now"] = len(doubts)
+        for node, tx, since in doubts:
+            self.metrics["longest_doubt_ms"] = max(self.metrics["longest_doubt_ms"], round(self.now - since))
+            if node.lock != tx:
+                self.fail("yes-voter-waits", f"{node.id} is in doubt on {tx} but does not hold its lock")
         for tx in [tx for tx in self.recovering if self.finished(tx)]:
             del self.recovering[tx]
             self.holds("coordinator-recovers", f"the restarted coordinator finished {tx} "
                        f"({self.seen_decision.get(tx, 'abort, presumed')})")
-        if not self.calm():
+        calm = (all(n.status == "up" for n in self.nodes.values()) and not self.net.partition
+                and not any(link.cut or link.loss or link.delay for link in self.net.links.values()))
+        if not calm:
             self.calm_since = self.now
         elif self.recovering and self.now - self.calm_since > RECOVER_WITHIN:
             stuck = ", ".join(self.recovering)
@@ -562,18 +507,16 @@ class TwoPhaseCommit(Lab):
         if coord.status != "up":
             raise SimError(f"the coordinator is {coord.status}; "
                            f"{'restart' if coord.status == 'down' else 'resume'} it first")
-        tx = f"T{self.next_tx}"
-        self.next_tx += 1
+        tx = f"T{len(self.txs) + 1}"
         self.count("transactions")
         self.txs[tx] = Record(tx, round(self.now, 3))
         self.emit("begin", tx=tx)
         coord.receive(Message(0, "client", "coordinator", "BEGIN", {"tx": tx}, self.now, self.now))
 
     @action("vote-no", Arg("participant"), Arg("when", "word", choices=("next", "always", "off")),
+            nodes=PARTICIPANTS, not_for="only a participant votes ({listed}); got '{node}'",
             help="Make a participant vote NO on its next transaction, on every one, or stop doing so.")
     def do_vote_no(self, participant: str, when: str) -> None:
-        if participant not in PARTICIPANTS:
-            raise SimError(f"only a participant votes ({', '.join(PARTICIPANTS)}); got '{participant}'")
         if when == "off":
             self.vote_no.pop(participant, None)
         else:
@@ -581,12 +524,10 @@ class TwoPhaseCommit(Lab):
         self.emit("vote-no", node=participant, when=when)
 
     @action("crash-participant", Arg("participant"), Arg("when", "word", choices=("before-vote", "after-vote")),
+            nodes=PARTICIPANTS, not_for="pick a participant ({listed}); got '{node}'",
+            when=not_down, refuse="{node} is already down",
             help="Arm a crash for the participant's next PREPARE: before it votes, or right after it voted YES.")
     def do_crash_participant(self, participant: str, when: str) -> None:
-        if participant not in PARTICIPANTS:
-            raise SimError(f"pick a participant ({', '.join(PARTICIPANTS)}); got '{participant}'")
-        if self.nodes[participant].status == "down":
-            raise SimError(f"{participant} is already down")
         self.armed[participant] = when
         self.emit("armed", node=participant, point=when)
 
@@ -599,15 +540,13 @@ class TwoPhaseCommit(Lab):
         self.armed["coordinator"] = when
         self.emit("armed", node="coordinator", point=when)
 
+    # -- the page -----------------------------------------------------------------------------
     def part_state(self, t: Record, p: str) -> str:
         node = self.nodes[p]
-        if p in t.outcomes:
-            return t.outcomes[p]
-        if node.status == "down":
-            return "down"
+        if p in t.outcomes or node.status == "down":
+            return t.outcomes.get(p, "down")
         return "in doubt" if t.id in node.doubt_since else "waiting" if t.id in node.waiting else "—"
 
-    # -- the page -----------------------------------------------------------------------------
     def view(self) -> dict:
         coord = self.nodes["coordinator"]
         txs = []
@@ -616,29 +555,19 @@ class TwoPhaseCommit(Lab):
             if coord.status == "down" and t.end is None and any(t.id in self.nodes[p].doubt_since for p in PARTICIPANTS):
                 blocked.append("coordinator down, participants in doubt")
             blocked += [f"{p} waits for lock held by {b}" for p, b in t.blocked.items() if t.id in self.nodes[p].waiting]
-            txs.append({
-                "id": t.id, "phase": t.phase, "decision": t.decision, "why": t.why, "start": t.start, "end": t.end,
-                "parts": [{"p": p, "vote": t.votes.get(p) or ("yes" if t.voted_yes.get(p) else None),
-                           "heard": p in t.votes, "state": self.part_state(t, p)} for p in PARTICIPANTS],
-                "blocked": blocked,
-            })
+            txs.append({"id": t.id, "phase": t.phase, "decision": t.decision, "why": t.why, "start": t.start,
+                        "end": t.end, "blocked": blocked,
+                        "parts": [{"p": p, "vote": t.votes.get(p) or ("yes" if t.voted_yes.get(p) else None),
+                                   "heard": p in t.votes, "state": self.part_state(t, p)} for p in PARTICIPANTS]})
         parts = []
         for p in PARTICIPANTS:
             node = self.nodes[p]
-            name, _, _ = RESOURCES[p]
-            parts.append({"id": p, "status": node.status, "resource": name,
-                          "value": node.value if node.status != "down" else node.disk["value"],
-                          "lock": node.lock if node.status != "down" else None,
-                          "in_doubt": list(node.doubt_since) if node.status != "down" else [],
-                          "waiting": list(node.waiting) if node.status != "down" else [],
+            up = node.status != "down"  # a crashed participant's memory is gone: only its disk counts
+            parts.append({"id": p, "status": node.status, "resource": RESOURCES[p][0], "value": node.disk["value"],
+                          "lock": node.lock if up else None, "in_doubt": list(node.doubt_since) if up else [],
+                          "waiting": list(node.waiting) if up else [],
                           "armed": self.armed.get(p) or (f"vote NO {self.vote_no[p]}" if p in self.vote_no else ""),
                           "log": node.disk["log"][-4:]})
-        return {
-            "mode": self.params["mode"],
-            "messages_sent": self.net.sent,
-            "transactions": txs,
-            "coordinator_log": coord.disk["log"][-6:],
-            "coordinator_armed": self.armed.get("coordinator", ""),
-            "participants": parts,
-            "edges": [["coordinator", p] for p in PARTICIPANTS],
-        }
+        return {"mode": self.params["mode"], "messages_sent": self.net.sent, "transactions": txs, "participants": parts,
+                "coordinator_log": coord.disk["log"][-6:], "coordinator_armed": self.armed.get("coordinator", ""),
+                "edges": [["coordinator", p] for p in PARTICIPANTS]}
