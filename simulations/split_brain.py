@@ -41,18 +41,13 @@ quorum  (what Raft and Paxos add, Ongaro and Ousterhout 2014)
   * a leader that cannot hear a majority steps down (check-quorum).
   The minority side cannot elect anyone nor acknowledge anything, so no two
   leaders accept writes in one generation and no acknowledged write is lost.
-
-Bookkeeping for the checks (not part of the protocol): every write has an
-id and remembers the write it replaced, so the lab can tell whether an
-acknowledged write is still in the history of some node's register, and
-every leadership gets a running number ("tenure").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .kernel import Arg, Lab, Message, Node, Param, action, not_down, on
+from .kernel import Arg, Lab, Message, Node, Param, action, not_down, observe, on
 
 HEARTBEAT_EVERY = 500  # ms between a leader's heartbeats
 SUSPECT_AFTER = 1500  # ms of silence before a follower suspects its leader
@@ -72,8 +67,7 @@ def rank(node_id: str) -> int:
 
 @dataclass
 class Register:
-    """The replicated register: its value, the write that set it, and the ids
-    of every write in its history (each remembers the write it replaced)."""
+    """The replicated register: its value, the write that set it, and the ids of every write in its history."""
 
     value: int
     wid: int  # the write that set it
@@ -87,36 +81,28 @@ class Replica(Node):
     """One copy of the register, and a would-be leader."""
 
     def boot(self) -> None:
-        lab = self.lab
         # What survives a crash: the register and (with generations) the generation.
-        self.disk.setdefault("register", lab.initial_register())
-        if lab.generations:
+        first = 1 if self.lab.generations else 0  # the generation the cluster starts in (0: none)
+        self.disk.setdefault("register", Register(0, 0, [first, 0], first, FIRST_LEADER, [0]))
+        if self.lab.generations:
             self.disk.setdefault("generation", 1)
         self.generation: int | None = self.disk.get("generation")  # None in naive mode
         self.reg: Register = self.disk["register"]
         self.role = "follower"
-        self.leader: str | None = None
-        self.heard_at: float | None = None
-        self.phase = ""  # quorum candidate: "pre-vote" or "vote"
-        self.votes: list[str] = []
-        # Leader state.
+        # At the start everyone follows FIRST_LEADER; a restarted node knows no leader until it hears one.
+        self.leader: str | None = None if self.restarted else FIRST_LEADER
+        self.heard_at: float | None = None if self.restarted else 0.0
         self.tenure = 0  # bookkeeping: which leadership this is
-        self.acked_writes = 0
-        self.match: dict[str, list] = {}  # quorum: newest stamp each follower stored
-        self.heard_from: dict[str, float] = {}
-        self.uncommitted: list[int] = []  # quorum: writes waiting for a majority
         self.seen = [0, 0]  # bookkeeping: newest leadership this node accepted
-        if self.restarted:
-            self.watch()
+        self.watch()
 
     def view(self) -> dict:
         if self.status == "down":
-            return {"generation": self.generation, "value": self.reg.value, "leader": None,
-                    "rack": self.lab.rack_of(self.id), "label": f"down · v={self.reg.value}"}
-        gen = "" if self.generation is None else f"gen {self.generation} · "
-        return {"generation": self.generation, "value": self.reg.value, "write": self.reg.wid,
-                "leader": self.leader, "rack": self.lab.rack_of(self.id),
-                "label": f"{gen}v={self.reg.value}" + ("" if self.leader else " · no leader")}
+            label, leader = f"down · v={self.reg.value}", None
+        else:
+            gen = "" if self.generation is None else f"gen {self.generation} · "
+            label, leader = f"{gen}v={self.reg.value}" + ("" if self.leader else " · no leader"), self.leader
+        return {"generation": self.generation, "value": self.reg.value, "leader": leader, "label": label}
 
     @property
     def gen(self) -> int:
@@ -162,12 +148,12 @@ class Replica(Node):
         self.become_leader("leader silent, no quorum needed")
 
     def become_leader(self, why: str) -> None:
-        self.role, self.leader, self.phase = "leader", self.id, ""
+        self.role, self.leader = "leader", self.id
         self.cancel("suspect")
         self.cancel("election")
-        self.acked_writes = 0
-        self.match, self.uncommitted = {}, []
-        self.heard_from = {n: self.now for n in self.others()}
+        self.match: dict[str, list] = {}  # quorum: the newest stamp each follower stored
+        self.uncommitted: list[int] = []  # quorum: writes waiting for a majority
+        self.heard_from = {n: self.now for n in self.others()}  # check-quorum: when each one last answered
         self.lab.open_tenure(self, why)
         self.every(HEARTBEAT_EVERY, self.heartbeat, key="heartbeat")
         self.heartbeat()
@@ -179,19 +165,18 @@ class Replica(Node):
             if len(recent) + 1 < MAJORITY:
                 self.step_down("cannot hear a majority", None)
                 return
-        for other in self.others():
-            self.send(other, "HEARTBEAT", **self.leader_fields())
+        self.tell_followers("HEARTBEAT")
 
-    def leader_fields(self) -> dict:
-        # Every request carries the generation (None in naive mode) and the register.
+    def tell_followers(self, type: str) -> None:
+        """Every request a leader sends carries its generation (None in naive mode) and the register."""
         reg = self.reg
-        return {"gen": self.generation, "leader": self.id, "tenure": self.tenure, "value": reg.value,
-                "wid": reg.wid, "stamp": list(reg.stamp), "history": list(reg.history)}
+        for other in self.others():
+            self.send(other, type, gen=self.generation, leader=self.id, tenure=self.tenure, value=reg.value,
+                      wid=reg.wid, stamp=list(reg.stamp), history=list(reg.history))
 
     def step_down(self, why: str, new_leader: str | None) -> None:
         self.role, self.leader = "follower", new_leader
         self.cancel("heartbeat")
-        self.uncommitted = []  # their clients will time out
         self.lab.close_tenure(self, why)
         self.watch()
 
@@ -201,8 +186,7 @@ class Replica(Node):
         """A client's WRITE, or one a follower FORWARDed (`via` it)."""
         wid, value, via = msg.body["wid"], msg.body["value"], msg.src if msg.type == "FORWARD" else None
         if self.role == "leader" and (wid in self.reg.history or wid in self.uncommitted):
-            # A duplicate (the network delivered a WRITE or FORWARD twice): every
-            # write carries the client's id and is applied at most once.
+            # A duplicate (the network delivered it twice): every write carries the client's id, applied once.
             self.lab.emit("duplicate", node=self.id, wid=wid)
             if not self.quorum:
                 self.lab.acknowledge(wid, self)  # already stored here: answer again
@@ -212,21 +196,18 @@ class Replica(Node):
         elif self.role == "leader":
             self.accept_write(wid, value)
         elif via is None and self.role == "follower" and self.leader:
-            self.lab.note_forward(wid, self.id, self.leader)
+            self.lab.emit("forward", wid=wid, node=self.id, leader=self.leader)
             self.send(self.leader, "FORWARD", wid=wid, value=value)
-        elif via is None:
-            self.lab.reject_write(wid, self.id, f"{self.id} knows no leader")
         else:
-            self.lab.reject_write(wid, self.id, f"{self.id} is no longer the leader")
+            why = "knows no leader" if via is None else "is no longer the leader"
+            self.lab.reject_write(wid, self.id, f"{self.id} {why}")
 
     def accept_write(self, wid: int, value: int) -> None:
         stamp = [self.gen, self.reg.stamp[1] + 1]
-        self.lab.note_applied(wid, self, prev=self.reg.wid)
         self.store(Register(value, wid, stamp, self.gen, self.id, [*self.reg.history, wid]), "write")
-        for other in self.others():
-            self.send(other, "REPLICATE", **self.leader_fields())
+        self.tell_followers("REPLICATE")
         if self.quorum:
-            self.uncommitted.append(wid)  # acknowledged once a majority stores it
+            self.uncommitted.append(wid)  # acknowledged once a majority stores it (never, if I step down first)
             self.try_commit()
         else:
             self.lab.acknowledge(wid, self)  # stored here: good enough without a quorum
@@ -259,11 +240,7 @@ class Replica(Node):
                 self.lab.emit("reject", node=self.id, src=src, gen=gen, mine=self.gen)
                 self.send(src, "REJECT", gen=self.gen, leader=self.leader)
                 return
-            if gen > self.gen:
-                self.set_generation(gen)
-                if self.role == "leader":
-                    self.step_down(f"{src} leads generation {gen}", src)
-                    self.lab.fenced(self, src, gen)
+            self.newer_generation(gen, src, f"{src} leads generation {gen}", src)
         if self.role == "leader":
             if rank(src) < rank(self.id):
                 return  # a rival leader of my generation with a lower id: it will yield to me
@@ -279,7 +256,7 @@ class Replica(Node):
     def follow(self, leader: str, body: dict) -> None:
         self.lab.accepted_from(self, body)
         if self.role != "follower" or self.leader != leader:
-            self.role, self.leader, self.phase = "follower", leader, ""
+            self.role, self.leader = "follower", leader
             self.cancel("election")
             self.lab.emit("follow", node=self.id, leader=leader, gen=self.generation)
         self.heard_at = self.now
@@ -298,20 +275,21 @@ class Replica(Node):
 
     @on("REJECT")
     def rejected(self, msg: Message) -> None:
-        src, body = msg.src, msg.body
-        if body["gen"] > self.gen:
-            self.set_generation(body["gen"])
+        gen = msg.body["gen"]
+        self.newer_generation(gen, msg.src, f"rejected by {msg.src}: it is in generation {gen}", msg.body["leader"])
+
+    def newer_generation(self, gen: int, src: str, why: str, new_leader: str | None) -> None:
+        """`src` is in a newer generation: adopt it; a leader of an older one is fenced off and steps down."""
+        if gen > self.gen:
+            self.set_generation(gen)
             if self.role == "leader":
-                self.step_down(f"rejected by {src}: it is in generation {body['gen']}", body["leader"])
-                self.lab.fenced(self, src, body["gen"])
+                self.step_down(why, new_leader)
+                self.lab.witness("fenced", node=self.id, by=src, gen=gen)
 
     # -- quorum elections ---------------------------------------------------------------
-    def leader_alive(self) -> bool:
-        return self.role == "leader" or (self.heard_at is not None and self.now - self.heard_at < LEADER_ALIVE)
-
     def ask_prevotes(self) -> None:
         """Would you vote for me in generation gen+1?  Nothing changes on disk yet."""
-        self.role, self.phase, self.votes = "candidate", "pre-vote", [self.id]
+        self.role, self.phase, self.votes = "candidate", "pre-vote", [self.id]  # phase: pre-vote, then vote
         self.lab.emit("candidate", node=self.id, phase="pre-vote", gen=self.gen + 1)
         for other in self.others():
             self.send(other, "PRE-VOTE", gen=self.gen + 1, stamp=list(self.reg.stamp))
@@ -324,7 +302,8 @@ class Replica(Node):
     @on("PRE-VOTE")
     def prevote_asked(self, msg: Message) -> None:
         body = msg.body
-        yes = body["gen"] > self.gen and not self.leader_alive() and body["stamp"] >= self.reg.stamp
+        leader_alive = self.role == "leader" or (self.heard_at is not None and self.now - self.heard_at < LEADER_ALIVE)
+        yes = body["gen"] > self.gen and not leader_alive and body["stamp"] >= self.reg.stamp
         self.send(msg.src, "PRE-VOTE-REPLY", gen=body["gen"], granted=yes)
 
     def start_vote(self) -> None:
@@ -338,13 +317,9 @@ class Replica(Node):
     @on("VOTE")
     def vote_asked(self, msg: Message) -> None:
         src, gen = msg.src, msg.body["gen"]
-        if gen > self.gen:
-            self.set_generation(gen)
-            if self.role == "leader":
-                self.step_down(f"{src} runs for generation {gen}", None)
-                self.lab.fenced(self, src, gen)
-            elif self.role == "candidate":
-                self.role, self.phase = "follower", ""
+        if gen > self.gen and self.role == "candidate":
+            self.role = "follower"  # someone runs in a newer generation
+        self.newer_generation(gen, src, f"{src} runs for generation {gen}", None)
         voted = self.disk.get("voted", [0, None])
         free = voted[0] < gen or voted[1] == src
         yes = gen == self.gen and free and msg.body["stamp"] >= self.reg.stamp
@@ -370,7 +345,9 @@ class Replica(Node):
 
 @dataclass
 class Write:
-    """A client's write, as the lab follows it (bookkeeping for the checks and the page)."""
+    """A client's write, as the lab follows it (bookkeeping for the checks and the page, not part of the
+    protocol).  It remembers the write it replaced: an acknowledged write is lost once it is in the
+    history of no node's register."""
 
     id: int
     node: str | None  # the node the client sent it to
@@ -381,8 +358,6 @@ class Write:
     prev: int | None = None  # the write it replaced on that leader's register
     client: str = "waiting"  # what the client was told: waiting, ok, rejected, failed
     why: str = ""
-    applied: bool = False
-
 
 
 class SplitBrain(Lab):
@@ -403,20 +378,13 @@ class SplitBrain(Lab):
     def setup(self) -> None:
         self.mode = self.params["mode"]
         self.generations = self.mode != "naive"
-        g0 = self.generation0()
-        self.writes: dict[int, Write] = {0: Write(0, None, 0, FIRST_LEADER, g0, [g0, 0], client="ok",
-                                                  why="initial value", applied=True)}
-        self.next_wid = 1
+        self.writes: dict[int, Write] = {0: Write(0, None, 0, FIRST_LEADER, client="ok", why="initial value")}
         self.unlost: dict[int, bool] = {0: True}  # acknowledged writes not (yet) lost
         self.tenures: list[dict] = []
         self.metrics.update({"writes": 0, "acknowledged": 0, "rejected": 0, "lost": 0, "elections": 0,
                              "leaders_now": 1, "most_leaders": 1})
         for i in range(1, 6):
             self.add_node(Replica(self, f"n{i}"))
-        for node in self.nodes.values():
-            node.leader, node.heard_at = FIRST_LEADER, 0.0
-            node.seen = self.key(node.generation, 1)
-            node.watch()
         self.nodes[FIRST_LEADER].become_leader("initial leader")
         self.add_check("single-writer", "Two leaders never accept writes in the same generation (naive mode has no "
                        "generations, so any two leaders accepting writes at once count).")
@@ -425,50 +393,35 @@ class SplitBrain(Lab):
         self.add_check("no-lost-write", "No acknowledged write is ever lost: it stays in the history of some "
                        "replica's register (with quorum, acknowledged means stored by a majority).")
 
-    def generation0(self) -> int:
-        return 1 if self.generations else 0
-
-    def initial_register(self) -> Register:
-        return Register(0, 0, [self.generation0(), 0], self.generation0(), FIRST_LEADER, [0])
-
-    @staticmethod
-    def rack_of(node_id: str) -> str:
-        return next(name for name, members in RACKS.items() if node_id in members)
-
-    # -- leaderships (bookkeeping) --------------------------------------------------
+    # -- leaderships (bookkeeping): each gets a running number, its tenure ----------------
     def open_tenure(self, node: Replica, why: str) -> None:
         node.tenure = len(self.tenures) + 1
         node.seen = self.key(node.generation, node.tenure)
         self.tenures.append({"n": node.tenure, "leader": node.id, "gen": node.generation,
                              "from": round(self.now, 3), "to": None, "writes": 0, "end": ""})
-        if node.tenure > 1:  # not the initial leader
-            self.count("elections")
+        self.metrics["elections"] = node.tenure - 1  # (the initial leader was not elected)
         self.emit("leader", node=node.id, gen=node.generation, why=why, tenure=node.tenure)
         self.count_leaders()
 
     def close_tenure(self, node: Replica, why: str) -> None:
-        for tenure in self.tenures:
-            if tenure["n"] == node.tenure and tenure["to"] is None:
-                tenure.update(to=round(self.now, 3), end=why)
+        self.tenures[node.tenure - 1].update(to=round(self.now, 3), end=why)
         self.emit("step-down", node=node.id, gen=node.generation, why=why)
         self.count_leaders()
 
     def count_leaders(self) -> None:
-        now = sum(1 for n in self.nodes.values() if n.status != "down" and n.role == "leader")
+        now = sum(1 for n in self.nodes.values() if n.role == "leader")  # (a crashed node has no role)
         self.metrics["leaders_now"] = now
         self.metrics["most_leaders"] = max(self.metrics["most_leaders"], now)
 
     def key(self, gen: int | None, tenure: int) -> list:
-        """How the checks order leaderships: by generation when there are
-        generations, by time of election when there are none."""
+        """How the checks order leaderships: by generation, or by time of election when there are none."""
         return [gen or 0, 0] if self.generations else [0, tenure]
 
-    def after_fault(self, fault: str, node_id: str | None) -> None:
-        if fault == "crash":
-            node = self.nodes[node_id]
-            if any(t["n"] == node.tenure and t["to"] is None for t in self.tenures):
-                self.close_tenure(node, "crashed")
-        self.count_leaders()
+    @observe("crash")
+    def crashed(self, event: dict) -> None:
+        node = self.nodes[event["node"]]
+        if node.tenure and self.tenures[node.tenure - 1]["to"] is None:  # it was leading
+            self.close_tenure(node, "crashed")
 
     # -- checks ------------------------------------------------------------------------
     def accepted_from(self, node: Replica, body: dict) -> None:
@@ -479,9 +432,10 @@ class SplitBrain(Lab):
                       f"(leadership #{body['tenure']}) after following a newer one")
         node.seen = max(node.seen, key)
 
-    def fenced(self, leader: Replica, by: str, gen: int) -> None:
-        self.holds("stale-leader-fenced", f"{leader.id} learned generation {gen} from {by} and stepped down "
-                   f"at {self.now / 1000:.2f}s")
+    @observe("fenced")
+    def fenced(self, fact: dict) -> None:
+        self.holds("stale-leader-fenced", f"{fact['node']} learned generation {fact['gen']} from {fact['by']} and "
+                   f"stepped down at {self.now / 1000:.2f}s")
 
     def acknowledge(self, wid: int, leader: Replica) -> None:
         w = self.writes[wid]
@@ -490,68 +444,48 @@ class SplitBrain(Lab):
         w.client, w.why = "ok", f"acknowledged by {leader.id}"
         self.unlost[wid] = True
         self.count("acknowledged")
-        for tenure in self.tenures:
-            if tenure["n"] == leader.tenure:
-                tenure["writes"] += 1
+        self.tenures[leader.tenure - 1]["writes"] += 1
         self.emit("write-ok", wid=wid, leader=leader.id, gen=leader.generation, value=w.value)
+        when = f"in generation {leader.gen}" if self.generations else "at once (no generations)"
         for other in self.nodes.values():
-            if (other is not leader and other.status != "down" and other.role == "leader"
-                    and other.gen == leader.gen and other.acked_writes):
-                if self.generations:
-                    detail = f"{other.id} and {leader.id} both accepted writes in generation {leader.gen}"
-                else:
-                    detail = f"{other.id} and {leader.id} both accepted writes at once (no generations)"
-                self.fail("single-writer", detail)
-        leader.acked_writes += 1
+            if (other is not leader and other.role == "leader" and other.gen == leader.gen
+                    and self.tenures[other.tenure - 1]["writes"]):
+                self.fail("single-writer", f"{other.id} and {leader.id} both accepted writes {when}")
 
     def register_changed(self, node: Replica, old: Register, why: str) -> None:
         new = node.reg
+        if why == "write":  # a leader applied a client's write
+            w = self.writes[new.wid]
+            w.leader, w.gen, w.stamp, w.prev = node.id, node.generation, new.stamp, old.wid
         self.emit("apply", node=node.id, wid=new.wid, value=new.value, why=why)
-        if not self.descends(new.wid, old.wid):
-            # A divergent branch is thrown away on this node.
-            self.emit("overwrite", node=node.id, dropped=old.wid, value=old.value, by=new.wid)
-            self.audit_lost(node)
-
-    def descends(self, wid: int | None, ancestor: int) -> bool:
-        seen = set()
-        while wid is not None and wid not in seen:
-            if wid == ancestor:
-                return True
-            seen.add(wid)
-            wid = self.writes[wid].prev
-        return False
-
-    def held(self) -> dict[int, bool]:
-        """Every write that is still in the history of some node's register
-        (crashed nodes count: their register is on disk)."""
-        held: dict[int, bool] = {}
-        for node in self.nodes.values():
-            wid = node.reg.wid
-            while wid is not None and wid not in held:
-                held[wid] = True
-                wid = self.writes[wid].prev
-        return held
-
-    def audit_lost(self, node: Replica) -> None:
+        if old.wid in self.branch(new.wid):
+            return
+        # A divergent branch is thrown away on this node: an acknowledged write no node holds any more is lost.
+        self.emit("overwrite", node=node.id, dropped=old.wid, value=old.value, by=new.wid)
         held = self.held()
-        for wid in list(self.unlost):
-            if wid not in held:
-                del self.unlost[wid]
-                w = self.writes[wid]
-                self.count("lost")
-                self.emit("write-lost", wid=wid, value=w.value, leader=w.leader, on=node.id)
-                self.fail("no-lost-write", f"acknowledged write w{wid} (value {w.value} via {w.leader}) "
-                          f"was overwritten when {node.id} copied another leader's register")
+        for w in [self.writes[wid] for wid in self.unlost if wid not in held]:
+            del self.unlost[w.id]
+            self.count("lost")
+            self.emit("write-lost", wid=w.id, value=w.value, leader=w.leader, on=node.id)
+            self.fail("no-lost-write", f"acknowledged write w{w.id} (value {w.value} via {w.leader}) "
+                      f"was overwritten when {node.id} copied another leader's register")
+
+    def branch(self, wid: int | None) -> dict[int, bool]:
+        """The write `wid` and every write before it on its branch (each remembers the one it replaced)."""
+        branch: dict[int, bool] = {}
+        while wid is not None and wid not in branch:
+            branch[wid] = True
+            wid = self.writes[wid].prev
+        return branch
+
+    def held(self) -> set[int]:
+        """Every write still in the history of some node's register (a crashed node's register is on disk)."""
+        return {wid for node in self.nodes.values() for wid in self.branch(node.reg.wid)}
 
     # -- the client's side of a write -----------------------------------------------------
-    def note_forward(self, wid: int, node: str, leader: str) -> None:
-        self.writes[wid].why = f"forwarded by {node} to {leader}"
-        self.emit("forward", wid=wid, node=node, leader=leader)
-
-    def note_applied(self, wid: int, leader: Replica, prev: int) -> None:
-        w = self.writes[wid]
-        w.leader, w.gen, w.prev, w.applied = leader.id, leader.generation, prev, True
-        w.stamp = [leader.gen, leader.reg.stamp[1] + 1]
+    @observe("forward")
+    def forwarded(self, event: dict) -> None:
+        self.writes[event["wid"]].why = f"forwarded by {event['node']} to {event['leader']}"
 
     def reject_write(self, wid: int, node: str, why: str) -> None:
         w = self.writes[wid]
@@ -570,8 +504,7 @@ class SplitBrain(Lab):
             refuse="{node} is down; write through a running node",
             help="A client writes this value through the given node (a follower forwards it to its leader).")
     def do_write(self, node_id: str, value: int) -> None:
-        wid = self.next_wid
-        self.next_wid += 1
+        wid = len(self.writes)
         self.count("writes")
         self.writes[wid] = Write(wid, node_id, value)
         self.emit("write", wid=wid, node=node_id, value=value)
@@ -582,43 +515,29 @@ class SplitBrain(Lab):
     def view(self) -> dict:
         held = self.held()
         writes = []
-        for w in list(self.writes.values())[-14:]:
-            if w.id == 0:
-                continue
-            if not w.applied:
+        for w in list(self.writes.values())[1:][-14:]:  # the latest, not the initial value
+            if w.leader is None:
                 outcome = "pending" if w.client == "waiting" else "rejected"
             else:
                 outcome = "kept" if w.id in held else "overwritten"
             writes.append({"id": f"w{w.id}", "node": w.node, "leader": w.leader, "value": w.value, "gen": w.gen,
                            "client": w.client, "why": w.why, "outcome": outcome,
                            "lost": w.client == "ok" and outcome == "overwritten"})
-        sides = self.net.partition or [list(self.nodes)]
-        side_views = []
-        for i, side in enumerate(sides):
+        sides = []
+        for i, side in enumerate(self.net.partition or [list(self.nodes)]):
             up = [self.nodes[n] for n in side if self.nodes[n].status != "down"]
-            side_views.append({
-                "n": i + 1, "nodes": side,
-                "leaders": [{"id": n.id, "gen": n.generation} for n in up if n.role == "leader"],
-                "values": sorted({n.reg.value for n in up}),
-                "majority": len(side) >= MAJORITY,
-            })
+            sides.append({"n": i + 1, "nodes": side, "leaders": self.leaders(up),
+                          "values": sorted({n.reg.value for n in up}), "majority": len(side) >= MAJORITY})
         racks = []
         for name, members in RACKS.items():
             nodes = [self.nodes[n] for n in members]
-            racks.append({
-                "name": name,
-                "leaders": [{"id": n.id, "gen": n.generation} for n in nodes
-                            if n.status != "down" and n.role == "leader"],
-                "nodes": [{"id": n.id, "status": n.status, "role": n.role or "down", "gen": n.generation,
-                           "value": n.reg.value, "leader": n.leader if n.status != "down" else None}
-                          for n in nodes],
-            })
-        return {
-            "mode": self.mode,
-            "majority": MAJORITY,
-            "racks": racks,
-            "sides": side_views,
-            "writes": writes,
-            "leaderships": self.tenures[-6:],
-            "edges": [["n1", "n2"], ["n3", "n4"], ["n4", "n5"], ["n3", "n5"], ["n2", "n3"]],
-        }
+            rows = [{"id": n.id, "status": n.status, "role": n.role or "down", "gen": n.generation,
+                     "value": n.reg.value, "leader": n.leader if n.status != "down" else None} for n in nodes]
+            racks.append({"name": name, "leaders": self.leaders(nodes), "nodes": rows})
+        return {"mode": self.mode, "majority": MAJORITY, "racks": racks, "sides": sides, "writes": writes,
+                "leaderships": self.tenures[-6:],
+                "edges": [["n1", "n2"], ["n3", "n4"], ["n4", "n5"], ["n3", "n5"], ["n2", "n3"]]}
+
+    @staticmethod
+    def leaders(nodes: list[Replica]) -> list[dict]:
+        return [{"id": n.id, "gen": n.generation} for n in nodes if n.role == "leader"]  # (a crashed node has no role)
