@@ -116,10 +116,9 @@ class Replica(Node):
         return [n for n in self.lab.nodes if n != self.id]
 
     def set_generation(self, gen: int) -> None:
-        """Generations only go up, and hit the disk before anything else happens."""
-        if gen != self.generation:
-            self.generation = self.disk["generation"] = gen
-            self.lab.emit("generation", node=self.id, gen=gen)
+        """Generations only go up (every caller passes a higher one), and hit the disk before anything else happens."""
+        self.generation = self.disk["generation"] = gen
+        self.lab.emit("generation", node=self.id, gen=gen)
 
     def store(self, reg: Register, why: str) -> None:
         old, self.reg = self.reg, reg
@@ -345,9 +344,8 @@ class Replica(Node):
 
 @dataclass
 class Write:
-    """A client's write, as the lab follows it (bookkeeping for the checks and the page, not part of the
-    protocol).  It remembers the write it replaced: an acknowledged write is lost once it is in the
-    history of no node's register."""
+    """A client's write as the lab follows it (bookkeeping, not protocol).  It remembers the write it replaced:
+    an acknowledged write is lost once no node's register has it in its history."""
 
     id: int
     node: str | None  # the node the client sent it to
@@ -508,7 +506,8 @@ class SplitBrain(Lab):
         self.count("writes")
         self.writes[wid] = Write(wid, node_id, value)
         self.emit("write", wid=wid, node=node_id, value=value)
-        self.nodes[node_id].receive(Message(0, "client", node_id, "WRITE", {"wid": wid, "value": value}, self.now, self.now))
+        self.nodes[node_id].receive(Message(0, "client", node_id, "WRITE", {"wid": wid, "value": value},
+                                            self.now, self.now))
         self.sim.after(WRITE_TIMEOUT, self.client_gives_up, wid)
 
     # -- the page -------------------------------------------------------------------------

@@ -168,8 +168,7 @@ class Coordinator(Node):
         self.send_decision(tx)
 
     def send_decision(self, tx: str) -> None:
-        """Send the decision to every participant that has not ACKed it, again every RETRY_EVERY
-        (the last ACK cancels the resends)."""
+        """Send the decision to every participant that has not ACKed it; again every RETRY_EVERY, until the last ACK."""
         state = self.txs[tx]
         for p in PARTICIPANTS:
             if p in state.acks:
@@ -236,7 +235,7 @@ class Participant(Node):
             return
         if tx in self.waiting or self.lab.armed_crash(self, "before-vote"):
             return  # already queued for the lock, or crashed where the learner armed it
-        if self.lock is not None and self.lock != tx:
+        if self.lock is not None:
             self.waiting.append(tx)  # the lock is taken: this transaction is blocked
             self.lab.emit("blocked", node=self.id, tx=tx, behind=self.lock)
             return
@@ -314,7 +313,7 @@ class Record:
     start: float
     phase: str = "new"
     votes: dict[str, str] = field(default_factory=dict)  # the votes the coordinator heard
-    voted_yes: dict[str, bool] = field(default_factory=dict)  # the participants that promised (logged PREPARED)
+    voted_yes: set[str] = field(default_factory=set)  # the participants that promised (logged PREPARED)
     decision: str | None = None
     why: str = ""
     outcomes: dict[str, str] = field(default_factory=dict)  # participant -> committed | aborted
@@ -357,8 +356,7 @@ class TwoPhaseCommit(Lab):
         self.calm_since = 0.0
         self.metrics.update({"transactions": 0, "committed": 0, "aborted": 0, "in_doubt_now": 0,
                              "longest_doubt_ms": 0, "log_writes": 0})
-        # For timeout-aborts: the first decision the coordinator logged or sent (presumed abort sends
-        # an abort it never logs), and when it was last crashed or paused.
+        # timeout-aborts: the first decision the coordinator logged or sent, and when it last was crashed or paused.
         self.seen_decision: dict[str, str] = {}
         self.coordinator_faulted_at = -1.0
         self.add_check("atomicity", "Every transaction is all or nothing: no participant commits while another aborts.")
@@ -387,13 +385,13 @@ class TwoPhaseCommit(Lab):
     def logged(self, event: dict) -> None:
         tx, node, rec = event["tx"], event["node"], event["rec"]
         if node == "coordinator":
-            self.count("log_writes")  # (its decisions are judged when it witnesses them, right after the write)
+            self.count("log_writes")
         elif rec == "prepared":
-            self.txs[tx].voted_yes[node] = True  # the participant's side: it promised
+            self.txs[tx].voted_yes.add(node)  # the participant's side: it promised
         elif rec in ("committed", "aborted"):  # the participant's outcome, and how it learned it
             t = self.txs[tx]
             t.outcomes[node] = rec
-            if self.nodes[node].disk["log"][-1]["how"] == "alone" and t.voted_yes.get(node):
+            if self.nodes[node].disk["log"][-1]["how"] == "alone" and node in t.voted_yes:
                 self.fail("yes-voter-waits", f"{node} voted YES on {tx} and then aborted alone, without the "
                           "coordinator's decision")
             if set(t.outcomes.values()) == {"committed", "aborted"}:
@@ -401,7 +399,7 @@ class TwoPhaseCommit(Lab):
                 self.fail("atomicity", f"{tx} is half done: {split}")
 
     @observe("send")
-    def decision_sent(self, event: dict) -> None:
+    def decision_sent(self, event: dict) -> None:  # (an ABORT for a transaction it has no record of is a decision too)
         if event["src"] == "coordinator" and event["type"] in ("COMMIT", "ABORT"):
             self.decision_seen(event["tx"], event["type"].lower())
 
@@ -409,7 +407,7 @@ class TwoPhaseCommit(Lab):
     def decided(self, fact: dict) -> None:
         t = self.txs[fact["tx"]]
         t.decision, t.why = fact["decision"], fact["why"]
-        self.decision_seen(t.id, t.decision)  # (presumed abort logs no abort; an ABORT lost on the way is a decision too)
+        self.decision_seen(t.id, t.decision)  # right after the write to its log (presumed abort: no write)
         if t.why.startswith("timeout"):
             self.note("timeout-aborts", f"{t.id}: {t.why} → aborted")
 
@@ -417,9 +415,10 @@ class TwoPhaseCommit(Lab):
     def ended(self, fact: dict) -> None:
         t = self.txs[fact["tx"]]
         t.end = round(self.now, 3)
+        outcome = "committed" if t.decision == "commit" else "aborted"
         mixed = set(t.outcomes.values()) == {"committed", "aborted"}
-        self.emit("phase", tx=t.id, phase="half-done" if mixed else "committed" if t.decision == "commit" else "aborted")
-        self.count("committed" if t.decision == "commit" else "aborted")
+        self.emit("phase", tx=t.id, phase="half-done" if mixed else outcome)
+        self.count(outcome)
 
     # -- armed faults -------------------------------------------------------------------
     def armed_crash(self, node: Node, point: str) -> bool:
@@ -463,8 +462,7 @@ class TwoPhaseCommit(Lab):
                                     "keep their locks)")
 
     def finished(self, tx: str) -> bool:
-        """Nobody is left waiting on tx: the coordinator has no open record of it
-        (done, or forgotten under presumed abort) and no running participant is in doubt."""
+        """Nobody waits on tx: the coordinator has no open record of it, no running participant is in doubt."""
         state = self.nodes["coordinator"].txs.get(tx)
         if state is not None and not state.done:
             return False
@@ -548,21 +546,19 @@ class TwoPhaseCommit(Lab):
         return "in doubt" if t.id in node.doubt_since else "waiting" if t.id in node.waiting else "—"
 
     def view(self) -> dict:
-        coord = self.nodes["coordinator"]
+        coord, participants = self.nodes["coordinator"], [self.nodes[p] for p in PARTICIPANTS]
         txs = []
         for t in list(self.txs.values())[-5:]:
-            blocked = []
-            if coord.status == "down" and t.end is None and any(t.id in self.nodes[p].doubt_since for p in PARTICIPANTS):
-                blocked.append("coordinator down, participants in doubt")
-            blocked += [f"{p} waits for lock held by {b}" for p, b in t.blocked.items() if t.id in self.nodes[p].waiting]
+            blocked = [f"{p} waits for lock held by {b}" for p, b in t.blocked.items() if t.id in self.nodes[p].waiting]
+            if coord.status == "down" and t.end is None and any(t.id in n.doubt_since for n in participants):
+                blocked.insert(0, "coordinator down, participants in doubt")
             txs.append({"id": t.id, "phase": t.phase, "decision": t.decision, "why": t.why, "start": t.start,
                         "end": t.end, "blocked": blocked,
-                        "parts": [{"p": p, "vote": t.votes.get(p) or ("yes" if t.voted_yes.get(p) else None),
+                        "parts": [{"p": p, "vote": t.votes.get(p) or ("yes" if p in t.voted_yes else None),
                                    "heard": p in t.votes, "state": self.part_state(t, p)} for p in PARTICIPANTS]})
         parts = []
-        for p in PARTICIPANTS:
-            node = self.nodes[p]
-            up = node.status != "down"  # a crashed participant's memory is gone: only its disk counts
+        for node in participants:
+            p, up = node.id, node.status != "down"  # a crashed participant's memory is gone: only its disk counts
             parts.append({"id": p, "status": node.status, "resource": RESOURCES[p][0], "value": node.disk["value"],
                           "lock": node.lock if up else None, "in_doubt": list(node.doubt_since) if up else [],
                           "waiting": list(node.waiting) if up else [],
