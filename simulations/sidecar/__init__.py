@@ -19,9 +19,7 @@ What the helper does is the lab's `kind`, one module each:
   * proxy.py        makes the app's outbound calls, with a timeout per try and a retry;
   * cache.py        caches a slow backend's answers for a TTL.
 
-shared.py holds what they share: the client, localhost, the blast radius of a
-crash in each mode, the far end's outage, and the calls the proxy and the cache
-make for the app.
+shared.py holds what they share.
 """
 
 from __future__ import annotations
@@ -38,5 +36,4 @@ class Sidecar(SidecarLab):
     """The lab the page runs (slug `sidecar`): its `kind` param picks the kind's lab."""
 
     def __new__(cls, params: dict | None = None, seed: int = 0):
-        kind = cls.parse_params(params or {})["kind"]
-        return KINDS[kind](params, seed)
+        return KINDS[cls.parse_params(params or {})["kind"]](params, seed)

@@ -13,10 +13,10 @@ In-process, a crash of the proxy library is a crash of the app.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
 
-from ..kernel import Node, fmt_ms, on
-from .shared import APP_CALL_TIMEOUT, ROLE, Backend, CallingApp, CallsLab
+from ..kernel import Node, fmt_ms, observe, on
+from .shared import APP_CALL_TIMEOUT, ROLE, Backend, Call, CallingApp, CallsLab, mean
 
 NEEDS_CALL = 0.5  # share of requests that need the downstream service
 PROXY_WORK_MS = 0.3  # the proxy's own work per call (TLS, headers): the same code in every mode
@@ -27,17 +27,10 @@ CALL_BUDGET = 250  # two tries and the hops: no call should wait longer than thi
 
 class ProxiedApp(CallingApp):
     def work(self, rid: int, to: str) -> None:
-        if self.rng.random() >= NEEDS_CALL:
-            self.send(to, "RESP", rid=rid, ok=True)  # no downstream call needed: answered at once
+        if self.rng.random() < NEEDS_CALL:
+            self.call(rid, to)
         else:
-            self.call(rid, to, None)
-
-
-@dataclass
-class ProxyCall:
-    to: str
-    attempt: int
-    start: float
+            self.send(to, "RESP", rid=rid, ok=True)  # no downstream call needed: answered at once
 
 
 class Proxy(Node):
@@ -45,7 +38,7 @@ class Proxy(Node):
 
     def boot(self) -> None:
         self.role = ROLE[self.lab.mode]
-        self.calls: dict[int, ProxyCall] = {}
+        self.calls: dict[int, Call] = {}
 
     @on("CALL")
     def call(self, msg) -> None:
@@ -53,14 +46,15 @@ class Proxy(Node):
         self.after(PROXY_WORK_MS, self.start, cid, msg.src, key=("work", cid))
 
     def start(self, cid: int, to: str) -> None:
-        self.calls[cid] = ProxyCall(to, 0, self.now)
+        self.calls[cid] = Call(to, self.now)
         self.forward(cid)
 
     def forward(self, cid: int) -> None:
         call = self.calls[cid]
         call.attempt += 1
         self.send("backend", "FETCH", cid=cid, attempt=call.attempt)
-        self.after(TRY_TIMEOUT, self.try_timed_out, cid, call.attempt, key=("try", cid))
+        self.after(TRY_TIMEOUT, self.try_again, cid, f"no answer from downstream within {TRY_TIMEOUT} ms",
+                   key=("try", cid))
 
     @on("RESULT")
     def result(self, msg) -> None:
@@ -73,11 +67,6 @@ class Proxy(Node):
             self.reply(cid, True, "")
         else:
             self.try_again(cid, "the downstream service answered with an error")
-
-    def try_timed_out(self, cid: int, attempt: int) -> None:
-        call = self.calls.get(cid)
-        if call is not None and call.attempt == attempt:  # (not a try that already ended)
-            self.try_again(cid, f"no answer from downstream within {TRY_TIMEOUT} ms")
 
     def try_again(self, cid: int, why: str) -> None:
         if self.calls[cid].attempt < TRIES:
@@ -96,7 +85,6 @@ class Proxy(Node):
 
 
 class Downstream(Backend):
-    WORK_MS = (5.0, 15.0)  # the downstream service's work per call
     LABEL = "downstream service"
 
 
@@ -104,7 +92,7 @@ class ProxyLab(CallsLab):
     NODES = (ProxiedApp, Proxy, Downstream)
 
     def setup(self) -> None:
-        self.added_ms: list[float] = []  # what the proxy's hops and work add to each call
+        self.added_ms: deque[float] = deque(maxlen=100)  # what the proxy's hops and work add to each call
         self.longest_down = 0.0  # the longest call while the proxy was down
         super().setup()
         self.add_check("calls-fail-fast", f"Every outbound call ends, answered or failed, within the proxy's "
@@ -112,17 +100,16 @@ class ProxyLab(CallsLab):
                                           f"fault on the app-proxy hop, leaves only the app's own "
                                           f"{APP_CALL_TIMEOUT} ms timeout.)")
 
-    def call_done(self, cid: int, ok: bool, ms: float, via: str, upstream: float | None, hit: bool | None,
-                  why: str) -> None:
-        super().call_done(cid, ok, ms, via, upstream, hit, why)
-        if upstream is not None:
-            self.added_ms.append(round(ms - upstream, 3))
-            del self.added_ms[:-100]
+    @observe("call-ended")
+    def within_budget(self, call: dict) -> None:
+        ms = call["ms"]
+        if call["upstream"] is not None:
+            self.added_ms.append(round(ms - call["upstream"], 3))
         if self.sidecar_down_since is not None:
             self.longest_down = max(self.longest_down, ms)
         if ms > CALL_BUDGET:
-            self.fail("calls-fail-fast", f"call {cid} waited {fmt_ms(ms)} ({why or 'answered late'}): over the "
-                                         f"{CALL_BUDGET} ms budget")
+            self.fail("calls-fail-fast", f"call {call['cid']} waited {fmt_ms(ms)} ({call['why'] or 'answered late'}): "
+                                         f"over the {CALL_BUDGET} ms budget")
 
     def audit(self) -> None:
         super().audit()
@@ -132,8 +119,8 @@ class ProxyLab(CallsLab):
                          if self.metrics["refused"] else ""))
 
     def view(self) -> dict:
-        added, m = self.added_ms, self.metrics
+        m = self.metrics
         return {**super().view(),
                 "proxy": {"budget": CALL_BUDGET, "try_timeout": TRY_TIMEOUT, "retries": m["retries"],
                           "refused": m["refused"], "longest_down": round(self.longest_down, 1),
-                          "added": round(sum(added) / len(added), 2) if added else None}}
+                          "added": mean(self.added_ms, 2)}}
