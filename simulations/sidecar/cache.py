@@ -25,12 +25,14 @@ class CachedApp(CallingApp):
     def work(self, rid: int, to: str) -> None:
         self.call(rid, to, f"k{int(KEYS * self.rng.random() ** 2)}")  # every request reads a key
 
-    def without_helper(self, cid: int, call: Call, why: str) -> None:
+    def without_helper(self, cid: int, why: str) -> None:
         """Our choice: go to the backend directly, slower but right."""
+        call = self.calls[cid]
         self.lab.count("fallback")
         call.fallback = why
         self.send("backend", "FETCH", cid=cid, key=call.key)
-        self.after(FETCH_TIMEOUT, self.finish, cid, False, "the backend did not answer", "direct", key=("direct", cid))
+        self.after(FETCH_TIMEOUT, self.finish, cid, False, "the backend did not answer", "direct",
+                   key=("direct", cid))
 
     @on("RESULT")
     def result(self, msg) -> None:  # the backend's answer to a direct call
@@ -59,8 +61,9 @@ class Cache(Node):
             self.serve(cid, msg.src, key, entry, hit=True)
             return
         self.fetching[cid] = Call(msg.src, self.now, key)
-        self.request("backend", "FETCH", awaiting=("fetch", cid), timeout=FETCH_TIMEOUT, cid=cid, key=key,
-                     on_timeout=partial(self.backend_failed, cid, f"the backend did not answer within {FETCH_TIMEOUT} ms"))
+        why = f"the backend did not answer within {FETCH_TIMEOUT} ms"
+        self.request("backend", "FETCH", awaiting=("fetch", cid), timeout=FETCH_TIMEOUT,
+                     on_timeout=partial(self.backend_failed, cid, why), cid=cid, key=key)
 
     @on("RESULT")
     def fetched(self, msg) -> None:
@@ -109,8 +112,8 @@ class SlowBackend(Backend):
         self.disk["versions"][key] += 1
         self.lab.emit("update", node=self.id, key=key, v=self.disk["versions"][key])
 
-    def value(self, key: str | None) -> dict:
-        return {"v": self.disk["versions"][key]}
+    def answer(self, to: str, body: dict) -> None:
+        super().answer(to, {**body, "v": self.disk["versions"][body["key"]]})
 
 
 class CacheLab(CallsLab):
@@ -122,7 +125,6 @@ class CacheLab(CallsLab):
 
     @observe("served")
     def served(self, fact: dict) -> None:
-        """The cache answers `key` from `entry`."""
         key, entry, ttl = fact["key"], fact["entry"], self.params["ttl"]
         self.count("hits" if fact["hit"] else "misses")
         if entry.v < self.nodes["backend"].disk["versions"][key]:

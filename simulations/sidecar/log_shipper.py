@@ -1,21 +1,17 @@
 """kind=log-shipper: the app writes one log line per request; the helper ships the
-lines to a log store (the article's example: Elastic).
+lines to a log store (the article's example: Elastic).  Where the lines wait:
 
-Where the lines wait depends on the mode:
-
-  * sidecar:     the app appends each line to a file on a volume that it
-                 shares with the sidecar, a second container on the same node.
-                 The sidecar tails the file: it reads lines from its read
-                 offset, sends them in a BATCH to the store, and when the
-                 store ACKs the batch it writes the new offset to the volume.
-                 The app never waits for the shipper and never notices it
-                 crash; lines wait on the volume until the shipper is back;
-  * service:     the app sends every line (LOG) to a log service on another
-                 host and waits for its LOGGED before answering: each request
-                 pays a network round trip, and a dead service costs every
-                 request a timeout.  The service keeps the lines on its disk;
-  * in-process:  a logging library inside the app's process: the lines wait in
-                 the process's memory, and die with it.
+  * sidecar:     in a file on a volume the app shares with the sidecar, a
+                 second container on its node.  The sidecar tails the file: it
+                 reads lines from its read offset, sends them in a BATCH to the
+                 store, and when the store ACKs it writes the new offset to the
+                 volume.  The app never waits for the shipper nor notices it
+                 crash: the lines wait on the volume until it is back;
+  * service:     on the disk of a log service on another host: the app sends
+                 each line (LOG) and waits for its LOGGED, so every request
+                 pays a network round trip, and a timeout while it is dead;
+  * in-process:  in the memory of the app's process, where a logging library
+                 ships them: they die with the process.
 
 Exactly once, end to end: the shipper commits its offset only after the store's
 ACK (so a crash or an outage makes it send a batch again: at least once), and
@@ -26,7 +22,7 @@ batch lost in an outage is never sent again.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 
 from ..kernel import Node, fmt_ms, observe, on
@@ -55,13 +51,6 @@ class LogFile:
         return len(self.lines) - self.offset
 
 
-@dataclass
-class Batch:
-    batch: int
-    start: int  # the lines [start, end) of the log
-    end: int
-
-
 class App(Node):
     """The business logic: one log line per request, wherever the mode says."""
 
@@ -79,7 +68,7 @@ class App(Node):
     def write_line(self, rid: int, to: str) -> None:
         line = f"L{rid}"
         self.lab.count("lines")
-        if self.lab.mode == "service":  # send it to the remote log service and wait for its LOGGED
+        if self.lab.mode == "service":  # send it to the log service and wait for its LOGGED
             self.unconfirmed[line] = (to, rid)
             self.request("sidecar", "LOG", awaiting=("log-wait", line), timeout=LOG_TIMEOUT,
                          on_timeout=partial(self.log_wait_over, line), line=line)
@@ -118,8 +107,8 @@ class Shipper(Node):
 
     def boot(self) -> None:
         self.role = ROLE[self.lab.mode]
-        self.in_flight: Batch | None = None
         self.batch_no = 0
+        self.in_flight: range | None = None  # the positions in the log of batch `batch_no`, until its ACK
         if self.lab.mode == "service":
             self.disk.setdefault("log", LogFile())  # the log service keeps the lines on its disk
         self.after(SHIP_EVERY, self.ship, key="ship")
@@ -139,25 +128,23 @@ class Shipper(Node):
             self.after(SHIP_EVERY, self.ship, key="ship")
             return
         self.batch_no += 1
-        self.in_flight = Batch(self.batch_no, start, end)
+        self.in_flight = range(start, end)
         if self.lab.params["commit"] == "before-ack":
             self.commit(end)  # the bug: the offset moves before the store has the lines
-        self.request("store", "BATCH", awaiting=("ack", self.batch_no), timeout=ACK_TIMEOUT,
-                     on_timeout=self.batch_failed, batch=self.batch_no, lines=log.lines[start:end], first=start,
-                     count=end - start)
+        self.request("store", "BATCH", batch=self.batch_no, lines=log.lines[start:end], first=start, count=end - start,
+                     awaiting=("ack", self.batch_no), timeout=ACK_TIMEOUT, on_timeout=self.batch_failed)
 
     @on("ACK")
     def acked(self, msg) -> None:
         if not self.answered(("ack", msg.body["batch"])):
             return  # a late or duplicate ACK
         if self.lab.params["commit"] == "after-ack":
-            self.commit(self.in_flight.end)
+            self.commit(self.in_flight.stop)
         self.in_flight = None
         self.after(0, self.ship, key="ship")
 
     def batch_failed(self) -> None:
-        batch = self.in_flight
-        self.lab.emit("ship-failed", node=self.id, batch=batch.batch, lines=batch.end - batch.start)
+        self.lab.emit("ship-failed", node=self.id, batch=self.batch_no, lines=len(self.in_flight))
         self.in_flight = None
         self.after(RETRY_AFTER, self.ship, key="ship")
 
@@ -166,10 +153,8 @@ class Shipper(Node):
         self.lab.source.offset = end
 
     def view(self) -> dict:
-        if self.status == "down":
-            return {"label": "down"}
         log = self.lab.source
-        return {"offset": log.offset, "label": f"offset {log.offset} · backlog {log.backlog}"}
+        return {"label": "down" if self.status == "down" else f"offset {log.offset} · backlog {log.backlog}"}
 
 
 class Store(Node):
@@ -198,8 +183,7 @@ class LogShipper(SidecarLab):
     FAR_END = "store"
 
     def setup(self) -> None:
-        # sidecar: the file on the node's shared volume (it survives container crashes); in-process: memory
-        self.local_log = LogFile()
+        self.local_log = LogFile()  # sidecar: the file on the shared volume (survives crashes); in-process: memory
         self.committed_at: dict[str, float] = {}  # line -> when the offset moved past it
         super().setup()
 
@@ -255,17 +239,15 @@ class LogShipper(SidecarLab):
             self.fail("exactly-once", why.format(n=len(gone), first=gone[0]))
 
     def view(self) -> dict:
-        log, docs = self.source, self.nodes["store"].disk["docs"]
-        shipper = self.nodes["sidecar"]
-        tail = log.lines[-16:]
-        first = len(log.lines) - len(tail)
-        lines = [{"id": line, "pos": first + i, "shipped": first + i < log.offset, "stored": docs.get(line, 0)}
-                 for i, line in enumerate(tail)]
-        in_flight = shipper.in_flight if shipper.status != "down" else None
+        log, docs, shipper = self.source, self.nodes["store"].disk["docs"], self.nodes["sidecar"]
+        first = max(0, len(log.lines) - 16)
+        lines = [{"id": line, "pos": pos, "shipped": pos < log.offset, "stored": docs.get(line, 0)}
+                 for pos, line in enumerate(log.lines[first:], first)]
+        batch = shipper.in_flight if shipper.status != "down" else None
+        in_flight = {"batch": shipper.batch_no, "start": batch.start, "end": batch.stop} if batch else None
         return {**super().view(),
                 "log": {"where": WHERE[self.mode], "mode": self.mode, "commit": self.params["commit"],
                         "dedupe": self.params["dedupe"], "lines": lines, "total": len(log.lines),
-                        "offset": log.offset, "backlog": log.backlog,
-                        "in_flight": asdict(in_flight) if in_flight else None,
-                        "stored": len(docs), "written": self.metrics["lines"],
-                        "duplicates": sum(1 for c in docs.values() if c > 1)}}
+                        "offset": log.offset, "backlog": log.backlog, "stored": len(docs),
+                        "in_flight": in_flight,
+                        "written": self.metrics["lines"], "duplicates": sum(1 for c in docs.values() if c > 1)}}

@@ -84,21 +84,17 @@ class Proxy(Node):
         return {"label": "down" if self.status == "down" else f"{len(self.calls)} calls in flight"}
 
 
-class Downstream(Backend):
-    LABEL = "downstream service"
-
-
 class ProxyLab(CallsLab):
-    NODES = (ProxiedApp, Proxy, Downstream)
+    NODES = (ProxiedApp, Proxy, Backend)
 
     def setup(self) -> None:
         self.added_ms: deque[float] = deque(maxlen=100)  # what the proxy's hops and work add to each call
         self.longest_down = 0.0  # the longest call while the proxy was down
         super().setup()
-        self.add_check("calls-fail-fast", f"Every outbound call ends, answered or failed, within the proxy's "
-                                          f"budget of {CALL_BUDGET} ms, also while the proxy is down. (A paused proxy, or a "
-                                          f"fault on the app-proxy hop, leaves only the app's own "
-                                          f"{APP_CALL_TIMEOUT} ms timeout.)")
+        self.add_check("calls-fail-fast", f"Every outbound call ends, answered or failed, within the proxy's budget "
+                                          f"of {CALL_BUDGET} ms, also while the proxy is down. (A paused proxy, or a "
+                                          f"fault on the app-proxy hop, leaves only the app's own {APP_CALL_TIMEOUT} "
+                                          "ms timeout.)")
 
     @observe("call-ended")
     def within_budget(self, call: dict) -> None:
@@ -108,8 +104,9 @@ class ProxyLab(CallsLab):
         if self.sidecar_down_since is not None:
             self.longest_down = max(self.longest_down, ms)
         if ms > CALL_BUDGET:
-            self.fail("calls-fail-fast", f"call {call['cid']} waited {fmt_ms(ms)} ({call['why'] or 'answered late'}): "
-                                         f"over the {CALL_BUDGET} ms budget")
+            why = call["why"] or "answered late"
+            self.fail("calls-fail-fast", f"call {call['cid']} waited {fmt_ms(ms)} ({why}): over the {CALL_BUDGET} ms "
+                                         "budget")
 
     def audit(self) -> None:
         super().audit()

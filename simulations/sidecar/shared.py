@@ -263,11 +263,11 @@ class CallingApp(Node):
         self.calls[rid] = Call(to, self.now, key)
         if self.lab.mode == "sidecar" and self.lab.nodes["sidecar"].status == "down":
             # Nothing listens on the helper's port on this node (a paused helper still accepts).
-            self.after(REFUSED_MS, self.helper_unreachable, rid, "connection refused: the sidecar is down",
+            self.after(REFUSED_MS, self.without_helper, rid, "connection refused: the sidecar is down",
                        key=("refused", rid))
             return
         self.send("sidecar", "CALL", cid=rid, key=key)
-        self.after(APP_CALL_TIMEOUT, self.helper_unreachable, rid,
+        self.after(APP_CALL_TIMEOUT, self.without_helper, rid,
                    f"no answer from the {WORD[self.lab.mode]} within {APP_CALL_TIMEOUT} ms", key=("call", rid))
 
     def helper_died(self) -> None:
@@ -275,15 +275,10 @@ class CallingApp(Node):
         for cid, call in self.calls.items():
             if not call.fallback:
                 self.cancel(("call", cid))
-                self.after(REFUSED_MS, self.helper_unreachable, cid, "connection reset: the sidecar died",
+                self.after(REFUSED_MS, self.without_helper, cid, "connection reset: the sidecar died",
                            key=("refused", cid))
 
-    def helper_unreachable(self, cid: int, why: str) -> None:
-        call = self.calls.get(cid)
-        if call is not None and not call.fallback:
-            self.without_helper(cid, call, why)
-
-    def without_helper(self, cid: int, call: Call, why: str) -> None:
+    def without_helper(self, cid: int, why: str) -> None:
         """The helper cannot be reached: the call fails; the app answers its client with an error."""
         self.finish(cid, False, why, via="timeout" if why.startswith("no answer") else "refused")
 
@@ -297,8 +292,8 @@ class CallingApp(Node):
         call = self.calls.pop(cid, None)
         if call is None:
             return  # already given up on
-        self.cancel(("call", cid))
-        self.cancel(("direct", cid))
+        for timeout in (("call", cid), ("refused", cid), ("direct", cid)):
+            self.cancel(timeout)
         self.lab.witness("call-ended", cid=cid, ok=ok, ms=self.now - call.start, via=via, upstream=upstream,
                          hit=hit, why=why if not ok else call.fallback)
         self.send(call.to, "RESP", rid=cid, ok=ok, **({} if ok else {"why": why}))
@@ -308,11 +303,11 @@ class CallingApp(Node):
 
 
 class Backend(Node):
-    """What the helper calls: it takes WORK_MS per FETCH and answers RESULT (an error
-    for the `flaky` share)."""
+    """What the helper calls (the proxy's downstream service; the cache's is slower): it
+    takes WORK_MS per FETCH and answers RESULT (an error for the `flaky` share)."""
 
     WORK_MS = (5.0, 15.0)
-    LABEL = "backend"
+    LABEL = "downstream service"
 
     def boot(self) -> None:
         self.role = "backend"
@@ -323,11 +318,7 @@ class Backend(Node):
         self.after(work_time(self, self.WORK_MS), self.answer, msg.src, dict(msg.body), key=key)
 
     def answer(self, to: str, body: dict) -> None:
-        ok = self.rng.random() * 100 >= self.lab.flaky
-        self.send(to, "RESULT", ok=ok, **body, **self.value(body.get("key")))
-
-    def value(self, key: str | None) -> dict:
-        return {}
+        self.send(to, "RESULT", ok=self.rng.random() * 100 >= self.lab.flaky, **body)
 
     def view(self) -> dict:
         return {"label": self.LABEL}
@@ -352,7 +343,6 @@ class CallsLab(SidecarLab):
 
     @observe("call-ended")
     def call_ended(self, call: dict) -> None:
-        """The app's call through its helper has ended."""
         cid, ok, ms, via, hit, why = (call[k] for k in ("cid", "ok", "ms", "via", "hit", "why"))
         self.count("calls")
         self.count("calls_ok" if ok else "calls_failed")
