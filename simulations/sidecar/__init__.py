@@ -13,9 +13,9 @@ helper's code runs is the lab's `mode`:
                  crash is a crash of the app.
 
 What the helper does is the lab's `kind`, one module each: log_shipper.py ships
-the app's log lines to a log store exactly once; proxy.py makes the app's
-outbound calls, with a timeout per try and a retry; cache.py caches a slow
-backend's answers for a TTL.  shared.py holds what they share.
+the app's log lines to a store exactly once; proxy.py makes its outbound calls,
+with a timeout per try and a retry; cache.py caches a slow backend's answers for
+a TTL.  shared.py holds what they share.
 """
 
 from __future__ import annotations

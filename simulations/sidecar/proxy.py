@@ -1,14 +1,13 @@
-"""kind=proxy: half of the app's requests need a downstream service (`backend`).
-The app makes that call through the proxy, which does the plumbing a service
-mesh does (Envoy in Istio: mTLS, retries, timeouts).  Here it gives each try
-TRY_TIMEOUT ms and retries once on an error or a timeout, so a call always
-ends within its budget.
+"""kind=proxy: half of the app's requests need a downstream service (`backend`),
+called through the proxy, which does the plumbing of a service mesh (Envoy in
+Istio: mTLS, retries, timeouts).  It gives each try TRY_TIMEOUT ms and retries
+once on an error or a timeout, so a call ends within its budget.
 
 As a sidecar the proxy listens on localhost: when it has crashed, the node's OS
 refuses the connection at once, so the app's outbound calls fail fast while
-requests that need no call are served as usual.  As a remote service a dead
-proxy host refuses nothing: the app waits for its own, longer, timeout.
-In-process, a crash of the proxy library is a crash of the app.
+requests that need no call are served as usual.  A dead proxy host refuses
+nothing: the app waits for its own, longer, timeout.  A crash of the proxy
+library is a crash of the app.
 """
 
 from __future__ import annotations
