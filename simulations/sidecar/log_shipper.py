@@ -58,7 +58,7 @@ class App(Node):
         self.role = "app"
         self.unconfirmed: dict[str, tuple[str, int]] = {}  # service mode: line -> the request that wrote it
         if self.lab.mode == "service":
-            self.after(RESEND_EVERY, self.resend, key="resend")
+            self.every(RESEND_EVERY, self.resend, key="resend")
 
     @on("REQ")
     def requested(self, msg) -> None:
@@ -93,7 +93,6 @@ class App(Node):
     def resend(self) -> None:
         for line in list(self.unconfirmed)[:BATCH]:
             self.send("sidecar", "LOG", line=line)
-        self.after(RESEND_EVERY, self.resend, key="resend")
 
     def view(self) -> dict:
         if self.lab.mode == "service" and self.status != "down" and self.unconfirmed:

@@ -96,7 +96,7 @@ class ProxyLab(CallsLab):
                                           "ms timeout.)")
 
     @observe("call-ended")
-    def within_budget(self, call: dict) -> None:
+    def call_measured(self, call: dict) -> None:
         ms = call["ms"]
         if call["upstream"] is not None:
             self.added_ms.append(round(ms - call["upstream"], 3))
