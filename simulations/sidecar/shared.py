@@ -340,7 +340,7 @@ class CallsLab(SidecarLab):
 
     @observe("call-ended")
     def call_ended(self, call: dict) -> None:
-        cid, ok, ms, via, hit, why = (call[k] for k in ("cid", "ok", "ms", "via", "hit", "why"))
+        cid, ok, ms, via, hit, why = call["cid"], call["ok"], call["ms"], call["via"], call["hit"], call["why"]
         self.count("calls")
         self.count("calls_ok" if ok else "calls_failed")
         if via == "refused":
