@@ -1,27 +1,21 @@
 """Sidecar: a helper next to the application, and what its failure takes down.
 
-The app answers a client's requests; a helper does work beside it.  Where the
+The app answers a client's requests; a helper works beside it.  Where the
 helper's code runs is the lab's `mode`:
 
   * sidecar:     a second container on the app's node, sharing its volume and
-                 its localhost.  It fails on its own: its crash does not stop
-                 the app;
-  * service:     a separate service on another host (still node `sidecar`, so
-                 the same commands work in every mode): every use of it costs
-                 a network round trip, and a dead host refuses nothing, so the
-                 app waits for its own timeout;
-  * in-process:  a library inside the app's process: the fastest, but a crash
-                 of the library is a crash of the app.
+                 its localhost: its crash does not stop the app;
+  * service:     a service on another host (still node `sidecar`, so the same
+                 commands work in every mode): every use costs a network round
+                 trip, and a dead host refuses nothing, so the app waits for
+                 its own timeout;
+  * in-process:  a library inside the app's process: the fastest, but its
+                 crash is a crash of the app.
 
-What the helper does is the lab's `kind`, one module each:
-
-  * log_shipper.py  ships the app's log lines to a log store, exactly once;
-  * proxy.py        makes the app's outbound calls, with a timeout per try and a retry;
-  * cache.py        caches a slow backend's answers for a TTL.
-
-shared.py holds what they share: the client, localhost, the blast radius of a
-crash in each mode, the far end's outage, and the calls the proxy and the cache
-make for the app.
+What the helper does is the lab's `kind`, one module each: log_shipper.py ships
+the app's log lines to a store exactly once; proxy.py makes its outbound calls,
+with a timeout per try and a retry; cache.py caches a slow backend's answers for
+a TTL.  shared.py holds what they share.
 """
 
 from __future__ import annotations
@@ -38,5 +32,4 @@ class Sidecar(SidecarLab):
     """The lab the page runs (slug `sidecar`): its `kind` param picks the kind's lab."""
 
     def __new__(cls, params: dict | None = None, seed: int = 0):
-        kind = cls.parse_params(params or {})["kind"]
-        return KINDS[kind](params, seed)
+        return KINDS[cls.parse_params(params or {})["kind"]](params, seed)

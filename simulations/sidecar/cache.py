@@ -11,9 +11,10 @@ backend does not answer, serve the expired entry anyway (older than the TTL).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
-from ..kernel import Node, fmt_ms, on
-from .shared import ROLE, Backend, Call, CallingApp, CallsLab
+from ..kernel import Node, fmt_ms, observe, on
+from .shared import ROLE, Backend, Call, CallingApp, CallsLab, mean
 
 FETCH_TIMEOUT = 300  # how long the cache (or the app, going direct) waits for the backend
 KEYS = 10  # keys the app reads (low keys are read more often)
@@ -24,12 +25,14 @@ class CachedApp(CallingApp):
     def work(self, rid: int, to: str) -> None:
         self.call(rid, to, f"k{int(KEYS * self.rng.random() ** 2)}")  # every request reads a key
 
-    def without_helper(self, cid: int, call: Call, why: str) -> None:
+    def without_helper(self, cid: int, why: str) -> None:
         """Our choice: go to the backend directly, slower but right."""
+        call = self.calls[cid]
         self.lab.count("fallback")
-        call.fallback, call.direct = why, True
+        call.fallback = why
         self.send("backend", "FETCH", cid=cid, key=call.key)
-        self.after(FETCH_TIMEOUT, self.finish, cid, False, "the backend did not answer", "direct", key=("direct", cid))
+        self.after(FETCH_TIMEOUT, self.finish, cid, False, "the backend did not answer", "direct",
+                   key=("direct", cid))
 
     @on("RESULT")
     def result(self, msg) -> None:  # the backend's answer to a direct call
@@ -42,20 +45,13 @@ class Entry:
     at: float  # when it was fetched
 
 
-@dataclass
-class Fetch:
-    to: str
-    key: str
-    start: float
-
-
 class Cache(Node):
     """Answers from memory while an entry is younger than the TTL, else asks the backend."""
 
     def boot(self) -> None:
         self.role = ROLE[self.lab.mode]
         self.entries: dict[str, Entry] = {}  # memory only: a crash loses it
-        self.fetching: dict[int, Fetch] = {}
+        self.fetching: dict[int, Call] = {}
 
     @on("CALL")
     def read(self, msg) -> None:
@@ -64,38 +60,34 @@ class Cache(Node):
         if entry and self.now - entry.at <= self.lab.params["ttl"]:
             self.serve(cid, msg.src, key, entry, hit=True)
             return
-        self.fetching[cid] = Fetch(msg.src, key, self.now)
-        self.send("backend", "FETCH", cid=cid, key=key)
-        self.after(FETCH_TIMEOUT, self.fetch_timed_out, cid, key=("fetch", cid))
+        self.fetching[cid] = Call(msg.src, self.now, key)
+        why = f"the backend did not answer within {FETCH_TIMEOUT} ms"
+        self.request("backend", "FETCH", awaiting=("fetch", cid), timeout=FETCH_TIMEOUT,
+                     on_timeout=partial(self.backend_failed, cid, why), cid=cid, key=key)
 
     @on("RESULT")
     def fetched(self, msg) -> None:
         cid = msg.body["cid"]
-        req = self.fetching.pop(cid, None)
-        if req is None:
-            return
-        self.cancel(("fetch", cid))
+        if not self.answered(("fetch", cid)):
+            return  # given up on
         if not msg.body["ok"]:
-            self.backend_failed(cid, req, "the backend answered with an error")
+            self.backend_failed(cid, "the backend answered with an error")
             return
-        self.entries[req.key] = entry = Entry(msg.body["v"], self.now)
-        self.serve(cid, req.to, req.key, entry, hit=False, upstream=self.now - req.start)
+        read = self.fetching.pop(cid)
+        self.entries[read.key] = entry = Entry(msg.body["v"], self.now)
+        self.serve(cid, read.to, read.key, entry, hit=False, upstream=self.now - read.start)
 
-    def fetch_timed_out(self, cid: int) -> None:
-        req = self.fetching.pop(cid, None)
-        if req:
-            self.backend_failed(cid, req, f"the backend did not answer within {FETCH_TIMEOUT} ms")
-
-    def backend_failed(self, cid: int, req: Fetch, why: str) -> None:
-        entry = self.entries.get(req.key)
+    def backend_failed(self, cid: int, why: str) -> None:
+        read = self.fetching.pop(cid)
+        entry = self.entries.get(read.key)
         if entry and self.lab.params["serve_stale"]:  # the shortcut: an expired answer beats none
-            self.serve(cid, req.to, req.key, entry, hit=True, stale=True)
+            self.serve(cid, read.to, read.key, entry, hit=True, stale=True)
         else:
-            self.send(req.to, "REPLY", cid=cid, ok=False, why=why)
+            self.send(read.to, "REPLY", cid=cid, ok=False, why=why)
 
     def serve(self, cid: int, to: str, key: str, entry: Entry, hit: bool, stale: bool = False,
               upstream: float | None = None) -> None:
-        self.lab.cache_served(key, entry, hit, stale)
+        self.lab.witness("served", key=key, entry=entry, hit=hit, stale=stale)
         self.send(to, "REPLY", cid=cid, ok=True, hit=hit, v=entry.v,
                   **({"upstream": round(upstream, 3)} if upstream is not None else {}))
 
@@ -120,8 +112,8 @@ class SlowBackend(Backend):
         self.disk["versions"][key] += 1
         self.lab.emit("update", node=self.id, key=key, v=self.disk["versions"][key])
 
-    def value(self, key: str | None) -> dict:
-        return {"v": self.disk["versions"][key]}
+    def answer(self, to: str, body: dict) -> None:
+        super().answer(to, {**body, "v": self.disk["versions"][body["key"]]})
 
 
 class CacheLab(CallsLab):
@@ -131,17 +123,18 @@ class CacheLab(CallsLab):
         super().setup()
         self.add_check("cache-consistent", "A cached answer is never older than the TTL.")
 
-    def cache_served(self, key: str, entry: Entry, hit: bool, stale: bool) -> None:
-        """The cache answers `key` from `entry`."""
-        self.count("hits" if hit else "misses")
-        age = self.now - entry.at
+    @observe("served")
+    def served(self, fact: dict) -> None:
+        key, entry, ttl = fact["key"], fact["entry"], self.params["ttl"]
+        self.count("hits" if fact["hit"] else "misses")
         if entry.v < self.nodes["backend"].disk["versions"][key]:
             self.count("outdated")  # the backend has a newer value: allowed while younger than the TTL
-        if stale:
+        if fact["stale"]:
             self.count("stale_served")
-        if age > self.params["ttl"]:
+        age = self.now - entry.at
+        if age > ttl:
             self.fail("cache-consistent", f"{key} was served {fmt_ms(age)} after it was fetched, past the TTL of "
-                                          f"{fmt_ms(self.params['ttl'])} (serve_stale while the backend failed)")
+                                          f"{fmt_ms(ttl)} (serve_stale while the backend failed)")
 
     def audit(self) -> None:
         super().audit()
@@ -154,13 +147,11 @@ class CacheLab(CallsLab):
             {"key": k, "v": e.v, "age": round(self.now - e.at), "current": e.v == versions[k],
              "fresh": self.now - e.at <= ttl, "bar": round(100 * min(1.0, (self.now - e.at) / max(ttl, 1)))}
             for k, e in sorted(cache.entries.items(), key=lambda kv: int(kv[0][1:]))]
-        hits = [c["ms"] for c in self.recent_calls if c["hit"]]
-        misses = [c["ms"] for c in self.recent_calls if c["hit"] is False]
         looked = m["hits"] + m["misses"]
         return {**super().view(),
                 "cache": {"ttl": ttl, "serve_stale": self.params["serve_stale"], "entries": entries,
                           "size": len(entries), "hits": m["hits"], "misses": m["misses"],
                           "hit_rate": round(100 * m["hits"] / looked) if looked else 0,
                           "fallback": m["fallback"], "stale_served": m["stale_served"], "outdated": m["outdated"],
-                          "hit_ms": round(sum(hits) / len(hits), 1) if hits else None,
-                          "miss_ms": round(sum(misses) / len(misses), 1) if misses else None}}
+                          "hit_ms": mean([c["ms"] for c in self.recent_calls if c["hit"]]),
+                          "miss_ms": mean([c["ms"] for c in self.recent_calls if c["hit"] is False])}}

