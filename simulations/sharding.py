@@ -407,7 +407,6 @@ class Sharding(Lab):
         # The data set: distinct random keys u00000..u99999, drawn with the run's generator.
         numbers = self.rng.sample(range(KEY_SPACE), p["keys"])
         self.keys = [f"u{n:05d}" for n in numbers]
-        self.known = dict.fromkeys(self.keys, True)
         self.metrics.update({"requests": 0, "ok": 0, "failed": 0, "held": 0, "moved": 0})
         self.add_node(Client(self, "client"))
         router = self.add_node(Router(self, "router"))
@@ -546,10 +545,8 @@ class Sharding(Lab):
         return list(router.moving[key]) if key in router.moving else [router.owner(key)]
 
     def invariants(self) -> list[str]:
-        names = super().invariants()
-        if self.strategy == "consistent" and self.params["vnodes"] < FAIR_VNODES:
-            names = [n for n in names if n != "moved-share"]
-        return names
+        lottery = self.strategy == "consistent" and self.params["vnodes"] < FAIR_VNODES
+        return [name for name in super().invariants() if not (lottery and name == "moved-share")]
 
     # -- which shards are faulty (for the isolation check) -------------------------
     def healthy(self, name: str) -> bool:
@@ -586,9 +583,7 @@ class Sharding(Lab):
                 # Split the fullest range at its median key; the new shard takes the upper half.
                 fullest = max(shards, key=lambda s: (self.key_count.get(s, 0), -shards.index(s)))
                 mine = sorted(k for k in self.keys if self.router.placement.owner(k) == fullest)
-                median = mine[len(mine) // 2]
-                ranges.append([median, shard])
-                ranges.sort()
+                ranges = sorted(ranges + [[mine[len(mine) // 2], shard]])
                 note = f"half of the fullest range ({fullest})"
             else:
                 i = next(i for i, r in enumerate(ranges) if r[1] == shard)
@@ -633,12 +628,11 @@ class Sharding(Lab):
                           "from": len(self.router.placement.shards), "to": len(plan["config"]["shards"]),
                           "moved": moved, "total": total, "share": round(share, 4),
                           "expected": round(expected, 4), "note": plan["note"], "tolerance": round(tolerance, 4),
-                          "ok": abs(share - expected) <= tolerance, "phase": "copying", "start": round(self.now, 3),
-                          "chunks": len({f"{a}>{b}" for a, b in plan["moved"].values()}),
-                          "end": None, "ms": None, "chunks_done": 0}
+                          "ok": abs(share - expected) <= tolerance, "start": round(self.now, 3)}
         self.count("moved", moved)
-        shown = ("end", "phase", "ms", "chunks", "chunks_done")  # (not in the event)
-        self.emit("rebalance", **{k: v for k, v in self.rebalance.items() if k not in shown})
+        self.emit("rebalance", **self.rebalance)
+        chunks = len({f"{a}>{b}" for a, b in plan["moved"].values()})
+        self.rebalance.update(phase="copying", chunks=chunks, chunks_done=0, end=None, ms=None)  # for the page
         detail = (f"{op} {shard}: moved {share:.1%} of keys, expected {expected:.1%} ({plan['note']}), "
                   f"tolerance ±{tolerance:.1%}")
         if self.rebalance["ok"]:
@@ -711,10 +705,9 @@ class Sharding(Lab):
     # -- actions ------------------------------------------------------------------------
     @action("write", Arg("key", "text"), Arg("value", "text"), help="Write a value under a key (e.g. u01234 hello).")
     def do_write(self, key: str, value: str) -> None:
-        if key not in self.known:
+        if key not in self.keys:
             if len(self.keys) >= 10_000:
                 raise SimError("the data set is full (10,000 keys); write to an existing key")
-            self.known[key] = True
             self.keys.append(key)
             self.recount()
         self.nodes["client"].ask("write", key, value)
