@@ -276,20 +276,18 @@ class LeaderElection(Lab):
         self.every(100, self.audit)
 
     # -- elections as the page shows them: watched, not reported by the nodes ----------------
-    def election_messages(self) -> int:
-        return sum(self.net.sent_by_type.get(t, 0) for t in COUNTED)
-
     def update_metrics(self) -> None:
-        self.metrics["messages"] = self.election_messages()
+        self.metrics["messages"] = sum(self.net.sent_by_type.get(t, 0) for t in COUNTED)
         self.metrics["acks"] = self.net.sent_by_type.get("ACK", 0)
         if self.current:
-            self.current["messages"] = self.election_messages() - self.sent_before
+            self.current["messages"] = self.metrics["messages"] - self.sent_before
 
     @observe("election")
     def election_started(self, event: dict) -> None:
         if self.current is None:
             self.count("elections")
-            self.sent_before = self.election_messages()
+            self.update_metrics()
+            self.sent_before = self.metrics["messages"]
             self.current = {"n": self.metrics["elections"], "started_by": event["node"], "why": event["why"],
                             "start": round(self.now, 3), "end": None, "took": None, "winner": None, "messages": 0}
             self.elections.append(self.current)
@@ -304,10 +302,10 @@ class LeaderElection(Lab):
             return
         if any(m.type in ELECTION_TYPES for m in self.net.inflight.values()):
             return
+        self.update_metrics()  # (the election's message count)
         leaders = [n.id for n in self.nodes.values() if n.up and n.role == "leader"]
         done, took = self.current, self.now - self.current["start"]
-        done.update(end=round(self.now, 3), took=round(took, 1), winner=",".join(leaders) or None,
-                    messages=self.election_messages() - self.sent_before)
+        done.update(end=round(self.now, 3), took=round(took, 1), winner=",".join(leaders) or None)
         self.emit("elected", leader=done["winner"], messages=done["messages"], ms=round(took, 3))
         self.current = None
 
@@ -333,8 +331,9 @@ class LeaderElection(Lab):
         self.maybe_close_election()
         # A message lost or copied by a fault disturbs too, and so does one still on its way
         # because a delay (healed since) held it up.
-        struck, slowest = (self.net.dropped, self.net.duplicated), self.LATENCY[1] + MAX_EXTRA_DELAY
-        if struck != self.faults_seen or any(m.arrive - m.sent > slowest for m in self.net.inflight.values()):
+        struck = (self.net.dropped, self.net.duplicated)
+        held_up = any(m.arrive - m.sent > self.LATENCY[1] + MAX_EXTRA_DELAY for m in self.net.inflight.values())
+        if struck != self.faults_seen or held_up:
             self.faults_seen, self.disturbed_at = struck, self.now
         live = [n for n in self.nodes.values() if n.up]
         if not self.normal() or self.now - self.disturbed_at < self.settle or not live:
