@@ -394,9 +394,7 @@ class Sharding(Lab):
     def setup(self) -> None:
         p = self.params
         self.strategy = p["strategy"]
-        self.shards_made = 0
         self.requests: dict[int, Request] = {}
-        self.next_rid = 0
         self.loads: dict[str, list[float]] = {}
         self.stats: dict[str, dict] = {}
         self.failures: list[dict] = []
@@ -433,8 +431,7 @@ class Sharding(Lab):
 
     # -- shards and placement ---------------------------------------------------
     def add_shard(self) -> str:
-        self.shards_made += 1
-        sid = f"s{self.shards_made}"
+        sid = f"s{len(self.stats) + 1}"  # numbered in the order they are made (retired ones keep their stats)
         self.stats[sid] = {"ok": 0, "failed": 0}
         self.faulty_until[sid] = -1.0
         self.add_node(Shard(self, sid))
@@ -470,14 +467,13 @@ class Sharding(Lab):
 
     # -- requests, as the client sees them ------------------------------------------
     def open_request(self, op: str, key: str, value: str | None = None) -> int:
-        self.next_rid += 1
-        req = Request(op, key, self.now)
+        self.count("requests")
+        rid = self.metrics["requests"]  # requests are numbered in the order they are made
+        self.requests[rid] = req = Request(op, key, self.now)
         if op == "write":
             req.write = Write(value, self.now)
             self.writes_of(key).append(req.write)
-        self.requests[self.next_rid] = req
-        self.count("requests")
-        return self.next_rid
+        return rid
 
     def writes_of(self, key: str) -> list[Write]:
         # A key nobody has written yet reads as nothing (None): a "write" before time began.
@@ -680,8 +676,8 @@ class Sharding(Lab):
         shards = []
         for sid in self.shards():
             count = self.key_count.get(sid, 0)
-            shards.append({"id": sid, "status": self.nodes[sid].status, "color": (int(sid[1:]) - 1) % 10, "keys": count,
-                           "share": round(count / total, 4), "pct": round(100 * count / total, 1),
+            shards.append({"id": sid, "status": self.nodes[sid].status, "color": (int(sid[1:]) - 1) % 10,
+                           "keys": count, "share": round(count / total, 4), "pct": round(100 * count / total, 1),
                            "rate": round(self.rate_of(sid), 1), "ok": self.stats[sid]["ok"],
                            "failed": self.stats[sid]["failed"], "range": spans.get(sid, ""),
                            "ring": round(ring.get(sid, 0.0), 4)})
