@@ -23,14 +23,12 @@ Ring (Le Lann, 1977; the collect-all ring of Tanenbaum's textbook):
   (Chang and Roberts, 1979, refine this ring: each node forwards only the
   highest id seen, so the token stays small.  This lab runs Le Lann's.)
 
-Bully costs O(n^2) messages in the worst case (the lowest node notices
-first); the ring costs about 2n token hops, each acknowledged (about 4n
-messages).
+Bully costs O(n^2) messages in the worst case (the lowest node notices first);
+the ring costs about 2n token hops, each acknowledged (about 4n messages).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 
 from .kernel import Arg, Lab, Node, Param, action, is_up, observe, on
@@ -52,40 +50,38 @@ def rank(node_id: str) -> int:
 
 
 class Member(Node):
+    """What both algorithms share: the leader's heartbeat, and suspecting its silence."""
+
     def boot(self) -> None:
         self.role = "follower"
-        self.leader: str | None = None
-        self.elections_started = 0
-        self.election: str | None = None  # ring: the id of the election I started last
-        self.announced: str | None = None  # ring: the election whose result I announced
-        self.hops = 0  # ring: tokens I have passed on (each waits for its own ACK)
+        # The highest id leads from the start.  A node that comes back does not know who leads: it asks.
+        self.leader: str | None = None if self.restarted else f"n{self.lab.params['nodes']}"
         if self.restarted:
-            # A node that comes back does not know who leads: it asks.
             self.start_election("restarted")
+        elif self.leader == self.id:
+            self.role = "leader"
+            self.every(HEARTBEAT_EVERY, self.heartbeat, key="heartbeat", first=0)
+        else:
+            self.watch_leader()
 
     def view(self) -> dict:
         leader = self.leader if self.status != "down" else None
-        return {"leader": leader, "rank": rank(self.id), "label": f"leader: {leader}" if leader else ""}
+        return {"leader": leader, "label": f"leader: {leader}" if leader else ""}
 
-    @property
-    def bully(self) -> bool:
-        return self.lab.algorithm == "bully"
+    def tell_all(self, type: str, **body) -> None:
+        for other in self.lab.nodes:
+            if other != self.id:
+                self.send(other, type, **body)
 
-    def others(self) -> list[str]:
-        return [n for n in self.lab.nodes if n != self.id]
+    def heartbeat(self) -> None:
+        self.tell_all("HEARTBEAT", leader=self.id)
 
-    # -- failure detection: the leader's heartbeat, and silence ---------------------
     def watch_leader(self) -> None:
         self.after(SUSPECT_AFTER + self.rng.random() * 300, self.leader_silent, key="suspect")
 
     def leader_silent(self) -> None:
-        if self.role != "leader":
-            self.lab.emit("suspect", node=self.id, leader=self.leader)
-            self.start_election("leader silent")
-
-    def heartbeat(self) -> None:
-        for other in self.others():
-            self.send(other, "HEARTBEAT", leader=self.id)
+        self.lab.emit("suspect", node=self.id, leader=self.leader)
+        self.start_election("leader silent")
 
     @on("HEARTBEAT")
     def heard_leader(self, msg) -> None:
@@ -95,17 +91,22 @@ class Member(Node):
         elif self.role != "candidate" or rank(leader) > rank(self.id):
             self.follow(leader)
 
+    def start_election(self, why: str) -> None:
+        self.role = "candidate"
+        self.cancel("heartbeat")
+        self.cancel("suspect")
+        self.lab.emit("election", node=self.id, why=why)
+
+    def await_coordinator(self, wait: float) -> None:
+        self.after(wait, self.start_election, "no coordinator announced", key="no-coordinator")
+
     def become_leader(self) -> None:
-        was_leader = self.role == "leader"
-        self.role, self.leader = "leader", self.id
         self.cancel("suspect")
         self.cancel("no-coordinator")
-        if self.bully:
-            for other in self.others():
-                self.send(other, "COORDINATOR", leader=self.id)
-        if not was_leader:
+        if self.role != "leader":
             self.lab.emit("leader", node=self.id)
             self.every(HEARTBEAT_EVERY, self.heartbeat, key="heartbeat", first=0)
+        self.role, self.leader = "leader", self.id
 
     def follow(self, leader: str) -> None:
         changed = leader != self.leader or self.role != "follower"
@@ -117,39 +118,22 @@ class Member(Node):
         if changed:
             self.lab.emit("follow", node=self.id, leader=leader)
 
-    # -- elections ---------------------------------------------------------------------
-    def start_election(self, why: str) -> None:
-        self.role = "candidate"
-        self.cancel("heartbeat")
-        self.cancel("suspect")
-        self.elections_started += 1
-        self.lab.emit("election", node=self.id, why=why)
-        if self.bully:
-            for other in self.others():
-                if rank(other) > rank(self.id):
-                    self.send(other, "ELECTION")
-            self.after(ANSWER_WAIT, self.nobody_higher, key="no-ok")
-        else:
-            self.election = f"{self.id}.{self.incarnation}.{self.elections_started}"
-            self.await_coordinator(self.lab.ring_timeout)
-            self.pass_token("ELECTION", {"eid": self.election, "ids": self.id})
 
-    def await_coordinator(self, wait: float) -> None:
-        self.after(wait, self.no_coordinator, key="no-coordinator")
+class Bully(Member):
+    def start_election(self, why: str) -> None:
+        super().start_election(why)
+        for other in self.lab.nodes:
+            if rank(other) > rank(self.id):
+                self.send(other, "ELECTION")
+        self.after(ANSWER_WAIT, self.nobody_higher, key="no-ok")
 
     def nobody_higher(self) -> None:
-        if self.role == "candidate":
-            self.become_leader()  # nobody higher answered: I am the highest alive
+        """No OK came: I am the highest alive, and I tell everyone."""
+        self.tell_all("COORDINATOR", leader=self.id)
+        self.become_leader()
 
-    def no_coordinator(self) -> None:
-        if self.role == "candidate":
-            self.start_election("no coordinator announced")
-
-    # -- bully ---------------------------------------------------------------------------
     @on("ELECTION")
     def election_from(self, msg) -> None:
-        if not self.bully:
-            return self.ring_token(msg)
         self.send(msg.src, "OK")
         if self.role != "candidate":
             self.start_election(f"election from {msg.src}")
@@ -162,28 +146,39 @@ class Member(Node):
 
     @on("COORDINATOR")
     def coordinator(self, msg) -> None:
-        if not self.bully:
-            return self.ring_token(msg)
         if rank(msg.body["leader"]) < rank(self.id):
             self.start_election(f"{msg.body['leader']} claimed to lead")
         else:
             self.follow(msg.body["leader"])
 
-    # -- ring ----------------------------------------------------------------------------
-    def ring_token(self, msg) -> None:
-        """Acknowledge this hop, then act on the token."""
+
+class Ring(Member):
+    def boot(self) -> None:
+        self.election: str | None = None  # the id of the election I started last
+        self.announced: str | None = None  # the election whose result I announced
+        self.hops = 0  # tokens I have passed on (each waits for its own ACK)
+        self.elections_started = 0
+        super().boot()
+
+    def start_election(self, why: str) -> None:
+        super().start_election(why)
+        self.elections_started += 1
+        self.election = f"{self.id}.{self.incarnation}.{self.elections_started}"
+        self.await_coordinator(self.lab.ring_timeout)
+        self.pass_token("ELECTION", {"eid": self.election, "ids": self.id})
+
+    def acknowledge(self, msg) -> dict:
+        """Acknowledge this hop; the rest of the message is the token."""
         self.send(msg.src, "ACK", hop=msg.body["hop"])
-        token = {k: v for k, v in msg.body.items() if k != "hop"}
-        if msg.type == "ELECTION":
-            self.on_election_token(token)
-        else:
-            self.on_coordinator_token(token)
+        return {k: v for k, v in msg.body.items() if k != "hop"}
 
     @on("ACK")
     def hop_acknowledged(self, msg) -> None:
         self.answered(("hop", msg.body["hop"]))
 
-    def on_election_token(self, token: dict) -> None:
+    @on("ELECTION")
+    def election_token(self, msg) -> None:
+        token = self.acknowledge(msg)
         ids = token["ids"].split(",")
         if ids[0] == self.id:
             # Back at its starter, holding the id of every live node: the highest wins.
@@ -191,10 +186,7 @@ class Member(Node):
                 return  # an older election of mine, or a duplicate of this one
             self.announced = token["eid"]
             winner = max(ids, key=rank)
-            if winner == self.id:
-                self.become_leader()
-            else:
-                self.follow(winner)
+            self.adopt(winner)
             self.pass_token("COORDINATOR", {"eid": token["eid"], "leader": winner, "seen": self.id})
         elif self.id in ids:
             # I am on the token already: it went all the way round without its starter.
@@ -209,66 +201,49 @@ class Member(Node):
                 self.await_coordinator(self.lab.ring_timeout)
             self.pass_token("ELECTION", {**token, "ids": f"{token['ids']},{self.id}"})
 
+    def adopt(self, leader: str) -> None:
+        """The election's result: lead if it is me, else follow."""
+        if leader == self.id:
+            self.become_leader()
+        else:
+            self.follow(leader)
+
     def running_my_election(self) -> bool:
         """My own token is on its way and I still wait for its result."""
-        return self.role == "candidate" and self.election is not None and self.announced != self.election \
-            and self.pending("no-coordinator")
+        return self.role == "candidate" and self.announced != self.election and self.pending("no-coordinator")
 
-    def on_coordinator_token(self, token: dict) -> None:
-        seen = token["seen"].split(",")
-        if self.id in seen:
+    @on("COORDINATOR")
+    def coordinator_token(self, msg) -> None:
+        token = self.acknowledge(msg)
+        if self.id in token["seen"].split(","):
             return  # back at its announcer (or, the announcer gone, at a node that has heard it)
         if rank(token["leader"]) < rank(self.id):
             # The token missed me (I was paused, or my link dropped it): I object with an election.
             if not self.running_my_election():
                 self.start_election(f"{token['leader']} announced, but I am higher")
             return
-        if token["leader"] == self.id:
-            self.become_leader()
-        else:
-            self.follow(token["leader"])
+        self.adopt(token["leader"])
         self.pass_token("COORDINATOR", {**token, "seen": f"{token['seen']},{self.id}"})
 
-    def pass_token(self, kind: str, token: dict, after: str | None = None) -> None:
-        """Send the ring token to my next successor (the one after `after` when that
-        one did not answer).  Each hop waits for its own ACK."""
+    def pass_token(self, kind: str, token: dict, skipped: str | None = None) -> None:
+        """Send the ring token to my successor.  Each hop waits for its own ACK: a successor that
+        does not acknowledge in time is skipped, and the token goes to the one after it."""
+        if skipped:
+            self.lab.emit("skip", node=self.id, skipped=skipped, type=kind)
         ring = list(self.lab.nodes)
-        start = ring.index(after if after else self.id)
-        nxt = ring[(start + 1) % len(ring)]
+        nxt = ring[(ring.index(skipped or self.id) + 1) % len(ring)]
         if nxt == self.id:  # nobody else answers: I am alone in the ring
             if kind == "ELECTION":
                 self.become_leader()
             return
         self.hops += 1
         self.request(nxt, kind, awaiting=("hop", self.hops), timeout=ACK_WAIT, hop=self.hops, **token,
-                     on_timeout=partial(self.skip, kind, token, nxt))
-
-    def skip(self, kind: str, token: dict, silent: str) -> None:
-        """The successor did not acknowledge this hop: skip it, pass the token further on."""
-        self.lab.emit("skip", node=self.id, skipped=silent, type=kind)
-        self.pass_token(kind, token, after=silent)
-
-
-@dataclass
-class Election:
-    """One election as the page lists it: from the first node that started one
-    to the moment no node is a candidate and no election message is on the wire."""
-
-    n: int
-    started_by: str
-    why: str
-    start: float
-    sent_before: int  # election messages sent before it began
-    end: float | None = None
-    took: float | None = None
-    winner: str | None = None
-    messages: int = 0
+                     on_timeout=partial(self.pass_token, kind, token, nxt))
 
 
 class LeaderElection(Lab):
     slug = "leader-election"
     title = "Leader election"
-    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
     INVARIANTS = {"agreement": ("*",), "highest-leads": ("*",), "leader-elected": ("*",)}
     PARAMS = (
         Param("algorithm", "bully", "How nodes elect a leader.", choices=("bully", "ring")),
@@ -277,8 +252,9 @@ class LeaderElection(Lab):
 
     def setup(self) -> None:
         self.algorithm = self.params["algorithm"]
-        self.elections: list[Election] = []
-        self.current: Election | None = None
+        self.elections: list[dict] = []  # the last eight, as the page lists them
+        self.current: dict | None = None  # the one running
+        self.sent_before = 0  # election messages sent before the current one began
         self.disturbed_at = 0.0
         self.faults_seen = (0, 0)  # messages the network dropped and duplicated, at the last audit
         n = self.params["nodes"]
@@ -289,40 +265,31 @@ class LeaderElection(Lab):
         # is noticed, an election runs, and one more may be needed if the first lost its way.
         self.settle = SUSPECT_AFTER + 300 + 2 * election + 500
         self.metrics.update({"messages": 0, "elections": 0, "acks": 0})
+        member = Bully if self.algorithm == "bully" else Ring
         for i in range(1, n + 1):
-            self.add_node(Member(self, f"n{i}"))
-        # The highest id leads from the start; everyone else watches for its heartbeat.
-        top = list(self.nodes)[-1]
-        for node in self.nodes.values():
-            node.leader = top
-            if node.id == top:
-                node.role = "leader"
-                node.every(HEARTBEAT_EVERY, node.heartbeat, key="heartbeat", first=0)
-            else:
-                node.watch_leader()
+            self.add_node(member(self, f"n{i}"))
         calm = f"{self.settle / 1000:.1f} s after the last fault in a normal network"
-        self.add_check("agreement", f"{calm.capitalize()}, every live node follows the same leader.")
-        self.add_check("highest-leads", f"{calm.capitalize()}, the leader is the highest live id.")
-        self.add_check("leader-elected", f"{calm.capitalize()}, no election is still running and one live "
+        self.add_check("agreement", f"{calm}, every live node follows the same leader.")
+        self.add_check("highest-leads", f"{calm}, the leader is the highest live id.")
+        self.add_check("leader-elected", f"{calm}, no election is still running and one live "
                        "leader is followed by every live node (red while that is not so).")
         self.every(100, self.audit)
 
     # -- elections as the page shows them: watched, not reported by the nodes ----------------
-    def election_messages(self) -> int:
-        return sum(self.net.sent_by_type.get(t, 0) for t in COUNTED)
-
     def update_metrics(self) -> None:
-        self.metrics["messages"] = self.election_messages()
+        self.metrics["messages"] = sum(self.net.sent_by_type.get(t, 0) for t in COUNTED)
         self.metrics["acks"] = self.net.sent_by_type.get("ACK", 0)
         if self.current:
-            self.current.messages = self.election_messages() - self.current.sent_before
+            self.current["messages"] = self.metrics["messages"] - self.sent_before
 
     @observe("election")
     def election_started(self, event: dict) -> None:
         if self.current is None:
             self.count("elections")
-            self.current = Election(self.metrics["elections"], event["node"], event["why"], round(self.now, 3),
-                                    self.election_messages())
+            self.update_metrics()
+            self.sent_before = self.metrics["messages"]
+            self.current = {"n": self.metrics["elections"], "started_by": event["node"], "why": event["why"],
+                            "start": round(self.now, 3), "end": None, "took": None, "winner": None, "messages": 0}
             self.elections.append(self.current)
             del self.elections[:-8]
 
@@ -330,24 +297,22 @@ class LeaderElection(Lab):
         self.maybe_close_election()
 
     def maybe_close_election(self) -> None:
-        if self.current is None:
+        """An election ends when no live node is a candidate and no election message is on the wire."""
+        if self.current is None or any(n.up and n.role == "candidate" for n in self.nodes.values()):
             return
-        busy = any(n.role == "candidate" for n in self.nodes.values() if n.up)
-        in_air = any(m.type in ELECTION_TYPES for m in self.net.inflight.values())
-        if not busy and not in_air:
-            leaders = [n.id for n in self.nodes.values() if n.up and n.role == "leader"]
-            done = self.current
-            done.end, done.winner = round(self.now, 3), ",".join(leaders) or None
-            done.took = round(self.now - done.start, 1)
-            done.messages = self.election_messages() - done.sent_before
-            self.emit("elected", leader=done.winner, messages=done.messages, ms=round(self.now - done.start, 3))
-            self.current = None
+        if any(m.type in ELECTION_TYPES for m in self.net.inflight.values()):
+            return
+        self.update_metrics()  # (the election's message count)
+        leaders = [n.id for n in self.nodes.values() if n.up and n.role == "leader"]
+        done, took = self.current, self.now - self.current["start"]
+        done.update(end=round(self.now, 3), took=round(took, 1), winner=",".join(leaders) or None)
+        self.emit("elected", leader=done["winner"], messages=done["messages"], ms=round(took, 3))
+        self.current = None
 
     def view(self) -> dict:
         ids = list(self.nodes)
         edges = [[a, ids[(i + 1) % len(ids)]] for i, a in enumerate(ids)] if self.algorithm == "ring" else []
-        elections = [{k: v for k, v in vars(e).items() if k != "sent_before"} for e in self.elections]
-        return {"algorithm": self.algorithm, "elections": elections, "edges": edges}
+        return {"algorithm": self.algorithm, "elections": [dict(e) for e in self.elections], "edges": edges}
 
     # -- checks -------------------------------------------------------------------
     def after_fault(self, fault: str, node_id: str | None) -> None:
@@ -364,12 +329,12 @@ class LeaderElection(Lab):
 
     def audit(self) -> None:
         self.maybe_close_election()
+        # A message lost or copied by a fault disturbs too, and so does one still on its way
+        # because a delay (healed since) held it up.
         struck = (self.net.dropped, self.net.duplicated)
-        if struck != self.faults_seen:  # a message was lost or copied by a fault: that disturbs too
+        held_up = any(m.arrive - m.sent > self.LATENCY[1] + MAX_EXTRA_DELAY for m in self.net.inflight.values())
+        if struck != self.faults_seen or held_up:
             self.faults_seen, self.disturbed_at = struck, self.now
-        slowest = self.LATENCY[1] + MAX_EXTRA_DELAY
-        if any(m.arrive - m.sent > slowest for m in self.net.inflight.values()):
-            self.disturbed_at = self.now  # a message held up by a healed delay is still on its way
         live = [n for n in self.nodes.values() if n.up]
         if not self.normal() or self.now - self.disturbed_at < self.settle or not live:
             return

@@ -22,10 +22,10 @@ Rebalancing (add or remove a shard) is "copy, then switch", one chunk at
 a time (a chunk: the keys that go from one given shard to another):
 
   1. the router computes the target placement and writes it to its disk;
-     every key whose owner changes is *moving*: requests for it are held;
+     every key whose owner changes is *moving*: its old owner serves it;
   2. once the requests already sent for a chunk's keys have finished, the
-     router asks the losing shard to COPY the chunk to the gaining shard,
-     which stores it and tells the router COPIED (retried until
+     router holds new ones and asks the losing shard to COPY the chunk to the
+     gaining shard, which stores it and tells the router COPIED (retried until
      acknowledged, so a crash only delays the chunks of the crashed shard);
   3. the router switches that chunk to its new owner, tells the losing shard
      to DROP the keys it gave away, and releases the chunk's held requests.
@@ -49,9 +49,10 @@ from __future__ import annotations
 import bisect
 import hashlib
 import math
+from collections import Counter
 from dataclasses import dataclass
 
-from .kernel import Arg, Lab, Link, Node, Param, SimError, action, any_state, on
+from .kernel import Arg, Lab, Link, Node, Param, SimError, action, any_state, observe, on
 
 KEY_SPACE = 100_000  # keys are u00000 .. u99999
 SHARD_TIMEOUT = 300  # ms the router waits for a shard
@@ -117,9 +118,7 @@ class Shard(Node):
         self.epoch: dict = self.disk.setdefault("epoch", {})  # key -> the rebalance that brought it here
 
     def view(self) -> dict:
-        lab = self.lab
-        return {"keys": lab.key_count.get(self.id, 0), "color": lab.colors[self.id],
-                "label": f"{lab.key_count.get(self.id, 0)} keys · {lab.rate_of(self.id):.0f}/s"}
+        return {"label": f"{self.lab.key_count.get(self.id, 0)} keys · {self.lab.rate_of(self.id):.0f}/s"}
 
     @on("GET")
     def get(self, msg) -> None:
@@ -144,7 +143,7 @@ class Shard(Node):
         b = msg.body
         stale = []
         for key, (v, value) in b["items"].items():
-            if key in self.data and v <= self.version.get(key, 0) and self.lab.versions:
+            if key in self.data and v <= self.version.get(key, 0) and self.lab.params["versions"]:
                 stale.append(key)  # I hold this version or a newer one: refuse the old copy
                 continue
             self.data[key], self.version[key] = value, v
@@ -180,11 +179,10 @@ class Router(Node):
         self.disk.setdefault("config", self.lab.initial_config())
         self.placement = Placement(self.lab.strategy, self.disk["config"])
         self.in_service: dict[int, Routed] = {}  # requests a shard is working on
-        self.held: list[Routed] = []  # requests for keys in motion
+        self.held: dict[str, list[Routed]] = {}  # chunk -> requests held while its COPY is out
         self.moving: dict[str, list[str]] = {}  # key -> [from, to] until its chunk switches
         self.chunks: dict[str, list[str]] = {}  # chunk "from>to" -> its keys, until it switches
         self.copying: dict[str, int] = {}  # chunk -> the COPY attempt under way (its keys are held)
-        self.waiting: set[str] = set()  # chunks waiting to try their copy again
         self.tries: dict[str, int] = {}  # chunk -> failed copy attempts so far
         self.phase = "idle"
         self.target: Placement | None = None  # the placement a rebalance is moving to
@@ -209,13 +207,14 @@ class Router(Node):
         self.route(Routed(**msg.body))
 
     def route(self, req: Routed) -> None:
-        if self.chunk_of(req.key) in self.copying:
-            self.held.append(req)  # its chunk is being copied: wait for the switch
+        chunk = self.chunk_of(req.key)
+        if chunk in self.copying:
+            self.held.setdefault(chunk, []).append(req)  # its chunk is being copied: wait for the switch
             self.lab.count("held")
             return
         req.shard = shard = self.owner(req.key)
         self.in_service[req.rid] = req
-        self.lab.note_load(shard)
+        self.lab.witness("routed", shard=shard)
         if req.op == "read":
             self.send(shard, "GET", rid=req.rid, key=req.key)
         else:
@@ -242,7 +241,7 @@ class Router(Node):
         self.disk["target"] = target
         target.setdefault("done", [])  # chunks already switched (on disk: a restart skips them)
         self.target = Placement(self.lab.strategy, target["config"])
-        self.moving, self.chunks, self.copying, self.waiting, self.tries = {}, {}, {}, set(), {}
+        self.moving, self.chunks, self.copying, self.tries = {}, {}, {}, {}
         for key, (src, dst) in target["moved"].items():
             chunk = f"{src}>{dst}"
             if chunk not in target["done"]:
@@ -264,7 +263,8 @@ class Router(Node):
             return
         busy = {self.chunk_of(r.key) for r in self.in_service.values()}
         for chunk in self.chunks:
-            if chunk not in self.copying and chunk not in self.waiting and chunk not in busy:
+            waiting = self.pending(("again", chunk))  # to try its copy again
+            if chunk not in self.copying and not waiting and chunk not in busy:
                 self.send_copy(chunk)
 
     def send_copy(self, chunk: str) -> None:
@@ -286,41 +286,29 @@ class Router(Node):
             return
         self.lab.emit("copy-retry", node=self.id, chunk=chunk)
         self.tries[chunk] = self.tries.get(chunk, 0) + 1
-        self.waiting.add(chunk)
-        self.after(COPY_RETRY, self.copy_again, chunk, key=("again", chunk))
+        self.after(COPY_RETRY, self.maybe_copy, key=("again", chunk))
         self.release(chunk)
 
-    def copy_again(self, chunk: str) -> None:
-        self.waiting.discard(chunk)
-        self.maybe_copy()
-
     def release(self, chunk: str) -> None:
-        held = [r for r in self.held if self.chunk_of(r.key) == chunk]
-        self.held = [r for r in self.held if self.chunk_of(r.key) != chunk]
-        for req in held:
+        for req in self.held.pop(chunk, []):
             self.route(req)
 
     @on("COPIED")
     def copied(self, msg) -> None:
         rebalance, src, dst = msg.body["rebalance"], msg.body["giver"], msg.src
-        target = self.disk.get("target")
         chunk = f"{src}>{dst}"
-        if not target or rebalance != target["id"] or self.copying.get(chunk) != msg.body["attempt"]:
+        if self.copying.get(chunk) != msg.body["attempt"]:  # (attempt numbers are never reused)
             return  # an abandoned attempt or a duplicate: the chunk may have changed since
         # Switch this chunk: its keys now live on dst.
         del self.copying[chunk]
         self.cancel(("copy", chunk))
         keys = self.chunks.pop(chunk)
-        target["done"].append(chunk)
+        self.disk["target"]["done"].append(chunk)
         self.send(src, "DROP", rebalance=rebalance, n=len(keys), keys=keys)
         self.lab.emit("chunk-switched", rebalance=rebalance, src=src, dst=dst, n=len(keys))
         for key in keys:
-            self.moving.pop(key, None)
-        switched = set(keys)
-        held = [r for r in self.held if r.key in switched]
-        self.held = [r for r in self.held if r.key not in switched]
-        for req in held:
-            self.route(req)  # to the new owner
+            del self.moving[key]
+        self.release(chunk)  # to the new owner
         self.maybe_copy()
 
     def finish_rebalance(self) -> None:
@@ -328,7 +316,8 @@ class Router(Node):
         self.disk["config"] = target["config"]
         self.placement = Placement(self.lab.strategy, target["config"])
         self.moving, self.phase, self.target = {}, "idle", None
-        self.lab.switched(target)
+        self.lab.emit("rebalanced", rebalance=target["id"], shards=list(self.placement.shards),
+                      ms=round(self.now - target["start"], 3))
 
 
 class Client(Node):
@@ -377,25 +366,15 @@ class Write:
 
 @dataclass
 class Request:
-    rid: int
     op: str
     key: str
     start: float
     write: Write | None = None
 
 
-@dataclass
-class Trouble:
-    """When a shard (or the router, in front of every shard) was last faulty."""
-
-    since: float | None = None  # faulty since then (None: healthy now)
-    until: float = -1.0  # the end of its last fault
-
-
 class Sharding(Lab):
     slug = "sharding"
     title = "Sharding"
-    # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
     # moved-share is no invariant for ranges (repeated splits leave them uneven) nor for consistent hashing
     # with few virtual nodes (one rebalance is a lottery): the check shows both.  See invariants().
     INVARIANTS = {"moved-share": ("mod", "consistent"), "isolation": ("*",)}
@@ -415,29 +394,22 @@ class Sharding(Lab):
     def setup(self) -> None:
         p = self.params
         self.strategy = p["strategy"]
-        self.versions = p["versions"]
-        self.next_shard = 1
-        self.colors: dict[str, int] = {}
         self.requests: dict[int, Request] = {}
-        self.next_rid = 0
         self.loads: dict[str, list[float]] = {}
         self.stats: dict[str, dict] = {}
         self.failures: list[dict] = []
-        self.trouble: dict[str, Trouble] = {"router": Trouble()}
+        # Until when each shard (and the router, in front of every shard) was last faulty: inf while it is.
+        self.faulty_until: dict[str, float] = {"router": -1.0}
         self.rebalance: dict | None = None  # the last one, as the page shows it
-        self.rebalances = 0
         self.moved_keys: dict[str, bool] = {}
         # The data set: distinct random keys u00000..u99999, drawn with the run's generator.
         numbers = self.rng.sample(range(KEY_SPACE), p["keys"])
         self.keys = [f"u{n:05d}" for n in numbers]
-        self.sorted_keys = sorted(self.keys)
-        self.known = dict.fromkeys(self.keys, True)
         self.metrics.update({"requests": 0, "ok": 0, "failed": 0, "held": 0, "moved": 0})
         self.add_node(Client(self, "client"))
-        self.initial_shards = [self.new_shard_id() for _ in range(p["shards"])]
         router = self.add_node(Router(self, "router"))
-        for sid in self.initial_shards:
-            self.add_shard_node(sid)
+        for _ in range(p["shards"]):
+            self.add_shard()
         # Load the data set onto its owners.
         for key in self.keys:
             self.nodes[router.placement.owner(key)].disk["data"][key] = "v0"
@@ -458,26 +430,21 @@ class Sharding(Lab):
         self.every(100, self.update_trouble)
 
     # -- shards and placement ---------------------------------------------------
-    def new_shard_id(self) -> str:
-        sid = f"s{self.next_shard}"
-        self.next_shard += 1
-        self.colors[sid] = (int(sid[1:]) - 1) % 10
-        return sid
-
-    def add_shard_node(self, sid: str) -> Shard:
+    def add_shard(self) -> str:
+        sid = f"s{len(self.stats) + 1}"  # numbered in the order they are made (retired ones keep their stats)
         self.stats[sid] = {"ok": 0, "failed": 0}
-        self.loads[sid] = []
-        self.trouble[sid] = Trouble()
-        return self.add_node(Shard(self, sid))
+        self.faulty_until[sid] = -1.0
+        self.add_node(Shard(self, sid))
+        return sid
 
     def tokens(self, count: int) -> list[int]:
         """Random ring positions for a new shard's virtual nodes (as Cassandra picks them)."""
         return [self.rng.getrandbits(64) for _ in range(count)]
 
     def initial_config(self) -> dict:
-        shards = self.initial_shards
-        n = len(shards)
-        config = {"shards": list(shards)}
+        n = self.params["shards"]
+        shards = [f"s{i}" for i in range(1, n + 1)]
+        config = {"shards": shards}
         if self.strategy == "range":
             # Equal slices of the key space: u00000.., u25000.., u50000.., u75000..
             config["ranges"] = [["" if i == 0 else f"u{i * KEY_SPACE // n:05d}", s] for i, s in enumerate(shards)]
@@ -495,21 +462,18 @@ class Sharding(Lab):
     def recount(self) -> None:
         """Keys per shard under the placement the router uses now."""
         placement = self.router.placement
-        counts = {s: 0 for s in placement.shards}
-        for key in self.keys:
-            counts[placement.owner(key)] = counts.get(placement.owner(key), 0) + 1
-        self.key_count = counts
+        owners = Counter(placement.owner(key) for key in self.keys)
+        self.key_count = {s: owners[s] for s in placement.shards}
 
     # -- requests, as the client sees them ------------------------------------------
     def open_request(self, op: str, key: str, value: str | None = None) -> int:
-        self.next_rid += 1
-        req = Request(self.next_rid, op, key, self.now)
+        self.count("requests")
+        rid = self.metrics["requests"]  # requests are numbered in the order they are made
+        self.requests[rid] = req = Request(op, key, self.now)
         if op == "write":
             req.write = Write(value, self.now)
             self.writes_of(key).append(req.write)
-        self.requests[self.next_rid] = req
-        self.count("requests")
-        return self.next_rid
+        return rid
 
     def writes_of(self, key: str) -> list[Write]:
         # A key nobody has written yet reads as nothing (None): a "write" before time began.
@@ -537,8 +501,10 @@ class Sharding(Lab):
             self.fail("no-lost-write", f"read of {req.key} returned {value!r}, but the client had been told "
                       f"{told} was written: an acknowledged write was lost")
 
-    def note_load(self, shard: str) -> None:
-        times = self.loads.setdefault(shard, [])
+    @observe("routed")
+    def note_load(self, fact: dict) -> None:
+        """The router sent a request to a shard."""
+        times = self.loads.setdefault(fact["shard"], [])
         times.append(self.now)
         while times and times[0] < self.now - LOAD_WINDOW:
             times.pop(0)
@@ -547,13 +513,11 @@ class Sharding(Lab):
         return sum(1 for t in self.loads.get(shard, []) if t >= self.now - LOAD_WINDOW) * 1000 / LOAD_WINDOW
 
     def finish(self, rid: int, ok: bool, value=None, shard: str | None = None, error: str | None = None) -> None:
-        req = self.requests.pop(rid, None)
-        if req is None:
-            return
+        req = self.requests.pop(rid)  # (once: the client stops waiting for an answer it got or gave up on)
         key = req.key
         self.client_saw(req, ok, value)
         owners = [shard] if shard else self.owners_of(key)
-        self.stats.setdefault(owners[0], {"ok": 0, "failed": 0})["ok" if ok else "failed"] += 1
+        self.stats[owners[0]]["ok" if ok else "failed"] += 1
         self.count("ok" if ok else "failed")
         self.emit("done", rid=rid, op=req.op, key=key, shard=owners[0], ok=ok, ms=round(self.now - req.start, 3),
                   **({"value": value} if ok else {"error": error}))
@@ -563,11 +527,10 @@ class Sharding(Lab):
         del self.failures[:-6]
         # Isolation: a failure must be explained by a fault of the key's own shard.
         self.update_trouble()
-        if self.troubled_during("router", req.start):
-            # Not a shard's doing: the router every request goes through was faulty (a single point
-            # of failure, which sharding does not remove).
+        if self.faulty_until["router"] >= req.start:
+            # Not a shard's doing: the router in front of every shard was faulty (a single point of failure).
             self.note("isolation", f"last failure: {key}, while the router was faulty")
-        elif not any(self.troubled_during(o, req.start) for o in owners):
+        elif not any(self.faulty_until[o] >= req.start for o in owners):
             self.fail("isolation", f"{key} failed although its shard {'/'.join(owners)} is healthy: {error}")
         else:  # a red check keeps the detail of its first breach
             self.note("isolation", f"last failure: {key} on faulty {'/'.join(owners)}")
@@ -575,43 +538,29 @@ class Sharding(Lab):
     def owners_of(self, key: str) -> list[str]:
         """The shard(s) responsible for a key now: both ends while it is moving."""
         router = self.router
-        if key in router.moving:
-            return list(router.moving[key])
-        return [router.owner(key)]
+        return list(router.moving[key]) if key in router.moving else [router.owner(key)]
 
     def invariants(self) -> list[str]:
-        names = super().invariants()
-        if self.strategy == "consistent" and self.params["vnodes"] < FAIR_VNODES:
-            names = [n for n in names if n != "moved-share"]
-        return names
+        lottery = self.strategy == "consistent" and self.params["vnodes"] < FAIR_VNODES
+        return [name for name in super().invariants() if not (lottery and name == "moved-share")]
 
     # -- which shards are faulty (for the isolation check) -------------------------
-    def healthy(self, shard: str) -> bool:
-        node, net = self.nodes.get(shard), self.net
-        if shard == "router":  # the router and the client's link to it: every request goes through them
-            return node.status == "up" and not node.slow_ms and not any(
-                net.blocked(a, b) or not net.links.get((a, b), Link()).clean()
-                for a, b in (("client", "router"), ("router", "client")))
+    def healthy(self, name: str) -> bool:
+        """Up, at full speed, and with clean links both ways to the router (for the router:
+        to the client, whose every request goes through it)."""
+        node, net = self.nodes.get(name), self.net
         if node is None:
             return True  # retired
-        if node.status != "up" or node.slow_ms:
-            return False
-        if net.blocked(shard, "router") or net.blocked("router", shard):
-            return False
-        return not any(not link.clean() for (a, b), link in net.links.items()
-                       if shard in (a, b) and "router" in (a, b))
+        peer = "client" if name == "router" else "router"
+        return node.status == "up" and not node.slow_ms and not any(
+            net.blocked(a, b) or not net.links.get((a, b), Link()).clean() for a, b in ((name, peer), (peer, name)))
 
     def update_trouble(self) -> None:
-        for sid, trouble in self.trouble.items():
-            bad = not self.healthy(sid)
-            if bad and trouble.since is None:
-                trouble.since = self.now
-            elif not bad and trouble.since is not None:
-                trouble.since, trouble.until = None, self.now
-
-    def troubled_during(self, shard: str, start: float) -> bool:
-        trouble = self.trouble.get(shard)
-        return trouble is not None and (trouble.since is not None or trouble.until >= start)
+        for name, until in self.faulty_until.items():
+            if not self.healthy(name):
+                self.faulty_until[name] = math.inf
+            elif until == math.inf:
+                self.faulty_until[name] = self.now
 
     def after_fault(self, fault: str, node_id: str | None) -> None:
         self.update_trouble()
@@ -622,21 +571,15 @@ class Sharding(Lab):
         old = self.router.disk["config"]
         shards = list(old["shards"])
         n = len(shards)
-        new = {"shards": shards}
+        new = {"shards": shards + [shard] if op == "add" else [s for s in shards if s != shard]}
         note = ""
-        if op == "add":
-            new["shards"] = shards + [shard]
-        else:
-            new["shards"] = [s for s in shards if s != shard]
         if self.strategy == "range":
             ranges = [list(r) for r in old["ranges"]]
             if op == "add":
                 # Split the fullest range at its median key; the new shard takes the upper half.
                 fullest = max(shards, key=lambda s: (self.key_count.get(s, 0), -shards.index(s)))
                 mine = sorted(k for k in self.keys if self.router.placement.owner(k) == fullest)
-                median = mine[len(mine) // 2]
-                ranges.append([median, shard])
-                ranges.sort()
+                ranges = sorted(ranges + [[mine[len(mine) // 2], shard]])
                 note = f"half of the fullest range ({fullest})"
             else:
                 i = next(i for i, r in enumerate(ranges) if r[1] == shard)
@@ -651,11 +594,8 @@ class Sharding(Lab):
                 tokens[shard] = self.tokens(self.params["vnodes"])
             new["tokens"] = tokens
         before, after = Placement(self.strategy, old), Placement(self.strategy, new)
-        moved = {}
-        for key in self.keys:
-            a, b = before.owner(key), after.owner(key)
-            if a != b:
-                moved[key] = [a, b]
+        owners = {key: [before.owner(key), after.owner(key)] for key in self.keys}
+        moved = {key: [a, b] for key, (a, b) in owners.items() if a != b}
         # What theory predicts for this change.
         if self.strategy == "mod":
             expected = mod_moved_share(shards, new["shards"])
@@ -674,43 +614,45 @@ class Sharding(Lab):
 
     def start_rebalance(self, op: str, shard: str) -> None:
         plan = self.plan(op, shard)
-        self.rebalances += 1
+        number = self.rebalance["id"] + 1 if self.rebalance else 1
         total, moved = len(self.keys), len(plan["moved"])
         share, expected = moved / total, plan["expected"]
         se = math.sqrt(max(expected * (1 - expected), 1e-9) / total)
         tolerance = 5 * se + (RING_ALLOWANCE * expected if self.strategy == "consistent" else 0.0) + 1 / total
         self.moved_keys = dict.fromkeys(plan["moved"], True)
-        self.rebalance = {"id": self.rebalances, "op": op, "shard": shard, "strategy": self.strategy,
+        self.rebalance = {"id": number, "op": op, "shard": shard, "strategy": self.strategy,
                           "from": len(self.router.placement.shards), "to": len(plan["config"]["shards"]),
                           "moved": moved, "total": total, "share": round(share, 4),
                           "expected": round(expected, 4), "note": plan["note"], "tolerance": round(tolerance, 4),
-                          "ok": abs(share - expected) <= tolerance, "phase": "copying", "start": round(self.now, 3),
-                          "chunks": len({f"{a}>{b}" for a, b in plan["moved"].values()}),
-                          "end": None, "ms": None}
+                          "ok": abs(share - expected) <= tolerance, "start": round(self.now, 3)}
         self.count("moved", moved)
-        self.emit("rebalance", **{k: v for k, v in self.rebalance.items() if k not in ("end", "phase", "ms", "chunks")})
+        self.emit("rebalance", **self.rebalance)
+        chunks = len({f"{a}>{b}" for a, b in plan["moved"].values()})
+        self.rebalance.update(phase="copying", chunks=chunks, chunks_done=0, end=None, ms=None)  # for the page
         detail = (f"{op} {shard}: moved {share:.1%} of keys, expected {expected:.1%} ({plan['note']}), "
                   f"tolerance ±{tolerance:.1%}")
         if self.rebalance["ok"]:
             self.holds("moved-share", detail)
         else:
             self.fail("moved-share", detail)
-        self.router.begin({"id": self.rebalances, "op": op, "shard": shard, "config": plan["config"],
-                           "moved": plan["moved"]})
+        self.router.begin({"id": number, "op": op, "shard": shard, "config": plan["config"],
+                           "moved": plan["moved"], "start": self.rebalance["start"]})
 
-    def switched(self, target: dict) -> None:
+    @observe("chunk-switched")
+    def chunk_switched(self, event: dict) -> None:
+        self.rebalance["chunks_done"] += 1
+
+    @observe("rebalanced")
+    def switched(self, event: dict) -> None:
         """The router switched to the new placement."""
         self.recount()
         r = self.rebalance
-        if r and r["id"] == target["id"]:
-            r.update(phase="done", end=round(self.now, 3), ms=round(self.now - r["start"], 1))
-        self.emit("rebalanced", rebalance=target["id"], shards=list(self.router.placement.shards),
-                  ms=round(self.now - (r or {}).get("start", self.now), 3))
-        if target["op"] == "remove":
+        r.update(phase="done", end=round(self.now, 3), ms=round(self.now - r["start"], 1))
+        if r["op"] == "remove":
             # The emptied shard leaves the cluster.
-            del self.nodes[target["shard"]]
+            del self.nodes[r["shard"]]
             self.update_trouble()  # its trouble record stays: a request sent to it while it was faulty may still fail
-            self.emit("retired", node=target["shard"])
+            self.emit("retired", node=r["shard"])
 
     def ready_to_rebalance(self) -> None:
         router = self.router
@@ -729,35 +671,26 @@ class Sharding(Lab):
         total = max(len(self.keys), 1)
         ring = placement.ring_share() if self.strategy == "consistent" else {}
         ranges = self.router.disk["config"].get("ranges", [])
+        ends = [start for start, _ in ranges[1:]] + ["end"]
+        spans = {owner: f"{start or 'start'} – {end}" for (start, owner), end in zip(ranges, ends)}
         shards = []
         for sid in self.shards():
-            node = self.nodes[sid]
-            span = ""
-            for i, (start, owner) in enumerate(ranges):
-                if owner == sid:
-                    end = ranges[i + 1][0] if i + 1 < len(ranges) else "end"
-                    span = f"{start or 'start'} – {end}"
             count = self.key_count.get(sid, 0)
-            shards.append({"id": sid, "status": node.status, "color": self.colors[sid], "keys": count,
-                           "share": round(count / total, 4), "pct": round(100 * count / total, 1),
+            shards.append({"id": sid, "status": self.nodes[sid].status, "color": (int(sid[1:]) - 1) % 10,
+                           "keys": count, "share": round(count / total, 4), "pct": round(100 * count / total, 1),
                            "rate": round(self.rate_of(sid), 1), "ok": self.stats[sid]["ok"],
-                           "failed": self.stats[sid]["failed"], "range": span,
+                           "failed": self.stats[sid]["failed"], "range": spans.get(sid, ""),
                            "ring": round(ring.get(sid, 0.0), 4)})
         peak = max([s["rate"] for s in shards] + [1.0])
         for s in shards:
             s["bar"] = round(100 * s["rate"] / peak)
-        ordered = self.sorted_keys
+        ordered = sorted(self.keys)
         sample = [ordered[i * len(ordered) // GRID] for i in range(min(GRID, len(ordered)))]
-        grid = []
-        for key in sample:
-            owner = placement.owner(key)
-            grid.append({"key": key, "shard": owner, "color": self.colors.get(owner, 0),
-                         "moved": key in self.moved_keys})
+        grid = [{"key": key, "shard": placement.owner(key), "moved": key in self.moved_keys} for key in sample]
         return {
             "strategy": self.strategy,
-            "vnodes": self.params["vnodes"] if self.strategy == "consistent" else None,
             "shards": shards,
-            "rebalance": self.rebalance_view(),
+            "rebalance": self.rebalance,
             "grid": grid,
             "grid_moved": sum(1 for g in grid if g["moved"]),
             "failures": list(self.failures),
@@ -765,47 +698,33 @@ class Sharding(Lab):
             "edges": [["client", "router"]] + [["router", s] for s in self.shards()],
         }
 
-    def rebalance_view(self) -> dict | None:
-        if self.rebalance is None:
-            return None
-        target = self.router.disk.get("target")
-        done = len(target["done"]) if target and target["id"] == self.rebalance["id"] else self.rebalance["chunks"]
-        return {**self.rebalance, "chunks_done": done}
-
     # -- actions ------------------------------------------------------------------------
-    def client_request(self, op: str, key: str, value: str | None = None) -> None:
-        if op == "write" and key not in self.known:
-            if len(self.keys) >= 10_000:
-                raise SimError("the data set is full (10,000 keys); write to an existing key")
-            self.known[key] = True
-            self.keys.append(key)
-            self.sorted_keys = sorted(self.keys)
-            self.recount()
-        self.nodes["client"].ask(op, key, value)
-
     @action("write", Arg("key", "text"), Arg("value", "text"), help="Write a value under a key (e.g. u01234 hello).")
     def do_write(self, key: str, value: str) -> None:
-        self.client_request("write", key, value)
+        if key not in self.keys:
+            if len(self.keys) >= 10_000:
+                raise SimError("the data set is full (10,000 keys); write to an existing key")
+            self.keys.append(key)
+            self.recount()
+        self.nodes["client"].ask("write", key, value)
 
     @action("read", Arg("key", "text"), help="Read a key through the router.")
     def do_read(self, key: str) -> None:
-        self.client_request("read", key)
+        self.nodes["client"].ask("read", key)
 
     @action("add-shard", help="Add a shard and rebalance: watch how many keys move.")
     def do_add_shard(self) -> None:
         self.ready_to_rebalance()
         if len(self.shards()) >= MAX_SHARDS:
             raise SimError(f"at most {MAX_SHARDS} shards")
-        sid = self.new_shard_id()
-        self.add_shard_node(sid)
+        sid = self.add_shard()
         self.emit("shard-added", node=sid)
         self.start_rebalance("add", sid)
 
     @action("remove-shard", Arg("node"), nodes=lambda lab: lab.shards(), when=any_state,
+            not_for="'{node}' is not a shard (shards: {listed})",
             help="Move a shard's keys to the others and retire it.")
     def do_remove_shard(self, shard: str) -> None:
-        if shard not in self.shards():
-            raise SimError(f"'{shard}' is not a shard (shards: {', '.join(self.shards())})")
         if len(self.shards()) <= 2:
             raise SimError("keep at least two shards")
         self.ready_to_rebalance()
@@ -814,7 +733,7 @@ class Sharding(Lab):
     @action("hot-key", Arg("key", "text", optional=True), Arg("count", "int", optional=True, default=100, lo=1, hi=200),
             help="A burst of reads of one key over one second (a celebrity key): one shard takes it all.")
     def do_hot_key(self, key: str | None, count: int) -> None:
-        key = key or self.sorted_keys[0]
+        key = key or min(self.keys)
         client = self.nodes["client"]
         for i in range(count):
             client.after(i * 1000 / count, client.ask, "read", key, key=("hot", self.now, i))
