@@ -204,12 +204,11 @@ class Orchestrator(Node):
         # The saga log: on disk, or (log=memory) in memory, so that a crash forgets every saga in flight.
         self.log = self.disk.setdefault("log", []) if self.lab.params["log"] == "durable" else []
         self.active: dict[str, Saga] = {}
-        for rec in self.log:  # recovery: rebuild every unfinished saga from the log, record by record
+        for rec in self.log:  # recovery: rebuild every unfinished saga from the log, record by record ...
             self.apply(rec)
-        if self.restarted:
-            for saga in self.active.values():
-                self.lab.emit("saga-resumed", node=self.id, saga=saga.id, phase=saga.phase, at=saga.todo[0])
-                self.after(0, self.go_on, saga.id, key=("go", saga.id))
+        for saga in self.active.values():  # ... and carry on with each
+            self.lab.emit("saga-resumed", node=self.id, saga=saga.id, phase=saga.phase, at=saga.todo[0])
+            self.after(0, self.go_on, saga.id, key=("go", saga.id))
 
     def view(self) -> dict:
         active = list(self.active) if self.status != "down" else []
