@@ -22,8 +22,9 @@ so the sizes must be chosen (and changed) with the traffic in mind.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, any_state, on
+from .kernel import Arg, Lab, Node, Param, SimError, action, any_state, is_up, observe, on
 
 WORK_MS = {"B": 60.0, "C": 10.0}  # how long each dependency normally works on a call
 C_SLA = 250  # ms: a request for C answered slower than this has been stalled
@@ -36,12 +37,11 @@ ONLY_DEPS = "only the dependencies B and C can do that; got '{node}'"
 
 @dataclass
 class Job:
-    """A request at A: on a thread of its pool, or queued for one."""
+    """A request: sent by the client at `t`; at A, served on a slot of its pool, or queued for one."""
 
     rid: int
     dep: str  # the dependency it needs
-    t: float
-    pool: str = ""
+    t: float = 0.0
     slot: int = 0
 
 
@@ -55,27 +55,15 @@ class Pool:
         self.rejected = 0
 
     def free_slot(self) -> int | None:
-        for i in range(self.size):
-            if i not in self.slots:
-                return i
-        return None
+        return next((i for i in range(self.size) if i not in self.slots), None)
 
     def view(self) -> dict:
-        top = max([self.size, *(i + 1 for i in self.slots)])
-        slots = []
-        for i in range(top):
-            job = self.slots.get(i)
-            slots.append({"i": i, "busy": job is not None, "dep": job.dep if job else "",
-                          "retiring": i >= self.size})
+        top = max([self.size, *(i + 1 for i in self.slots)])  # busy slots above a reduced size are retiring
+        slots = [{"i": i, "busy": i in self.slots, "dep": self.slots[i].dep if i in self.slots else "",
+                  "retiring": i >= self.size} for i in range(top)]
         return {"name": self.name, "size": self.size, "busy": len(self.slots), "slots": slots,
                 "queued": len(self.queue), "queue_limit": self.queue_limit,
                 "queue": [job.dep for job in self.queue], "rejected": self.rejected}
-
-
-@dataclass
-class Request:
-    t: float  # when the client sent it
-    dep: str
 
 
 class Client(Node):
@@ -83,32 +71,32 @@ class Client(Node):
 
     def boot(self) -> None:
         self.role = "client"
-        self.waiting: dict[int, Request] = {}
+        self.sent = 0
+        self.waiting: dict[int, Job] = {}
         self.every(1000 / self.lab.params["rate"], self.request_one, key="tick")
 
     def view(self) -> dict:
-        return {"calls": 0, "waiting": len(self.waiting),
-                "label": f"{self.lab.params['rate']}/s · {self.lab.mix}% need B"}
+        return {"waiting": len(self.waiting), "label": f"{self.lab.params['rate']}/s · {self.lab.mix}% need B"}
 
     def request_one(self, dep: str | None = None) -> None:
         if dep is None:
             dep = "B" if self.rng.random() * 100 < self.lab.mix else "C"
-        self.lab.sent += 1
-        rid = self.lab.sent
-        self.waiting[rid] = Request(self.now, dep)
-        self.send("A", "CALL", rid=rid, dep=dep)
-        self.after(self.lab.client_timeout, self.finish, rid, "timeout", "no answer from A", key=("give-up", rid))
+        self.sent += 1
+        rid = self.sent
+        self.waiting[rid] = Job(rid, dep, self.now)
+        patience = 2 * self.lab.params["timeout"] + 1000  # A's queue, then A's own timeout
+        self.request("A", "CALL", awaiting=("give-up", rid), timeout=patience,
+                     on_timeout=partial(self.finish, rid, "timeout", "no answer from A"), rid=rid, dep=dep)
 
     @on("REPLY")
     def reply(self, msg) -> None:
-        rid = msg.body["rid"]
-        if rid in self.waiting:
-            self.cancel(("give-up", rid))
-            self.finish(rid, "ok" if msg.body["ok"] else "error", msg.body["why"])
+        if self.answered(("give-up", msg.body["rid"])):  # else it came after the client gave up
+            self.finish(msg.body["rid"], "ok" if msg.body["ok"] else "error", msg.body["why"])
 
     def finish(self, rid: int, outcome: str, why: str) -> None:
-        request = self.waiting.pop(rid)
-        self.lab.client_answer(rid, request.dep, outcome, round(self.now - request.t, 3), why)
+        job = self.waiting.pop(rid)
+        self.lab.emit("answer", rid=rid, dep=job.dep, outcome=outcome, ms=round(self.now - job.t, 3),
+                      **({"why": why} if why else {}))
 
 
 class Service(Node):
@@ -116,24 +104,20 @@ class Service(Node):
 
     def boot(self) -> None:
         self.role = "service"
-        lab = self.lab
-        self.pools = {name: Pool(name, size, lab.params["queue"]) for name, size in lab.sizes.items()}
+        self.pools = {name: Pool(name, size, self.lab.params["queue"]) for name, size in self.lab.sizes.items()}
         self.out: dict[int, Job] = {}  # call id -> the request waiting on its dependency
 
     def pool_for(self, dep: str) -> Pool:
         return self.pools["shared"] if "shared" in self.pools else self.pools[dep]
 
     def view(self) -> dict:
-        if self.status == "down":
-            return {"calls": self.lab.calls["A"], "label": "down"}
         label = " · ".join(f"{p.name} {len(p.slots)}/{p.size} q{len(p.queue)}" for p in self.pools.values())
-        return {"calls": self.lab.calls["A"], "label": label}
+        return {"calls": self.lab.calls["A"], "label": label if self.status != "down" else "down"}
 
     @on("CALL")
     def call(self, msg) -> None:
-        job = Job(msg.body["rid"], msg.body["dep"], self.now)
+        job = Job(msg.body["rid"], msg.body["dep"])
         pool = self.pool_for(job.dep)
-        self.lab.arrived(job, pool)
         if pool.free_slot() is not None:
             self.start(pool, job)
         elif len(pool.queue) < pool.queue_limit:
@@ -141,43 +125,34 @@ class Service(Node):
         else:
             pool.rejected += 1
             self.lab.count(f"rejected {pool.name}")
-            self.reply(job, False, f"pool {pool.name} full")
+            self.send("client", "REPLY", rid=job.rid, ok=False, why=f"pool {pool.name} full")
 
     def start(self, pool: Pool, job: Job) -> None:
         """A free thread of the pool takes the request and calls the dependency."""
-        job.slot, job.pool = pool.free_slot(), pool.name
+        job.slot = pool.free_slot()
         pool.slots[job.slot] = job
-        self.lab.next_call += 1
-        cid = self.lab.next_call  # one id per call, even if the client's request came twice
+        cid = self.disk["last_cid"] = self.disk.get("last_cid", 0) + 1  # on disk: never reused, even after a restart
         self.out[cid] = job
-        self.send(job.dep, "CALL", cid=cid, rid=job.rid)
-        self.after(self.lab.params["timeout"], self.timed_out, cid, key=("timeout", cid))
+        timeout = self.lab.params["timeout"]
+        self.request(job.dep, "CALL", awaiting=("call", cid), timeout=timeout, cid=cid, rid=job.rid,
+                     on_timeout=partial(self.done, cid, False, f"{job.dep} did not answer in {timeout}ms"))
 
     @on("REPLY")
     def reply_from_dependency(self, msg) -> None:
-        job = self.out.pop(msg.body["cid"], None)
-        if job is not None:  # else it came after my timeout
-            self.cancel(("timeout", msg.body["cid"]))
-            self.done(job, msg.body["ok"], msg.body["why"])
+        if self.answered(("call", msg.body["cid"])):  # else it came after my timeout
+            self.done(msg.body["cid"], msg.body["ok"], msg.body["why"])
 
-    def timed_out(self, cid: int) -> None:
-        job = self.out.pop(cid, None)
-        if job is not None:
-            self.done(job, False, f"{job.dep} did not answer in {self.lab.params['timeout']}ms")
-
-    def done(self, job: Job, ok: bool, why: str) -> None:
+    def done(self, cid: int, ok: bool, why: str) -> None:
         """Answer the client, free the thread, and give it to the next request in the queue."""
-        self.reply(job, ok, why)
-        pool = self.pools[job.pool]
+        job = self.out.pop(cid)
+        self.send("client", "REPLY", rid=job.rid, ok=ok, why=why)
+        pool = self.pool_for(job.dep)
         del pool.slots[job.slot]
         self.drain(pool)
 
     def drain(self, pool: Pool) -> None:
         while pool.queue and pool.free_slot() is not None:
             self.start(pool, pool.queue.pop(0))
-
-    def reply(self, job: Job, ok: bool, why: str) -> None:
-        self.send("client", "REPLY", rid=job.rid, ok=ok, why=why)
 
 
 class Dependency(Node):
@@ -196,12 +171,9 @@ class Dependency(Node):
     def call(self, msg) -> None:
         if self.hanging:
             return  # takes the call and never answers: the caller waits for its timeout
-        cid = msg.body["cid"]
         work = WORK_MS[self.id] * (0.8 + 0.4 * self.rng.random())
-        self.after(work, self.answer, msg.src, cid, msg.body["rid"], key=("work", cid))
-
-    def answer(self, src: str, cid: int, rid: int) -> None:
-        self.send(src, "REPLY", cid=cid, rid=rid, ok=True, why="")
+        answer = partial(self.send, msg.src, "REPLY", cid=msg.body["cid"], rid=msg.body["rid"], ok=True, why="")
+        self.after(work, answer, key=("work", msg.body["cid"]))
 
 
 class Bulkhead(Lab):
@@ -224,63 +196,56 @@ class Bulkhead(Lab):
 
     def setup(self) -> None:
         p = self.params
-        self.mode = p["mode"]
-        self.mix = p["mix"]
-        self.sizes = ({"shared": p["threads"]} if self.mode == "shared"
-                      else {"B": p["b_threads"], "C": p["c_threads"]})
-        self.sent = 0
-        self.next_call = 0
-        self.calls = {"A": 0, "B": 0, "C": 0}
-        self.client_timeout = 2 * p["timeout"] + 1000
-        self.stats = {dep: {"answered": 0, "ok": 0, "error": 0, "timeout": 0, "worst": 0.0} for dep in DEPS}
+        self.mode, self.mix = p["mode"], p["mix"]
+        self.sizes = {"shared": p["threads"]} if self.mode == "shared" else {"B": p["b_threads"], "C": p["c_threads"]}
+        self.calls = {"A": 0, "B": 0, "C": 0}  # calls received
+        self.stats = {dep: {"ok": 0, "error": 0, "timeout": 0, "worst": 0.0} for dep in DEPS}
         self.b_ahead: dict[int, int] = {}  # request for C -> B calls in its pool when it reached A
         self.c_latencies: list[float] = []  # the last 200 latencies of requests for C
         self.recent: list[tuple[float, str, float]] = []  # (t, dep, ms) of the ok answers of the last WINDOW ms
         self.chart = {"t": [], "B": [], "C": []}
         self.metrics.update({"requests": 0, "ok": 0, "error": 0, "timeout": 0})
-        self.add_node(Client(self, "client"))
-        self.add_node(Service(self, "A"))
-        self.add_node(Dependency(self, "B"))
-        self.add_node(Dependency(self, "C"))
+        for node in (Client(self, "client"), Service(self, "A"), Dependency(self, "B"), Dependency(self, "C")):
+            self.add_node(node)
         self.add_check("c-unaffected", f"Requests that need only C keep their latency whatever B does: each is "
                                        f"answered, successfully, within {C_SLA} ms. (A request for C that finds "
                                        f"no B call in its pool is not B's doing: a fault on C, A or the network, "
                                        f"or C's own pool too small, is not judged here.)")
         self.every(SAMPLE_EVERY, self.sample)
 
-    # -- measuring what the client sees ---------------------------------------------
-    def client_answer(self, rid: int, dep: str, outcome: str, ms: float, why: str) -> None:
+    # -- watching the protocol ---------------------------------------------------------
+    def handled(self, node: Node, msg) -> None:
+        if msg.type != "CALL":
+            return
+        self.calls[node.id] += 1
+        if node.id == "A" and msg.body["dep"] == "C":  # how many B calls hold (or wait for) the threads it needs?
+            pool = node.pool_for("C")
+            self.b_ahead[msg.body["rid"]] = sum(job.dep == "B" for job in [*pool.slots.values(), *pool.queue])
+
+    @observe("answer")
+    def client_saw(self, event: dict) -> None:
+        """The counts, the chart's points, and the check on requests for C, from what the client saw."""
+        rid, dep, outcome, ms = event["rid"], event["dep"], event["outcome"], event["ms"]
         self.count("requests")
         self.count(outcome)
         stats = self.stats[dep]
-        stats["answered"] += 1
         stats[outcome] += 1
         stats["worst"] = max(stats["worst"], ms)
         if outcome == "ok":
             self.recent.append((self.now, dep, ms))
-        self.emit("answer", rid=rid, dep=dep, outcome=outcome, ms=ms, **({"why": why} if why else {}))
         b_ahead = self.b_ahead.pop(rid, 0)
-        if dep == "C":
-            self.c_latencies.append(ms)
-            del self.c_latencies[:-200]
-            if (outcome != "ok" or ms > C_SLA) and not b_ahead:
-                self.count("c_own_trouble")  # C's own pool, C itself or the network: not B's doing
-            elif outcome != "ok":
-                self.fail("c-unaffected", f"request {rid} for C failed after {ms:.0f}ms: {why} ({b_ahead} B "
-                                          "calls held its pool's threads)")
-            elif ms > C_SLA:
-                self.fail("c-unaffected", f"request {rid} for C took {ms:.0f}ms (limit {C_SLA}ms; {b_ahead} B "
-                                          "calls held its pool's threads)")
-
-    def handled(self, node: Node, msg) -> None:
-        if msg.type == "CALL":  # a call received (A, B or C)
-            self.calls[node.id] += 1
-
-    def arrived(self, job: Job, pool: Pool) -> None:
-        """The observer at A: how many B calls hold (or wait for) the threads this request needs?"""
-        if job.dep == "C":
-            held = list(pool.slots.values()) + pool.queue
-            self.b_ahead[job.rid] = sum(1 for j in held if j.dep == "B")
+        if dep != "C":
+            return
+        self.c_latencies.append(ms)
+        del self.c_latencies[:-200]
+        if (outcome != "ok" or ms > C_SLA) and not b_ahead:
+            self.count("c_own_trouble")  # C's own pool, C itself or the network: not B's doing
+        elif outcome != "ok":
+            self.fail("c-unaffected", f"request {rid} for C failed after {ms:.0f}ms: {event['why']} ({b_ahead} B "
+                                      "calls held its pool's threads)")
+        elif ms > C_SLA:
+            self.fail("c-unaffected", f"request {rid} for C took {ms:.0f}ms (limit {C_SLA}ms; {b_ahead} B "
+                                      "calls held its pool's threads)")
 
     def sample(self) -> None:
         """Every SAMPLE_EVERY ms: a point per dependency on the chart; catch C requests stuck in a queue."""
@@ -292,15 +257,15 @@ class Bulkhead(Lab):
             self.chart[dep].append(round(max(values), 1) if values else None)
         for key in self.chart:
             del self.chart[key][:-SAMPLES]
-        client = self.nodes["client"]
-        stuck = [(rid, now - r.t) for rid, r in client.waiting.items()
-                 if r.dep == "C" and now - r.t > C_SLA and self.b_ahead.get(rid)]
+        stuck = [(rid, now - job.t) for rid, job in self.nodes["client"].waiting.items()
+                 if job.dep == "C" and now - job.t > C_SLA and self.b_ahead.get(rid)]
         if stuck:
             rid, waited = stuck[0]
             self.fail("c-unaffected", f"request {rid} for C has waited {waited:.0f}ms (limit {C_SLA}ms) behind "
                                       f"{self.b_ahead[rid]} B calls in its pool")
         elif self.c_latencies:
-            self.note("c-unaffected", f"requests for C: p95 {self.c_p95():.0f}ms, worst {self.stats['C']['worst']:.0f}ms")
+            self.note("c-unaffected",
+                      f"requests for C: p95 {self.c_p95():.0f}ms, worst {self.stats['C']['worst']:.0f}ms")
 
     def c_p95(self) -> float:
         ordered = sorted(self.c_latencies)
@@ -309,32 +274,27 @@ class Bulkhead(Lab):
     # -- what the page shows ----------------------------------------------------------
     def view(self) -> dict:
         a = self.nodes["A"]
-        pools = [p.view() for p in a.pools.values()] if a.status != "down" else [
-            Pool(name, size, self.params["queue"]).view() for name, size in self.sizes.items()]
+        pools = a.pools.values() if a.status != "down" else [  # a crashed A has empty pools
+            Pool(name, size, self.params["queue"]) for name, size in self.sizes.items()]
+        values = [v for dep in DEPS for v in self.chart[dep] if v is not None]
         return {
             "mode": self.mode,
             "mix": self.mix,
-            "pools": pools,
+            "pools": [p.view() for p in pools],
             "deps": {dep: {**self.stats[dep], "worst": round(self.stats[dep]["worst"], 1),
                            "now": self.chart[dep][-1] if self.chart[dep] else None} for dep in DEPS},
             "c_p95": round(self.c_p95(), 1),
-            "chart": self.chart_view(),
+            # each dependency's latency over the last SAMPLES samples, and the latency the chart's top stands for
+            "chart": {**self.chart, "slots": SAMPLES, "top": round(max([C_SLA * 2, *values])), "sla": C_SLA},
             "edges": [["client", "A"], ["A", "B"], ["A", "C"]],
         }
 
-    def chart_view(self) -> dict:
-        """Each dependency's latency over the last SAMPLES samples, and the latency the chart's top stands for."""
-        values = [v for dep in DEPS for v in self.chart[dep] if v is not None]
-        return {**self.chart, "slots": SAMPLES, "top": round(max([C_SLA * 2, *values])), "sla": C_SLA}
-
     # -- lab actions ----------------------------------------------------------------
-    @action("hang", Arg("node"), nodes=DEPS, not_for=ONLY_DEPS, when=any_state,
+    @action("hang", Arg("node"), nodes=DEPS, not_for=ONLY_DEPS, when=is_up,
+            refuse="{node} is {status}; only a running dependency can hang",
             help="Make B (or C) take calls and never answer: callers wait for their timeout.")
     def do_hang(self, node_id: str) -> None:
-        node = self.nodes[node_id]
-        if node.status != "up":
-            raise SimError(f"{node_id} is {node.status}; only a running dependency can hang")
-        node.hanging = True
+        self.nodes[node_id].hanging = True
         self.emit("hang", node=node_id)
 
     @action("recover", Arg("node"), nodes=DEPS, not_for=ONLY_DEPS, when=any_state,
@@ -345,8 +305,7 @@ class Bulkhead(Lab):
             node.restart()
         elif node.status == "paused":
             node.resume()
-        node.hanging = False
-        node.slow_ms = 0.0
+        node.hanging, node.slow_ms = False, 0.0
         self.emit("recover", node=node_id)
 
     @action("mix", Arg("percent", "percent"), help="Change the share of requests that need B.")
