@@ -341,7 +341,7 @@ class Client(Node):
     def next_write(self) -> tuple[str, str, str]:
         """Mostly SETs of a few keys, some removals."""
         self.counter += 1
-        key = KEYS[self.rng.randrange(len(KEYS))]
+        key = self.rng.choice(KEYS)
         if self.rng.random() < 0.15:
             return "DEL", key, ""
         return "SET", key, f"v{self.counter}"
