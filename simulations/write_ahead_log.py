@@ -130,7 +130,7 @@ class Store(Node):
         self.recovery: Recovery | None = None
         if self.restarted:
             self.start_recovery()
-        else:  # a new disk, what survives a power loss: segments (id -> fsynced records), checkpoint, log's end
+        else:  # a fresh disk (what survives a power loss): segments (id -> fsynced records), checkpoint, log's end
             self.disk.update(segments={}, checkpoint=Checkpoint(), next_segment=1, next_pos=1)
             self.role = "serving"
             self.active_segment = self.new_segment()
@@ -298,12 +298,11 @@ class Store(Node):
         """Cut the log at a bad record: it and everything after it are dropped."""
         segments, seg_id = self.disk["segments"], bad.segment
         index = next(i for i, r in enumerate(segments[seg_id]) if r is bad)
-        later = [s for s in segments if s > seg_id]
-        cut = len(segments[seg_id]) - index + sum(len(segments[s]) for s in later)
+        records_before = len(self.on_disk)
         segments[seg_id] = segments[seg_id][:index]
-        for s in later:
-            del segments[s]
-        self.lab.emit("truncate", segment=seg_id, at=index, records=cut)
+        for later in [s for s in segments if s > seg_id]:
+            del segments[later]
+        self.lab.emit("truncate", segment=seg_id, at=index, records=records_before - len(self.on_disk))
 
     def finish_recovery(self) -> None:
         rec, segments = self.recovery, self.disk["segments"]
@@ -469,21 +468,21 @@ class WriteAheadLog(Lab):
         """The store has read a record and is about to act on its verdict."""
         self.count("replayed")
         record, verdict = fact["record"], fact["verdict"]
-        if crc_of(record.seq, record.payload) != record.crc:
+        seq = record.seq
+        if crc_of(seq, record.payload) != record.crc:
             if verdict == "applied":
-                self.fail("bad-record-rejected", f"seq {record.seq} failed its CRC ({record.damage}) but was applied")
+                self.fail("bad-record-rejected", f"seq {seq} failed its CRC ({record.damage}) but was applied")
             else:
-                self.note("bad-record-rejected", f"seq {record.seq} ({record.damage}): CRC mismatch caught, "
-                                                 "log cut there")
-        elif record.seq <= self.db.applied_seq:
+                self.note("bad-record-rejected", f"seq {seq} ({record.damage}): CRC mismatch caught, log cut there")
+        elif seq <= self.db.applied_seq:
             before, after = self.db.table, dict(self.db.table)
             if verdict == "applied":
                 apply(after, *parse(record.payload))
             if changed := first_difference(before, after):
-                self.fail("replay-idempotent", f"replaying seq {record.seq} again changed {changed} from "
+                self.fail("replay-idempotent", f"replaying seq {seq} again changed {changed} from "
                                                f"{before.get(changed, '(none)')} to {after.get(changed, '(none)')}")
             else:
-                self.note("replay-idempotent", f"seq {record.seq} was already applied: skipped")
+                self.note("replay-idempotent", f"seq {seq} was already applied: skipped")
 
     def judge_promises(self, table: dict) -> list[tuple]:
         """Compare the recovered table with the acknowledgements: for each key,
