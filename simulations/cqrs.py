@@ -1,35 +1,34 @@
 """CQRS: commands change a write model; queries read separate read models.
 
-The article's bank example: accounts `alice`, `bob` and `carol` take
-deposits and withdrawals (commands) and answer balance inquiries (queries).
+The article's bank example: accounts `alice`, `bob` and `carol` take deposits
+and withdrawals (commands) and answer balance inquiries (queries).
 
 Command side (`write`)
-  * validates each command against its own, always current, write model
-    (a withdrawal larger than the balance is rejected);
-  * an accepted command becomes an event appended to the event log
-    (Deposited / Withdrew, with a sequence number), and the write model is
-    updated in the same write to disk;
-  * it answers the client and nudges the projector ("the log grew").
+  * validates each command against its own, always current, write model (a
+    withdrawal larger than the balance is rejected);
+  * appends an accepted command's event to the event log (Deposited /
+    Withdrew, with a sequence number), in the same write to disk as the new
+    balance;
+  * answers the client and nudges the projector ("the log grew").
 
 Projector
-  * tails the event log: FETCH events after the slowest read model's
-    position, then send each read model the events it lacks (UPDATE);
-  * remembers each read model's position (its checkpoint) from their ACKs
-    and polls every `poll_ms` anyway, so lost messages are made up for.
+  * tails the event log: FETCH events after the slowest read model's position,
+    then send each read model the events it lacks (UPDATE);
+  * remembers each read model's position (its checkpoint) from their ACKs and
+    polls every `poll_ms` anyway, so lost messages are made up for.
 
-Read models (`read1`, `read2`, ... : replicas of a query database)
+Read models (`read1`, `read2`, ...: replicas of a query database)
   * apply events strictly in sequence order and skip any they already have
     (param `idempotent`), so a repeated UPDATE changes nothing;
   * answer queries at once from their own copy: fast, but *eventually*
     consistent -- a read is stale while the projector lags behind;
-  * can be rebuilt from scratch by replaying the whole event log, and the
-    result must be identical, because a read model is nothing but a
-    projection (a fold) of the log.
+  * can be rebuilt by replaying the whole event log, with an identical result:
+    a read model is nothing but a projection (a fold) of the log.
 
-Mode `dual-write` shows the shortcut CQRS avoids: the command handler
-updates the read models itself, straight away and before it has validated
-the command.  There is no projector and no replay: a rejected overdraft
-still lands on the read side, and a lost update is never made up for.
+Mode `dual-write` shows the shortcut CQRS avoids: the command handler updates
+the read models itself, at once and before it has validated the command.
+There is no projector and no replay: a rejected overdraft still lands on the
+read side, and a lost update is never made up for.
 """
 
 from __future__ import annotations
@@ -58,13 +57,8 @@ def project(events: list[dict]) -> dict:
     return model
 
 
-# --------------------------------------------------------------------------
-# Command side
-# --------------------------------------------------------------------------
-
-
 class WriteSide(Node):
-    """The write store: the event log and the balances it implies."""
+    """The command side: the event log, and the balances it implies (the write model)."""
 
     def boot(self) -> None:
         self.role = "write"
@@ -82,37 +76,30 @@ class WriteSide(Node):
 
     @on("FETCH")
     def fetch(self, msg) -> None:  # the projector reads the log from a position on
-        after = msg.body["after"]
-        self.send(msg.src, "EVENTS", events=self.log[after:after + BATCH], end=len(self.log))
+        self.send(msg.src, "EVENTS", events=self.log[msg.body["after"]:][:BATCH], end=len(self.log))
 
     @on("COMMAND")
     def handle_command(self, msg) -> None:
-        client, cmd = msg.src, msg.body
-        account, amount = cmd["account"], cmd["amount"]
-        delta = amount if cmd["op"] == "deposit" else -amount
+        name, account, amount = msg.body["cmd"], msg.body["account"], msg.body["amount"]
+        delta = amount if msg.body["op"] == "deposit" else -amount
         if self.lab.mode == "dual-write":
             # The shortcut: push the change to every read model first, validate afterwards.
-            for replica in self.lab.replica_ids():
-                self.send(replica, "DIRECT", cmd=cmd["cmd"], account=account, delta=delta)
-        balances = self.disk["balances"]
-        if balances[account] + delta < 0:
-            self.lab.emit("rejected-command", cmd=cmd["cmd"], why=f"{account} has {balances[account]}, cannot withdraw {amount}")
-            self.send(client, "REJECTED", cmd=cmd["cmd"], reason="insufficient funds")
+            for replica in self.lab.read_models:
+                self.send(replica, "DIRECT", cmd=name, account=account, delta=delta)
+        balance = self.disk["balances"][account]
+        if balance + delta < 0:
+            self.lab.emit("rejected-command", cmd=name, why=f"{account} has {balance}, cannot withdraw {amount}")
+            self.send(msg.src, "REJECTED", cmd=name, reason="insufficient funds")
             return
         event = {"seq": len(self.log) + 1, "type": "Deposited" if delta > 0 else "Withdrew",
-                 "account": account, "delta": delta, "cmd": cmd["cmd"]}
+                 "account": account, "delta": delta, "cmd": name}
         self.log.append(event)  # event and balance are written together
-        balances[account] += delta
+        self.disk["balances"][account] += delta
         self.lab.emit("appended", pos=event["seq"], type=event["type"], account=account, delta=delta,
-                      balance=balances[account])
-        self.send(client, "ACCEPTED", cmd=cmd["cmd"], pos=event["seq"])
+                      balance=balance + delta)
+        self.send(msg.src, "ACCEPTED", cmd=name, pos=event["seq"])
         if self.lab.mode == "projector":
             self.send("projector", "NEW", end=len(self.log))
-
-
-# --------------------------------------------------------------------------
-# The projector
-# --------------------------------------------------------------------------
 
 
 class Projector(Node):
@@ -131,8 +118,7 @@ class Projector(Node):
         return self.disk["cursors"]
 
     def view(self) -> dict:
-        end = len(self.lab.write.log)
-        behind = max((end - c for c in self.cursors.values()), default=0)
+        behind = max((len(self.lab.write.log) - c for c in self.cursors.values()), default=0)
         return {"cursors": self.cursors, "label": f"max lag {behind}"}
 
     def poll(self) -> None:
@@ -160,10 +146,9 @@ class Projector(Node):
     @on("EVENTS")
     def feed(self, msg) -> None:
         self.fetching = False
-        events = msg.body["events"]
         for replica in self.cursors:
             position = self.position_of(replica)
-            missing = [e for e in events if e["seq"] > position]
+            missing = [e for e in msg.body["events"] if e["seq"] > position]
             if missing and missing[0]["seq"] == position + 1:  # only what follows on from its position
                 self.send(replica, "UPDATE", events=missing, first=missing[0]["seq"], last=missing[-1]["seq"])
                 self.sent[replica], self.sent_at[replica] = missing[-1]["seq"], self.now
@@ -180,38 +165,28 @@ class Projector(Node):
             self.cursors[msg.src] = max(self.cursors.get(msg.src, 0), msg.body["position"])
 
 
-# --------------------------------------------------------------------------
-# Read models
-# --------------------------------------------------------------------------
-
-
 class ReadModel(Node):
-    """A query database: balances per account, and the log position it reflects."""
+    """A read model (the query side): balances per account, and the log position they reflect."""
 
     def boot(self) -> None:
         self.role = "replica"
-        self.disk.setdefault("model", {})
-        self.disk.setdefault("position", 0)
-        self.disk.setdefault("applied", {})  # command ids reflected here
-        self.disk.setdefault("rebuild", None)  # {"old": model, "at": position} while rebuilding
-        self.announced = -1
+        if not self.disk:  # the model, its log position, the commands it reflects; while rebuilding {"old", "at"}
+            self.disk.update(model={}, position=0, applied={}, rebuild=None)
         if self.lab.mode == "projector":
             self.announce()
 
-    def announce(self) -> None:
-        """Tell the projector where I am ("here I am, at this position").  While a
-        rebuild makes no progress, say it again: the first word may have been lost."""
+    def announce(self, say: bool = True) -> None:
+        """Tell the projector where I am ("here I am, at this position").  While a rebuild lasts, look
+        again every poll_ms and, if it made no progress, say it again (the first word may have been lost)."""
+        if say:
+            self.send("projector", "ACK", position=self.position, reset=True)
         self.announced = self.position
-        self.send("projector", "ACK", position=self.position, reset=True)
         if self.disk["rebuild"]:
             self.after(self.lab.params["poll_ms"], self.still_rebuilding, key="announce")
 
     def still_rebuilding(self) -> None:
-        if self.disk["rebuild"] and self.position == self.announced:
-            self.announce()
-        elif self.disk["rebuild"]:
-            self.announced = self.position
-            self.after(self.lab.params["poll_ms"], self.still_rebuilding, key="announce")
+        if self.disk["rebuild"]:
+            self.announce(say=self.position == self.announced)
 
     @property
     def position(self) -> int:
@@ -222,19 +197,17 @@ class ReadModel(Node):
         return self.disk["model"]
 
     def view(self) -> dict:
-        behind = self.lab.behind(self)
-        rebuild = self.disk["rebuild"]
-        label = f"at {self.position}" + (f" · {behind} behind" if behind else "") + (" · rebuilding" if rebuild else "")
-        if self.lab.mode == "dual-write":
-            label = f"{self.position} updates"
-        return {"position": self.position, "behind": behind, "model": self.model,
-                "rebuilding": bool(rebuild), "label": label}
+        behind, rebuilding = self.lab.behind(self), bool(self.disk["rebuild"])
+        label = f"{self.position} updates" if self.lab.mode == "dual-write" else f"at {self.position}"
+        label += (f" · {behind} behind" if behind else "") + (" · rebuilding" if rebuilding else "")
+        return {"position": self.position, "behind": behind, "model": self.model, "rebuilding": rebuilding,
+                "label": label}
 
     @on("UPDATE")
     def update(self, msg) -> None:
         gap = False
         for event in msg.body["events"]:
-            if self.lab.idempotent and event["seq"] != self.position + 1:
+            if self.lab.params["idempotent"] and event["seq"] != self.position + 1:
                 gap = gap or event["seq"] > self.position + 1
                 continue  # already applied, or too new: events must be applied in order
             self.apply(event, event["seq"])
@@ -253,7 +226,7 @@ class ReadModel(Node):
 
     def apply(self, event: dict, position: int) -> None:
         apply_event(self.model, event)
-        self.disk["position"] = max(self.position, position) if self.lab.idempotent else position
+        self.disk["position"] = max(self.position, position) if self.lab.params["idempotent"] else position
         self.disk["applied"][event["cmd"]] = True
         self.lab.witness("applied", node=self.id, cmd=event["cmd"])
         rebuild = self.disk["rebuild"]
@@ -267,11 +240,6 @@ class ReadModel(Node):
             self.disk["rebuild"] = {"old": self.model, "at": self.position}
         self.disk.update(model={}, position=0, applied={})
         self.announce()
-
-
-# --------------------------------------------------------------------------
-# The client: commands and queries
-# --------------------------------------------------------------------------
 
 
 class Client(Node):
@@ -288,13 +256,13 @@ class Client(Node):
         return 1000 / per_second * (0.5 + self.rng.random())
 
     def random_command(self) -> None:
-        account = ACCOUNTS[self.rng.randrange(len(ACCOUNTS))]
+        account = self.rng.choice(ACCOUNTS)
         kind = "deposit" if self.rng.random() < 0.5 else "withdraw"
         self.command(kind, account, self.rng.randint(1, 8) * 10)
         self.after(self.gap(self.lab.params["commands"]), self.random_command, key="command")
 
     def random_query(self) -> None:
-        self.query(ACCOUNTS[self.rng.randrange(len(ACCOUNTS))], None)
+        self.query(self.rng.choice(ACCOUNTS), None)
         self.after(self.gap(self.lab.params["queries"]), self.random_query, key="query")
 
     def command(self, kind: str, account: str, amount: int) -> None:
@@ -305,7 +273,7 @@ class Client(Node):
 
     def query(self, account: str, replica: str | None) -> None:
         if replica is None:  # a simple balancer: the next read model that is not down
-            live = [r for r in self.lab.replica_ids() if self.lab.nodes[r].status != "down"]
+            live = [r.id for r in self.lab.read_models.values() if r.status != "down"]
             if not live:
                 return
             replica = live[self.next_replica % len(live)]
@@ -321,26 +289,19 @@ class Client(Node):
         self.lab.emit("answer", cmd=msg.body["cmd"], status=msg.type.lower(), **({"reason": reason} if reason else {}))
 
 
-# --------------------------------------------------------------------------
-# The lab
-# --------------------------------------------------------------------------
-
-
 class Cqrs(Lab):
     slug = "cqrs"
     title = "CQRS"
     # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
-    INVARIANTS = {
-        "read-models-converge": ("projector+idempotent=on",),
-        "rebuild-identical": ("*",),
-        "rejected-never-read": ("projector",),
-    }
+    INVARIANTS = {"read-models-converge": ("projector+idempotent=on",), "rebuild-identical": ("*",),
+                  "rejected-never-read": ("projector",)}
     PARAMS = (
         Param("mode", "projector", "How read models learn about changes: a projector tailing the event log, or the "
               "command handler writing them directly before it validates (dual write).",
               choices=("projector", "dual-write")),
         Param("replicas", 2, "Read models at the start (read1..).", lo=1, hi=MAX_REPLICAS),
-        Param("commands", 1, "Random deposits and withdrawals per second sent by the client (0 = only yours).", lo=0, hi=10),
+        Param("commands", 1, "Random deposits and withdrawals per second sent by the client (0 = only yours).",
+              lo=0, hi=10),
         Param("queries", 2, "Random balance queries per second (0 = only yours).", lo=0, hi=20),
         Param("poll_ms", 1000, "How often (ms) the projector polls the log besides being nudged.", lo=100, hi=10_000),
         Param("idempotent", True, "Read models skip events they already applied (by sequence number)."),
@@ -350,13 +311,12 @@ class Cqrs(Lab):
 
     def setup(self) -> None:
         self.mode = self.params["mode"]
-        self.idempotent = self.params["idempotent"]
         self.commands: dict[str, dict] = {}
         self.reads: dict[str, dict] = {}
-        self.rejected_cmds: dict[str, bool] = {}
-        self.metrics.update({"commands": 0, "accepted": 0, "rejected": 0, "reads": 0, "stale_reads": 0,
-                             "rebuilds": 0})
-        self.add_node(Client(self, "client"))
+        self.rejected_cmds: set[str] = set()
+        self.read_models: dict[str, ReadModel] = {}
+        self.metrics.update({"commands": 0, "accepted": 0, "rejected": 0, "reads": 0, "stale_reads": 0, "rebuilds": 0})
+        self.client = self.add_node(Client(self, "client"))
         self.write = self.add_node(WriteSide(self, "write"))
         if self.mode == "projector":
             self.add_node(Projector(self, "projector"))
@@ -364,26 +324,23 @@ class Cqrs(Lab):
             self.add_replica()
         self.add_check("read-models-converge",
                        "Once a read model has caught up, it equals the projection of the write side's event log.")
-        self.add_check("rebuild-identical", "Rebuilding a read model by replaying the event log gives the identical read "
-                                            "model: the projection of the events it replayed (a read model that had "
-                                            "gone wrong comes back repaired).")
-        self.add_check("rejected-never-read", "A command the write side rejects (an overdraft) never shows up on the read side.")
+        self.add_check("rebuild-identical", "Rebuilding a read model by replaying the event log gives the identical "
+                                            "read model: the projection of the events it replayed (a read model that "
+                                            "had gone wrong comes back repaired).")
+        self.add_check("rejected-never-read",
+                       "A command the write side rejects (an overdraft) never shows up on the read side.")
         self.checks["read-models-converge"].detail = "no read model has caught up yet"
         self.checks["rebuild-identical"].detail = "no rebuild yet"
         self.checks["rejected-never-read"].detail = "no command rejected yet"
         self.every(AUDIT_EVERY, self.audit)
 
-    def replica_ids(self) -> list[str]:
-        return [n for n in self.nodes if n.startswith("read")]
-
     def add_replica(self) -> ReadModel:
-        node_id = f"read{len(self.replica_ids()) + 1}"
-        node = self.add_node(ReadModel(self, node_id))
+        node = self.add_node(ReadModel(self, f"read{len(self.read_models) + 1}"))
+        self.read_models[node.id] = node
         if self.mode == "dual-write":  # a read model that starts now can only be seeded from the write side
-            node.disk["model"] = project(self.write.log)
-            node.disk["position"] = len(self.write.log)
-        elif "projector" in self.nodes:
-            self.nodes["projector"].cursors.setdefault(node_id, 0)
+            node.disk.update(model=project(self.write.log), position=len(self.write.log))
+        else:  # the projector feeds it from its first poll on
+            self.nodes["projector"].cursors.setdefault(node.id, 0)
         return node
 
     def behind(self, replica: ReadModel) -> int:
@@ -392,18 +349,14 @@ class Cqrs(Lab):
     # -- what the page shows -------------------------------------------------------
     def view(self) -> dict:
         projection = project(self.write.log)
-        replicas = [{"id": r, "status": self.nodes[r].status, "position": self.nodes[r].position,
-                     "behind": self.behind(self.nodes[r]), "model": self.nodes[r].model,
-                     "matches": self.nodes[r].model == projection,
-                     "rebuilding": bool(self.nodes[r].disk["rebuild"])} for r in self.replica_ids()]
-        ids = self.replica_ids()
+        replicas = [{"id": n.id, "status": n.status, "matches": n.model == projection,
+                     **{k: v for k, v in n.view().items() if k != "label"}} for n in self.read_models.values()]
         source = "projector" if self.mode == "projector" else "write"
         edges = [["client", "write"]] + ([["write", "projector"]] if self.mode == "projector" else [])
-        edges += [[source, r] for r in ids] + [["client", r] for r in ids]
+        edges += [[source, r] for r in self.read_models] + [["client", r] for r in self.read_models]
         return {
             "mode": self.mode,
             "accounts": self.write.disk["balances"],
-            "projection": projection,
             "log": self.write.log[-10:],
             "log_size": len(self.write.log),
             "lag": {r["id"]: r["behind"] for r in replicas},
@@ -417,9 +370,8 @@ class Cqrs(Lab):
     @observe("command")
     def command_sent(self, event: dict) -> None:
         self.count("commands")
-        self.commands[event["cmd"]] = {k: event[k] for k in ("cmd", "op", "account", "amount")} | {
-            "status": "sent", "t": event["t"]}
-        self._trim(self.commands)
+        command = {k: event[k] for k in ("cmd", "op", "account", "amount")}
+        self.remember(self.commands, event["cmd"], command | {"status": "sent"})
 
     @observe("answer")
     def command_answered(self, event: dict) -> None:
@@ -430,9 +382,7 @@ class Cqrs(Lab):
     @observe("query")
     def query_sent(self, fact: dict) -> None:
         self.count("reads")
-        self.reads[fact["q"]] = {**fact, "balance": None, "truth": None, "stale": None, "behind": None,
-                                 "t": round(self.now, 3)}
-        self._trim(self.reads)
+        self.remember(self.reads, fact["q"], {**fact, "balance": None, "truth": None, "stale": None})
 
     def handled(self, node: Node, msg) -> None:
         """The client got a query's answer: was it stale (the write side already knew better)?"""
@@ -440,23 +390,23 @@ class Cqrs(Lab):
         if read is None:
             return
         balance, truth = msg.body["balance"], self.write.disk["balances"][read["account"]]
-        behind = max(len(self.write.log) - msg.body["position"], 0) if self.mode == "projector" else None
-        read.update(balance=balance, truth=truth, stale=balance != truth, behind=behind)
+        read.update(balance=balance, truth=truth, stale=balance != truth)
         if read["stale"]:
             self.count("stale_reads")
         self.emit("read", q=read["q"], replica=read["replica"], account=read["account"], balance=balance,
                   stale=read["stale"], **({"truth": truth} if read["stale"] else {}))
 
     @staticmethod
-    def _trim(recent: dict) -> None:
-        while len(recent) > 40:
+    def remember(recent: dict, key: str, item: dict) -> None:
+        recent[key] = item
+        while len(recent) > 40:  # the latest are kept: an answer may still come for them
             del recent[next(iter(recent))]
 
     @observe("rejected-command")
     def rejected(self, event: dict) -> None:
         cmd, why = event["cmd"], event["why"]
-        self.rejected_cmds[cmd] = True
-        seen = [r for r in self.replica_ids() if cmd in self.nodes[r].disk["applied"]]
+        self.rejected_cmds.add(cmd)
+        seen = [r.id for r in self.read_models.values() if cmd in r.disk["applied"]]
         if seen:
             self.fail("rejected-never-read", f"{cmd} was rejected ({why}) but {', '.join(seen)} already applied it")
         else:
@@ -469,31 +419,28 @@ class Cqrs(Lab):
 
     @observe("rebuild-done")
     def rebuilt(self, fact: dict) -> None:
-        """A rebuild replayed the log up to `at`.  It must give exactly the projection of
-        those events: the read model as it should have been.  If the old model differed
-        from that, the old model was wrong (a double-applied event, say) and the rebuild
-        repaired it; that is what rebuilds are for, not a fault of the rebuild."""
-        replica, old, at = self.nodes[fact["node"]], fact["old"], fact["at"]
-        expected = project(self.write.log[:at])
-        same = replica.model == old
-        self.emit("rebuilt", node=replica.id, position=at, identical=same, correct=replica.model == expected)
-        if replica.model != expected:
-            diff = [a for a in sorted(set(expected) | set(replica.model)) if expected.get(a) != replica.model.get(a)]
-            self.fail("rebuild-identical", f"{replica.id} replayed {at} events but differs from their projection "
+        """A rebuild replayed the log up to `at`.  It must give exactly the projection of those events: the
+        read model as it should have been.  If the old model differed from that, the old model was wrong (a
+        double-applied event, say) and the rebuild repaired it; that is what rebuilds are for, not a fault."""
+        node, old, at = fact["node"], fact["old"], fact["at"]
+        model, expected = self.read_models[node].model, project(self.write.log[:at])
+        self.emit("rebuilt", node=node, position=at, identical=model == old, correct=model == expected)
+        if model != expected:
+            diff = [a for a in ACCOUNTS if expected.get(a) != model.get(a)]
+            self.fail("rebuild-identical", f"{node} replayed {at} events but differs from their projection "
                                            f"on {', '.join(diff)}")
-        elif same:
-            self.note("rebuild-identical", f"{replica.id} replayed {at} events: identical read model")
+        elif model == old:
+            self.note("rebuild-identical", f"{node} replayed {at} events: identical read model")
         else:
-            diff = [a for a in sorted(set(old) | set(replica.model)) if old.get(a) != replica.model.get(a)]
-            self.note("rebuild-identical", f"{replica.id} replayed {at} events: the projection of the log, which "
+            diff = [a for a in ACCOUNTS if old.get(a) != model.get(a)]
+            self.note("rebuild-identical", f"{node} replayed {at} events: the projection of the log, which "
                                            f"repaired the old model on {', '.join(diff)}")
 
     # -- checks ------------------------------------------------------------------------
     def audit(self) -> None:
         projection = project(self.write.log)
         caught_up = []
-        for r in self.replica_ids():
-            node = self.nodes[r]
+        for r, node in self.read_models.items():
             if node.status == "down" or node.disk["rebuild"]:
                 continue
             if self.mode == "projector":
@@ -509,45 +456,42 @@ class Cqrs(Lab):
                 got = ", ".join(f"{a}={node.model.get(a, {}).get('balance')}" for a in diff)
                 want = ", ".join(f"{a}={projection.get(a, {}).get('balance')}" for a in diff)
                 self.fail("read-models-converge", f"{r} caught up but reads {got}; the log says {want}")
-        lagging = [f"{r} {self.behind(self.nodes[r])} behind" for r in self.replica_ids() if r not in caught_up]
+        lagging = [f"{r} {self.behind(node)} behind" for r, node in self.read_models.items() if r not in caught_up]
         self.note("read-models-converge", ", ".join(
             ([f"{', '.join(caught_up)} caught up and equal to the log's projection"] if caught_up else []) + lagging))
 
     # -- lab actions ---------------------------------------------------------------------
-    def _client_command(self, kind: str, account: str, amount: int) -> None:
-        if account not in ACCOUNTS:
-            raise SimError(f"account must be one of {', '.join(ACCOUNTS)}; got '{account}'")
-        self.nodes["client"].command(kind, account, amount)
-
     @action("deposit", Arg("account", "word", choices=ACCOUNTS), Arg("amount", "int", lo=1, hi=10_000),
             group="request", help="Command: put money into an account.")
     def do_deposit(self, account: str, amount: int) -> None:
-        self._client_command("deposit", account, amount)
+        self.client.command("deposit", account, amount)
 
     @action("withdraw", Arg("account", "word", choices=ACCOUNTS), Arg("amount", "int", lo=1, hi=10_000),
             group="request", help="Command: take money out; the write side rejects an overdraft.")
     def do_withdraw(self, account: str, amount: int) -> None:
-        self._client_command("withdraw", account, amount)
+        self.client.command("withdraw", account, amount)
 
     @action("query", Arg("account", "word", choices=ACCOUNTS), Arg("replica", "text", optional=True),
             group="request", help="Query: ask a read model for a balance (the next one, or the one you name).")
     def do_query(self, account: str, replica: str | None) -> None:
-        if replica is not None and replica not in self.replica_ids():
-            raise SimError(f"no read model '{replica}' (read models: {', '.join(self.replica_ids())})")
-        self.nodes["client"].query(account, replica)
+        if replica is not None and replica not in self.read_models:
+            raise SimError(f"no read model '{replica}' (read models: {', '.join(self.read_models)})")
+        self.client.query(account, replica)
 
-    @action("add-replica", help="Add a read model; it fills up from the event log (dual write: seeded once, then direct writes).")
+    @action("add-replica",
+            help="Add a read model; it fills up from the event log (dual write: seeded once, then direct writes).")
     def do_add_replica(self) -> None:
-        if len(self.replica_ids()) >= MAX_REPLICAS:
+        if len(self.read_models) >= MAX_REPLICAS:
             raise SimError(f"at most {MAX_REPLICAS} read models")
         node = self.add_replica()
         self.emit("replica-added", node=node.id, position=node.position)
 
-    @action("rebuild", Arg("replica", "text"), help="Throw a read model away and rebuild it by replaying the event log.")
+    @action("rebuild", Arg("replica", "text"),
+            help="Throw a read model away and rebuild it by replaying the event log.")
     def do_rebuild(self, replica: str) -> None:
-        if replica not in self.replica_ids():
-            raise SimError(f"no read model '{replica}' (read models: {', '.join(self.replica_ids())})")
-        node = self.nodes[replica]
+        if replica not in self.read_models:
+            raise SimError(f"no read model '{replica}' (read models: {', '.join(self.read_models)})")
+        node = self.read_models[replica]
         if self.mode != "projector":
             raise SimError("dual write has no projector to replay the log: rebuilds need mode=projector")
         if node.status != "up":

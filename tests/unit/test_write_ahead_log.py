@@ -37,15 +37,15 @@ def test_fsync_always_loses_no_acknowledged_write(seed):
 @pytest.fixture(autouse=True)
 def capture_recovered_table(monkeypatch):
     """Keep a copy of the table at the moment each recovery ends."""
-    from simulations.write_ahead_log import WriteAheadLog
+    from simulations.write_ahead_log import Store
 
-    original = WriteAheadLog.judge_recovery
+    original = Store.finish_recovery
 
-    def judge(self, table):
-        self.recovered_table = dict(table)
-        original(self, table)
+    def finish(self):
+        original(self)
+        self.lab.recovered_table = dict(self.table)
 
-    monkeypatch.setattr(WriteAheadLog, "judge_recovery", judge)
+    monkeypatch.setattr(Store, "finish_recovery", finish)
 
 
 def test_flush_never_loses_acknowledged_writes():
