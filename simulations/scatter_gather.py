@@ -62,7 +62,7 @@ OVERHEAD = {"scattered": MERGE_MS + 2 * MAX_LATENCY + 20,
 class Task:  # one resolution of the job, as the coordinator tracks it
     cost: float  # what it really takes: its estimate COST[res], +-NOISE
     worker: str | None = None  # who must do it (None: nobody alive holds it)
-    copies: list[str] = field(default_factory=list)  # the workers given a copy, until it is gathered
+    copies: set[str] = field(default_factory=set)  # the workers given a copy, until it is gathered
     running_on: str | None = None  # the worker that reported progress on it ...
     started: float | None = None  # ... and since when
     backup: str | None = None  # the worker given a backup copy
@@ -230,8 +230,7 @@ class Coordinator(Node):
         task = job.tasks[res]
         if copy != "backup":
             task.worker = worker
-        if worker not in task.copies:
-            task.copies.append(worker)
+        task.copies.add(worker)
         self.heard[worker] = self.now  # its silence is measured from now on
         if copy:
             self.lab.emit("reassign" if copy == "redo" else "backup", job=job.id, res=res, to=worker)
@@ -243,7 +242,7 @@ class Coordinator(Node):
         for worker in self.live_workers():
             if worker in task.copies and worker != but:
                 self.send(worker, "CANCEL", job=job.id, res=res)
-        task.copies = []
+        task.copies.clear()
 
     # -- process: the workers report -------------------------------------------------------
     def on_message(self, msg) -> None:
@@ -257,7 +256,7 @@ class Coordinator(Node):
     def hello(self, msg) -> None:
         """A worker started (or restarted): it holds no copy of any task."""
         for task in self.job.tasks.values() if self.job else ():
-            task.copies = [w for w in task.copies if w != msg.src]
+            task.copies.discard(msg.src)
 
     @on("PROGRESS")
     def progress(self, msg) -> None:
