@@ -43,8 +43,9 @@ announces, and never look inside the breaker.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, any_state, observe, on
+from .kernel import Arg, Lab, Node, Param, action, any_state, not_down, observe, on
 
 WORK_MS = (8.0, 20.0)  # how long C works on one call
 QUEUE_PER_THREAD = 2  # a service queues at most 2 x threads calls waiting for a thread
@@ -63,22 +64,18 @@ class Breaker:
     the owner crashes and restarts, the breaker starts closed again."""
 
     def __init__(self, lab: CircuitBreaker, owner: str, target: str):
-        self.lab, self.owner, self.target = lab, owner, target
-        self.id = f"{owner}->{target}"
+        self.lab, self.owner, self.id = lab, owner, f"{owner}->{target}"
         self.enabled = lab.params["breakers"] == "on"
-        self.variant = lab.params["variant"]
         self.period = 0  # which half-open period this is (a trial counts only in its own)
         self.transitions: list[dict] = []  # kept by the lab across restarts (for the page)
         self.trips = 0
         self.reset()
 
     def reset(self) -> None:
-        self.state = "closed"
-        self.failures = 0  # consecutive failures while closed
-        self.trials_sent = 0  # calls let through in this half-open period
-        self.trials_ok = 0
-        self.short_circuited = 0
-        self.since = round(self.lab.now, 3)
+        self.state, self.since = "closed", round(self.lab.now, 3)
+        # Consecutive failures while closed; calls let through in this half-open period, and how many
+        # succeeded; calls refused (given the fallback) since the owner started.
+        self.failures = self.trials_sent = self.trials_ok = self.short_circuited = 0
 
     # -- the protocol ---------------------------------------------------------
     def allow(self) -> str | None:
@@ -88,34 +85,31 @@ class Breaker:
         if self.state == "half-open" and self.trials_sent < self.lab.params["trials"]:
             self.trials_sent += 1
             return "trial"
-        if self.variant == "dry-run":
+        if self.lab.params["variant"] == "dry-run":
             return "call"  # the flaw: it knows it should refuse, and lets the call through anyway
         self.short_circuited += 1
         self.lab.count("short_circuited")
         return None
 
-    def on_success(self, kind: str, period: int) -> None:
+    def outcome(self, ok: bool, why: str, kind: str, period: int) -> None:
+        """A call it let out ended.  A failure of a call sent before the breaker
+        opened, or the answer to a trial of an earlier half-open period, changes nothing."""
         if not self.enabled:
             return
-        if self.state == "closed":
+        trial = self.state == "half-open" and kind == "trial" and period == self.period
+        if self.state == "closed" and ok:
             self.failures = 0
-        elif self.state == "half-open" and kind == "trial" and period == self.period:
-            self.trials_ok += 1
-            if self.trials_ok >= self.lab.params["trials"]:
-                self.move("closed", "trial calls succeeded")
-
-    def on_failure(self, kind: str, why: str, period: int) -> None:
-        if not self.enabled:
-            return
-        if self.state == "closed":
+        elif self.state == "closed":
             self.failures += 1
             self.lab.count(f"failures {self.id}")
             if self.failures >= self.lab.params["threshold"]:
                 self.trip(f"{self.failures} failures in a row ({why})")
-        elif self.state == "half-open" and kind == "trial" and period == self.period:
+        elif trial and not ok:
             self.trip(f"trial call failed ({why})")
-        # A failure of a call sent before the breaker opened, or of a trial of an
-        # earlier half-open period, changes nothing.
+        elif trial:
+            self.trials_ok += 1
+            if self.trials_ok >= self.lab.params["trials"]:
+                self.move("closed", "trial calls succeeded")
 
     def trip(self, why: str) -> None:
         self.trips += 1
@@ -125,37 +119,26 @@ class Breaker:
     def half_open(self) -> None:
         if self.state != "open":
             return
-        if self.variant == "no-half-open":  # the flaw: straight back to closed, everyone may call
+        if self.lab.params["variant"] == "no-half-open":  # the flaw: straight back to closed, everyone may call
             self.move("closed", f"open for {self.lab.params['open_ms']}ms (no half-open state)")
         else:
             self.period += 1
             self.move("half-open", f"open for {self.lab.params['open_ms']}ms")
 
     def move(self, state: str, why: str) -> None:
-        old = self.state
-        self.state = state
+        old, self.state = self.state, state
         self.since = round(self.lab.now, 3)
-        self.failures = 0
-        self.trials_sent = self.trials_ok = 0
+        self.failures = self.trials_sent = self.trials_ok = 0
         self.transitions.append({"t": self.since, "from": old, "to": state, "why": why})
         del self.transitions[:-TRANSITIONS_KEPT]
         self.lab.emit("breaker", id=self.id, src=old, dst=state, why=why)
-        owner = self.lab.nodes.get(self.owner)
-        if owner is not None and owner.status != "down":
-            owner.role = state
+        self.lab.nodes[self.owner].role = state  # the page shows the owner's breaker state as its role
 
     def view(self) -> dict:
         return {"id": self.id, "state": self.state, "enabled": self.enabled, "since": self.since,
-                "failures": self.failures, "threshold": self.lab.params["threshold"],
-                "trials_sent": self.trials_sent, "trials_ok": self.trials_ok,
-                "short_circuited": self.short_circuited, "trips": self.trips,
+                "failures": self.failures, "threshold": self.lab.params["threshold"], "trials_sent": self.trials_sent,
+                "trials_ok": self.trials_ok, "short_circuited": self.short_circuited, "trips": self.trips,
                 "transitions": list(self.transitions)}
-
-
-@dataclass
-class Request:
-    t: float  # when the client sent it
-    reached: bool = False  # A received it
 
 
 class Client(Node):
@@ -163,44 +146,33 @@ class Client(Node):
 
     def boot(self) -> None:
         self.role = "client"
-        self.waiting: dict[int, Request] = {}
+        self.sent = 0
+        self.waiting: dict[int, float] = {}  # request id -> when it was sent
+        self.patience = 3 * (self.lab.params["timeout"] + A_MARGIN) + 1000  # then it gives up on a request
         self.every(1000 / self.lab.params["rate"], self.request_one, key="tick")
 
     def view(self) -> dict:
-        return {"calls": 0, "sent": self.lab.sent, "waiting": len(self.waiting),
+        return {"calls": 0, "sent": self.sent, "waiting": len(self.waiting),
                 "label": f"{self.lab.params['rate']}/s · waiting {len(self.waiting)}"}
 
     def request_one(self) -> None:
-        self.lab.sent += 1
-        rid = self.lab.sent
-        self.waiting[rid] = Request(self.now)
-        self.send("A", "CALL", cid=rid, rid=rid)
-        self.after(self.lab.client_timeout, self.finish, rid, "timeout", "client", "no answer from A",
-                   key=("give-up", rid))
+        self.sent += 1
+        rid = self.sent
+        self.waiting[rid] = self.now
+        self.request("A", "CALL", awaiting=("give-up", rid), timeout=self.patience, cid=rid, rid=rid,
+                     on_timeout=partial(self.finish, rid, "timeout", "client", "no answer from A"))
 
     @on("REPLY")
     def reply(self, msg) -> None:
-        body = msg.body
-        if body["cid"] in self.waiting:
-            self.cancel(("give-up", body["cid"]))
-            outcome = "fallback" if body["fallback"] else ("ok" if body["ok"] else "error")
-            self.finish(body["cid"], outcome, body["by"], body.get("why", ""))
+        b = msg.body
+        if self.answered(("give-up", b["cid"])):  # (else: the client gave up already)
+            self.finish(b["cid"], "fallback" if b["fallback"] else ("ok" if b["ok"] else "error"), b["by"], b["why"])
 
     def finish(self, rid: int, outcome: str, by: str, why: str) -> None:
-        request = self.waiting.pop(rid, None)
-        if request is not None:  # (else: already answered)
-            self.lab.client_answer(rid, outcome, round(self.now - request.t, 3), by, why, request.reached)
+        self.lab.client_answer(rid, outcome, round(self.now - self.waiting.pop(rid), 3), by, why)
 
 
-@dataclass
-class Reply:
-    ok: bool
-    fallback: bool
-    by: str
-    why: str
-
-
-@dataclass
+@dataclass(eq=False)
 class Job:
     """A call a service serves: on a worker thread, or queued for one."""
 
@@ -208,10 +180,8 @@ class Job:
     cid: int
     rid: int
     t: float
-    thread: int | None = None
     kind: str | None = None  # what the breaker allowed: "call", "trial" or None (fallback)
     period: int = 0  # the breaker's half-open period when the call went out
-    out: int | None = None  # my call id downstream
 
 
 class Service(Node):
@@ -224,7 +194,7 @@ class Service(Node):
 
     def boot(self) -> None:
         self.threads = self.lab.params["threads"]
-        self.busy: dict[int, Job] = {}  # thread -> the call it is serving
+        self.busy: list[Job] = []  # the calls being served, one per thread
         self.queue: list[Job] = []  # calls waiting for a free thread
         self.out: dict[int, Job] = {}  # my call id downstream -> the job waiting on it
         self.fail_percent = 0
@@ -250,75 +220,63 @@ class Service(Node):
     def call(self, msg) -> None:
         job = Job(msg.src, msg.body["cid"], msg.body["rid"], self.now)
         if self.fail_percent and self.rng.random() * 100 < self.fail_percent:
-            self.answer(job, Reply(False, False, self.id, f"{self.id} failed"))
+            self.answer(job, False, f"{self.id} failed")
         elif len(self.busy) < self.threads:
             self.start(job)
         elif len(self.queue) < QUEUE_PER_THREAD * self.threads:
             self.queue.append(job)  # wait for a thread
         else:
-            self.answer(job, Reply(False, False, self.id, f"{self.id} has no free thread"))
+            self.answer(job, False, f"{self.id} has no free thread")
 
     def start(self, job: Job) -> None:
         """A thread takes the job and calls the next service, if the breaker lets it."""
-        self.lab.next_thread += 1
-        job.thread = self.lab.next_thread
-        self.busy[job.thread] = job
-        job.kind = self.breaker.allow()
-        job.period = self.breaker.period
+        self.busy.append(job)
+        job.kind, job.period = self.breaker.allow(), self.breaker.period
         if job.kind is None:  # open, or half-open with its trials taken: do not even try
-            self.answer(job, self.fallback(f"breaker {self.breaker.id} is {self.breaker.state}"))
-            return
+            return self.fallback(job, f"breaker {self.breaker.id} is {self.breaker.state}")
         self.lab.next_call += 1
-        cid = job.out = self.lab.next_call
+        cid = self.lab.next_call
         self.out[cid] = job
         if job.kind == "trial":
             self.lab.emit("trial", breaker=self.breaker.id, rid=job.rid)
         self.lab.observe_call(self.breaker.id, cid)
-        self.send(self.callee, "CALL", cid=cid, rid=job.rid)
-        self.after(self.timeout, self.timed_out, cid, key=("timeout", cid))
+        self.request(self.callee, "CALL", awaiting=("timeout", cid), timeout=self.timeout,
+                     on_timeout=partial(self.timed_out, cid), cid=cid, rid=job.rid)
 
     @on("REPLY")
     def reply(self, msg) -> None:
-        job = self.out.pop(msg.body["cid"], None)
-        if job is None:
-            return  # the answer came after my timeout: nobody waits for it any more
-        self.cancel(("timeout", msg.body["cid"]))
         b = msg.body
-        self.downstream_done(job, Reply(b["ok"], b["fallback"], b["by"], b["why"]))
+        if self.answered(("timeout", b["cid"])):  # (else the answer came after my timeout: nobody waits for it)
+            self.downstream_done(b["cid"], b["ok"], b["why"], b["by"], b["fallback"])
 
     def timed_out(self, cid: int) -> None:
-        job = self.out.pop(cid, None)
-        if job is not None:
-            why = f"{self.callee} did not answer in {self.timeout:.0f}ms"
-            self.downstream_done(job, Reply(False, False, self.id, why))
+        self.downstream_done(cid, False, f"{self.callee} did not answer in {self.timeout:.0f}ms")
 
-    def downstream_done(self, job: Job, reply: Reply) -> None:
+    def downstream_done(self, cid: int, ok: bool, why: str, by: str = "", fallback: bool = False) -> None:
         """The call downstream answered (a fallback from further down is an
         answer too, passed on as it is) or failed."""
-        cid, job.out = job.out, None
-        if reply.ok:
-            self.breaker.on_success(job.kind, job.period)
+        job = self.out.pop(cid)
+        self.breaker.outcome(ok, why, job.kind, job.period)
+        self.lab.observe_outcome(self.breaker, cid, ok)
+        if ok or not self.breaker.enabled:
+            self.answer(job, ok, why, by, fallback)
         else:
-            self.breaker.on_failure(job.kind, reply.why, job.period)
-        self.lab.observe_outcome(self.breaker, cid, reply.ok)
-        if reply.ok or not self.breaker.enabled:
-            self.answer(job, reply)
-        else:
-            self.answer(job, self.fallback(reply.why))
+            self.fallback(job, why)
 
-    def fallback(self, why: str) -> Reply:
+    def fallback(self, job: Job, why: str) -> None:
         """The degraded answer given instead of an error when breakers are on."""
         self.lab.count(f"fallbacks by {self.id}")
-        return Reply(True, True, self.id, why)
+        self.answer(job, True, why, fallback=True)
 
-    def answer(self, job: Job, reply: Reply) -> None:
+    def answer(self, job: Job, ok: bool, why: str, by: str = "", fallback: bool = False) -> None:
         """Reply to the caller, then free the thread for the next queued call."""
-        self.send(job.src, "REPLY", cid=job.cid, rid=job.rid, ok=reply.ok, fallback=reply.fallback, by=reply.by,
-                  why=reply.why)
+        self.send(job.src, "REPLY", cid=job.cid, rid=job.rid, ok=ok, fallback=fallback, by=by or self.id, why=why)
         if job.src == "client":
             self.lab.a_answered(self.now - job.t)
-        if self.busy.pop(job.thread, None) is not None and self.queue:
-            self.start(self.queue.pop(0))
+        if job in self.busy:
+            self.busy.remove(job)
+            if self.queue:
+                self.start(self.queue.pop(0))
 
 
 class Backend(Node):
@@ -334,9 +292,8 @@ class Backend(Node):
 
     @on("CALL")
     def call(self, msg) -> None:
-        lo, hi = WORK_MS
         cid = msg.body["cid"]
-        self.after(lo + (hi - lo) * self.rng.random(), self.answer, msg.src, cid, msg.body["rid"], key=("work", cid))
+        self.after(self.rng.uniform(*WORK_MS), self.answer, msg.src, cid, msg.body["rid"], key=("work", cid))
 
     def answer(self, src: str, cid: int, rid: int) -> None:
         ok = not (self.fail_percent and self.rng.random() * 100 < self.fail_percent)
@@ -344,19 +301,12 @@ class Backend(Node):
 
 
 @dataclass
-class Trials:
-    """The calls that crossed an edge since its open timeout ended, and the trials' outcomes."""
-
-    calls: list[int] = field(default_factory=list)
-    outcomes: dict[int, bool] = field(default_factory=dict)
-
-
-@dataclass
 class EdgeWatch:
     """What the checks know of one edge: only what the breaker announced and the calls seen."""
 
     state: str = "closed"
-    window: Trials | None = None
+    window: list[int] | None = None  # the calls that crossed since the open timeout ended (None: no trials due)
+    outcomes: dict[int, bool] = field(default_factory=dict)  # call id -> ok, for the window's trials that ended
     left: str | None = None  # half-open was just left for this state (judged with the outcome that caused it)
     restarting: bool = False  # the owner restarts: its breaker's move to closed is no trial outcome
 
@@ -366,8 +316,7 @@ class CircuitBreaker(Lab):
     title = "Circuit breaker"
     # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
     # (The dry-run and no-half-open variants exist to show these checks going red.)
-    INVARIANTS = {"open-blocks": ("on+nygard",), "trial-limit": ("on+nygard",), "trial-outcome": ("on+nygard",),
-                  "no-cascade": ("on+nygard",)}
+    INVARIANTS = dict.fromkeys(("open-blocks", "trial-limit", "trial-outcome", "no-cascade"), ("on+nygard",))
     PARAMS = (
         Param("breakers", "on", "Breakers on the A->B and B->C calls, or plain calls with timeouts.",
               choices=("on", "off")),
@@ -385,18 +334,11 @@ class CircuitBreaker(Lab):
 
     def setup(self) -> None:
         p = self.params
-        self.sent = 0
         self.next_call = 1_000_000  # call ids between services, apart from the client's request ids
-        self.next_thread = 0
-        self.calls = {"client": 0, "A": 0, "B": 0, "C": 0}
-        self.client_timeout = 3 * (p["timeout"] + A_MARGIN) + 1000
-        self.breakers = {
-            "A->B": Breaker(self, "A", "B"),
-            "B->C": Breaker(self, "B", "C"),
-        }
-        # The observer's view of each edge: the announced state, and the calls
-        # that crossed since the open timeout ended (the trials) with their outcomes.
-        self.watch = {edge: EdgeWatch() for edge in ("A->B", "B->C")}
+        self.calls = dict.fromkeys(SERVICES, 0)  # calls each service received
+        self.breakers = {b.id: b for b in (Breaker(self, "A", "B"), Breaker(self, "B", "C"))}
+        self.watch = {edge: EdgeWatch() for edge in self.breakers}
+        self.reached: set[int] = set()  # requests A received that the client still waits for
         self.a_recent: list[tuple[float, float]] = []  # (t, ms) of A's answers in the last WINDOW ms
         self.chart = {"t": [], "a_threads": [], "a_latency": []}
         # no-cascade: how long may the client go without a good answer (ok, or a
@@ -406,19 +348,19 @@ class CircuitBreaker(Lab):
         self.last_good = 0.0  # when the client last got an ok answer or a quick fallback
         self.first_slow: float | None = None  # first slow failure since then
         self.worst_slow = 0.0
-        self.metrics.update({"requests": 0, "ok": 0, "fallback": 0, "error": 0, "timeout": 0,
-                             "short_circuited": 0})
+        self.metrics.update(dict.fromkeys(("requests", "ok", "fallback", "error", "timeout", "short_circuited"), 0))
         self.add_node(Client(self, "client"))
         self.add_node(Service(self, "A", "B", p["timeout"] + A_MARGIN))
         self.add_node(Service(self, "B", "C", p["timeout"]))
         self.add_node(Backend(self, "C"))
         self.add_check("open-blocks", "While a breaker is open, no call crosses it.")
-        self.add_check("trial-limit", "After the open timeout, at most the configured trial calls cross the half-open breaker.")
+        self.add_check("trial-limit", "After the open timeout, at most the configured trial calls cross the half-open "
+                                      "breaker.")
         self.add_check("trial-outcome", "A successful trial closes the breaker; a failed one opens it again.")
-        self.add_check("no-cascade", f"An outage behind A does not reach the client as slow failures: the client never "
-                                     f"goes {self.cascade_ms / 1000:g} s without a good answer (ok, or a quick fallback) "
-                                     f"while its requests fail or fall back only after waiting out a timeout "
-                                     f"(the time a breaker needs to notice, plus 1 s).")
+        self.add_check("no-cascade", "An outage behind A does not reach the client as slow failures: the client "
+                       f"never goes {self.cascade_ms / 1000:g} s without a good answer (ok, or a quick fallback) while "
+                       "its requests fail or fall back only after waiting out a timeout (the time a breaker needs to "
+                       "notice, plus 1 s).")
         if p["breakers"] == "off":
             for name in ("open-blocks", "trial-limit", "trial-outcome"):
                 self.checks[name].detail = "breakers are off: nothing to check"
@@ -429,14 +371,16 @@ class CircuitBreaker(Lab):
         if msg.type == "CALL":  # a call received (A, B or C)
             self.calls[node.id] += 1
             if node.id == "A" and msg.body["rid"] in self.nodes["client"].waiting:
-                self.nodes["client"].waiting[msg.body["rid"]].reached = True
+                self.reached.add(msg.body["rid"])
 
-    def client_answer(self, rid: int, outcome: str, ms: float, by: str, why: str, reached: bool) -> None:
+    def client_answer(self, rid: int, outcome: str, ms: float, by: str, why: str) -> None:
         self.count("requests")
         self.count(outcome)
         self.emit("answer", rid=rid, outcome=outcome, ms=ms, by=by, **({"why": why} if why else {}))
         # A slow answer waited out at least one call timeout.  A request A never
         # received (A down, a cut link) is not an outage cascading through A.
+        reached = rid in self.reached
+        self.reached.discard(rid)
         slow = ms >= self.params["timeout"] and (reached or outcome != "timeout")
         if outcome == "ok" or (outcome == "fallback" and not slow):
             self.last_good, self.first_slow = self.now, None
@@ -450,14 +394,11 @@ class CircuitBreaker(Lab):
     def observe_call(self, edge: str, cid: int) -> None:
         """A CALL leaves the owner on this edge (whatever the breaker thought of it)."""
         watch, trials = self.watch[edge], self.params["trials"]
-        if self.params["breakers"] == "off":
-            return
         if watch.state == "open":
             self.fail("open-blocks", f"a call crossed {edge} while it was open")
-        window = watch.window
-        if window is not None:  # the first calls after the open timeout
-            window.calls.append(cid)
-            crossed = len(window.calls)
+        if watch.window is not None:  # the first calls after the open timeout
+            watch.window.append(cid)
+            crossed = len(watch.window)
             if crossed > trials:
                 self.fail("trial-limit", f"{crossed} calls crossed {edge} after its open timeout before the "
                                          f"trial outcome was known (limit {trials})")
@@ -469,9 +410,8 @@ class CircuitBreaker(Lab):
         the owner has handled it.  A trial's outcome must show in the state,
         and the breaker may leave half-open only because of this period's trials."""
         watch, trials = self.watch[breaker.id], self.params["trials"]
-        window = watch.window
-        is_trial = window is not None and cid in window.calls[:trials]
-        outcomes = window.outcomes if window is not None else {}
+        is_trial = watch.window is not None and cid in watch.window[:trials]
+        outcomes = watch.outcomes if watch.window is not None else {}
         if is_trial:
             outcomes[cid] = ok
         left, state, watch.left = watch.left, watch.state, None
@@ -508,20 +448,19 @@ class CircuitBreaker(Lab):
         if old == "half-open":
             watch.left = new
         if old == "open":
-            watch.window = Trials()  # the open timeout is over: trials may go
+            watch.window, watch.outcomes = [], {}  # the open timeout is over: trials may go
 
     def owner_restarted(self, breaker: Breaker) -> None:
-        """The owner lost its memory: its breaker starts closed, with no trial pending."""
+        """The owner lost its memory: its breaker starts closed, with no trial pending
+        (and its move to closed, if it was not, is no trial outcome)."""
         watch = self.watch[breaker.id]
-        watch.window = None
-        if breaker.state != "closed":
-            watch.restarting = True
+        watch.window, watch.restarting = None, breaker.state != "closed"
 
     def sample(self) -> None:
         """Every SAMPLE_EVERY ms: a point on A's chart, and the no-cascade check."""
         now = self.now
-        refused = sum(b.short_circuited for b in self.breakers.values())
         if self.params["breakers"] == "on":
+            refused = sum(b.short_circuited for b in self.breakers.values())
             self.note("open-blocks", f"{refused} calls answered by fallback without crossing")
         self.a_recent = [r for r in self.a_recent if r[0] > now - WINDOW]
         a = self.nodes["A"]
@@ -530,12 +469,9 @@ class CircuitBreaker(Lab):
         for key, value in (("t", round(now)), ("a_threads", busy), ("a_latency", round(latency, 1))):
             self.chart[key].append(value)
             del self.chart[key][:-SAMPLES]
-        # The outage has cascaded when the client has had only failures, slow
-        # ones among them, for longer than a breaker needs to notice.  (A
-        # fallback that comes only after a timeout counts as a slow failure.)
-        if self.a_itself_faulted():
-            # A is down, paused, slowed or failing, or cut off from the client: that is not an
-            # outage behind A, so the clock starts again once A is reachable and well.
+        # The outage has cascaded when the client has had only failures, slow ones among them (a fallback
+        # after a timeout is one), for longer than a breaker needs to notice.
+        if self.a_itself_faulted():  # not an outage behind A: the clock starts again once A is reachable and well
             self.last_good, self.first_slow = now, None
             self.note("no-cascade", "A itself is faulted or cut off from the client: not an outage behind A")
             return
@@ -552,6 +488,7 @@ class CircuitBreaker(Lab):
             self.note("no-cascade", f"only failures for {lasted / 1000:.2f}s so far")
 
     def a_itself_faulted(self) -> bool:
+        """A is down, paused, slowed or failing, or cut off from the client."""
         a, net = self.nodes["A"], self.net
         if a.status != "up" or a.slow_ms or a.fail_percent:
             return True
@@ -560,13 +497,10 @@ class CircuitBreaker(Lab):
 
     # -- what the page shows ----------------------------------------------------------
     def view(self) -> dict:
-        return {
-            "breakers": [b.view() for b in self.breakers.values()],
-            "chart": self.chart_view(),
-            "answers": {k: self.metrics.get(k, 0) for k in ("requests", "ok", "fallback", "error", "timeout")},
-            "fallbacks_by": {n: self.metrics.get(f"fallbacks by {n}", 0) for n in ("A", "B")},
-            "edges": [["client", "A"], ["A", "B"], ["B", "C"]],
-        }
+        return {"breakers": [b.view() for b in self.breakers.values()], "chart": self.chart_view(),
+                "answers": {k: self.metrics[k] for k in ("requests", "ok", "fallback", "error", "timeout")},
+                "fallbacks_by": {n: self.metrics.get(f"fallbacks by {n}", 0) for n in ("A", "B")},
+                "edges": [["client", "A"], ["A", "B"], ["B", "C"]]}
 
     def chart_view(self) -> dict:
         """A's busy threads and latency over the last SAMPLES samples, and the
@@ -585,13 +519,11 @@ class CircuitBreaker(Lab):
         for _ in range(count):
             self.nodes["client"].request_one()
 
-    @action("fail", Arg("node"), Arg("percent", "percent"), nodes=SERVICES, not_for=CLIENT_ONLY, when=any_state,
+    @action("fail", Arg("node"), Arg("percent", "percent"), nodes=SERVICES, not_for=CLIENT_ONLY, when=not_down,
+            refuse="{node} is down; restart it first",
             help="Make A, B or C answer this share of its calls with an error.")
     def do_fail(self, node_id: str, percent: int) -> None:
-        node = self.nodes[node_id]
-        if node.status == "down":
-            raise SimError(f"{node_id} is down; restart it first")
-        node.fail_percent = percent
+        self.nodes[node_id].fail_percent = percent
         self.emit("fail", node=node_id, percent=percent)
 
     @action("recover", Arg("node"), nodes=SERVICES, not_for=CLIENT_ONLY, when=any_state,
@@ -602,6 +534,5 @@ class CircuitBreaker(Lab):
             node.restart()
         elif node.status == "paused":
             node.resume()
-        node.fail_percent = 0
-        node.slow_ms = 0.0
+        node.fail_percent, node.slow_ms = 0, 0.0
         self.emit("recover", node=node_id)

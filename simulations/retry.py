@@ -64,7 +64,7 @@ from collections import deque
 from dataclasses import dataclass
 from functools import partial
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms, observe, on
+from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms, is_up, observe, on
 
 WINDOW = 20  # ms: the service's load is counted per window of this size (peaks)
 CHART_BIN = 5  # the live chart adds up this many windows per point (100 ms)
@@ -77,9 +77,11 @@ COMPARE_SEEDS = 3  # the comparison averages this many runs per strategy
 COMPARE_CLIENTS = 50  # default comparison: this many clients at once...
 COMPARE_OUTAGE = 500  # ...hitting an outage of this many ms
 COMPARE_LIMIT = 120_000  # ms: a comparison run stops here at the latest
+AVERAGED = ("peak_retries", "peak_calls", "calls", "succeeded", "gave_up", "overloaded")  # over the comparison's runs
 SHOWN_REQUESTS = 8  # requests drawn on the attempts timeline
 
 STRATEGIES = ("none", "immediate", "fixed", "exponential", "jitter")
+CLIENTS = ("c1", "c2", "c3")
 
 
 @dataclass
@@ -89,13 +91,10 @@ class Payment:
     key: str | None  # the idempotency key, the same for every attempt
     token: str
     attempt: int = 0
-    open: int | None = None  # the attempt whose answer the client waits for
 
 
 class Client(Node):
     """A machine that makes payments and retries them by the strategy."""
-
-    role = "client"
 
     def boot(self) -> None:
         self.role = "client"
@@ -134,21 +133,17 @@ class Client(Node):
     def attempt(self, rid: str) -> None:
         pay = self.payments[rid]
         pay.attempt += 1
-        pay.open = pay.attempt
         self.lab.emit("attempt", rid=rid, client=self.id, n=pay.attempt)
-        self.request("service", "CHARGE", awaiting=("timeout", rid), timeout=self.lab.params["timeout_ms"],
-                     on_timeout=partial(self.timed_out, rid, pay.attempt),
-                     rid=rid, attempt=pay.attempt, key=pay.key, token=pay.token)
+        self.request("service", "CHARGE", rid=rid, attempt=pay.attempt, key=pay.key, token=pay.token,
+                     awaiting=(rid, pay.attempt), timeout=self.lab.params["timeout_ms"],
+                     on_timeout=partial(self.timed_out, rid))
 
     @on("RESULT")
     def result(self, msg) -> None:
-        rid, code = msg.body["rid"], msg.body["code"]
-        pay = self.payments.get(rid)
-        if pay is None or pay.open != msg.body["attempt"]:
+        rid, code, n = msg.body["rid"], msg.body["code"], msg.body["attempt"]
+        if not self.answered((rid, n)):
             return  # an answer to an attempt we stopped waiting for
-        pay.open = None
-        self.cancel(("timeout", rid))
-        self.lab.emit("answer", rid=rid, n=pay.attempt, code=code)
+        self.lab.emit("answer", rid=rid, n=n, code=code)
         if code == 200:
             self.finish(rid, True, "paid")
         elif code not in TRANSIENT and self.lab.params["retry_on"] == "transient":
@@ -156,12 +151,9 @@ class Client(Node):
         else:
             self.retry(rid, str(code))
 
-    def timed_out(self, rid: str, attempt: int) -> None:
-        pay = self.payments.get(rid)
-        if pay is not None and pay.open == attempt:
-            pay.open = None
-            self.lab.emit("answer", rid=rid, n=pay.attempt, code="timeout")
-            self.retry(rid, "timeout")
+    def timed_out(self, rid: str) -> None:
+        self.lab.emit("answer", rid=rid, n=self.payments[rid].attempt, code="timeout")
+        self.retry(rid, "timeout")
 
     def retry(self, rid: str, why: str) -> None:
         params, pay = self.lab.params, self.payments[rid]
@@ -193,7 +185,6 @@ class Client(Node):
 
     def finish(self, rid: str, ok: bool, why: str) -> None:
         self.payments.pop(rid)
-        self.cancel(("timeout", rid))
         if ok:
             self.ok += 1
         else:
@@ -210,38 +201,28 @@ class Client(Node):
 class Service(Node):
     """The payment service: it charges a card per accepted call."""
 
-    role = "service"
-
     def boot(self) -> None:
         self.role = "service"
         # On disk: the payments table and the idempotency keys.
         self.disk.setdefault("ledger", {})  # request id -> how many times it was charged
-        self.disk.setdefault("keys", {})  # key -> "in-progress" or the stored answer (200)
-        keys = self.disk["keys"]
+        keys = self.disk.setdefault("keys", {})  # key -> "in-progress" or the stored answer (200)
         # A charge that was in progress died with the process (the charge and
         # the key's answer are written together), so its claim is released.
         for key in [k for k, v in keys.items() if v == "in-progress"]:
             del keys[key]
         self.working = 0  # calls being worked on right now
-        self.calls = 0
 
     def view(self) -> dict:
         if self.status == "down":
             return {"label": "down"}
-        lab = self.lab
-        cap = lab.params["capacity"]
-        if lab.now < lab.outage_until:
-            state = f"outage {fmt_ms(lab.outage_until - lab.now)}"
-        else:
-            state = f"busy {self.working}/{cap}"
-        return {"working": self.working, "capacity": cap, "label": state}
+        cap, outage = self.lab.params["capacity"], self.lab.outage_until - self.now
+        label = f"outage {fmt_ms(outage)}" if outage > 0 else f"busy {self.working}/{cap}"
+        return {"working": self.working, "capacity": cap, "label": label}
 
     @on("CHARGE")
     def charge(self, msg) -> None:
-        lab, body = self.lab, msg.body
+        lab, body, keys = self.lab, msg.body, self.disk["keys"]
         key = body["key"]
-        self.calls += 1
-        keys = self.disk["keys"]
         if lab.now < lab.outage_until:
             return self.answer(msg, 503, "unavailable")
         if body["token"] != "valid":
@@ -278,23 +259,17 @@ class Service(Node):
     def answer(self, msg, code: int, why: str) -> None:
         self.send(msg.src, "RESULT", rid=msg.body["rid"], attempt=msg.body["attempt"], code=code, why=why)
 
-    def crash(self) -> None:
-        super().crash()
-        self.working = 0
-
 
 class RetryLab(Lab):
     slug = "retry"
     title = "Retry"
     # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
-    INVARIANTS = {
-        "permanent-not-retried": ("transient",),
-        "no-duplicate-charges": ("idempotency=on",),
-    }
+    INVARIANTS = {"permanent-not-retried": ("transient",), "no-duplicate-charges": ("idempotency=on",)}
     PARAMS = (
         Param("strategy", "exponential", "How long a client waits before the next attempt.", choices=STRATEGIES),
         Param("max_attempts", 6, "Attempts per request, the first one included.", lo=1, hi=10),
-        Param("base_ms", 100, "Delay of fixed backoff, and the first delay of exponential backoff (ms).", lo=10, hi=2000),
+        Param("base_ms", 100, "Delay of fixed backoff, and the first delay of exponential backoff (ms).",
+              lo=10, hi=2000),
         Param("cap_ms", 5000, "Longest exponential backoff delay (ms).", lo=100, hi=30000),
         Param("timeout_ms", 500, "How long a client waits for an answer before it counts the attempt as failed (ms).",
               lo=50, hi=5000),
@@ -306,9 +281,6 @@ class RetryLab(Lab):
         Param("rate", 5.0, "Background payments per second, spread over c1..c3.", lo=0, hi=20),
         Param("capacity", 5, "Calls the service works on at once; more are refused with 503.", lo=1, hi=50),
     )
-    FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow",
-              "drop-next", "duplicate-next")
-    LATENCY = (4.0, 12.0)
     AUTO_COMPARE = True  # measure exponential vs jitter when the run starts
 
     def setup(self) -> None:
@@ -323,9 +295,10 @@ class RetryLab(Lab):
                              "charges": 0, "duplicate_charges": 0, "budget_refused": 0, "in_flight": 0,
                              "overloaded": 0})
         self.add_node(Service(self, "service"))
-        for name in ("c1", "c2", "c3"):
+        for name in CLIENTS:
             self.add_node(Client(self, name))
-        self.add_check("permanent-not-retried", "A permanent error (401) is never retried: the client gives up at once.")
+        self.add_check("permanent-not-retried", "A permanent error (401) is never retried: the client gives up at "
+                       "once.")
         self.add_check("no-duplicate-charges", "However often a payment is retried, the card is charged at most once "
                        "(idempotency keys); a payment reported paid was charged exactly once.")
         self.add_check("jitter-spreads-load", "Many clients retrying through an outage: exponential backoff with full "
@@ -333,7 +306,7 @@ class RetryLab(Lab):
                        "turned away for overload) fewer total calls too (Brooker 2015).")
         self.comparison: dict | None = None
         if self.AUTO_COMPARE:
-            self.run_comparison(COMPARE_CLIENTS, COMPARE_OUTAGE)
+            self.do_compare(COMPARE_CLIENTS, COMPARE_OUTAGE)
         if self.params["rate"] > 0:
             self.every(1000 / self.params["rate"], self.tick, first=200)
 
@@ -347,7 +320,7 @@ class RetryLab(Lab):
     def clients(self) -> list[Client]:
         return [n for n in self.nodes.values() if isinstance(n, Client)]
 
-    def start_payment(self, client: Client) -> str:
+    def start_payment(self, client: Client) -> None:
         self.next_rid += 1
         rid = f"r{self.next_rid}"
         token = "valid"
@@ -360,16 +333,11 @@ class RetryLab(Lab):
                               "status": "pending", "why": "", "attempts": [], "charges": 0,
                               "token": token, "permanent": False}
         self.emit("request", rid=rid, client=client.id, token=token)
-        self._trim()
+        if len(self.requests) > 400:  # forget finished requests beyond the last few hundred (the page shows the latest)
+            for old in list(self.requests)[:100]:
+                if self.requests[old]["status"] != "pending":
+                    del self.requests[old]
         client.pay(rid, token)
-        return rid
-
-    def _trim(self) -> None:
-        """Forget finished requests beyond the last few hundred (the page shows the latest)."""
-        if len(self.requests) > 400:
-            for rid in list(self.requests)[:100]:
-                if self.requests[rid]["status"] != "pending":
-                    del self.requests[rid]
 
     # -- watching the run: what each payment went through, and the checks ---------------
     @observe("attempt")
@@ -435,73 +403,14 @@ class RetryLab(Lab):
         done = self.metrics["succeeded"] + self.metrics["failed"]
         self.metrics["success_rate"] = round(100 * self.metrics["succeeded"] / done, 1) if done else 100.0
 
-    # -- the measured comparison: exponential vs exponential + full jitter -------------
-    def run_comparison(self, clients: int, outage: float) -> None:
-        rows = []
-        for strategy in ("exponential", "jitter"):
-            runs = [measure(self.params, self.seed * 101 + k, strategy, clients, outage) for k in range(COMPARE_SEEDS)]
-            n = len(runs)
-            rows.append({
-                "strategy": strategy,
-                "peak_retries": round(sum(r["peak_retries"] for r in runs) / n, 1),
-                "peak_calls": round(sum(r["peak_calls"] for r in runs) / n, 1),
-                "calls": round(sum(r["calls"] for r in runs) / n, 1),
-                "succeeded": round(sum(r["succeeded"] for r in runs) / n, 1),
-                "gave_up": round(sum(r["gave_up"] for r in runs) / n, 1),
-                "overloaded": round(sum(r["overloaded"] for r in runs) / n, 1),
-                "done_ms": round(sum(r["done_ms"] for r in runs) / n),
-                "series": runs[0]["series"],
-            })
-        exp, jit = rows
-        for row in rows:  # the sparklines add up CHART_BIN windows per point, like the live chart
-            series = row.pop("series")
-            row["bins"] = [sum(series[i:i + CHART_BIN]) for i in range(0, len(series), CHART_BIN)]
-        top = max(max(r["bins"] or [1]) for r in rows) or 1
-        span = max(len(r["bins"]) for r in rows) or 1
-        self.comparison = {"clients": clients, "outage_ms": outage, "runs": COMPARE_SEEDS, "rows": rows,
-                           "top": top, "span_ms": span * WINDOW * CHART_BIN, "width": max(span - 1, 1),
-                           "window_ms": WINDOW, "bin_ms": WINDOW * CHART_BIN,
-                           "params": f"max_attempts={self.params['max_attempts']} base={self.params['base_ms']}ms "
-                                     f"cap={self.params['cap_ms']}ms capacity={self.params['capacity']}"}
-        lower_peak = jit["peak_retries"] < exp["peak_retries"]
-        fewer_calls = jit["calls"] < exp["calls"]
-        # Contention: without jitter, the waves were turned away for overload about once per client or more.
-        contention = exp["overloaded"] >= clients
-        self.comparison["contention"] = contention
-        detail = (f"{clients} clients, {fmt_ms(outage)} outage: peak retries per {WINDOW}ms {jit['peak_retries']:g} with jitter vs "
-                  f"{exp['peak_retries']:g} without; total calls {jit['calls']:g} vs {exp['calls']:g}")
-        if clients == 1:
-            pass  # no herd at all: said below
-        elif contention:
-            detail += f" (contention: {exp['overloaded']:g} calls turned away for overload without jitter)"
-        elif not fewer_calls:
-            detail += (f" (little contention: without jitter only {exp['overloaded']:g} calls were turned away for "
-                       f"overload, fewer than one per client, so jitter saves no calls here; it does when the herd "
-                       f"far outnumbers the capacity of {self.params['capacity']})")
-        self.emit("compared", clients=clients, outage_ms=outage, exp_peak=exp["peak_retries"],
-                  jitter_peak=jit["peak_retries"], exp_calls=exp["calls"], jitter_calls=jit["calls"])
-        if exp["peak_retries"] == 0 and jit["peak_retries"] == 0:
-            self.holds("jitter-spreads-load", f"{clients} clients, {fmt_ms(outage)} outage: no client had to retry, "
-                                              "so there was nothing to spread")
-        elif lower_peak and (fewer_calls or not contention):
-            self.holds("jitter-spreads-load", detail)
-        else:
-            why = ""
-            if clients == 1:
-                why = " (one client is no herd: there is nothing to spread)"
-            elif jit["calls"] == exp["calls"] == clients * self.params["max_attempts"]:
-                why = " (every client used all its attempts either way: allow more attempts)"
-            self.fail("jitter-spreads-load", detail + why)
-
     # -- actions ---------------------------------------------------------------------
-    @action("request", Arg("client", optional=True), group="request",
+    @action("request", Arg("client", optional=True), group="request", nodes=CLIENTS, when=is_up,
+            not_for="payments start at a client: c1, c2 or c3", refuse="{node} is {status}; pick a running client",
             help="One payment from this client (default: the next one in turn).")
     def do_request(self, client: str | None) -> None:
         node = self.nodes[client] if client else next((n for n in self.clients() if n.up), None)
-        if node is None or not isinstance(node, Client):
-            raise SimError("payments start at a client: c1, c2 or c3" if client else "every client is down")
-        if not node.up:
-            raise SimError(f"{node.id} is {node.status}; pick a running client")
+        if node is None:
+            raise SimError("every client is down")
         self.start_payment(node)
 
     @action("clients", Arg("n", "int", lo=1, hi=200), group="request",
@@ -540,11 +449,51 @@ class RetryLab(Lab):
         if live and not self.params["rate"]:
             self.start_payment(live[0])  # with no background traffic, send one now
 
+    # -- the measured comparison: exponential vs exponential + full jitter -------------
     @action("compare", Arg("clients", "int", optional=True, default=COMPARE_CLIENTS, lo=1, hi=200),
             Arg("outage", "ms", optional=True, default=COMPARE_OUTAGE, lo=0, hi=10_000),
             help="Measure again: this many clients at once hit an outage, exponential backoff vs full jitter.")
     def do_compare(self, clients: int, outage: float) -> None:
-        self.run_comparison(clients, outage)
+        rows = []
+        for strategy in ("exponential", "jitter"):
+            runs = [measure(self.params, self.seed * 101 + k, strategy, clients, outage) for k in range(COMPARE_SEEDS)]
+            mean = {k: round(sum(r[k] for r in runs) / COMPARE_SEEDS, 1) for k in AVERAGED}
+            done_ms = round(sum(r["done_ms"] for r in runs) / COMPARE_SEEDS)
+            rows.append({"strategy": strategy, **mean, "done_ms": done_ms, "bins": runs[0]["bins"]})
+        exp, jit = rows
+        lower_peak = jit["peak_retries"] < exp["peak_retries"]
+        fewer_calls = jit["calls"] < exp["calls"]
+        # Contention: without jitter, the waves were turned away for overload about once per client or more.
+        contention = exp["overloaded"] >= clients
+        top = max(max(r["bins"] or [1]) for r in rows) or 1
+        span = max(len(r["bins"]) for r in rows) or 1
+        self.comparison = {"clients": clients, "outage_ms": outage, "runs": COMPARE_SEEDS, "rows": rows,
+                           "top": top, "span_ms": span * WINDOW * CHART_BIN, "width": max(span - 1, 1),
+                           "window_ms": WINDOW, "bin_ms": WINDOW * CHART_BIN, "contention": contention,
+                           "params": f"max_attempts={self.params['max_attempts']} base={self.params['base_ms']}ms "
+                                     f"cap={self.params['cap_ms']}ms capacity={self.params['capacity']}"}
+        detail = (f"{clients} clients, {fmt_ms(outage)} outage: peak retries per {WINDOW}ms {jit['peak_retries']:g} "
+                  f"with jitter vs {exp['peak_retries']:g} without; total calls {jit['calls']:g} vs {exp['calls']:g}")
+        if clients > 1 and contention:  # (one client is no herd at all: said below)
+            detail += f" (contention: {exp['overloaded']:g} calls turned away for overload without jitter)"
+        elif clients > 1 and not fewer_calls:
+            detail += (f" (little contention: without jitter only {exp['overloaded']:g} calls were turned away for "
+                       f"overload, fewer than one per client, so jitter saves no calls here; it does when the herd "
+                       f"far outnumbers the capacity of {self.params['capacity']})")
+        self.emit("compared", clients=clients, outage_ms=outage, exp_peak=exp["peak_retries"],
+                  jitter_peak=jit["peak_retries"], exp_calls=exp["calls"], jitter_calls=jit["calls"])
+        if exp["peak_retries"] == 0 and jit["peak_retries"] == 0:
+            self.holds("jitter-spreads-load", f"{clients} clients, {fmt_ms(outage)} outage: no client had to retry, "
+                                              "so there was nothing to spread")
+        elif lower_peak and (fewer_calls or not contention):
+            self.holds("jitter-spreads-load", detail)
+        else:
+            why = ""
+            if clients == 1:
+                why = " (one client is no herd: there is nothing to spread)"
+            elif jit["calls"] == exp["calls"] == clients * self.params["max_attempts"]:
+                why = " (every client used all its attempts either way: allow more attempts)"
+            self.fail("jitter-spreads-load", detail + why)
 
     # -- the page ----------------------------------------------------------------------
     def view(self) -> dict:
@@ -555,36 +504,25 @@ class RetryLab(Lab):
             slots = [self.windows.get(b * CHART_BIN + i, [0, 0]) for i in range(CHART_BIN)]
             calls.append(sum(s[0] for s in slots))
             retries.append(sum(s[1] for s in slots))
-        top = max(max(calls), 5)
         # The attempts timeline: the latest requests that retried or failed, and the very latest ones.
         reqs = list(self.requests.values())
-        latest = {r["id"] for r in reqs[-3:]}
-        shown = [r for r in reqs if r["id"] in latest or len(r["attempts"]) > 1 or r["status"] == "failed"
-                 or r["charges"] > 1][-SHOWN_REQUESTS:]
-        span = max([1000.0] + [((r["end"] if r["end"] is not None else self.now) - r["start"]) for r in shown])
-        timeline = []
-        for r in shown:
-            end = r["end"] if r["end"] is not None else self.now
-            timeline.append({
-                "id": r["id"], "client": r["client"], "status": r["status"], "why": r["why"],
-                "charges": r["charges"], "tries": len(r["attempts"]),
-                "width": round(100 * (end - r["start"]) / span, 2),
-                "codes": " → ".join("…" if c is None else str(c) for _, c in r["attempts"]),
-                "attempts": [[t, _kind(code)] for t, code in r["attempts"][-12:]],
-            })
-        return {
-            "edges": [[c.id, "service"] for c in self.clients()],
-            "faults": {"outage_ms": round(max(0.0, self.outage_until - self.now), 3), "fail_percent": self.fail_percent,
-                       "lost_responses": max([self.net.links[k].loss for k in self.net.links
-                                              if k[0] == "service"] or [0]),
-                       "expired_tokens": self.expired_tokens},
-            "load": {"bin_ms": WINDOW * CHART_BIN, "top": top, "shown_peak": max(calls), "width": CHART_POINTS - 1,
-                     "span_ms": CHART_POINTS * CHART_BIN * WINDOW,
-                     "calls": calls, "retries": retries},
-            "timeline": {"span_ms": round(span), "rows": timeline},
-            "comparison": self.comparison,
-        }
-
+        retried = [r for r in reqs[:-3] if len(r["attempts"]) > 1 or r["status"] == "failed" or r["charges"] > 1]
+        shown = (retried + reqs[-3:])[-SHOWN_REQUESTS:]
+        took = [(r["end"] if r["end"] is not None else self.now) - r["start"] for r in shown]
+        span = max([1000.0, *took])
+        timeline = [{"id": r["id"], "client": r["client"], "status": r["status"], "why": r["why"],
+                     "charges": r["charges"], "tries": len(r["attempts"]), "width": round(100 * ms / span, 2),
+                     "codes": " → ".join("…" if c is None else str(c) for _, c in r["attempts"]),
+                     "attempts": [[t, _kind(code)] for t, code in r["attempts"][-12:]]} for r, ms in zip(shown, took)]
+        lost = [link.loss for (src, _), link in self.net.links.items() if src == "service"]
+        return {"edges": [[c.id, "service"] for c in self.clients()], "comparison": self.comparison,
+                "faults": {"outage_ms": round(max(0.0, self.outage_until - self.now), 3),
+                           "fail_percent": self.fail_percent, "lost_responses": max(lost or [0]),
+                           "expired_tokens": self.expired_tokens},
+                "load": {"bin_ms": WINDOW * CHART_BIN, "top": max(max(calls), 5), "shown_peak": max(calls),
+                         "width": CHART_POINTS - 1, "span_ms": CHART_POINTS * CHART_BIN * WINDOW,
+                         "calls": calls, "retries": retries},
+                "timeline": {"span_ms": round(span), "rows": timeline}}
 
 class Experiment(RetryLab):
     """The same lab, run off-screen for the comparison (no background traffic)."""
@@ -603,12 +541,13 @@ def measure(params: dict, seed: int, strategy: str, clients: int, outage: float)
         lab.run_until(lab.now + 1000)
         lab.drain()
     last = max(lab.windows) if lab.windows else 0
-    series = [lab.windows.get(w, [0, 0])[0] for w in range(0, last + 1)]
+    series = [lab.windows.get(w, [0, 0])[0] for w in range(0, last + 1)][:250]
     finished = [r["end"] for r in lab.requests.values() if r["end"] is not None]
     return {"peak_retries": lab.metrics["peak_retries"], "peak_calls": lab.metrics["peak_calls"],
             "calls": lab.metrics["calls"], "succeeded": lab.metrics["succeeded"], "gave_up": lab.metrics["failed"],
             "overloaded": lab.metrics["overloaded"],
-            "done_ms": max(finished or [0]), "series": series[:250]}
+            "done_ms": max(finished or [0]),
+            "bins": [sum(series[i:i + CHART_BIN]) for i in range(0, len(series), CHART_BIN)]}  # like the live chart
 
 
 def _kind(code) -> str:

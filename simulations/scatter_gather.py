@@ -29,15 +29,16 @@ the slowest worker (a "straggler").  Two things keep a job alive anyway:
     Enterprise Integration Patterns).
 
 Optionally, like MapReduce's backup tasks (Dean and Ghemawat, 2004), a task
-running much longer than expected gets a second copy on an idle worker; the
-first result wins and the other copy is cancelled.
+running much longer than expected gets a second copy on an idle worker.  The
+first result wins: the coordinator cancels the other copies it handed out
+(except on workers it suspects: it believes them dead).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, fmt_ms, observe, on
+from .kernel import FAULTS, Arg, Lab, Node, Param, SimError, action, fmt_ms, observe, on
 
 # The job: each resolution's pixel count sets its cost (100 ms + 1 ms per 1000 pixels).
 RESOLUTIONS = (("240p", 426 * 240), ("360p", 640 * 360), ("480p", 854 * 480),
@@ -61,6 +62,7 @@ OVERHEAD = {"scattered": MERGE_MS + 2 * MAX_LATENCY + 20,
 class Task:  # one resolution of the job, as the coordinator tracks it
     cost: float  # what it really takes: its estimate COST[res], +-NOISE
     worker: str | None = None  # who must do it (None: nobody alive holds it)
+    copies: set[str] = field(default_factory=set)  # the workers given a copy, until it is gathered
     running_on: str | None = None  # the worker that reported progress on it ...
     started: float | None = None  # ... and since when
     backup: str | None = None  # the worker given a backup copy
@@ -102,7 +104,7 @@ class Worker(Node):
         self.current: Work | None = None  # the task being transcoded
         self.factor = getattr(self, "factor", 1)  # a straggler's slowness survives restarts
         if self.restarted:
-            self.send("coordinator", "HELLO")  # back in service
+            self.send("coordinator", "HELLO")  # back in service, holding nothing
 
     def view(self) -> dict:
         if self.status == "down":
@@ -115,9 +117,8 @@ class Worker(Node):
     def tasks(self) -> list[Work]:
         return ([self.current] if self.current else []) + self.queue
 
-    def has(self, job: int, res: str | None = None) -> bool:
-        """Holds this task (or any task of the job), running or queued."""
-        return any(t.job == job and res in (None, t.res) for t in self.tasks())
+    def has(self, job: int, res: str) -> bool:  # running or queued
+        return any((t.job, t.res) == (job, res) for t in self.tasks())
 
     @on("TASK")
     def take(self, msg) -> None:
@@ -135,7 +136,6 @@ class Worker(Node):
         if self.current and (self.current.job, self.current.res) == (job, res):
             self.cancel("done")
             self.lab.emit("task-cancelled", worker=self.id, job=job, res=res)
-            self.current = None
             self.start_next()
 
     def start_next(self) -> None:
@@ -230,18 +230,33 @@ class Coordinator(Node):
         task = job.tasks[res]
         if copy != "backup":
             task.worker = worker
+        task.copies.add(worker)
         self.heard[worker] = self.now  # its silence is measured from now on
         if copy:
             self.lab.emit("reassign" if copy == "redo" else "backup", job=job.id, res=res, to=worker)
         self.send(worker, "TASK", job=job.id, res=res, cost=task.cost, copy=copy)
 
+    def cancel_copies(self, job: Job, res: str, but: str | None = None) -> None:
+        """Tell the workers given a copy of the task to drop it (a suspect would not hear it)."""
+        task = job.tasks[res]
+        for worker in self.live_workers():
+            if worker in task.copies and worker != but:
+                self.send(worker, "CANCEL", job=job.id, res=res)
+        task.copies.clear()
+
     # -- process: the workers report -------------------------------------------------------
     def on_message(self, msg) -> None:
-        self.heard[msg.src] = self.now  # any message shows its sender is alive (a HELLO says just that)
+        self.heard[msg.src] = self.now  # any message shows its sender is alive
         if msg.src in self.suspects:
             self.suspects.remove(msg.src)
             self.lab.emit("unsuspect", worker=msg.src)
         super().on_message(msg)
+
+    @on("HELLO")
+    def hello(self, msg) -> None:
+        """A worker started (or restarted): it holds no copy of any task."""
+        for task in self.job.tasks.values() if self.job else ():
+            task.copies.discard(msg.src)
 
     @on("PROGRESS")
     def progress(self, msg) -> None:
@@ -263,17 +278,11 @@ class Coordinator(Node):
         job.results[res] = msg.body["link"]
         job.tasks[res].done_by = src
         self.lab.emit("gathered", job=job.id, res=res, worker=src, have=len(job.results))
-        for other in self.lab.holders(job.id, res):  # the other copies are not needed any more
-            if other != src:
-                self.send(other, "CANCEL", job=job.id, res=res)
+        self.cancel_copies(job, res, but=src)  # the other copies are not needed any more
         if not job.missing():
-            self.after(MERGE_MS, self.merge, key="merge")  # all in: write the manifest
+            self.after(MERGE_MS, self.finish, job, "complete", key="merge")  # all in: write the manifest
         elif job.mode == "sequential":
             self.dispatch_next(job)
-
-    def merge(self) -> None:
-        if self.job.status == "running":
-            self.finish(self.job, "complete")
 
     def finish(self, job: Job, status: str) -> None:
         job.status, job.end = status, round(self.now, 3)
@@ -281,30 +290,30 @@ class Coordinator(Node):
 
     # -- the coordinator's watch: gather timeout, failure detection, backup tasks ---------------
     def watch(self) -> None:
-        job, lab = self.job, self.lab
+        job, params = self.job, self.lab.params
         if not job or job.status != "running":
             return
-        # The gather timeout: answer with what we have.
+        # The gather timeout: answer with what we have, and stop the work nobody will wait for.
         if job.deadline is not None and self.now >= job.deadline:
             self.cancel("merge")
-            for res in job.missing():  # stop the work nobody will wait for
-                for worker in lab.holders(job.id, res):
-                    self.send(worker, "CANCEL", job=job.id, res=res)
+            for res in job.missing():
+                self.cancel_copies(job, res)
             return self.finish(job, "partial" if job.missing() else "complete")
         # Failure detection: a worker holding tasks that has been silent too long.
-        for worker in lab.worker_ids():
+        for worker in self.lab.worker_ids():
             held = job.held_by(worker)
             if held and worker not in self.suspects and self.now - self.heard.get(worker, self.now) > SUSPECT_AFTER:
                 self.suspects.append(worker)
-                lab.emit("suspect", worker=worker, holds=held)
-                if lab.params["reassign"]:
+                self.lab.emit("suspect", worker=worker, holds=held)
+                if params["reassign"]:
                     self.redo(job, held, "redo")
         unassigned = [r for r in job.missing() if job.tasks[r].worker is None]
-        if lab.params["reassign"] and unassigned and self.live_workers():  # left so when nobody was alive
+        if params["reassign"] and unassigned and self.live_workers():  # left so when nobody was alive
             self.redo(job, unassigned, "redo")
         # Backup tasks: a copy of a task that runs far beyond its estimate, on an idle worker.
-        if lab.params["backups"]:
-            idle = [w for w in self.live_workers() if not job.held_by(w) and w not in lab.holders(job.id)]
+        if params["backups"]:
+            busy = {w for task in job.tasks.values() for w in task.copies}
+            idle = [w for w in self.live_workers() if w not in busy and not job.held_by(w)]
             for res in job.missing():
                 task = job.tasks[res]
                 if idle and task.started is not None and task.backup is None and \
@@ -322,6 +331,10 @@ class Loss:  # a task that died with a worker (what redone-elsewhere follows)
     redone_by: str | None = None
     cut_short: bool = False  # the gather timeout ended the job before the loss could be noticed
 
+    def overdue(self, now: float) -> bool:
+        """Time enough to notice the silence and redo the task has passed (with a second to spare)."""
+        return now - max(self.at, self.waiting_since) > SUSPECT_AFTER + 1000
+
 
 class ScatterGather(Lab):
     slug = "scatter-gather"
@@ -338,8 +351,7 @@ class ScatterGather(Lab):
         Param("backups", False, "Start a backup copy of a task that runs 1.5x longer than expected "
               "(MapReduce's backup tasks)."),
     )
-    FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss",
-              "drop-next", "duplicate-next")
+    FAULTS = tuple(f for f in FAULTS if f != "slow")  # a slow worker is a straggler (see the straggle action)
     LATENCY = (4.0, float(MAX_LATENCY))
 
     def setup(self) -> None:
@@ -376,11 +388,6 @@ class ScatterGather(Lab):
     def job(self) -> Job | None:
         return self.coordinator.job
 
-    def holders(self, job: int, res: str | None = None) -> list[str]:
-        """The workers (not down) holding a copy of the task, or any task of the job: where a CANCEL has
-        something to stop.  (The simulation looks; a real coordinator would tell every worker it gave one.)"""
-        return [w for w in self.worker_ids() if self.nodes[w].status != "down" and self.nodes[w].has(job, res)]
-
     # -- jobs --------------------------------------------------------------------------
     def start_job(self, mode: str) -> None:
         coord = self.coordinator
@@ -389,12 +396,12 @@ class ScatterGather(Lab):
             return
         self.count("jobs")
         number = self.metrics["jobs"]
-        tasks = {res: Task(round(COST[res] * (1 + self.sim.rng.uniform(-NOISE, NOISE)), 1)) for res in COST}
+        tasks = {res: Task(round(COST[res] * (1 + self.rng.uniform(-NOISE, NOISE)), 1)) for res in COST}
         deadline = self.now + self.gather_timeout if self.gather_timeout else None
         job = Job(number, mode, round(self.now, 3), deadline, tasks)
         self.job_workers = len(self.worker_ids())
         self.bars, self.lost, self.paused = [], [], []
-        for name in ("time-model", "redone-elsewhere", "result-complete"):
+        for name in self.checks:
             self.holds(name, f"job {number} running")
         self.emit("job", job=number, mode=mode, deadline=deadline)
         coord.start_job(job)
@@ -471,21 +478,17 @@ class ScatterGather(Lab):
         for loss in self.lost:
             if loss.res in job.results and job.tasks[loss.res].done_by != loss.worker:
                 loss.redone_by = job.tasks[loss.res].done_by
-            elif loss.res in missing and status == "partial" and \
-                    self.now - max(loss.at, loss.waiting_since) <= SUSPECT_AFTER + 1000:
+            elif loss.res in missing and not loss.overdue(self.now):
                 # the gather timeout ended the job before the coordinator could notice the silence:
                 # a partial result (result-complete says so), not a task that nobody would redo
                 loss.cut_short = True
             elif loss.res in missing:
                 self.fail("redone-elsewhere", f"{loss.res} died with {loss.worker} and was never redone: "
                           f"job {job.id} ended without it")
-        if not self.lost:
-            self.holds("redone-elsewhere", f"no task was lost in job {job.id}")
-        elif self.checks["redone-elsewhere"].ok:
-            self.holds("redone-elsewhere", "; ".join(
-                f"{x.res} lost with {x.worker}, " + ("the gather timeout ended the job before it could be noticed"
-                                                     if x.cut_short else f"redone on {x.redone_by or '?'}")
-                for x in self.lost))
+        self.note("redone-elsewhere", "; ".join(
+            f"{x.res} lost with {x.worker}, " + ("the gather timeout ended the job before it could be noticed"
+                                                 if x.cut_short else f"redone on {x.redone_by or '?'}")
+            for x in self.lost) or f"no task was lost in job {job.id}")
         work = round(sum(t.cost for t in job.tasks.values()), 1)
         seq, scat = self.metrics["last_sequential_ms"], self.metrics["last_scattered_ms"]
         if seq and scat:  # both modes measured: the real speed-up
@@ -514,20 +517,20 @@ class ScatterGather(Lab):
             if worker and self.nodes[worker].status == "down" and not any(
                     x.res == res and x.worker == worker for x in self.lost):
                 self.lost.append(Loss(res, worker, round(self.now, 3)))
-        anyone_up = any(self.nodes[w].status == "up" for w in self.worker_ids())
-        coordinating = self.coordinator.status == "up"  # a paused or crashed coordinator reassigns nothing
+        workers = [self.nodes[w] for w in self.worker_ids()]
         for loss in self.lost:
             if loss.res in job.results or job.tasks[loss.res].worker not in (loss.worker, None):
                 continue  # redone, or given to another worker
-            if self.holders(job.id, loss.res) or not coordinating:
-                # A live worker (maybe the restarted one) is on it; or nobody can reassign it yet.
+            if not self.coordinator.up or any(w.status != "down" and w.has(job.id, loss.res) for w in workers):
+                # Nobody can reassign it yet (a paused or crashed coordinator reassigns nothing);
+                # or a live worker (maybe the restarted one) is on it.
                 loss.waiting_since = self.now
-            elif not anyone_up and self.params["reassign"]:
+            elif not any(w.up for w in workers) and self.params["reassign"]:
                 # No worker is up: nobody could redo it.  The clock starts again when one is back.
                 loss.waiting_since = self.now
                 self.note("redone-elsewhere", f"{loss.res} died with {loss.worker}: waiting for a live worker "
                           "to redo it")
-            elif self.now - max(loss.at, loss.waiting_since) > SUSPECT_AFTER + 1000:
+            elif loss.overdue(self.now):
                 why = "reassignment is off" if not self.params["reassign"] else "a live worker was there to take it"
                 self.fail("redone-elsewhere", f"{loss.res} died with {loss.worker} at {fmt_ms(loss.at)} "
                           f"and nobody redoes it ({why}): job {job.id} cannot complete")
@@ -571,14 +574,9 @@ class ScatterGather(Lab):
     # -- the page -------------------------------------------------------------------------------
     def view(self) -> dict:
         workers, job = self.worker_ids(), self.job
-        return {
-            "edges": [["coordinator", w] for w in workers],
-            "job": self.job_view(job) if job else None,
-            "gantt": self.gantt(job, workers) if job else None,
-            "history": self.jobs,
-            "gather_timeout": self.gather_timeout,
-            "costs": [{"res": res, "ms": COST[res]} for res, _ in RESOLUTIONS],
-        }
+        return {"edges": [["coordinator", w] for w in workers], "history": self.jobs,
+                "job": self.job_view(job) if job else None, "gantt": self.gantt(job, workers) if job else None,
+                "gather_timeout": self.gather_timeout}
 
     def job_view(self, job: Job) -> dict:
         over = job.end is not None
@@ -594,24 +592,23 @@ class ScatterGather(Lab):
                 "lost": [{k: v for k, v in vars(x).items() if v or k == "at"} for x in self.lost]}
 
     def gantt(self, job: Job, workers: list[str]) -> dict:
+        """The current job's bars, a row per worker; times in percent of the chart's span."""
         end = job.end if job.end is not None else self.now
-        span = max(end - job.start, self.plan_ms or 0, 500)
-        span = max(span, *[(b["end"] or self.now) - job.start for b in self.bars]) if self.bars else span
-        rows = []
-        for w in workers:
-            bars = []
-            for b in self.bars:
-                if b["worker"] != w:
-                    continue
-                stop = b["end"] if b["end"] is not None else self.now
-                bars.append({"res": b["res"], "state": b["state"], "copy": b["copy"],
-                             "x": round(100 * (b["start"] - job.start) / span, 2),
-                             "w": round(max(0.5, 100 * (stop - b["start"]) / span), 2),
-                             "ms": round(stop - b["start"])})
-            rows.append({"worker": w, "status": self.nodes[w].status, "bars": bars, "y": 4 + 16 * len(rows)})
-        marks = {"end": round(100 * (end - job.start) / span, 2) if job.end is not None else None,
-                 "deadline": round(100 * (job.deadline - job.start) / span, 2)
+        span = max(end - job.start, self.plan_ms or 0, 500, *[(b["end"] or self.now) - job.start for b in self.bars])
+
+        def pct(ms: float) -> float:
+            return round(100 * ms / span, 2)
+
+        def bar(b: dict) -> dict:
+            ms = (b["end"] if b["end"] is not None else self.now) - b["start"]
+            return {"res": b["res"], "state": b["state"], "copy": b["copy"], "x": pct(b["start"] - job.start),
+                    "w": max(0.5, pct(ms)), "ms": round(ms)}
+
+        rows = [{"worker": w, "status": self.nodes[w].status, "y": 4 + 16 * i,
+                 "bars": [bar(b) for b in self.bars if b["worker"] == w]} for i, w in enumerate(workers)]
+        marks = {"end": pct(end - job.start) if job.end is not None else None,
+                 "deadline": pct(job.deadline - job.start)
                  if job.deadline is not None and job.deadline - job.start <= span else None,
-                 "now": round(100 * (self.now - job.start) / span, 2) if job.end is None else None}
+                 "now": pct(self.now - job.start) if job.end is None else None}
         return {"span_ms": round(span), "rows": rows, "marks": marks, "height": 16 * len(rows) + 18,
                 "axis_y": 16 * len(rows) + 4}

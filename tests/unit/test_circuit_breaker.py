@@ -235,16 +235,16 @@ def test_a_trial_from_an_earlier_half_open_period_does_not_count_in_the_next():
     b.half_open()
     first = b.period
     assert b.allow() == "trial" and b.allow() == "trial"
-    b.on_failure("trial", "C failed", first)  # one trial failed: open again
+    b.outcome(False, "C failed", "trial", first)  # one trial failed: open again
     b.half_open()
     assert b.state == "half-open" and b.period == first + 1
-    b.on_success("trial", first)  # the other trial of the first period answers late
-    b.on_success("trial", first)
+    b.outcome(True, "", "trial", first)  # the other trial of the first period answers late
+    b.outcome(True, "", "trial", first)
     assert b.state == "half-open" and b.trials_ok == 0
-    b.on_failure("trial", "late failure", first)
+    b.outcome(False, "late failure", "trial", first)
     assert b.state == "half-open"
-    b.on_success("trial", b.period)
-    b.on_success("trial", b.period)
+    b.outcome(True, "", "trial", b.period)
+    b.outcome(True, "", "trial", b.period)
     assert b.state == "closed"
 
 
