@@ -398,7 +398,7 @@ class ReadRepair(Lab):
         self.require_coordinator()
         self.coordinator.read(key, r, first)
 
-    @action("anti-entropy", help="Run one anti-entropy round now: every live replica compares versions with the others.")
+    @action("anti-entropy", help="One anti-entropy round now: every live replica compares versions with the others.")
     def do_anti_entropy(self) -> None:
         live = [n for n in REPLICAS if self.nodes[n].status == "up"]
         if len(live) < 2:
