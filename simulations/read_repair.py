@@ -96,9 +96,8 @@ class Replica(Node):
         self.lab.count("anti_entropy_rounds")
         self.lab.emit("anti-entropy", node=self.id, keys=len(self.data))
         versions = [[k, self.data[k]["version"]] for k in sorted(self.data)]
-        for other in REPLICAS:
-            if other != self.id:
-                self.send(other, "DIGEST", versions=versions)
+        for other in [n for n in REPLICAS if n != self.id]:
+            self.send(other, "DIGEST", versions=versions)
 
     @on("DIGEST")
     def digest(self, msg) -> None:
@@ -152,8 +151,8 @@ class Coordinator(Node):
 
     def boot(self) -> None:
         self.role = "coordinator"
-        self.disk.setdefault("versions", {})  # key -> last version given out
-        self.disk.setdefault("values", {})  # key -> the value written under that version
+        # key -> the newest write given out, {"value", "version"}: a version and its value always travel together
+        self.disk.setdefault("newest", {})
         self.disk.setdefault("missed", {})  # on-write: (node, key) -> the newest version that replica missed
         self.ops: dict[int, Write | Read] = {}
         self.next_op = 1
@@ -181,9 +180,8 @@ class Coordinator(Node):
 
     # -- writes: to all N, success after W acknowledgements ----------------------------------
     def write(self, key: str, value: str) -> None:
-        version = self.disk["versions"].get(key, 0) + 1
-        self.disk["versions"][key] = version
-        self.disk["values"][key] = value  # a version and its value always travel together
+        version = self.disk["newest"].get(key, NOTHING)["version"] + 1
+        self.disk["newest"][key] = {"value": value, "version": version}
         op = Write(self.next_op, key, value, version, self.now)
         self.lab.emit("write", key=key, value=value, version=version, w=self.lab.w)
         for node in REPLICAS:
@@ -223,8 +221,7 @@ class Coordinator(Node):
 
     def retry_missed(self) -> None:
         for node, key in self.disk["missed"]:
-            # The newest write I gave out: its value with its own version, never a mix.
-            self.send(node, "REPAIR", key=key, value=self.disk["values"][key], version=self.disk["versions"][key])
+            self.send(node, "REPAIR", key=key, **self.disk["newest"][key])  # the newest write, never a mix
         if self.disk["missed"]:
             self.after(RETRY_EVERY, self.retry_missed, key="retry")
 
