@@ -313,7 +313,7 @@ class ReadRepair(Lab):
     def setup(self) -> None:
         self.mode, self.w = self.params["mode"], self.params["w"]
         self.latest: dict[str, dict] = {}  # key -> latest acknowledged write {"value", "version"}
-        self.written: dict[str, str] = {}  # key -> the value of its newest version (acknowledged or not)
+        self.written: set[str] = set()  # keys with a write done (acknowledged or not)
         self.focus: str | None = None  # the key the page shows on the nodes
         self.last_read: dict | None = None
         self.write_backs: list[dict] = []
@@ -329,7 +329,7 @@ class ReadRepair(Lab):
 
     # -- the client: what the coordinator answers, judged against the truth -----------------
     def write_done(self, op: Write, ok: bool) -> None:
-        self.written[op.key] = op.value
+        self.written.add(op.key)
         self.focus = op.key
         self.count("writes")
         if ok:
@@ -406,7 +406,7 @@ class ReadRepair(Lab):
     # -- the page ----------------------------------------------------------------------------
     def view(self) -> dict:
         keys = []
-        for key in sorted(set(self.written) | set(self.latest))[:6]:
+        for key in sorted(self.written)[:6]:
             copies = {n: self.nodes[n].data.get(key, NOTHING) for n in REPLICAS}
             newest = max(have["version"] for have in copies.values())
             keys.append({"key": key, "latest": self.latest.get(key, NOTHING)["version"], "replicas": [
