@@ -305,8 +305,8 @@ class Replica(Node):
                 self.answer(op, node, self.data.get(key) or NOTHING)
             else:
                 self.send(node, "READ", op=op.op, key=key)
-        if op.op in self.ops:
-            self.after(ACK_WAIT, self.settle_read, op, True, key=("read", op.op))
+        if op.op in self.ops:  # (my own copy may have settled it already)
+            self.after(ACK_WAIT, self.settle_read, op, True, key=("read", op.op))  # timed out: settle with what came
             self.settle_read(op, timed_out=False)
 
     @on("VALUE")
