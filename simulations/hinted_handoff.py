@@ -139,20 +139,17 @@ class Replica(Node):
     # -- storing ---------------------------------------------------------------------
     def store(self, key: str, value: str, version: int) -> bool:
         """Keep the newer version (last write wins by version number)."""
-        have = self.data.get(key)
-        if have and have["version"] >= version:
+        if self.data.get(key, NOTHING)["version"] >= version:
             return False
         self.data[key] = {"value": value, "version": version}
         return True
 
     def take(self, key: str, value: str, version: int, intended: str | None) -> None:
         """Store a copy, or keep it apart as a hint if it was meant for another replica."""
-        if intended:
-            self.keep_hint(intended, key, value, version)
-        elif self.store(key, value, version):
-            self.lab.emit("store", node=self.id, key=key, version=version)
-
-    def keep_hint(self, intended: str, key: str, value: str, version: int) -> None:
+        if not intended:
+            if self.store(key, value, version):
+                self.lab.emit("store", node=self.id, key=key, version=version)
+            return
         # Hints are numbered in the order the cluster stored them.
         hint = Hint(self.lab.metrics["hints_stored"] + 1, intended, key, value, version, round(self.now, 3))
         self.hints.append(hint)
@@ -218,8 +215,7 @@ class Replica(Node):
     # -- coordinating a write ---------------------------------------------------------
     @on("PUT")
     def coordinate_write(self, msg) -> None:
-        b = msg.body
-        op = WriteOp(self.next_op, msg.src, b["req"], b["key"], b["value"], b["version"])
+        op = WriteOp(self.next_op, msg.src, **msg.body)  # req, key, value, version: the write as the client sent it
         self.next_op += 1
         self.ops[op.op] = op
         for node, intended in self.write_targets(op.key):
@@ -277,7 +273,7 @@ class Replica(Node):
                 self.store_at(op, left[0], intended)
             elif intended != self.id:
                 # Nobody is left to stand in: the coordinator keeps the hint itself (as Cassandra does).
-                self.keep_hint(intended, op.key, op.value, op.version)
+                self.take(op.key, op.value, op.version, intended)
         self.settle_write(op)
 
     def settle_write(self, op: WriteOp) -> None:
@@ -331,6 +327,7 @@ class Replica(Node):
         self.reply(op, "GET-FAIL", replies=len(op.answers))
         for node, answer in op.answers.items():  # read repair: bring the replicas that answered up to the newest
             if answer["version"] < newest["version"]:
+                self.lab.count("read_repairs")
                 self.lab.emit("read-repair", coordinator=self.id, node=node, key=op.key, have=answer["version"],
                               version=newest["version"])
                 if node == self.id:
@@ -520,7 +517,7 @@ class HintedHandoff(Lab):
         self.last_read = {**read, "coordinator": coordinator}
         self.emit("read", **read, ms=ms)
 
-    # -- what the replicas report ------------------------------------------------------------
+    # -- hints, as the stand-ins report them ------------------------------------------------
     @observe("hint-stored", "hint-delivered", "hint-expired")
     def hint_event(self, event: dict) -> None:
         how = event["kind"].removeprefix("hint-")
@@ -532,10 +529,6 @@ class HintedHandoff(Lab):
             self.handoffs = (self.handoffs + [{"holder": event["node"], "intended": event["intended"],
                                                "key": event["key"], "version": event["version"], "how": how,
                                                "at": event["t"]}])[-6:]
-
-    @observe("read-repair")
-    def read_repaired(self, event: dict) -> None:
-        self.count("read_repairs")
 
     def hint_waiting(self, node_id: str, key: str | None = None) -> bool:
         """A stand-in still holds a hint for this replica (for this key, if one is named)."""
@@ -603,14 +596,11 @@ class HintedHandoff(Lab):
         keys = []
         for key in sorted(self.latest)[:8]:
             latest = self.latest[key]
-            replicas = []
-            for node_id in preferred(key):
-                node = self.nodes[node_id]
-                have = node.data.get(key, NOTHING)
-                replicas.append({"node": node_id, **have, "stale": have["version"] < latest["version"],
-                                 "status": node.status, "hinted": self.hint_waiting(node_id, key)})
+            copies = {n: self.nodes[n].data.get(key, NOTHING) for n in preferred(key)}
             keys.append({"key": key, "pos": position(key), "value": latest["value"], "version": latest["version"],
-                         "replicas": replicas})
+                         "replicas": [{"node": n, **have, "stale": have["version"] < latest["version"],
+                                       "status": self.nodes[n].status, "hinted": self.hint_waiting(n, key)}
+                                      for n, have in copies.items()]})
         hints = [{"holder": n, "intended": h.intended, "key": h.key, "version": h.version, "hint": h.id,
                   "expires_in": max(0, round(h.stored + self.hint_ttl - self.now))}
                  for n in RING for h in self.nodes[n].hints][:12]
