@@ -43,7 +43,7 @@ import hashlib
 import math
 from functools import partial
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, on
+from .kernel import Arg, Lab, Node, Param, SimError, action, observe, on
 
 CLIENT_TIMEOUT = 1500  # ms the client waits for an answer
 SCAN_RETRY = 500  # ms between attempts to scan the store while rebuilding
@@ -51,8 +51,6 @@ MAX_ITEMS = 100_000  # items the store accepts
 SHOWN_BITS = 1024  # bits drawn in the bit array (the first ones)
 Z = 4.5  # the FP check allows this many standard errors
 TARGET_FP = 0.01  # "design capacity": items the filter holds at 1% with the best k
-
-
 HASHES_PER_DIGEST = 16  # a 64-byte blake2b digest gives sixteen 32-bit hash values
 
 
@@ -110,11 +108,7 @@ class Bloom:
                 self.ones += 1
 
     def might_contain(self, item: str) -> bool:
-        bits = self.bits
-        for p in self.positions(item):
-            if not bits[p]:
-                return False  # one 0 bit is enough: definitely not
-        return True
+        return all(self.bits[p] for p in self.positions(item))  # one 0 bit is enough: definitely not
 
     def clear(self, item: str) -> None:
         """The naive delete: clear the item's bits (other items share them!)."""
@@ -132,8 +126,6 @@ class Bloom:
 class Store(Node):
     """The slow source of truth: every read or write takes store_ms."""
 
-    role = "store"
-
     def boot(self) -> None:
         self.role = "store"
         self.disk.setdefault("items", {})  # item -> True (a dict keeps insertion order)
@@ -147,15 +139,18 @@ class Store(Node):
         # The store is slow: it answers each request after store_ms.
         self.after(self.lab.params["store_ms"], self.serve, msg, key=("io", msg.id, msg.type))
 
+    def keep(self, items: list[str]) -> None:
+        for item in items:
+            if item not in self.disk["items"]:
+                self.disk["items"][item] = True
+                self.disk["bytes"] += len(item.encode())
+
     def serve(self, msg) -> None:
         items, body = self.disk["items"], msg.body
         if msg.type == "GET":
             self.send(msg.src, "FOUND", rid=body["rid"], item=body["item"], found=body["item"] in items)
         elif msg.type == "PUT":
-            for item in body["items"]:
-                if item not in items:
-                    items[item] = True
-                    self.disk["bytes"] += len(item.encode())
+            self.keep(body["items"])
             self.send(msg.src, "STORED", rid=body.get("rid"), n=len(body["items"]), items=body["items"])
         elif msg.type == "DEL":
             if items.pop(body["item"], None):
@@ -166,8 +161,6 @@ class Store(Node):
 
 class Filter(Node):
     """The service in front of the store; its Bloom filter lives in memory."""
-
-    role = "filter"
 
     def boot(self) -> None:
         self.role = "filter"
@@ -191,11 +184,7 @@ class Filter(Node):
         self.scan()
 
     def scan(self) -> None:
-        self.request("store", "SCAN", awaiting="scan", timeout=SCAN_RETRY, on_timeout=self.scan_again)
-
-    def scan_again(self) -> None:
-        if self.state == "rebuilding":
-            self.scan()
+        self.request("store", "SCAN", awaiting="scan", timeout=SCAN_RETRY, on_timeout=self.scan)
 
     @on("SCANNED")
     def scanned(self, msg) -> None:
@@ -244,7 +233,7 @@ class Filter(Node):
             answer = "definitely not"
         if msg.body.get("learner"):
             self.show(item, "query", answer)
-        self.lab.answered(rid, item, answer)
+        self.lab.witness("verdict", item=item, answer=answer)
         if answer == "definitely not":
             self.send("client", "ANSWER", rid=rid, answer=answer)
         else:
@@ -259,8 +248,6 @@ class Filter(Node):
 
 class Client(Node):
     """Asks about items: some that were inserted, most that never were."""
-
-    role = "client"
 
     def boot(self) -> None:
         self.role = "client"
@@ -324,28 +311,14 @@ class BloomFilterLab(Lab):
         self.inserted: list[str] = []  # every item ever inserted (the client's memory)
         self.metrics.update({"queries": 0, "definitely_not": 0, "maybe": 0, "false_positives": 0,
                              "store_lookups": 0, "lookups_saved": 0, "false_negatives": 0, "errors": 0})
-        self.add_node(Client(self, "client"))
-        self.add_node(Filter(self, "filter"))
-        self.add_node(Store(self, "store"))
+        self.client: Client = self.add_node(Client(self, "client"))
+        self.filter: Filter = self.add_node(Filter(self, "filter"))
+        self.store: Store = self.add_node(Store(self, "store"))
         self.add_check("no-false-negatives", "The filter never says \"definitely not\" for an item the store holds.")
         self.add_check("fp-rate", f"The measured false-positive rate is within {Z} standard errors of "
                        "(1 - e^(-kn/m))^k.")
         self.checks["fp-rate"].detail = "not measured yet: run measure"
-        if p["items"]:
-            items = [self.random_item("user") for _ in range(p["items"])]
-            for item in items:
-                self.filter.bloom.add(item)
-                self.store.disk["items"][item] = True
-                self.store.disk["bytes"] += len(item.encode())
-            self.inserted += items
-
-    @property
-    def filter(self) -> Filter:
-        return self.nodes["filter"]
-
-    @property
-    def store(self) -> Store:
-        return self.nodes["store"]
+        self.load([self.random_item("user") for _ in range(p["items"])])
 
     def random_item(self, prefix: str) -> str:
         return f"{prefix}:{self.rng.getrandbits(40):010x}"
@@ -361,8 +334,10 @@ class BloomFilterLab(Lab):
             self.inserted.append(item)
         return self.next_rid
 
-    def answered(self, rid: int, item: str, answer: str) -> None:
+    @observe("verdict")
+    def verdict(self, fact: dict) -> None:
         """The filter's verdict, judged against the truth in the store."""
+        item, answer = fact["item"], fact["answer"]
         self.count("queries")
         if answer == "definitely not":
             self.count("definitely_not")
@@ -431,16 +406,15 @@ class BloomFilterLab(Lab):
             self.note("no-false-negatives", f"all {len(stored)} stored items answer \"maybe\"")
         return result
 
-    def bulk_insert(self, count: int) -> None:
-        """A batch load: random items go into the store and the filter in one step."""
-        items = [self.random_item("user") for _ in range(count)]
+    def load(self, items: list[str]) -> None:
+        """A batch load: the items go into the store and the filter in one step."""
         self.inserted += items
-        stored = self.store.disk
         for item in items:
             self.filter.bloom.add(item)
-            if item not in stored["items"]:
-                stored["items"][item] = True
-                stored["bytes"] += len(item.encode())
+        self.store.keep(items)
+
+    def bulk_insert(self, count: int) -> None:
+        self.load([self.random_item("user") for _ in range(count)])
         self.emit("inserted", count=count, n=self.n(), bits_set=self.filter.bloom.ones)
 
     def ready(self, what: str) -> None:
@@ -457,9 +431,7 @@ class BloomFilterLab(Lab):
         # A crashed filter has lost its memory: draw it empty.
         bloom = self.filter.bloom if self.filter.status != "down" else Bloom(m, k)
         shown = min(m, SHOWN_BITS)
-        last = self.filter.last if self.filter.status != "down" else None
-        store_bytes = self.store.disk["bytes"]
-        hash_set = int(store_bytes + n * 16 / 0.75)  # item bytes + (hash, pointer) per slot at 75% load
+        hash_set = int(self.store.disk["bytes"] + n * 16 / 0.75)  # item bytes + (hash, pointer) per slot at 75% load
         saved = self.metrics["lookups_saved"]
         asked = self.metrics["queries"]
         absent = self.metrics["false_positives"] + self.metrics["definitely_not"]
@@ -472,7 +444,7 @@ class BloomFilterLab(Lab):
             "best_k": round(best_k(m, n), 2) if n else None,
             "formula": round(formula(m, k, n), 5),
             "bits": {"shown": shown, "set": "".join("1" if bit else "0" for bit in bloom.bits[:shown])},
-            "last": last,
+            "last": self.filter.last if self.filter.status != "down" else None,
             "recent": list(self.recent),
             "measure": self.last_measure,
             "chart": {"points": list(self.points)},  # drawn by the web (pattern_lab/runs/charts.py)
@@ -489,18 +461,18 @@ class BloomFilterLab(Lab):
     def do_insert(self, item: str) -> None:
         if self.n() >= MAX_ITEMS:
             raise SimError(f"the store is full ({MAX_ITEMS} items)")
-        self.nodes["client"].ask("INSERT", item)
+        self.client.ask("INSERT", item)
 
     @action("query", Arg("item", "text"), help="Ask whether an item is there: \"definitely not\" or \"maybe\".")
     def do_query(self, item: str) -> None:
-        self.nodes["client"].ask("QUERY", item)
+        self.client.ask("QUERY", item)
 
     @action("delete", Arg("item", "text"),
             help="Delete an item the naive way, clearing its k bits: items sharing a bit become false negatives.")
     def do_delete(self, item: str) -> None:
         if item not in self.store.disk["items"]:
             raise SimError(f"the store has no item '{item}'")
-        self.nodes["client"].ask("DELETE", item)
+        self.client.ask("DELETE", item)
 
     @action("insert-random", Arg("count", "int", lo=1, hi=20_000),
             help="Insert this many random items at once, then measure the false-positive rate.")

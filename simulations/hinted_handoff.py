@@ -34,7 +34,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, on
+from .kernel import Arg, Lab, Node, Param, SimError, action, observe, on
 
 N = 3  # replicas per key
 RING = ("n1", "n2", "n3", "n4", "n5", "n6")
@@ -43,11 +43,8 @@ CLIENT_WAIT = 800  # ms the client waits for a coordinator before trying the nex
 HANDOFF_EVERY = 1000  # ms between a stand-in's attempts to hand its hints off
 SETTLE = 1000  # ms the checks give a restarted replica (and a fresh write) before judging
 KEYS = ("alice", "bob", "carol", "dave")  # the background traffic: bank balances
-
-
-def token(node_id: str) -> int:
-    """Where a node sits on the ring (degrees): n1 at 0, n2 at 60, ..."""
-    return RING.index(node_id) * 360 // len(RING)
+NOTHING = {"value": None, "version": 0}  # a key a replica never stored
+TOKENS = {node: i * 360 // len(RING) for i, node in enumerate(RING)}  # where each node sits on the ring (degrees)
 
 
 def position(key: str) -> int:
@@ -58,12 +55,17 @@ def position(key: str) -> int:
 def walk(key: str) -> list[str]:
     """Every node, clockwise from the key's position: the first N are its preferred replicas."""
     pos = position(key)
-    first = next((i for i, n in enumerate(RING) if token(n) >= pos), 0)
+    first = next((i for i, n in enumerate(RING) if TOKENS[n] >= pos), 0)
     return [RING[(first + i) % len(RING)] for i in range(len(RING))]
 
 
 def preferred(key: str) -> list[str]:
     return walk(key)[:N]
+
+
+def trusted_first(nodes: list[str], suspects: list[str]) -> list[str]:
+    """The nodes believed up first, then the suspects (a suspicion may be wrong)."""
+    return sorted(nodes, key=lambda node: node in suspects)
 
 
 @dataclass
@@ -115,11 +117,9 @@ class Replica(Node):
         self.next_op = 1
         self.up_since = self.now
         self.update_role()
-        if self.restarted:
-            # Back from a crash: tell everyone, so stand-ins hand their hints over.
-            for other in [*RING, "client"]:
-                if other != self.id:
-                    self.send(other, "HELLO")
+        if self.restarted:  # back from a crash: tell everyone, so stand-ins hand their hints over
+            for other in [*(n for n in RING if n != self.id), "client"]:
+                self.send(other, "HELLO")
         if self.hints:
             self.after(HANDOFF_EVERY, self.handoff_round, key="handoff")
 
@@ -127,7 +127,8 @@ class Replica(Node):
         self.role = "stand-in" if self.hints else "replica"
 
     def on_message(self, msg) -> None:
-        self.trust(msg.src)  # anyone who talks to us is up
+        if msg.src in self.suspects:  # anyone who talks to us is up
+            self.suspects.remove(msg.src)
         super().on_message(msg)
 
     def suspect(self, node: str) -> None:
@@ -135,43 +136,44 @@ class Replica(Node):
             self.suspects.append(node)
             self.lab.emit("suspect", node=self.id, peer=node)
 
-    def trust(self, node: str) -> None:
-        if node in self.suspects:
-            self.suspects.remove(node)
-
     # -- storing ---------------------------------------------------------------------
     def store(self, key: str, value: str, version: int) -> bool:
         """Keep the newer version (last write wins by version number)."""
-        have = self.data.get(key)
-        if have and have["version"] >= version:
+        if self.data.get(key, NOTHING)["version"] >= version:
             return False
         self.data[key] = {"value": value, "version": version}
         return True
 
-    def keep_hint(self, intended: str, key: str, value: str, version: int) -> None:
-        self.lab.hint_counter += 1
-        hint = Hint(self.lab.hint_counter, intended, key, value, version, round(self.now, 3))
+    def take(self, key: str, value: str, version: int, intended: str | None) -> None:
+        """Store a copy, or keep it apart as a hint if it was meant for another replica."""
+        if not intended:
+            if self.store(key, value, version):
+                self.lab.emit("store", node=self.id, key=key, version=version)
+            return
+        # Hints are numbered in the order the cluster stored them.
+        hint = Hint(self.lab.metrics["hints_stored"] + 1, intended, key, value, version, round(self.now, 3))
         self.hints.append(hint)
         self.update_role()
-        self.lab.count("hints_stored")
         self.lab.emit("hint-stored", node=self.id, intended=intended, key=key, version=version, hint=hint.id)
         if not self.pending("handoff"):
             self.after(HANDOFF_EVERY, self.handoff_round, key="handoff")
 
+    def drop_hint(self, hint: Hint, how: str) -> None:
+        self.hints.remove(hint)
+        self.update_role()
+        self.lab.emit(f"hint-{how}", node=self.id, intended=hint.intended, key=hint.key, version=hint.version,
+                      hint=hint.id)
+
     @on("STORE")
     def store_asked(self, msg) -> None:
         b = msg.body
-        if b.get("intended"):
-            self.keep_hint(b["intended"], b["key"], b["value"], b["version"])
-        elif self.store(b["key"], b["value"], b["version"]):
-            self.lab.emit("store", node=self.id, key=b["key"], version=b["version"])
+        self.take(b["key"], b["value"], b["version"], b["intended"])
         self.send(msg.src, "STORED", op=b["op"])
 
     @on("READ")
     def read_asked(self, msg) -> None:
-        have = self.data.get(msg.body["key"]) or {"value": None, "version": 0}
-        self.send(msg.src, "VALUE", op=msg.body["op"], key=msg.body["key"], value=have["value"],
-                  version=have["version"])
+        have = self.data.get(msg.body["key"]) or NOTHING
+        self.send(msg.src, "VALUE", op=msg.body["op"], key=msg.body["key"], **have)
 
     @on("HINT", "REPAIR")
     def newer_copy(self, msg) -> None:
@@ -183,15 +185,24 @@ class Replica(Node):
             self.send(msg.src, "HINT-ACK", hint=b["hint"])
 
     # -- anti-entropy: compare versions key by key -------------------------------------
+    def anti_entropy(self) -> None:
+        """Send every other replica of my keys the versions I hold of them."""
+        digests: dict[str, list] = {}
+        for key in sorted(self.data):
+            for peer in preferred(key):
+                if peer != self.id:
+                    digests.setdefault(peer, []).append([key, self.data[key]["version"]])
+        for peer, versions in sorted(digests.items()):
+            self.send(peer, "DIGEST", versions=versions)
+
     @on("DIGEST")
     def digest(self, msg) -> None:
         behind = []
         for key, version in msg.body["versions"]:
-            have = self.data.get(key)
-            mine = have["version"] if have else 0
-            if mine > version:
-                self.send(msg.src, "REPAIR", key=key, value=have["value"], version=mine)
-            elif mine < version:
+            have = self.data.get(key) or NOTHING
+            if have["version"] > version:
+                self.send(msg.src, "REPAIR", key=key, **have)
+            elif have["version"] < version:
                 behind.append(key)
         if behind:
             self.send(msg.src, "WANT", keys=behind)
@@ -199,14 +210,12 @@ class Replica(Node):
     @on("WANT")
     def want(self, msg) -> None:
         for key in msg.body["keys"]:
-            have = self.data[key]
-            self.send(msg.src, "REPAIR", key=key, value=have["value"], version=have["version"])
+            self.send(msg.src, "REPAIR", key=key, **self.data[key])
 
     # -- coordinating a write ---------------------------------------------------------
     @on("PUT")
     def coordinate_write(self, msg) -> None:
-        b = msg.body
-        op = WriteOp(self.next_op, msg.src, b["req"], b["key"], b["value"], b["version"])
+        op = WriteOp(self.next_op, msg.src, **msg.body)  # req, key, value, version: the write as the client sent it
         self.next_op += 1
         self.ops[op.op] = op
         for node, intended in self.write_targets(op.key):
@@ -218,37 +227,32 @@ class Replica(Node):
         wanted = preferred(key)
         if self.lab.quorum == "strict":
             return [(n, None) for n in wanted if n not in self.suspects]
-        skipped = [n for n in wanted if n in self.suspects]
-        chosen = []
-        # Nodes I believe up first; if too few, suspects too (a suspicion may be wrong).
-        order = [n for n in walk(key) if n not in self.suspects] + [n for n in walk(key) if n in self.suspects]
-        for node in order:
-            if len(chosen) == N:
+        skipped = [n for n in wanted if n in self.suspects]  # each of these wants a stand-in
+        in_person, stand_ins = [], []
+        for node in trusted_first(walk(key), self.suspects):
+            if len(in_person) + len(stand_ins) == N:
                 break
             if node in wanted:
-                chosen.append((node, None))
+                in_person.append(node)
                 if node in skipped:  # tried in person after all
                     skipped.remove(node)
             elif skipped:
-                chosen.append((node, skipped.pop(0)))
+                stand_ins.append(node)
+                skipped.pop(0)
         # A suspect tried in person after all needs no stand-in: give its stand-in to a replica that
         # is still missing, so every preferred replica left out has a hint naming it.
-        missing = [n for n in wanted if all(n != node for node, intended in chosen if intended is None)]
-        stand_ins = [node for node, intended in chosen if intended is not None]
-        return [(n, None) for n, intended in chosen if intended is None] + list(zip(stand_ins, missing))
+        missing = [n for n in wanted if n not in in_person]
+        return [(n, None) for n in in_person] + list(zip(stand_ins, missing))
 
     def store_at(self, op: WriteOp, node: str, intended: str | None) -> None:
         op.tried.append(node)
         if node == self.id:  # my own copy needs no message
-            if intended:
-                self.keep_hint(intended, op.key, op.value, op.version)
-            elif self.store(op.key, op.value, op.version):
-                self.lab.emit("store", node=self.id, key=op.key, version=op.version)
+            self.take(op.key, op.value, op.version, intended)
             op.acks.append(node)
             return
         op.waiting[node] = intended
         self.send(node, "STORE", op=op.op, key=op.key, value=op.value, version=op.version, intended=intended)
-        self.after(ACK_WAIT, self.store_timed_out, op.op, node, key=("store", op.op, node))
+        self.after(ACK_WAIT, self.store_timed_out, op, node, key=("store", op.op, node))
 
     @on("STORED")
     def stored(self, msg) -> None:
@@ -259,93 +263,77 @@ class Replica(Node):
             op.acks.append(node)
             self.settle_write(op)
 
-    def store_timed_out(self, op_id: int, node: str) -> None:
-        op = self.ops.get(op_id)
-        if not isinstance(op, WriteOp) or node not in op.waiting:
-            return
-        intended = op.waiting.pop(node)
+    def store_timed_out(self, op: WriteOp, node: str) -> None:
+        intended = op.waiting.pop(node) or node  # the replica this copy was meant for
         self.suspect(node)
         if self.lab.quorum == "sloppy":
             # Sloppy quorum: the next healthy node along the ring takes the write, with a hint.
-            left = [n for n in walk(op.key) if n not in op.tried]
-            trusted = [n for n in left if n not in self.suspects]
-            if trusted or left:  # a node believed up if any, else a suspect
-                self.store_at(op, (trusted or left)[0], intended or node)
-            elif (intended or node) != self.id:
+            left = trusted_first([n for n in walk(op.key) if n not in op.tried], self.suspects)
+            if left:  # a node believed up if any, else a suspect
+                self.store_at(op, left[0], intended)
+            elif intended != self.id:
                 # Nobody is left to stand in: the coordinator keeps the hint itself (as Cassandra does).
-                self.keep_hint(intended or node, op.key, op.value, op.version)
+                self.take(op.key, op.value, op.version, intended)
         self.settle_write(op)
 
     def settle_write(self, op: WriteOp) -> None:
-        if not op.replied and len(op.acks) >= self.lab.w:
-            op.replied = True
-            self.send(op.client, "PUT-OK", req=op.req, acks=",".join(op.acks))
+        if len(op.acks) >= self.lab.w:
+            self.reply(op, "PUT-OK", acks=",".join(op.acks))
         if not op.waiting:
-            if not op.replied:
-                op.replied = True
-                self.send(op.client, "PUT-FAIL", req=op.req, acks=len(op.acks))
+            self.reply(op, "PUT-FAIL", acks=len(op.acks))
             self.ops.pop(op.op, None)
+
+    def reply(self, op: WriteOp | ReadOp, type: str, **body) -> None:
+        """Answer the client, once per request."""
+        if not op.replied:
+            op.replied = True
+            self.send(op.client, type, req=op.req, **body)
 
     # -- coordinating a read (with read repair) ---------------------------------------
     @on("GET")
     def coordinate_read(self, msg) -> None:
         key = msg.body["key"]
-        asked = [n for n in preferred(key) if n not in self.suspects]
-        op = ReadOp(self.next_op, msg.src, msg.body["req"], key, list(asked))
+        op = ReadOp(self.next_op, msg.src, msg.body["req"], key, [n for n in preferred(key) if n not in self.suspects])
         self.next_op += 1
         self.ops[op.op] = op
-        for node in asked:
+        for node in list(op.waiting):
             if node == self.id:
-                have = self.data.get(key) or {"value": None, "version": 0}
-                self.answer(op.op, node, have["value"], have["version"])
+                self.answer(op, node, self.data.get(key) or NOTHING)
             else:
                 self.send(node, "READ", op=op.op, key=key)
-        if op.op in self.ops:
-            self.after(ACK_WAIT, self.read_timed_out, op.op, key=("read", op.op))
+        if op.op in self.ops:  # (my own copy may have settled it already)
+            self.after(ACK_WAIT, self.settle_read, op, True, key=("read", op.op))  # timed out: settle with what came
             self.settle_read(op, timed_out=False)
 
     @on("VALUE")
     def value(self, msg) -> None:
-        self.answer(msg.body["op"], msg.src, msg.body["value"], msg.body["version"])
+        op = self.ops.get(msg.body["op"])
+        if isinstance(op, ReadOp) and msg.src in op.waiting:
+            self.answer(op, msg.src, {"value": msg.body["value"], "version": msg.body["version"]})
 
-    def answer(self, op_id: int, node: str, value, version: int) -> None:
-        op = self.ops.get(op_id)
-        if not isinstance(op, ReadOp) or node not in op.waiting:
-            return
+    def answer(self, op: ReadOp, node: str, have: dict) -> None:
         op.waiting.remove(node)
-        op.answers[node] = {"value": value, "version": version}
+        op.answers[node] = have
         self.settle_read(op, timed_out=False)
 
-    def read_timed_out(self, op_id: int) -> None:
-        op = self.ops.get(op_id)
-        if op:
-            self.settle_read(op, timed_out=True)
-
     def settle_read(self, op: ReadOp, timed_out: bool) -> None:
-        answers = op.answers
-        if not op.replied and len(answers) >= self.lab.r:
-            op.replied = True
-            newest = max(answers.values(), key=lambda a: a["version"])
-            self.send(op.client, "GET-OK", req=op.req, value=newest["value"], version=newest["version"],
-                      replies=len(answers))
+        newest = max(op.answers.values(), key=lambda a: a["version"], default=NOTHING)
+        if len(op.answers) >= self.lab.r:
+            self.reply(op, "GET-OK", **newest, replies=len(op.answers))
         if op.waiting and not timed_out:
             return
         for node in op.waiting:
             self.suspect(node)
-        if not op.replied:
-            op.replied = True
-            self.send(op.client, "GET-FAIL", req=op.req, replies=len(answers))
-        if answers:  # read repair: bring every replica that answered up to the newest version
-            newest = max(answers.values(), key=lambda a: a["version"])
-            for node, answer in answers.items():
-                if answer["version"] < newest["version"]:
-                    self.lab.count("read_repairs")
-                    self.lab.emit("read-repair", coordinator=self.id, node=node, key=op.key,
-                                  have=answer["version"], version=newest["version"])
-                    if node == self.id:
-                        self.store(op.key, newest["value"], newest["version"])
-                    else:
-                        self.send(node, "REPAIR", key=op.key, value=newest["value"], version=newest["version"])
+        self.reply(op, "GET-FAIL", replies=len(op.answers))
+        for node, answer in op.answers.items():  # read repair: bring the replicas that answered up to the newest
+            if answer["version"] < newest["version"]:
+                self.lab.count("read_repairs")
+                self.lab.emit("read-repair", coordinator=self.id, node=node, key=op.key, have=answer["version"],
+                              version=newest["version"])
+                if node == self.id:
+                    self.store(op.key, newest["value"], newest["version"])
+                else:
+                    self.send(node, "REPAIR", key=op.key, **newest)
         self.cancel(("read", op.op))
         self.ops.pop(op.op, None)
 
@@ -362,10 +350,8 @@ class Replica(Node):
     def hand_off(self, only: str | None = None) -> None:
         """Drop expired hints, then send the rest to their replicas.  A replica
         believed down gets only one hint, as a probe."""
-        for hint in list(self.hints):
-            if self.now - hint.stored > self.lab.hint_ttl:
-                self.hints.remove(hint)
-                self.lab.hint_gone(self, hint, "expired")
+        for hint in [h for h in self.hints if self.now - h.stored > self.lab.hint_ttl]:
+            self.drop_hint(hint, "expired")
         probed: list[str] = []
         for hint in self.hints:
             replica = hint.intended
@@ -375,16 +361,13 @@ class Replica(Node):
                 probed.append(replica)
             self.send(replica, "HINT", hint=hint.id, key=hint.key, value=hint.value, version=hint.version)
             self.after(ACK_WAIT, self.suspect, replica, key=("hint-wait", replica))
-        self.update_role()
 
     @on("HINT-ACK")
     def hint_delivered(self, msg) -> None:
         self.cancel(("hint-wait", msg.src))
         hint = next((h for h in self.hints if h.id == msg.body["hint"]), None)
         if hint:
-            self.hints.remove(hint)
-            self.lab.hint_gone(self, hint, "delivered")
-            self.update_role()
+            self.drop_hint(hint, "delivered")
 
     def view(self) -> dict:
         hints = f"{len(self.hints)} hint{'s' if len(self.hints) != 1 else ''}"
@@ -435,21 +418,17 @@ class Client(Node):
 
     def try_next(self, req: int) -> None:
         request = self.requests[req]
-        key = request.body["key"]
-        order = [n for n in walk(key) if n not in self.suspects] + [n for n in walk(key) if n in self.suspects]
-        left = [n for n in order if n not in request.tried]
+        left = [n for n in trusted_first(walk(request.body["key"]), self.suspects) if n not in request.tried]
         if not left:  # any node can coordinate: give up only when every one has been tried
-            return self.finish(req, ok=False, why="no coordinator answered")
-        coordinator = left[0]
-        request.tried.append(coordinator)
-        self.send(coordinator, request.kind, req=req, **request.body)
-        self.after(CLIENT_WAIT, self.coordinator_silent, req, coordinator, key=("wait", req))
+            return self.lab.request_done(self.requests.pop(req), False, "no coordinator answered", "", {})
+        request.tried.append(left[0])
+        self.send(left[0], request.kind, req=req, **request.body)
+        self.after(CLIENT_WAIT, self.coordinator_silent, req, left[0], key=("wait", req))
 
     def coordinator_silent(self, req: int, node: str) -> None:
-        if req in self.requests:
-            if node not in self.suspects:
-                self.suspects.append(node)
-            self.try_next(req)
+        if node not in self.suspects:
+            self.suspects.append(node)
+        self.try_next(req)
 
     def on_message(self, msg) -> None:
         if msg.src in self.suspects:  # anyone who talks to me is up
@@ -458,17 +437,14 @@ class Client(Node):
 
     @on("PUT-OK", "GET-OK", "PUT-FAIL", "GET-FAIL")
     def answered_by(self, msg) -> None:
-        req = msg.body["req"]
-        if req not in self.requests:
+        request = self.requests.pop(msg.body["req"], None)
+        if request is None:
             return
-        self.cancel(("wait", req))
-        if msg.type in ("PUT-OK", "GET-OK"):
-            self.finish(req, ok=True, coordinator=msg.src, answer=msg.body)
+        self.cancel(("wait", msg.body["req"]))
+        if msg.type.endswith("-OK"):
+            self.lab.request_done(request, True, "", msg.src, msg.body)
         else:
-            self.finish(req, ok=False, why=f"{msg.src}: {msg.type}", coordinator=msg.src)
-
-    def finish(self, req: int, ok: bool, why: str = "", coordinator: str = "", answer: dict | None = None) -> None:
-        self.lab.request_done(self.requests.pop(req), ok, why, coordinator, answer or {})
+            self.lab.request_done(request, False, f"{msg.src}: {msg.type}", msg.src, {})
 
 
 class HintedHandoff(Lab):
@@ -485,23 +461,19 @@ class HintedHandoff(Lab):
         Param("hint_ttl", 10_000, "How long (ms) a stand-in keeps a hint before discarding it.", lo=500, hi=600_000),
         Param("rate", 1, "Background writes per second (random keys alice, bob, carol, dave).", lo=0, hi=10),
     )
-    FAULTS = ("crash", "restart", "pause", "resume", "partition", "cut", "heal", "delay", "loss", "slow",
-              "drop-next", "duplicate-next")
     UNFAULTABLE = ("client",)
 
     def setup(self) -> None:
         self.quorum, self.w, self.r = self.params["quorum"], self.params["w"], self.params["r"]
         self.hint_ttl = self.params["hint_ttl"]
-        self.hint_counter = 0
         self.disturbed_at = -1.0  # when a fault was last applied or removed
         self.latest: dict[str, dict] = {}  # key -> the latest acknowledged write {"value", "version", "at"}
         self.expired: dict[tuple[str, str], int] = {}  # (replica, key) -> newest version whose hint expired
-        self.left_for_repair: set[tuple] = set()
+        self.left_for_repair: set[tuple] = set()  # (replica, key, version) counted as stale_after_expiry
         self.handoffs: list[dict] = []  # recent hints delivered or expired
         self.last_read: dict | None = None
         self.metrics.update({"writes": 0, "writes_failed": 0, "reads": 0, "stale_reads": 0, "hints_stored": 0,
-                             "hints_delivered": 0, "hints_expired": 0, "read_repairs": 0,
-                             "stale_after_expiry": 0})
+                             "hints_delivered": 0, "hints_expired": 0, "read_repairs": 0, "stale_after_expiry": 0})
         for node_id in RING:
             self.add_node(Replica(self, node_id))
         self.client = self.add_node(Client(self, "client"))
@@ -531,61 +503,58 @@ class HintedHandoff(Lab):
             self.count("writes_failed")
             self.emit("write-failed", key=key, version=body["version"], why=why, ms=ms)
             up = [n for n in RING if self.nodes[n].status == "up"]
-            whole = not self.net.partition and not any(not link.clean() for link in self.net.links.values()) \
+            whole = not self.net.partition and all(link.clean() for link in self.net.links.values()) \
                 and not any(self.nodes[n].slow_ms for n in RING)
             calm = self.disturbed_at < request.t  # no fault came or went while it was under way
             if len(up) >= self.w and whole and calm:
                 self.fail("writes-available", f"write {key} v{body['version']} failed with {len(up)} nodes up "
                                               f"(W={self.w}, quorum={self.quorum})")
             return
-        latest = self.latest.get(key, {"version": 0, "value": None})
-        stale = ok and answer["version"] < latest["version"]
-        self.count("stale_reads", 1 if stale else 0)
-        self.last_read = {"key": key, "ok": ok, "value": answer.get("value"), "version": answer.get("version", 0),
-                          "latest": latest["version"], "stale": stale, "coordinator": coordinator}
-        self.emit("read", key=key, ok=ok, value=answer.get("value"), version=answer.get("version", 0),
-                  latest=latest["version"], stale=stale, ms=ms)
+        latest = self.latest.get(key, NOTHING)["version"]
+        read = {"key": key, "ok": ok, "value": answer.get("value"), "version": answer.get("version", 0),
+                "latest": latest, "stale": ok and answer["version"] < latest}
+        self.count("stale_reads", 1 if read["stale"] else 0)
+        self.last_read = {**read, "coordinator": coordinator}
+        self.emit("read", **read, ms=ms)
 
-    def hint_gone(self, holder: Replica, hint: Hint, how: str) -> None:
+    # -- hints, as the stand-ins report them ------------------------------------------------
+    @observe("hint-stored", "hint-delivered", "hint-expired")
+    def hint_event(self, event: dict) -> None:
+        how = event["kind"].removeprefix("hint-")
         self.count(f"hints_{how}")
         if how == "expired":  # the replica stays stale for this version: read repair's job now
-            slot = (hint.intended, hint.key)
-            self.expired[slot] = max(self.expired.get(slot, 0), hint.version)
-        self.handoffs = (self.handoffs + [{"holder": holder.id, "intended": hint.intended, "key": hint.key,
-                                           "version": hint.version, "how": how, "at": round(self.now, 3)}])[-6:]
-        self.emit(f"hint-{how}", node=holder.id, intended=hint.intended, key=hint.key, version=hint.version,
-                  hint=hint.id)
+            slot = (event["intended"], event["key"])
+            self.expired[slot] = max(self.expired.get(slot, 0), event["version"])
+        if how != "stored":
+            self.handoffs = (self.handoffs + [{"holder": event["node"], "intended": event["intended"],
+                                               "key": event["key"], "version": event["version"], "how": how,
+                                               "at": event["t"]}])[-6:]
+
+    def hint_waiting(self, node_id: str, key: str | None = None) -> bool:
+        """A stand-in still holds a hint for this replica (for this key, if one is named)."""
+        return any(h.intended == node_id and (key is None or h.key == key) for n in RING for h in self.nodes[n].hints)
 
     # -- the live check ------------------------------------------------------------------
-    def pending_hints_for(self, node_id: str) -> int:
-        return sum(1 for n in RING for h in self.nodes[n].hints if h.intended == node_id)
-
-    def stale_replicas(self) -> list[tuple[str, str, int, int]]:
-        """(key, replica, its version, latest) for every settled replica that is behind."""
+    def audit(self) -> None:
+        """Every settled replica holds the latest acknowledged version of its keys, unless
+        its hint expired: then it is left for read repair or anti-entropy (counted, not red)."""
         stale = []
         for key, latest in self.latest.items():
             if self.now - latest["at"] < SETTLE:
                 continue
             for node_id in preferred(key):
                 node = self.nodes[node_id]
-                if node.status != "up" or self.now - node.up_since < SETTLE or self.pending_hints_for(node_id):
+                if node.status != "up" or self.now - node.up_since < SETTLE or self.hint_waiting(node_id):
                     continue
-                have = node.data.get(key, {}).get("version", 0)
-                if have < latest["version"] <= self.expired.get((node_id, key), 0):
-                    self.count_once(node_id, key, have, latest["version"])
-                elif have < latest["version"]:
-                    stale.append((key, node_id, have, latest["version"]))
-        return stale
-
-    def count_once(self, node_id: str, key: str, have: int, latest: int) -> None:
-        """A settled replica is behind because its hint expired: expected, and shown, not red."""
-        if (node_id, key, latest) not in self.left_for_repair:
-            self.left_for_repair.add((node_id, key, latest))
-            self.count("stale_after_expiry")
-            self.emit("left-for-repair", node=node_id, key=key, version=have, latest=latest)
-
-    def audit(self) -> None:
-        stale = self.stale_replicas()
+                have, want = node.data.get(key, NOTHING)["version"], latest["version"]
+                if have >= want:
+                    continue
+                if want > self.expired.get((node_id, key), 0):
+                    stale.append((key, node_id, have, want))
+                elif (node_id, key, want) not in self.left_for_repair:
+                    self.left_for_repair.add((node_id, key, want))
+                    self.count("stale_after_expiry")
+                    self.emit("left-for-repair", node=node_id, key=key, version=have, latest=want)
         if stale:
             key, node, have, want = stale[0]
             self.fail("replicas-converge", f"{node} holds {key} v{have}, the latest is v{want}"
@@ -620,30 +589,18 @@ class HintedHandoff(Lab):
         self.count("anti_entropy_rounds")
         self.emit("anti-entropy", nodes=live)
         for node_id in live:
-            node = self.nodes[node_id]
-            peers: dict[str, list] = {}
-            for key in sorted(node.data):
-                for peer in preferred(key):
-                    if peer != node_id:
-                        peers.setdefault(peer, []).append([key, node.data[key]["version"]])
-            for peer in RING:
-                if peer in peers:
-                    node.send(peer, "DIGEST", versions=peers[peer])
+            self.nodes[node_id].anti_entropy()
 
     # -- the page ----------------------------------------------------------------------------
     def view(self) -> dict:
         keys = []
         for key in sorted(self.latest)[:8]:
             latest = self.latest[key]
-            replicas = []
-            for node_id in preferred(key):
-                node = self.nodes[node_id]
-                have = node.data.get(key, {"value": None, "version": 0})
-                replicas.append({"node": node_id, "value": have["value"], "version": have["version"],
-                                 "stale": have["version"] < latest["version"], "status": node.status,
-                                 "hinted": self.pending_hints_for_key(node_id, key)})
+            copies = {n: self.nodes[n].data.get(key, NOTHING) for n in preferred(key)}
             keys.append({"key": key, "pos": position(key), "value": latest["value"], "version": latest["version"],
-                         "replicas": replicas})
+                         "replicas": [{"node": n, **have, "stale": have["version"] < latest["version"],
+                                       "status": self.nodes[n].status, "hinted": self.hint_waiting(n, key)}
+                                      for n, have in copies.items()]})
         hints = [{"holder": n, "intended": h.intended, "key": h.key, "version": h.version, "hint": h.id,
                   "expires_in": max(0, round(h.stored + self.hint_ttl - self.now))}
                  for n in RING for h in self.nodes[n].hints][:12]
@@ -652,6 +609,3 @@ class HintedHandoff(Lab):
             "handoff": {"quorum": self.quorum, "n": N, "w": self.w, "r": self.r, "hint_ttl": self.hint_ttl,
                         "keys": keys, "hints": hints, "recent": self.handoffs, "last_read": self.last_read},
         }
-
-    def pending_hints_for_key(self, node_id: str, key: str) -> bool:
-        return any(h.intended == node_id and h.key == key for n in RING for h in self.nodes[n].hints)

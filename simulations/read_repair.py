@@ -45,10 +45,13 @@ KEYS = ("x", "y", "z")
 NOTHING = {"value": None, "version": 0}
 
 
+def older(have: dict, version: int, value) -> bool:
+    """An older version than `version`, or that version with another value than `value`."""
+    return have["version"] < version or (have["version"] == version and have["value"] != value)
+
+
 class Replica(Node):
     """Stores versioned values; the newer version always wins."""
-
-    role = "replica"
 
     def boot(self) -> None:
         self.role = "replica"
@@ -58,7 +61,7 @@ class Replica(Node):
             self.every(every, self.anti_entropy, key="anti-entropy", first=every * (1 + self.rng.random()))
 
     def store(self, key: str, value: str, version: int) -> bool:
-        if self.version(key) >= version and key in self.data:
+        if self.version(key) >= version:
             return False
         self.data[key] = {"value": value, "version": version}
         return True
@@ -68,7 +71,7 @@ class Replica(Node):
 
     def push(self, dst: str, key: str) -> None:
         """Send my copy of a key to a replica that is behind."""
-        self.send(dst, "REPAIR", key=key, value=self.data[key]["value"], version=self.version(key))
+        self.send(dst, "REPAIR", key=key, **self.data[key])
 
     @on("WRITE")
     def write(self, msg) -> None:
@@ -78,9 +81,8 @@ class Replica(Node):
 
     @on("READ")
     def read(self, msg) -> None:
-        have = self.data.get(msg.body["key"]) or NOTHING
-        self.send(msg.src, "VALUE", op=msg.body["op"], key=msg.body["key"], value=have["value"],
-                  version=have["version"])
+        have = self.data.get(msg.body["key"], NOTHING)
+        self.send(msg.src, "VALUE", op=msg.body["op"], key=msg.body["key"], **have)
 
     @on("REPAIR")
     def repair(self, msg) -> None:
@@ -94,21 +96,16 @@ class Replica(Node):
         self.lab.count("anti_entropy_rounds")
         self.lab.emit("anti-entropy", node=self.id, keys=len(self.data))
         versions = [[k, self.data[k]["version"]] for k in sorted(self.data)]
-        for other in REPLICAS:
-            if other != self.id:
-                self.send(other, "DIGEST", versions=versions)
+        for other in [n for n in REPLICAS if n != self.id]:
+            self.send(other, "DIGEST", versions=versions)
 
     @on("DIGEST")
     def digest(self, msg) -> None:
-        behind = []
-        for key, version in msg.body["versions"]:
-            if self.version(key) > version:
-                self.push(msg.src, key)  # mine is newer: here it is
-            elif self.version(key) < version:
-                behind.append(key)  # theirs is newer: I will ask for it
-        theirs = {kv[0] for kv in msg.body["versions"]}
-        for key in [k for k in self.data if k not in theirs]:  # keys the sender does not have at all
+        theirs = dict(msg.body["versions"])
+        newer = [k for k in theirs if self.version(k) > theirs[k]]  # mine is newer: here it is
+        for key in newer + [k for k in self.data if k not in theirs]:  # ... and the keys the sender lacks
             self.push(msg.src, key)
+        behind = [k for k in theirs if self.version(k) < theirs[k]]  # theirs is newer: I will ask for it
         if behind:
             self.send(msg.src, "WANT", keys=behind)
 
@@ -119,7 +116,7 @@ class Replica(Node):
 
     def view(self) -> dict:
         key = self.lab.focus
-        have = self.data.get(key) if key else None
+        have = self.data.get(key)
         return {"label": f"{key}={have['value']} v{have['version']}" if have and self.status != "down" else ""}
 
 
@@ -132,7 +129,6 @@ class Write:
     start: float
     acks: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=lambda: list(REPLICAS))
-    replied: bool = False
 
 
 @dataclass
@@ -148,7 +144,6 @@ class Read:
     newest: dict | None = None  # the winning answer, once compared
     repairs: list[str] = field(default_factory=list)  # replicas sent a write-back
     repaired: list[str] = field(default_factory=list)  # ... that confirmed it
-    replied: bool = False
 
 
 class Coordinator(Node):
@@ -156,9 +151,9 @@ class Coordinator(Node):
 
     def boot(self) -> None:
         self.role = "coordinator"
-        self.disk.setdefault("versions", {})  # key -> last version given out
-        self.disk.setdefault("values", {})  # key -> the value written under that version
-        self.disk.setdefault("missed", {})  # on-write: "node key" -> the newest version that replica missed
+        # key -> the newest write given out, {"value", "version"}: a version and its value always travel together
+        self.disk.setdefault("newest", {})
+        self.disk.setdefault("missed", {})  # on-write: (node, key) -> the newest version that replica missed
         self.ops: dict[int, Write | Read] = {}
         self.next_op = 1
         if self.lab.params["rate"]:
@@ -173,29 +168,25 @@ class Coordinator(Node):
         else:
             self.read(key, self.lab.params["r"], None)
 
-    def new_op(self, op: Write | Read) -> None:
+    def track(self, op: Write | Read, on_timeout) -> None:
+        """Keep an operation open until it closes, or ACK_WAIT passes without the answers it waits for."""
         self.next_op += 1
         self.ops[op.op] = op
-        self.after(ACK_WAIT, self.timed_out, op, key=("op", op.op))
+        self.after(ACK_WAIT, on_timeout, op, key=("op", op.op))
 
     def close(self, op: Write | Read) -> None:
         self.cancel(("op", op.op))
         self.ops.pop(op.op, None)
 
-    def timed_out(self, op: Write | Read) -> None:
-        if op.op in self.ops:
-            self.write_timed_out(op) if isinstance(op, Write) else self.read_timed_out(op)
-
     # -- writes: to all N, success after W acknowledgements ----------------------------------
     def write(self, key: str, value: str) -> None:
-        version = self.disk["versions"].get(key, 0) + 1
-        self.disk["versions"][key] = version
-        self.disk["values"][key] = value  # a version and its value always travel together
+        version = self.disk["newest"].get(key, NOTHING)["version"] + 1
+        self.disk["newest"][key] = {"value": value, "version": version}
         op = Write(self.next_op, key, value, version, self.now)
         self.lab.emit("write", key=key, value=value, version=version, w=self.lab.w)
         for node in REPLICAS:
             self.send(node, "WRITE", op=op.op, key=key, value=value, version=version)
-        self.new_op(op)
+        self.track(op, self.write_timed_out)
 
     @on("WROTE")
     def wrote(self, msg) -> None:
@@ -205,21 +196,19 @@ class Coordinator(Node):
         op.waiting.remove(msg.src)
         op.acks.append(msg.src)
         self.acked(msg.src, op.key, op.version)
-        if not op.replied and len(op.acks) >= self.lab.w:
-            op.replied = True
+        if len(op.acks) == self.lab.w:  # the W-th acknowledgement: the write succeeded
             self.lab.write_done(op, ok=True)
         if not op.waiting:
             self.close(op)
 
     def write_timed_out(self, op: Write) -> None:
-        if not op.replied:
-            op.replied = True
+        if len(op.acks) < self.lab.w:
             self.lab.write_done(op, ok=False)
         for node in op.waiting:
             self.lab.emit("missed", node=node, key=op.key, version=op.version)
             if self.lab.mode == "on-write":  # repair on write: keep pushing until it lands
-                item = f"{node} {op.key}"
-                self.disk["missed"][item] = max(self.disk["missed"].get(item, 0), op.version)
+                missed = self.disk["missed"]
+                missed[node, op.key] = max(missed.get((node, op.key), 0), op.version)
                 if not self.pending("retry"):
                     self.after(RETRY_EVERY, self.retry_missed, key="retry")
         self.close(op)
@@ -227,15 +216,12 @@ class Coordinator(Node):
     def acked(self, node: str, key: str, version: int) -> None:
         """A replica stored this version: it no longer misses anything up to it
         (a late acknowledgement of an older version does not count)."""
-        item = f"{node} {key}"
-        if self.disk["missed"].get(item, 0) <= version:
-            self.disk["missed"].pop(item, None)
+        if self.disk["missed"].get((node, key), 0) <= version:
+            self.disk["missed"].pop((node, key), None)
 
     def retry_missed(self) -> None:
-        for item in list(self.disk["missed"]):
-            node, key = item.split(" ")
-            # The newest write I gave out: its value with its own version, never a mix.
-            self.send(node, "REPAIR", key=key, value=self.disk["values"][key], version=self.disk["versions"][key])
+        for node, key in self.disk["missed"]:
+            self.send(node, "REPAIR", key=key, **self.disk["newest"][key])  # the newest write, never a mix
         if self.disk["missed"]:
             self.after(RETRY_EVERY, self.retry_missed, key="retry")
 
@@ -243,17 +229,16 @@ class Coordinator(Node):
     def read(self, key: str, r: int, first: str | None) -> None:
         order = list(REPLICAS)
         self.rng.shuffle(order)
-        if first:
-            order.remove(first)
-            order.insert(0, first)
+        order.sort(key=lambda node: node != first)  # the replica the learner named goes first
         op = Read(self.next_op, key, r, order, self.lab.latest.get(key, NOTHING)["version"], self.now)
-        for node in order[:r]:
-            self.ask(op, node)
-        self.new_op(op)
+        self.ask_more(op)
+        self.track(op, self.read_timed_out)
 
-    def ask(self, op: Read, node: str) -> None:
-        op.asked.append(node)
-        self.send(node, "READ", op=op.op, key=op.key)
+    def ask_more(self, op: Read) -> None:
+        """Ask the next replicas in the read's order, one for each answer still missing."""
+        for node in op.order[len(op.asked):][:op.r - len(op.answers)]:
+            op.asked.append(node)
+            self.send(node, "READ", op=op.op, key=op.key)
 
     @on("VALUE")
     def value(self, msg) -> None:
@@ -265,24 +250,18 @@ class Coordinator(Node):
             self.compare(op)
 
     def read_timed_out(self, op: Read) -> None:
-        """Some replica did not answer: ask one not asked yet, or give up."""
-        spare = [n for n in op.order if n not in op.asked]
-        missing = op.r - len(op.answers)
-        if spare and missing > 0:
-            for node in spare[:missing]:
-                self.ask(op, node)
-            self.after(ACK_WAIT, self.timed_out, op, key=("op", op.op))
-        elif not op.newest:
-            self.lab.read_failed(op)
-            self.close(op)
-        elif op.repairs:  # blocking repair did not complete: answer anyway
+        """Some replica did not answer: ask one not asked yet; else fail, or (blocking repair
+        did not complete) answer anyway."""
+        if len(op.asked) < N and len(op.answers) < op.r:
+            self.ask_more(op)
+            self.after(ACK_WAIT, self.read_timed_out, op, key=("op", op.op))
+        else:
             self.answer(op)
 
     def compare(self, op: Read) -> None:
         """The heart of read repair: the highest version wins, older answers are repaired."""
-        self.cancel(("op", op.op))
         answers = op.answers
-        op.newest = newest = dict(answers[max(answers, key=lambda n: answers[n]["version"])])
+        op.newest = newest = dict(max(answers.values(), key=lambda a: a["version"]))
         stale = [n for n in answers if answers[n]["version"] < newest["version"]]
         self.lab.emit("compare", key=op.key, answers=[[n, answers[n]["version"]] for n in answers],
                       newest=newest["version"], stale=stale)
@@ -293,27 +272,24 @@ class Coordinator(Node):
                 self.lab.count("read_repairs")
                 self.lab.emit("write-back", node=node, key=op.key, version=newest["version"],
                               blocking=mode == "blocking")
-                self.send(node, "REPAIR", op=op.op, key=op.key, value=newest["value"], version=newest["version"])
+                self.send(node, "REPAIR", op=op.op, key=op.key, **newest)
         if mode == "blocking" and op.repairs:
-            self.after(ACK_WAIT, self.timed_out, op, key=("op", op.op))  # wait for the write-backs
+            self.after(ACK_WAIT, self.read_timed_out, op, key=("op", op.op))  # wait for the write-backs
         else:
             self.answer(op)
 
     @on("REPAIRED")
     def repaired(self, msg) -> None:
         self.acked(msg.src, msg.body["key"], msg.body["version"])
-        op = self.ops.get(msg.body.get("op", 0))
+        op = self.ops.get(msg.body["op"])
         if isinstance(op, Read) and msg.src in op.repairs and msg.src not in op.repaired:
             op.repaired.append(msg.src)
-            if len(op.repaired) == len(op.repairs) and not op.replied:
+            if len(op.repaired) == len(op.repairs):
                 self.answer(op)
 
     def answer(self, op: Read) -> None:
-        if not op.replied:
-            op.replied = True
-            self.cancel(("op", op.op))
-            self.lab.read_done(op)
-            self.close(op)
+        self.lab.read_done(op)
+        self.close(op)
 
     def view(self) -> dict:
         return {"label": f"W={self.lab.w} · {self.lab.mode}"}
@@ -337,7 +313,7 @@ class ReadRepair(Lab):
     def setup(self) -> None:
         self.mode, self.w = self.params["mode"], self.params["w"]
         self.latest: dict[str, dict] = {}  # key -> latest acknowledged write {"value", "version"}
-        self.written: dict[str, str] = {}  # key -> the value of its newest version (acknowledged or not)
+        self.written: set[str] = set()  # keys with a write done (acknowledged or not)
         self.focus: str | None = None  # the key the page shows on the nodes
         self.last_read: dict | None = None
         self.write_backs: list[dict] = []
@@ -353,7 +329,7 @@ class ReadRepair(Lab):
 
     # -- the client: what the coordinator answers, judged against the truth -----------------
     def write_done(self, op: Write, ok: bool) -> None:
-        self.written[op.key] = op.value
+        self.written.add(op.key)
         self.focus = op.key
         self.count("writes")
         if ok:
@@ -364,26 +340,21 @@ class ReadRepair(Lab):
             self.count("writes_failed")
             self.emit("write-failed", key=op.key, version=op.version, acks=",".join(op.acks))
 
-    def read_failed(self, op: Read) -> None:
-        self.count("reads")
-        self.emit("read-failed", key=op.key, r=op.r, answers=len(op.answers))
-
     def read_done(self, op: Read) -> None:
+        self.count("reads")
+        if op.newest is None:  # too few replicas answered
+            self.emit("read-failed", key=op.key, r=op.r, answers=len(op.answers))
+            return
         key, newest, latest = op.key, op.newest, op.latest
         self.focus = key
-        self.count("reads")
-        latest_value = self.latest.get(key, {}).get("value")
-        # Stale: an older version, or the latest version with another value than the one acknowledged.
-        stale = newest["version"] < latest or (newest["version"] == latest and newest["value"] != latest_value)
+        latest_value = self.latest.get(key, NOTHING)["value"]
+        stale = older(newest, latest, latest_value)  # the version, and the value, the client acknowledged
         self.count("stale_reads", 1 if stale else 0)
-        ms = round(self.now - op.start, 3)
-        self.last_read = {"key": key, "r": op.r, "w": self.w, "answers": [
-            {"node": n, "version": a["version"], "value": a["value"],
-             "stale": a["version"] < newest["version"]} for n, a in op.answers.items()],
-            "value": newest["value"], "version": newest["version"], "latest": latest, "stale": stale,
-            "repairs": list(op.repairs), "ms": ms, "mode": self.mode}
-        self.emit("read", key=key, r=op.r, value=newest["value"], version=newest["version"], latest=latest,
-                  stale=stale, ms=ms)
+        read = {"key": key, "r": op.r, "value": newest["value"], "version": newest["version"], "latest": latest,
+                "stale": stale, "ms": round(self.now - op.start, 3)}
+        self.last_read = {**read, "w": self.w, "repairs": list(op.repairs), "mode": self.mode, "answers": [
+            {"node": n, **a, "stale": a["version"] < newest["version"]} for n, a in op.answers.items()]}
+        self.emit("read", **read)
         if stale:
             overlap = "R + W > N, so this should not happen" if op.r + self.w > N else "R + W <= N"
             self.fail("read-returns-latest", f"read {key} with R={op.r} returned {newest['value']!r} "
@@ -392,20 +363,15 @@ class ReadRepair(Lab):
         else:
             self.note("read-returns-latest", f"last read {key} v{newest['version']} (R={op.r}, W={self.w})")
         self.sim.after(VERIFY_AFTER, self.verify_read, key, list(op.answers), newest["version"], newest["value"])
-        for node in op.repairs:
-            self.write_backs = (self.write_backs + [{"node": node, "key": key, "version": newest["version"],
-                                                     "at": round(self.now, 3)}])[-6:]
+        self.write_backs = (self.write_backs + [{"node": node, "key": key, "version": newest["version"],
+                                                 "at": round(self.now, 3)} for node in op.repairs])[-6:]
 
     def verify_read(self, key: str, answered: list[str], newest: int, value) -> None:
-        def behind_or_different(node: str) -> bool:
-            have = self.nodes[node].data.get(key) or NOTHING
-            return have["version"] < newest or (have["version"] == newest and have["value"] != value)
-        behind = [n for n in answered if behind_or_different(n)]
-        if behind:
-            self.fail("answered-replicas-newest", f"{VERIFY_AFTER}ms after reading {key}, "
-                                                  f"{', '.join(behind)} still {'holds' if len(behind) == 1 else 'hold'} an older version than v{newest} "
-                                                  f"or another value than {value!r} "
-                                                  f"(mode {self.mode})")
+        late = [n for n in answered if older(self.nodes[n].data.get(key, NOTHING), newest, value)]
+        if late:
+            self.fail("answered-replicas-newest", f"{VERIFY_AFTER}ms after reading {key}, {', '.join(late)} still "
+                                                  f"{'holds' if len(late) == 1 else 'hold'} an older version than "
+                                                  f"v{newest} or another value than {value!r} (mode {self.mode})")
         else:
             self.note("answered-replicas-newest", f"{key}: {', '.join(answered)} "
                                                   f"{'holds' if len(answered) == 1 else 'hold'} v{newest}")
@@ -429,7 +395,7 @@ class ReadRepair(Lab):
         self.require_coordinator()
         self.coordinator.read(key, r, first)
 
-    @action("anti-entropy", help="Run one anti-entropy round now: every live replica compares versions with the others.")
+    @action("anti-entropy", help="One anti-entropy round now: every live replica compares versions with the others.")
     def do_anti_entropy(self) -> None:
         live = [n for n in REPLICAS if self.nodes[n].status == "up"]
         if len(live) < 2:
@@ -440,17 +406,15 @@ class ReadRepair(Lab):
     # -- the page ----------------------------------------------------------------------------
     def view(self) -> dict:
         keys = []
-        for key in sorted(set(self.written) | set(self.latest))[:6]:
-            latest = self.latest.get(key, NOTHING)["version"]
-            newest = max(self.nodes[n].version(key) for n in REPLICAS)
-            keys.append({"key": key, "latest": latest, "replicas": [
-                {"node": n, "value": (self.nodes[n].data.get(key) or {}).get("value"),
-                 "version": self.nodes[n].version(key), "stale": self.nodes[n].version(key) < newest,
-                 "status": self.nodes[n].status} for n in REPLICAS]})
-        missed = [item.split(" ") for item in self.coordinator.disk["missed"]]
+        for key in sorted(self.written)[:6]:
+            copies = {n: self.nodes[n].data.get(key, NOTHING) for n in REPLICAS}
+            newest = max(have["version"] for have in copies.values())
+            keys.append({"key": key, "latest": self.latest.get(key, NOTHING)["version"], "replicas": [
+                {"node": n, **have, "stale": have["version"] < newest, "status": self.nodes[n].status}
+                for n, have in copies.items()]})
         return {
             "edges": [["coordinator", n] for n in REPLICAS],
             "repair": {"mode": self.mode, "n": N, "w": self.w, "r": self.params["r"], "keys": keys,
                        "last_read": self.last_read, "write_backs": self.write_backs,
-                       "missed": [{"node": n, "key": k} for n, k in missed]},
+                       "missed": [{"node": n, "key": k} for n, k in self.coordinator.disk["missed"]]},
         }
