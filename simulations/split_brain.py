@@ -84,16 +84,14 @@ class Replica(Node):
         # What survives a crash: the register and (with generations) the generation.
         first = 1 if self.lab.generations else 0  # the generation the cluster starts in (0: none)
         self.disk.setdefault("register", Register(0, 0, [first, 0], first, FIRST_LEADER, [0]))
-        if self.lab.generations:
-            self.disk.setdefault("generation", 1)
-        self.generation: int | None = self.disk.get("generation")  # None in naive mode
+        self.generation: int | None = self.disk.setdefault("generation", 1) if self.lab.generations else None
+        self.quorum = self.lab.mode == "quorum"
         self.reg: Register = self.disk["register"]
         self.role = "follower"
         # At the start everyone follows FIRST_LEADER; a restarted node knows no leader until it hears one.
         self.leader: str | None = None if self.restarted else FIRST_LEADER
         self.heard_at: float | None = None if self.restarted else 0.0
-        self.tenure = 0  # bookkeeping: which leadership this is
-        self.seen = [0, 0]  # bookkeeping: newest leadership this node accepted
+        self.tenure = 0  # which of the run's leaderships this node holds or last held (0: none)
         self.watch()
 
     def view(self) -> dict:
@@ -108,10 +106,6 @@ class Replica(Node):
     def gen(self) -> int:
         return self.generation or 0
 
-    @property
-    def quorum(self) -> bool:
-        return self.lab.mode == "quorum"
-
     def others(self) -> list[str]:
         return [n for n in self.lab.nodes if n != self.id]
 
@@ -123,7 +117,7 @@ class Replica(Node):
     def store(self, reg: Register, why: str) -> None:
         old, self.reg = self.reg, reg
         self.disk["register"] = reg
-        self.lab.register_changed(self, old, why)
+        self.lab.witness("stored", node=self.id, old=old, new=reg, why=why)
 
     # -- failure detection: the leader's heartbeat, and silence ------------------------
     def watch(self) -> None:
@@ -153,7 +147,8 @@ class Replica(Node):
         self.match: dict[str, list] = {}  # quorum: the newest stamp each follower stored
         self.uncommitted: list[int] = []  # quorum: writes waiting for a majority
         self.heard_from = {n: self.now for n in self.others()}  # check-quorum: when each one last answered
-        self.lab.open_tenure(self, why)
+        self.tenure = self.lab.next_tenure()
+        self.lab.emit("leader", node=self.id, gen=self.generation, why=why, tenure=self.tenure)
         self.every(HEARTBEAT_EVERY, self.heartbeat, key="heartbeat")
         self.heartbeat()
 
@@ -176,7 +171,7 @@ class Replica(Node):
     def step_down(self, why: str, new_leader: str | None) -> None:
         self.role, self.leader = "follower", new_leader
         self.cancel("heartbeat")
-        self.lab.close_tenure(self, why)
+        self.lab.emit("step-down", node=self.id, gen=self.generation, why=why)
         self.watch()
 
     # -- client writes --------------------------------------------------------------
@@ -188,7 +183,7 @@ class Replica(Node):
             # A duplicate (the network delivered it twice): every write carries the client's id, applied once.
             self.lab.emit("duplicate", node=self.id, wid=wid)
             if not self.quorum:
-                self.lab.acknowledge(wid, self)  # already stored here: answer again
+                self.lab.witness("acknowledged", wid=wid, leader=self.id)  # already stored here: answer again
             elif wid not in self.uncommitted:
                 self.uncommitted.append(wid)  # answer again once a majority holds it
                 self.try_commit()
@@ -199,7 +194,7 @@ class Replica(Node):
             self.send(self.leader, "FORWARD", wid=wid, value=value)
         else:
             why = "knows no leader" if via is None else "is no longer the leader"
-            self.lab.reject_write(wid, self.id, f"{self.id} {why}")
+            self.lab.witness("write-refused", wid=wid, node=self.id, why=f"{self.id} {why}")
 
     def accept_write(self, wid: int, value: int) -> None:
         stamp = [self.gen, self.reg.stamp[1] + 1]
@@ -209,7 +204,7 @@ class Replica(Node):
             self.uncommitted.append(wid)  # acknowledged once a majority stores it (never, if I step down first)
             self.try_commit()
         else:
-            self.lab.acknowledge(wid, self)  # stored here: good enough without a quorum
+            self.lab.witness("acknowledged", wid=wid, leader=self.id)  # stored here: good enough without a quorum
 
     def try_commit(self) -> None:
         for wid in list(self.uncommitted):
@@ -217,7 +212,7 @@ class Replica(Node):
             stored = 1 + sum(1 for s in self.match.values() if s >= stamp)
             if stored >= MAJORITY:
                 self.uncommitted.remove(wid)
-                self.lab.acknowledge(wid, self)
+                self.lab.witness("acknowledged", wid=wid, leader=self.id)
 
     @on("ACK")
     def stored_by(self, msg: Message) -> None:
@@ -253,7 +248,7 @@ class Replica(Node):
             self.send(src, "ACK", gen=self.generation, stamp=list(self.reg.stamp))
 
     def follow(self, leader: str, body: dict) -> None:
-        self.lab.accepted_from(self, body)
+        self.lab.witness("accepted", node=self.id, leader=leader, gen=body["gen"], tenure=body["tenure"])
         if self.role != "follower" or self.leader != leader:
             self.role, self.leader = "follower", leader
             self.cancel("election")
@@ -379,6 +374,7 @@ class SplitBrain(Lab):
         self.writes: dict[int, Write] = {0: Write(0, None, 0, FIRST_LEADER, client="ok", why="initial value")}
         self.unlost: dict[int, bool] = {0: True}  # acknowledged writes not (yet) lost
         self.tenures: list[dict] = []
+        self.seen: dict[str, list] = {}  # node -> the newest leadership it accepted (forgotten in a crash)
         self.metrics.update({"writes": 0, "acknowledged": 0, "rejected": 0, "lost": 0, "elections": 0,
                              "leaders_now": 1, "most_leaders": 1})
         for i in range(1, 6):
@@ -392,21 +388,20 @@ class SplitBrain(Lab):
                        "replica's register (with quorum, acknowledged means stored by a majority).")
 
     # -- leaderships (bookkeeping): each gets a running number, its tenure ----------------
-    def open_tenure(self, node: Replica, why: str) -> None:
-        node.tenure = len(self.tenures) + 1
-        node.seen = self.key(node.generation, node.tenure)
-        self.tenures.append({"n": node.tenure, "leader": node.id, "gen": node.generation,
-                             "from": round(self.now, 3), "to": None, "writes": 0, "end": ""})
-        self.metrics["elections"] = node.tenure - 1  # (the initial leader was not elected)
-        self.emit("leader", node=node.id, gen=node.generation, why=why, tenure=node.tenure)
-        self.count_leaders()
+    def next_tenure(self) -> int:
+        """A node's query as it takes the lead: the number of its leadership (for the checks and the page)."""
+        return len(self.tenures) + 1
 
-    def close_tenure(self, node: Replica, why: str) -> None:
-        self.tenures[node.tenure - 1].update(to=round(self.now, 3), end=why)
-        self.emit("step-down", node=node.id, gen=node.generation, why=why)
-        self.count_leaders()
-
-    def count_leaders(self) -> None:
+    @observe("leader", "step-down")
+    def leadership(self, event: dict) -> None:
+        node = event["node"]
+        if event["kind"] == "leader":
+            self.seen[node] = self.key(event["gen"], event["tenure"])
+            self.tenures.append({"n": event["tenure"], "leader": node, "gen": event["gen"],
+                                 "from": event["t"], "to": None, "writes": 0, "end": ""})
+            self.metrics["elections"] = event["tenure"] - 1  # (the initial leader was not elected)
+        else:
+            self.tenures[self.nodes[node].tenure - 1].update(to=event["t"], end=event["why"])
         now = sum(1 for n in self.nodes.values() if n.role == "leader")  # (a crashed node has no role)
         self.metrics["leaders_now"] = now
         self.metrics["most_leaders"] = max(self.metrics["most_leaders"], now)
@@ -418,40 +413,44 @@ class SplitBrain(Lab):
     @observe("crash")
     def crashed(self, event: dict) -> None:
         node = self.nodes[event["node"]]
+        self.seen.pop(node.id, None)
         if node.tenure and self.tenures[node.tenure - 1]["to"] is None:  # it was leading
-            self.close_tenure(node, "crashed")
+            self.emit("step-down", node=node.id, gen=node.generation, why="crashed")
 
     # -- checks ------------------------------------------------------------------------
-    def accepted_from(self, node: Replica, body: dict) -> None:
-        """`node` accepts a request from leader body['leader']: was that leader stale?"""
-        key = self.key(body["gen"], body["tenure"])
-        if key < node.seen:
-            self.fail("stale-leader-fenced", f"{node.id} accepted a request from stale leader {body['leader']} "
-                      f"(leadership #{body['tenure']}) after following a newer one")
-        node.seen = max(node.seen, key)
+    @observe("accepted")
+    def accepted_from(self, fact: dict) -> None:
+        """A node accepts a request from a leader: was that leader stale?"""
+        key, seen = self.key(fact["gen"], fact["tenure"]), self.seen.get(fact["node"], [0, 0])
+        if key < seen:
+            self.fail("stale-leader-fenced", f"{fact['node']} accepted a request from stale leader {fact['leader']} "
+                      f"(leadership #{fact['tenure']}) after following a newer one")
+        self.seen[fact["node"]] = max(seen, key)
 
     @observe("fenced")
     def fenced(self, fact: dict) -> None:
         self.holds("stale-leader-fenced", f"{fact['node']} learned generation {fact['gen']} from {fact['by']} and "
                    f"stepped down at {self.now / 1000:.2f}s")
 
-    def acknowledge(self, wid: int, leader: Replica) -> None:
-        w = self.writes[wid]
+    @observe("acknowledged")
+    def acknowledged(self, fact: dict) -> None:
+        w, leader = self.writes[fact["wid"]], self.nodes[fact["leader"]]
         if w.client != "waiting":
             return  # the client gave up already
         w.client, w.why = "ok", f"acknowledged by {leader.id}"
-        self.unlost[wid] = True
+        self.unlost[w.id] = True
         self.count("acknowledged")
         self.tenures[leader.tenure - 1]["writes"] += 1
-        self.emit("write-ok", wid=wid, leader=leader.id, gen=leader.generation, value=w.value)
+        self.emit("write-ok", wid=w.id, leader=leader.id, gen=leader.generation, value=w.value)
         when = f"in generation {leader.gen}" if self.generations else "at once (no generations)"
         for other in self.nodes.values():
             if (other is not leader and other.role == "leader" and other.gen == leader.gen
                     and self.tenures[other.tenure - 1]["writes"]):
                 self.fail("single-writer", f"{other.id} and {leader.id} both accepted writes {when}")
 
-    def register_changed(self, node: Replica, old: Register, why: str) -> None:
-        new = node.reg
+    @observe("stored")
+    def register_changed(self, fact: dict) -> None:
+        node, old, new, why = self.nodes[fact["node"]], fact["old"], fact["new"], fact["why"]
         if why == "write":  # a leader applied a client's write
             w = self.writes[new.wid]
             w.leader, w.gen, w.stamp, w.prev = node.id, node.generation, new.stamp, old.wid
@@ -485,12 +484,13 @@ class SplitBrain(Lab):
     def forwarded(self, event: dict) -> None:
         self.writes[event["wid"]].why = f"forwarded by {event['node']} to {event['leader']}"
 
-    def reject_write(self, wid: int, node: str, why: str) -> None:
-        w = self.writes[wid]
+    @observe("write-refused")
+    def write_rejected(self, fact: dict) -> None:
+        w = self.writes[fact["wid"]]
         if w.client == "waiting":
-            w.client, w.why = "rejected", why
+            w.client, w.why = "rejected", fact["why"]
             self.count("rejected")
-            self.emit("write-rejected", wid=wid, node=node, why=why)
+            self.emit("write-rejected", wid=w.id, node=fact["node"], why=w.why)
 
     def client_gives_up(self, wid: int) -> None:
         w = self.writes[wid]
