@@ -72,6 +72,11 @@ def key_hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
 
 
+def random_tokens(rng, count: int) -> list[int]:
+    """Random ring positions for a new shard's virtual nodes (as Cassandra picks them)."""
+    return [rng.getrandbits(64) for _ in range(count)]
+
+
 class Placement:
     """Which shard owns a key, for one strategy and one configuration.
 
@@ -176,7 +181,8 @@ class Router(Node):
 
     def boot(self) -> None:
         self.role = "router"
-        self.disk.setdefault("config", self.lab.initial_config())
+        # (Built on every boot, so a restart draws ring tokens it throws away: the recorded runs depend on it.)
+        self.disk.setdefault("config", self.initial_config())
         self.placement = Placement(self.lab.strategy, self.disk["config"])
         self.in_service: dict[int, Routed] = {}  # requests a shard is working on
         self.held: dict[str, list[Routed]] = {}  # chunk -> requests held while its COPY is out
@@ -186,13 +192,23 @@ class Router(Node):
         self.tries: dict[str, int] = {}  # chunk -> failed copy attempts so far
         self.phase = "idle"
         self.target: Placement | None = None  # the placement a rebalance is moving to
-        target = self.disk.get("target")
-        if target:  # a rebalance was under way when I crashed: resume it from my disk
+        if target := self.disk.get("target"):  # a rebalance was under way when I crashed: resume it from my disk
             self.lab.emit("rebalance-resumed", node=self.id, rebalance=target["id"])
             self.begin(target)
 
     def view(self) -> dict:
         return {"phase": self.phase, "label": f"{self.lab.strategy} · {self.phase}"}
+
+    def initial_config(self) -> dict:
+        """Shards s1..sN with equal slices of the key space (u00000.., u25000.., ...) or random ring tokens."""
+        n, strategy = self.lab.params["shards"], self.lab.strategy
+        shards = [f"s{i}" for i in range(1, n + 1)]
+        config = {"shards": shards}
+        if strategy == "range":
+            config["ranges"] = [["" if i == 0 else f"u{i * KEY_SPACE // n:05d}", s] for i, s in enumerate(shards)]
+        if strategy == "consistent":
+            config["tokens"] = {s: random_tokens(self.rng, self.lab.params["vnodes"]) for s in shards}
+        return config
 
     # -- requests -------------------------------------------------------------------
     def owner(self, key: str) -> str:
@@ -325,9 +341,9 @@ class Client(Node):
 
     def boot(self) -> None:
         self.role = "client"
-        rate = self.lab.params["rate"]
-        if rate:
-            self.every(1000 / rate, self.background, key="tick")
+        self.asked = 0  # requests sent so far (they number the requests)
+        if self.lab.params["rate"]:
+            self.every(1000 / self.lab.params["rate"], self.background, key="tick")
 
     def view(self) -> dict:
         return {"label": f"{self.lab.params['rate']} req/s"}
@@ -341,18 +357,19 @@ class Client(Node):
             self.ask("read", key)
 
     def ask(self, op: str, key: str, value: str | None = None) -> None:
-        rid = self.lab.open_request(op, key, value)
-        self.send("router", "REQ", rid=rid, op=op, key=key, value=value)
-        self.after(CLIENT_TIMEOUT, self.router_silent, rid, key=("req", rid))
+        self.asked += 1
+        request = {"rid": self.asked, "op": op, "key": key, "value": value}
+        self.lab.witness("asked", **request)
+        self.send("router", "REQ", **request)
+        self.after(CLIENT_TIMEOUT, self.router_silent, self.asked, key=("req", self.asked))
 
     def router_silent(self, rid: int) -> None:
-        self.lab.finish(rid, False, error="the router did not answer")
+        self.lab.witness("finished", rid=rid, ok=False, error="the router did not answer")
 
     @on("RESP")
     def response(self, msg) -> None:
-        b = msg.body
-        if self.answered(("req", b["rid"])):
-            self.lab.finish(b["rid"], b["ok"], value=b.get("value"), shard=b.get("shard"), error=b.get("error"))
+        if self.answered(("req", msg.body["rid"])):
+            self.lab.witness("finished", **msg.body)  # {rid, ok, shard, and value or error}
 
 
 @dataclass
@@ -403,8 +420,7 @@ class Sharding(Lab):
         self.rebalance: dict | None = None  # the last one, as the page shows it
         self.moved_keys: dict[str, bool] = {}
         # The data set: distinct random keys u00000..u99999, drawn with the run's generator.
-        numbers = self.rng.sample(range(KEY_SPACE), p["keys"])
-        self.keys = [f"u{n:05d}" for n in numbers]
+        self.keys = [f"u{n:05d}" for n in self.rng.sample(range(KEY_SPACE), p["keys"])]
         self.metrics.update({"requests": 0, "ok": 0, "failed": 0, "held": 0, "moved": 0})
         self.add_node(Client(self, "client"))
         router = self.add_node(Router(self, "router"))
@@ -437,21 +453,6 @@ class Sharding(Lab):
         self.add_node(Shard(self, sid))
         return sid
 
-    def tokens(self, count: int) -> list[int]:
-        """Random ring positions for a new shard's virtual nodes (as Cassandra picks them)."""
-        return [self.rng.getrandbits(64) for _ in range(count)]
-
-    def initial_config(self) -> dict:
-        n = self.params["shards"]
-        shards = [f"s{i}" for i in range(1, n + 1)]
-        config = {"shards": shards}
-        if self.strategy == "range":
-            # Equal slices of the key space: u00000.., u25000.., u50000.., u75000..
-            config["ranges"] = [["" if i == 0 else f"u{i * KEY_SPACE // n:05d}", s] for i, s in enumerate(shards)]
-        if self.strategy == "consistent":
-            config["tokens"] = {s: self.tokens(self.params["vnodes"]) for s in shards}
-        return config
-
     @property
     def router(self) -> Router:
         return self.nodes["router"]
@@ -466,14 +467,13 @@ class Sharding(Lab):
         self.key_count = {s: owners[s] for s in placement.shards}
 
     # -- requests, as the client sees them ------------------------------------------
-    def open_request(self, op: str, key: str, value: str | None = None) -> int:
+    @observe("asked")
+    def request_made(self, fact: dict) -> None:
         self.count("requests")
-        rid = self.metrics["requests"]  # requests are numbered in the order they are made
-        self.requests[rid] = req = Request(op, key, self.now)
-        if op == "write":
-            req.write = Write(value, self.now)
-            self.writes_of(key).append(req.write)
-        return rid
+        self.requests[fact["rid"]] = req = Request(fact["op"], fact["key"], self.now)
+        if req.op == "write":
+            req.write = Write(fact["value"], self.now)
+            self.writes_of(req.key).append(req.write)
 
     def writes_of(self, key: str) -> list[Write]:
         # A key nobody has written yet reads as nothing (None): a "write" before time began.
@@ -512,33 +512,34 @@ class Sharding(Lab):
     def rate_of(self, shard: str) -> float:
         return sum(1 for t in self.loads.get(shard, []) if t >= self.now - LOAD_WINDOW) * 1000 / LOAD_WINDOW
 
-    def finish(self, rid: int, ok: bool, value=None, shard: str | None = None, error: str | None = None) -> None:
-        req = self.requests.pop(rid)  # (once: the client stops waiting for an answer it got or gave up on)
-        key = req.key
-        self.client_saw(req, ok, value)
-        owners = [shard] if shard else self.owners_of(key)
+    @observe("finished")
+    def request_finished(self, fact: dict) -> None:
+        """The client got its answer, or gave up waiting for it (once: then it stops waiting)."""
+        req = self.requests.pop(fact["rid"])
+        ok, error = fact["ok"], fact.get("error")
+        self.client_saw(req, ok, fact.get("value"))
+        owners = [fact["shard"]] if fact.get("shard") else self.owners_of(req.key)
         self.stats[owners[0]]["ok" if ok else "failed"] += 1
         self.count("ok" if ok else "failed")
-        self.emit("done", rid=rid, op=req.op, key=key, shard=owners[0], ok=ok, ms=round(self.now - req.start, 3),
-                  **({"value": value} if ok else {"error": error}))
+        self.emit("done", rid=fact["rid"], op=req.op, key=req.key, shard=owners[0], ok=ok,
+                  ms=round(self.now - req.start, 3), **({"value": fact["value"]} if ok else {"error": error}))
         if ok:
             return
-        self.failures.append({"t": round(self.now), "key": key, "shard": owners[0], "error": error})
+        self.failures.append({"t": round(self.now), "key": req.key, "shard": owners[0], "error": error})
         del self.failures[:-6]
         # Isolation: a failure must be explained by a fault of the key's own shard.
         self.update_trouble()
         if self.faulty_until["router"] >= req.start:
             # Not a shard's doing: the router in front of every shard was faulty (a single point of failure).
-            self.note("isolation", f"last failure: {key}, while the router was faulty")
+            self.note("isolation", f"last failure: {req.key}, while the router was faulty")
         elif not any(self.faulty_until[o] >= req.start for o in owners):
-            self.fail("isolation", f"{key} failed although its shard {'/'.join(owners)} is healthy: {error}")
+            self.fail("isolation", f"{req.key} failed although its shard {'/'.join(owners)} is healthy: {error}")
         else:  # a red check keeps the detail of its first breach
-            self.note("isolation", f"last failure: {key} on faulty {'/'.join(owners)}")
+            self.note("isolation", f"last failure: {req.key} on faulty {'/'.join(owners)}")
 
     def owners_of(self, key: str) -> list[str]:
         """The shard(s) responsible for a key now: both ends while it is moving."""
-        router = self.router
-        return list(router.moving[key]) if key in router.moving else [router.owner(key)]
+        return list(self.router.moving[key]) if key in self.router.moving else [self.router.owner(key)]
 
     def invariants(self) -> list[str]:
         lottery = self.strategy == "consistent" and self.params["vnodes"] < FAIR_VNODES
@@ -591,7 +592,7 @@ class Sharding(Lab):
         if self.strategy == "consistent":
             tokens = {s: list(t) for s, t in old["tokens"].items() if s != shard}
             if op == "add":
-                tokens[shard] = self.tokens(self.params["vnodes"])
+                tokens[shard] = random_tokens(self.rng, self.params["vnodes"])
             new["tokens"] = tokens
         before, after = Placement(self.strategy, old), Placement(self.strategy, new)
         owners = {key: [before.owner(key), after.owner(key)] for key in self.keys}
@@ -648,8 +649,7 @@ class Sharding(Lab):
         self.recount()
         r = self.rebalance
         r.update(phase="done", end=round(self.now, 3), ms=round(self.now - r["start"], 1))
-        if r["op"] == "remove":
-            # The emptied shard leaves the cluster.
+        if r["op"] == "remove":  # the emptied shard leaves the cluster
             del self.nodes[r["shard"]]
             self.update_trouble()  # its trouble record stays: a request sent to it while it was faulty may still fail
             self.emit("retired", node=r["shard"])
