@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 from functools import partial
 
 from .kernel import Arg, Lab, Node, Param, SimError, action, observe, on
@@ -61,6 +62,10 @@ def hash_values(item: str, k: int) -> list[int]:
         digest = hashlib.blake2b(data, digest_size=64, salt=block.to_bytes(16, "big")).digest()
         values += [int.from_bytes(digest[4 * i:4 * i + 4], "big") for i in range(HASHES_PER_DIGEST)]
     return values[:k]
+
+
+def random_item(rng: random.Random, prefix: str) -> str:
+    return f"{prefix}:{rng.getrandbits(40):010x}"
 
 
 def formula(m: int, k: int, n: int) -> float:
@@ -247,10 +252,14 @@ class Filter(Node):
 
 
 class Client(Node):
-    """Asks about items: some that were inserted, most that never were."""
+    """Asks about items (some that were inserted, most that never were) and notes how each query ended."""
 
     def boot(self) -> None:
         self.role = "client"
+        self.sent = 0
+        self.waiting: dict[int, tuple[str, str, float]] = {}  # request id -> (kind, item, when it was sent)
+        self.inserted: list[str] = []  # every item ever inserted (a batch load adds its items here too)
+        self.recent: list[dict] = []  # the last queries' outcomes (for the page)
         if self.lab.params["rate"]:
             self.every(1000 / self.lab.params["rate"], self.background_query, key="tick")
 
@@ -258,22 +267,48 @@ class Client(Node):
         return {"label": f"{self.lab.params['rate']} queries/s"}
 
     def background_query(self) -> None:
-        lab = self.lab
-        if lab.inserted and self.rng.random() * 100 < lab.params["present"]:
-            item = lab.inserted[int(self.rng.random() * len(lab.inserted))]
+        if self.inserted and self.rng.random() * 100 < self.lab.params["present"]:
+            item = self.inserted[int(self.rng.random() * len(self.inserted))]
         else:
-            item = lab.random_item("user")
+            item = random_item(self.rng, "user")
         self.ask("QUERY", item, learner=False)
 
     def ask(self, kind: str, item: str, learner: bool = True) -> None:
-        rid = self.lab.open_request(kind, item)
+        self.sent += 1
+        rid = self.sent
+        self.waiting[rid] = (kind, item, self.now)
+        if kind == "INSERT" and item not in self.inserted:
+            self.inserted.append(item)
         self.request("filter", kind, awaiting=("req", rid), timeout=CLIENT_TIMEOUT, rid=rid, item=item, learner=learner,
-                     on_timeout=partial(self.lab.finish, rid, {"error": "no answer"}))
+                     on_timeout=partial(self.finish, rid, {"error": "no answer"}))
 
     def on_message(self, msg) -> None:  # every answer: the one its request waits for
         rid = msg.body.get("rid")
         if self.answered(("req", rid)):
-            self.lab.finish(rid, msg.body)
+            self.finish(rid, msg.body)
+
+    def finish(self, rid: int, body: dict) -> None:
+        """A request answered or timed out.  A "maybe" the store does not confirm is a false positive."""
+        kind, item, sent = self.waiting.pop(rid)
+        if kind != "QUERY":
+            return
+        answer, found = body.get("answer"), body.get("found")
+        if body.get("error"):
+            self.lab.count("errors")
+            outcome = "no answer"
+        elif answer == "definitely not":
+            outcome = "no lookup"
+        elif found:
+            outcome = "found"
+        elif answer == "maybe":
+            outcome = "false positive"
+            self.lab.count("false_positives")
+        else:
+            outcome = "not found"
+        entry = {"item": item, "answer": answer or "-", "outcome": outcome, "ms": round(self.now - sent, 1)}
+        self.recent.append(entry)
+        del self.recent[:-8]
+        self.lab.emit("answer", rid=rid, **entry)
 
 
 # --------------------------------------------------------------------------
@@ -303,12 +338,8 @@ class BloomFilterLab(Lab):
         p = self.params
         self.mode = p["mode"]
         self.m, self.k = p["m"], p["k"]
-        self.requests: dict[int, dict] = {}
-        self.next_rid = 0
-        self.recent: list[dict] = []
         self.points: list[dict] = []  # measurements for the chart (this m and k)
         self.last_measure: dict | None = None
-        self.inserted: list[str] = []  # every item ever inserted (the client's memory)
         self.metrics.update({"queries": 0, "definitely_not": 0, "maybe": 0, "false_positives": 0,
                              "store_lookups": 0, "lookups_saved": 0, "false_negatives": 0, "errors": 0})
         self.client: Client = self.add_node(Client(self, "client"))
@@ -318,21 +349,10 @@ class BloomFilterLab(Lab):
         self.add_check("fp-rate", f"The measured false-positive rate is within {Z} standard errors of "
                        "(1 - e^(-kn/m))^k.")
         self.checks["fp-rate"].detail = "not measured yet: run measure"
-        self.load([self.random_item("user") for _ in range(p["items"])])
-
-    def random_item(self, prefix: str) -> str:
-        return f"{prefix}:{self.rng.getrandbits(40):010x}"
+        self.load([random_item(self.rng, "user") for _ in range(p["items"])])
 
     def n(self) -> int:
         return len(self.store.disk["items"])
-
-    # -- requests -------------------------------------------------------------------
-    def open_request(self, kind: str, item: str) -> int:
-        self.next_rid += 1
-        self.requests[self.next_rid] = {"kind": kind, "item": item, "start": self.now}
-        if kind == "INSERT" and item not in self.inserted:
-            self.inserted.append(item)
-        return self.next_rid
 
     @observe("verdict")
     def verdict(self, fact: dict) -> None:
@@ -350,35 +370,12 @@ class BloomFilterLab(Lab):
             if answer == "maybe":
                 self.count("maybe")
 
-    def finish(self, rid: int, body: dict) -> None:
-        req = self.requests.pop(rid, None)
-        if req is None or req["kind"] != "QUERY":
-            return
-        answer, found = body.get("answer"), body.get("found")
-        if body.get("error"):
-            self.count("errors")
-            outcome = "no answer"
-        elif answer == "definitely not":
-            outcome = "no lookup"
-        elif found:
-            outcome = "found"
-        elif answer == "maybe":
-            outcome = "false positive"
-            self.count("false_positives")
-        else:
-            outcome = "not found"
-        entry = {"item": req["item"], "answer": answer or "-", "outcome": outcome,
-                 "ms": round(self.now - req["start"], 1)}
-        self.recent.append(entry)
-        del self.recent[:-8]
-        self.emit("answer", rid=rid, **entry)
-
     # -- measuring -------------------------------------------------------------------
     def measure(self, queries: int) -> dict:
         """Query the filter with items that were never inserted and count the 'maybe's;
         then ask it about every stored item: any 'definitely not' is a false negative."""
         bloom, m, k, n = self.filter.bloom, self.m, self.k, self.n()
-        positives = sum(bloom.might_contain(self.random_item("probe")) for _ in range(queries))
+        positives = sum(bloom.might_contain(random_item(self.rng, "probe")) for _ in range(queries))
         stored = list(self.store.disk["items"])[:20_000]
         misses = [item for item in stored if not bloom.might_contain(item)]
         measured, expected = positives / queries, formula(m, k, n)
@@ -408,13 +405,13 @@ class BloomFilterLab(Lab):
 
     def load(self, items: list[str]) -> None:
         """A batch load: the items go into the store and the filter in one step."""
-        self.inserted += items
+        self.client.inserted += items
         for item in items:
             self.filter.bloom.add(item)
         self.store.keep(items)
 
     def bulk_insert(self, count: int) -> None:
-        self.load([self.random_item("user") for _ in range(count)])
+        self.load([random_item(self.rng, "user") for _ in range(count)])
         self.emit("inserted", count=count, n=self.n(), bits_set=self.filter.bloom.ones)
 
     def ready(self, what: str) -> None:
@@ -445,7 +442,7 @@ class BloomFilterLab(Lab):
             "formula": round(formula(m, k, n), 5),
             "bits": {"shown": shown, "set": "".join("1" if bit else "0" for bit in bloom.bits[:shown])},
             "last": self.filter.last if self.filter.status != "down" else None,
-            "recent": list(self.recent),
+            "recent": list(self.client.recent),
             "measure": self.last_measure,
             "chart": {"points": list(self.points)},  # drawn by the web (pattern_lab/runs/charts.py)
             "live_fp": round(self.metrics["false_positives"] / absent, 4) if absent else None,

@@ -42,6 +42,7 @@ announces, and never look inside the breaker.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -169,7 +170,10 @@ class Client(Node):
             self.finish(b["cid"], "fallback" if b["fallback"] else ("ok" if b["ok"] else "error"), b["by"], b["why"])
 
     def finish(self, rid: int, outcome: str, by: str, why: str) -> None:
-        self.lab.client_answer(rid, outcome, round(self.now - self.waiting.pop(rid), 3), by, why)
+        self.lab.count("requests")
+        self.lab.count(outcome)
+        ms = round(self.now - self.waiting.pop(rid), 3)
+        self.lab.emit("answer", rid=rid, outcome=outcome, ms=ms, by=by, **({"why": why} if why else {}))
 
 
 @dataclass(eq=False)
@@ -185,8 +189,7 @@ class Job:
 
 
 class Service(Node):
-    """A or B: serves each call on a worker thread and calls the next service
-    through its breaker."""
+    """A or B: serves each call on a worker thread and calls the next service through its breaker."""
 
     def __init__(self, lab: CircuitBreaker, id: str, callee: str, timeout: float):
         self.callee, self.timeout = callee, timeout
@@ -199,10 +202,10 @@ class Service(Node):
         self.out: dict[int, Job] = {}  # my call id downstream -> the job waiting on it
         self.fail_percent = 0
         breaker = self.breaker
-        self.lab.owner_restarted(breaker)
         if breaker.state != "closed":  # memory is lost in a crash, and so is the breaker's state
             breaker.move("closed", f"{self.id} restarted")
         breaker.reset()
+        self.lab.witness("owner-started", edge=breaker.id)
         self.role = "closed" if breaker.enabled else "service"
 
     @property
@@ -234,12 +237,11 @@ class Service(Node):
         job.kind, job.period = self.breaker.allow(), self.breaker.period
         if job.kind is None:  # open, or half-open with its trials taken: do not even try
             return self.fallback(job, f"breaker {self.breaker.id} is {self.breaker.state}")
-        self.lab.next_call += 1
-        cid = self.lab.next_call
+        cid = next(self.lab.call_ids)  # a fresh id, unique across A and B
         self.out[cid] = job
         if job.kind == "trial":
             self.lab.emit("trial", breaker=self.breaker.id, rid=job.rid)
-        self.lab.observe_call(self.breaker.id, cid)
+        self.lab.witness("call-out", edge=self.breaker.id, cid=cid)
         self.request(self.callee, "CALL", awaiting=("timeout", cid), timeout=self.timeout,
                      on_timeout=partial(self.timed_out, cid), cid=cid, rid=job.rid)
 
@@ -257,7 +259,7 @@ class Service(Node):
         answer too, passed on as it is) or failed."""
         job = self.out.pop(cid)
         self.breaker.outcome(ok, why, job.kind, job.period)
-        self.lab.observe_outcome(self.breaker, cid, ok)
+        self.lab.witness("outcome", edge=self.breaker.id, cid=cid, ok=ok)
         if ok or not self.breaker.enabled:
             self.answer(job, ok, why, by, fallback)
         else:
@@ -272,7 +274,7 @@ class Service(Node):
         """Reply to the caller, then free the thread for the next queued call."""
         self.send(job.src, "REPLY", cid=job.cid, rid=job.rid, ok=ok, fallback=fallback, by=by or self.id, why=why)
         if job.src == "client":
-            self.lab.a_answered(self.now - job.t)
+            self.lab.witness("a-answered", ms=self.now - job.t)
         if job in self.busy:
             self.busy.remove(job)
             if self.queue:
@@ -308,7 +310,6 @@ class EdgeWatch:
     window: list[int] | None = None  # the calls that crossed since the open timeout ended (None: no trials due)
     outcomes: dict[int, bool] = field(default_factory=dict)  # call id -> ok, for the window's trials that ended
     left: str | None = None  # half-open was just left for this state (judged with the outcome that caused it)
-    restarting: bool = False  # the owner restarts: its breaker's move to closed is no trial outcome
 
 
 class CircuitBreaker(Lab):
@@ -334,7 +335,7 @@ class CircuitBreaker(Lab):
 
     def setup(self) -> None:
         p = self.params
-        self.next_call = 1_000_000  # call ids between services, apart from the client's request ids
+        self.call_ids = itertools.count(1_000_001)  # A and B take their calls' ids here, apart from the client's
         self.calls = dict.fromkeys(SERVICES, 0)  # calls each service received
         self.breakers = {b.id: b for b in (Breaker(self, "A", "B"), Breaker(self, "B", "C"))}
         self.watch = {edge: EdgeWatch() for edge in self.breakers}
@@ -373,27 +374,28 @@ class CircuitBreaker(Lab):
             if node.id == "A" and msg.body["rid"] in self.nodes["client"].waiting:
                 self.reached.add(msg.body["rid"])
 
-    def client_answer(self, rid: int, outcome: str, ms: float, by: str, why: str) -> None:
-        self.count("requests")
-        self.count(outcome)
-        self.emit("answer", rid=rid, outcome=outcome, ms=ms, by=by, **({"why": why} if why else {}))
+    @observe("answer")
+    def client_answered(self, answer: dict) -> None:
         # A slow answer waited out at least one call timeout.  A request A never
         # received (A down, a cut link) is not an outage cascading through A.
-        reached = rid in self.reached
-        self.reached.discard(rid)
-        slow = ms >= self.params["timeout"] and (reached or outcome != "timeout")
+        outcome, reached = answer["outcome"], answer["rid"] in self.reached
+        self.reached.discard(answer["rid"])
+        slow = answer["ms"] >= self.params["timeout"] and (reached or outcome != "timeout")
         if outcome == "ok" or (outcome == "fallback" and not slow):
             self.last_good, self.first_slow = self.now, None
         elif slow and self.first_slow is None:
             self.first_slow = self.now
 
-    def a_answered(self, ms: float) -> None:
-        self.a_recent.append((self.now, ms))
+    @observe("a-answered")
+    def a_answered(self, fact: dict) -> None:
+        self.a_recent.append((self.now, fact["ms"]))
 
     # -- the checks: an observer of calls, outcomes and announced states ----------
-    def observe_call(self, edge: str, cid: int) -> None:
+    @observe("call-out")
+    def observe_call(self, call: dict) -> None:
         """A CALL leaves the owner on this edge (whatever the breaker thought of it)."""
-        watch, trials = self.watch[edge], self.params["trials"]
+        edge, cid, trials = call["edge"], call["cid"], self.params["trials"]
+        watch = self.watch[edge]
         if watch.state == "open":
             self.fail("open-blocks", f"a call crossed {edge} while it was open")
         if watch.window is not None:  # the first calls after the open timeout
@@ -405,21 +407,22 @@ class CircuitBreaker(Lab):
             else:
                 self.note("trial-limit", f"{edge}: {crossed} of {trials} trial calls crossed")
 
-    def observe_outcome(self, breaker: Breaker, cid: int, ok: bool) -> None:
-        """A call on the breaker's edge ended (its answer, or its timeout), and
-        the owner has handled it.  A trial's outcome must show in the state,
-        and the breaker may leave half-open only because of this period's trials."""
-        watch, trials = self.watch[breaker.id], self.params["trials"]
+    @observe("outcome")
+    def observe_outcome(self, outcome: dict) -> None:
+        """A call on the edge ended (its answer, or its timeout), and the owner has handled it.  A trial's
+        outcome must show in the state, and the breaker may leave half-open only because of this period's trials."""
+        edge, cid, ok, trials = outcome["edge"], outcome["cid"], outcome["ok"], self.params["trials"]
+        watch = self.watch[edge]
         is_trial = watch.window is not None and cid in watch.window[:trials]
         outcomes = watch.outcomes if watch.window is not None else {}
         if is_trial:
             outcomes[cid] = ok
         left, state, watch.left = watch.left, watch.state, None
         if left == "closed" and sum(outcomes.values()) < trials:
-            self.fail("trial-outcome", f"{breaker.id} closed after {sum(outcomes.values())} of {trials} trials "
+            self.fail("trial-outcome", f"{edge} closed after {sum(outcomes.values())} of {trials} trials "
                                        "of this half-open period succeeded (an answer from an earlier period?)")
         elif left == "open" and all(outcomes.values()):
-            self.fail("trial-outcome", f"{breaker.id} re-opened though no trial of this half-open period failed")
+            self.fail("trial-outcome", f"{edge} re-opened though no trial of this half-open period failed")
         if not is_trial:
             if left:
                 watch.window = None
@@ -427,34 +430,32 @@ class CircuitBreaker(Lab):
         if not ok:
             watch.window = None
             if state != "open":
-                self.fail("trial-outcome", f"a trial call through {breaker.id} failed but it is {state}")
+                self.fail("trial-outcome", f"a trial call through {edge} failed but it is {state}")
             else:
-                self.note("trial-outcome", f"{breaker.id}: trial failed -> open")
+                self.note("trial-outcome", f"{edge}: trial failed -> open")
         elif sum(outcomes.values()) >= trials:
             watch.window = None
             if state != "closed":
-                self.fail("trial-outcome", f"all {trials} trials through {breaker.id} succeeded but it is {state}")
+                self.fail("trial-outcome", f"all {trials} trials through {edge} succeeded but it is {state}")
             else:
-                self.note("trial-outcome", f"{breaker.id}: {trials} trial(s) succeeded -> closed")
+                self.note("trial-outcome", f"{edge}: {trials} trial(s) succeeded -> closed")
 
     @observe("breaker")
     def observe_state(self, event: dict) -> None:
         """The breaker announced a new state (judged with the outcome that caused it)."""
         watch, old, new = self.watch[event["id"]], event["src"], event["dst"]
         watch.state = new
-        if watch.restarting:
-            watch.restarting, watch.window = False, None
-            return
         if old == "half-open":
             watch.left = new
         if old == "open":
             watch.window, watch.outcomes = [], {}  # the open timeout is over: trials may go
 
-    def owner_restarted(self, breaker: Breaker) -> None:
-        """The owner lost its memory: its breaker starts closed, with no trial pending
-        (and its move to closed, if it was not, is no trial outcome)."""
-        watch = self.watch[breaker.id]
-        watch.window, watch.restarting = None, breaker.state != "closed"
+    @observe("owner-started")
+    def owner_started(self, fact: dict) -> None:
+        """The owner (re)started with an empty memory and its breaker closed: no trial is
+        pending, and the breaker's move to closed (if it was not) was no trial outcome."""
+        watch = self.watch[fact["edge"]]
+        watch.window, watch.left = None, None
 
     def sample(self) -> None:
         """Every SAMPLE_EVERY ms: a point on A's chart, and the no-cascade check."""
@@ -503,8 +504,7 @@ class CircuitBreaker(Lab):
                 "edges": [["client", "A"], ["A", "B"], ["B", "C"]]}
 
     def chart_view(self) -> dict:
-        """A's busy threads and latency over the last SAMPLES samples, and the
-        latency the chart's top stands for."""
+        """A's busy threads and latency over the last SAMPLES samples, and the latency the chart's top stands for."""
         n = len(self.chart["t"])
         return {**self.chart, "slots": SAMPLES,
                 "latency_top": round(max([self.params["timeout"] + A_MARGIN, *self.chart["a_latency"]])),

@@ -53,7 +53,7 @@ def test_no_false_negatives_under_traffic_and_a_filter_restart(seed):
     lab = run("bloom-filter", "1s insert-random 200", "3s crash filter", "3200ms restart filter",
               seed=seed, until="12s", rate=20, present=60)
     answers = events(lab, "answer")
-    inserted = set(lab.inserted)
+    inserted = set(lab.client.inserted)
     members = [a for a in answers if a["item"] in inserted]
     assert len(members) > 50
     assert all(a["answer"] != "definitely not" for a in members)
@@ -66,7 +66,7 @@ def test_no_false_negatives_under_traffic_and_a_filter_restart(seed):
 
 def test_naive_delete_creates_false_negatives():
     lab = run("bloom-filter", until="1s", items=300, rate=0)
-    victims = lab.inserted[:3]
+    victims = lab.client.inserted[:3]
     step(lab, "3s", *[f"1s delete {v}" for v in victims], "2s measure")
     result = events(lab, "measured")[-1]
     assert result["false_negatives"] > 0 and result["members"] == 297
