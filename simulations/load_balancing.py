@@ -352,8 +352,7 @@ class LoadBalancing(Lab):
         self.reset_split()
         self.recent: list[dict] = []
         self.timeline: list[dict] = []
-        self.metrics.update({"requests": 0, "ok": 0, "errors": 0, "errors_in_detection": 0,
-                             "errors_no_balancer": 0})
+        self.metrics.update({"requests": 0, "ok": 0, "errors": 0, "errors_in_detection": 0, "errors_no_balancer": 0})
         self.add_node(Balancer(self, "lb"))
         if p["standby"]:
             self.add_node(Balancer(self, "lb2"))
@@ -370,14 +369,13 @@ class LoadBalancing(Lab):
                                           "and this check shows it).")
         self.add_check("steers-away", f"While a slow replica (+{SLOW_MIN}ms or more) has more requests open than "
                                       "a healthy peer, new requests go to the peers: it gets less than half of an "
-                                      "even share of them. Counted from "
-                                      "the requests sent and answered, not from the balancer's counters; least "
-                                      "connections claims it (without sticky sessions), the other rules do not "
-                                      "steer.")
-        if self.algorithm != "round-robin":
-            self.checks["even-split"].detail = (f"not claimed: {self.algorithm} is uneven by design" if
-                                                self.algorithm != "weighted" else
-                                                "not claimed: weighted follows the weights, not an even split")
+                                      "even share of them. Counted from the requests sent and answered, not from "
+                                      "the balancer's counters; least connections claims it (without sticky "
+                                      "sessions), the other rules do not steer.")
+        if self.algorithm == "weighted":
+            self.note("even-split", "not claimed: weighted follows the weights, not an even split")
+        elif self.algorithm != "round-robin":
+            self.note("even-split", f"not claimed: {self.algorithm} is uneven by design")
         self.every(500, self.audit)
 
     def invariants(self) -> list[str]:
@@ -413,14 +411,12 @@ class LoadBalancing(Lab):
         for pool in pools or self.pools:
             self.split[pool] = {"members": [], "counts": {}}
 
-    def paused_between(self, lb: str, start: float) -> float:
-        """How long the balancer was frozen since `start` (its timers did not run)."""
-        return sum(max(0.0, (self.now if b is None else b) - max(a, start)) for a, b in self.paused.get(lb, []))
-
     def late_by(self, lb: str, replica: str) -> float:
-        """How long the balancer has had to notice that `replica` crashed (its detection window so far)."""
+        """How long the balancer has had to notice that `replica` crashed (its detection window so far,
+        less the time the balancer was frozen: its timers did not run)."""
         start = max(self.crashed_at[replica], self.active_since[lb], self.health_on_since)
-        return self.now - start - self.paused_between(lb, start)
+        frozen = sum(max(0.0, (self.now if b is None else b) - max(a, start)) for a, b in self.paused.get(lb, []))
+        return self.now - start - frozen
 
     @observe("active")
     def took_address(self, fact: dict) -> None:
@@ -630,7 +626,7 @@ class LoadBalancing(Lab):
     def view(self) -> dict:
         lb = self.active()
         edges = [["client", "lb"]] + ([["client", "lb2"], ["lb", "lb2"]] if "lb2" in self.nodes else [])
-        replicas = []
+        replicas, top = [], max([1] + [self.stats[r]["picks"] for r in self.all_replicas()])
         for pool, members in self.pools.items():
             for r in members:
                 edges += [[b, r] for b in self.balancers()]
@@ -638,10 +634,8 @@ class LoadBalancing(Lab):
                 replicas.append({"id": r, "pool": pool, "weight": self.weights[r], "status": node.status,
                                  "health": ("up" if lb.healthy(r) else "down") if lb else "unknown",
                                  "conns": lb.backends[r].conns if lb else 0, "slow": node.slow_ms, **stats,
-                                 "latency": None if stats["latency"] is None else round(stats["latency"], 1)})
-        top = max([1] + [r["picks"] for r in replicas])
-        for r in replicas:
-            r["bar"] = round(100 * r["picks"] / top)
+                                 "latency": None if stats["latency"] is None else round(stats["latency"], 1),
+                                 "bar": round(100 * stats["picks"] / top)})
         worst_t = max([1] + [b["ok"] + b["err"] for b in self.timeline])
         return {
             "edges": edges,

@@ -70,17 +70,16 @@ class Instance(Node):
         if msg.body["addr"] == self.addr and not self.stopping:
             self.registered = True
             self.answered("registered")
-            self.after(self.lab.params["heartbeat"], self.heartbeat, key="heartbeat")
+            self.every(self.lab.params["heartbeat"], self.heartbeat, key="heartbeat")
 
     def heartbeat(self) -> None:
-        if self.registered:  # (after an UNKNOWN, heartbeats wait for the new registration)
-            self.send("registry", "HEARTBEAT", addr=self.addr)
-            self.after(self.lab.params["heartbeat"], self.heartbeat, key="heartbeat")
+        self.send("registry", "HEARTBEAT", addr=self.addr)
 
     @on("UNKNOWN")
     def forgotten(self, msg) -> None:
         if not self.stopping:
             self.registered = False  # the registry forgot me (it restarted): register again
+            self.cancel("heartbeat")  # (heartbeats wait for the new registration)
             self.register()
 
     @on("REQ")
@@ -110,8 +109,7 @@ class Instance(Node):
 class Lease:
     instance: str
     since: float
-    renewed: float  # the last REGISTER or HEARTBEAT
-    expires: float | None  # None: no TTL, it never expires
+    renewed: float  # the last REGISTER or HEARTBEAT: the lease runs out `ttl` ms later (never with ttl 0)
 
 
 class Registry(Node):
@@ -122,24 +120,20 @@ class Registry(Node):
         self.leases: dict[str, Lease] = {}  # address -> its lease
         self.every(SWEEP_EVERY, self.sweep, key="sweep")
 
-    def expiry(self) -> float | None:
-        ttl = self.lab.params["ttl"]
-        return self.now + ttl if ttl else None
-
     def sweep(self) -> None:
         """Remove every lease that ran out (a crashed instance says nothing)."""
-        if self.lab.params["ttl"]:
-            for addr, lease in list(self.leases.items()):
-                if self.now >= lease.expires:
-                    del self.leases[addr]
-                    self.lab.emit("expire", node=self.id, instance=lease.instance, addr=addr,
-                                  silent_ms=round(self.now - lease.renewed, 3))
+        ttl = self.lab.params["ttl"]
+        for addr, lease in list(self.leases.items()) if ttl else ():
+            if self.now >= lease.renewed + ttl:
+                del self.leases[addr]
+                self.lab.emit("expire", node=self.id, instance=lease.instance, addr=addr,
+                              silent_ms=round(self.now - lease.renewed, 3))
 
     @on("REGISTER")
     def register(self, msg) -> None:
         addr = msg.body["addr"]
         new = addr not in self.leases
-        self.leases[addr] = Lease(msg.src, self.now, self.now, self.expiry())
+        self.leases[addr] = Lease(msg.src, self.now, self.now)
         self.send(msg.src, "REGISTERED", addr=addr)
         if new:
             self.lab.emit("register", node=self.id, instance=msg.src, addr=addr)
@@ -150,7 +144,7 @@ class Registry(Node):
         if lease is None:
             self.send(msg.src, "UNKNOWN", addr=msg.body["addr"])
         else:
-            lease.renewed, lease.expires = self.now, self.expiry()
+            lease.renewed = self.now
 
     @on("DEREGISTER")
     def deregister(self, msg) -> None:
@@ -180,8 +174,7 @@ class Caller(Node):
         self.fetched_at: float | None = None
         self.turn = 0
         self.calls: dict[int, Call] = {}
-        if self.discovers():
-            # At the very start, give the instances a moment to register first.
+        if self.discovers():  # (at the very start, the instances get a moment to register first)
             self.after(0 if self.restarted else STARTUP, self.refresh, key="refresh")
 
     def discovers(self) -> bool:
@@ -224,15 +217,13 @@ class Caller(Node):
     def call_instance(self, rid: int, addr: str | None) -> None:
         if addr is None:
             self.end_call(rid, None, None, "no-instance", "no instance known: the list is empty")
-            return
-        target = self.lab.resolve(addr)
-        if target is None:  # nothing listens at that address any more
+        elif (target := self.lab.resolve(addr)) is None:  # nothing listens at that address any more
             self.end_call(rid, addr, None, "refused", f"connection refused at {addr}")
-            return
-        call = self.calls[rid]
-        call.addr, call.instance = addr, target
-        self.request(target, "REQ", awaiting=("req", rid), timeout=REQUEST_TIMEOUT, rid=rid, addr=addr,
-                     on_timeout=partial(self.no_answer, rid))
+        else:
+            call = self.calls[rid]
+            call.addr, call.instance = addr, target
+            self.request(target, "REQ", awaiting=("req", rid), timeout=REQUEST_TIMEOUT, rid=rid, addr=addr,
+                         on_timeout=partial(self.no_answer, rid))
 
     def no_answer(self, rid: int) -> None:
         if call := self.calls.get(rid):
@@ -337,7 +328,7 @@ class ServiceRegistry(Lab):
         self.mode = p["mode"]
         self.rate = p["rate"]
         self.rid = 0
-        self.addresses: dict[str, str] = {}  # address -> instance listening there now
+        self.addresses: set[str] = set()  # every address given out so far
         self.stats: dict[str, dict] = {}
         self.crashes: list[dict] = []  # crashed instances whose entry must expire
         self.lose_deregistration: dict[str, bool] = {}  # instances whose DEREGISTER the network will lose
@@ -348,8 +339,7 @@ class ServiceRegistry(Lab):
         self.outage = {"served": 0, "failed": 0}
         self.gone: list[dict] = []
         self.recent: list[dict] = []
-        self.metrics.update({"requests": 0, "ok": 0, "dead_instance": 0, "registry_errors": 0,
-                             "no_instance": 0})
+        self.metrics.update({"requests": 0, "ok": 0, "dead_instance": 0, "registry_errors": 0, "no_instance": 0})
         self.add_node(Registry(self, "registry"))
         for i in range(1, p["instances"] + 1):
             self.add_instance(f"s{i}")
@@ -386,10 +376,12 @@ class ServiceRegistry(Lab):
         return [n for n in self.nodes.values() if isinstance(n, Caller) and n.discovers()]
 
     def new_address(self) -> str:
+        """A new container's address: one never given out before."""
         rng = self.rng
         while True:
             addr = f"10.0.{rng.randint(1, 9)}.{rng.randint(2, 250)}:8080"
             if addr not in self.addresses:
+                self.addresses.add(addr)
                 return addr
 
     def new_rid(self) -> int:
@@ -397,24 +389,18 @@ class ServiceRegistry(Lab):
         return self.rid
 
     def resolve(self, addr: str) -> str | None:
-        """Which node listens at `addr` now (a crashed one still owns its address)."""
-        node = self.nodes.get(self.addresses.get(addr))
-        return node.id if node is not None and node.addr == addr else None
+        """Which instance listens at `addr` now (a crashed one still owns its address)."""
+        return next((n.id for n in self.instances() if n.addr == addr), None)
 
     def registry(self) -> Registry:
         return self.nodes["registry"]
 
     # -- measurements: what the lab sees happen ------------------------------------------
-    @observe("address")
-    def listening(self, event: dict) -> None:
-        self.addresses[event["addr"]] = event["node"]
-
     @observe("register")
     def registered(self, event: dict) -> None:
-        instance = event["instance"]
-        node = self.nodes.get(instance)
-        if node is not None and node.status == "up" and instance not in self.waiting_traffic:
-            self.waiting_traffic[instance] = {"since": self.now, "addr": event["addr"]}
+        node = self.nodes.get(event["instance"])
+        if node is not None and node.up and node.id not in self.waiting_traffic:
+            self.waiting_traffic[node.id] = {"since": self.now, "addr": event["addr"]}
 
     def handled(self, node: Node, msg) -> None:
         if isinstance(node, Registry) and msg.type in ("REGISTER", "HEARTBEAT"):
@@ -476,17 +462,18 @@ class ServiceRegistry(Lab):
         registry = self.registry()
         ttl, hb = self.params["ttl"], self.params["heartbeat"]
         table = registry.leases if registry.status != "down" else None
-        # A frozen registry expires nothing (and the time it is paused does not count).
+        # A frozen registry expires nothing (and the time it was frozen does not count).
         for crash in list(self.crashes) if registry.status != "paused" else ():
             # Counted from the last heartbeat the registry received (one still in flight at the
             # crash renews the lease), plus one sweep of the table.
             last = self.heard.get(crash["addr"], crash["t"])
+            frozen = sum(max(0.0, (self.now if b is None else b) - max(a, last)) for a, b in self.registry_pauses)
             if table is None or crash["addr"] not in table:
                 self.crashes.remove(crash)
                 if table is not None:
                     self.note("crashed-expires", f"{crash['node']}'s entry left {fmt_ms(self.now - crash['t'])} "
                                                  f"after its crash, {fmt_ms(self.now - last)} after its last heartbeat")
-            elif self.now - last > (ttl or 3 * hb) + SWEEP_EVERY + 10 + self.registry_paused_since(last):
+            elif self.now - last > (ttl or 3 * hb) + SWEEP_EVERY + 10 + frozen:
                 self.fail("crashed-expires", f"{crash['node']} crashed {fmt_ms(self.now - crash['t'])} ago, the "
                                              f"registry last heard it {fmt_ms(self.now - last)} ago, and "
                                              f"{crash['addr']} is still listed" + ("" if ttl else " (no TTL)"))
@@ -515,19 +502,11 @@ class ServiceRegistry(Lab):
                 self.waiting_traffic.pop(instance)
 
     def invariants(self) -> list[str]:
-        # A cached list that is never refreshed (refresh 0) never learns of a new instance: by design,
-        # so new-gets-traffic is an invariant only when callers refresh (or keep no cache); likewise
-        # crashed-expires only with a TTL.
-        names = super().invariants()
-        if self.params["cache"] and not self.params["refresh"]:
-            names = [n for n in names if n != "new-gets-traffic"]
-        if not self.params["ttl"]:  # entries never expire: a crashed instance stays listed, by design
-            names = [n for n in names if n != "crashed-expires"]
-        return names
-
-    def registry_paused_since(self, start: float) -> float:
-        """How long the registry was frozen since `start` (its sweeps did not run)."""
-        return sum(max(0.0, (self.now if b is None else b) - max(a, start)) for a, b in self.registry_pauses)
+        # By design a cached list never refreshed (refresh 0) never learns of a new instance, and with TTL 0
+        # a crashed instance stays listed: in those modes the check shows it, and is no invariant.
+        by_design = {"new-gets-traffic": self.params["cache"] and not self.params["refresh"],
+                     "crashed-expires": not self.params["ttl"]}
+        return [name for name in super().invariants() if not by_design.get(name)]
 
     def after_fault(self, fault: str, node_id: str | None) -> None:
         if isinstance(self.nodes.get(node_id), Instance) and fault == "crash":
@@ -546,10 +525,10 @@ class ServiceRegistry(Lab):
         if len(self.instances()) >= MAX_INSTANCES:
             raise SimError(f"at most {MAX_INSTANCES} instances; scale down first")
         n = 1
-        while f"s{n}" in self.nodes:
+        while (node_id := f"s{n}") in self.nodes:
             n += 1
-        self.add_instance(f"s{n}")
-        self.emit("scale-up", node=f"s{n}")
+        self.add_instance(node_id)
+        self.emit("scale-up", node=node_id)
 
     @action("scale-down", help="Gracefully stop the newest running instance.")
     def do_scale_down(self) -> None:
@@ -606,32 +585,29 @@ class ServiceRegistry(Lab):
     # -- the snapshot -----------------------------------------------------------------
     def view(self) -> dict:
         registry = self.registry()
-        insts = self.instances()
-        edges = [[node.id, "registry"] for node in insts]
-        if self.mode == "server-side":
-            edges += [["c1", "lb"], ["c2", "lb"], ["lb", "registry"]] + [["lb", n.id] for n in insts]
-        else:
-            edges += [[c, "registry"] for c in ("c1", "c2")] + [[c, n.id] for c in ("c1", "c2") for n in insts]
+        insts, callers = self.instances(), self.callers()
+        # Instances to the registry; clients to the balancer (server-side); whoever looks the list up
+        # (the clients, or the balancer) to the registry and to every instance.
+        edges = [[n.id, "registry"] for n in insts] + [[c, "lb"] for c in ("c1", "c2") if self.mode == "server-side"]
+        edges += [[c.id, "registry"] for c in callers] + [[c.id, n.id] for c in callers for n in insts]
 
         def alive(addr: str) -> bool:
             target = self.resolve(addr)
             return target is not None and self.nodes[target].status != "down" and not self.nodes[target].stopping
 
-        leases = []
-        if registry.status != "down":
-            for addr, lease in registry.leases.items():
-                left = None if lease.expires is None else round(max(0.0, lease.expires - self.now))
-                leases.append({"addr": addr, "instance": lease.instance, "since": round(lease.since, 3),
-                               "renewed_ago": round(self.now - lease.renewed), "expires_in": left,
-                               "alive": alive(addr),
-                               "bar": None if left is None else round(60 * left / max(1, self.params["ttl"]))})
+        leases, ttl = [], self.params["ttl"]
+        for addr, lease in registry.leases.items() if registry.status != "down" else ():
+            left = round(max(0.0, lease.renewed + ttl - self.now)) if ttl else None
+            leases.append({"addr": addr, "instance": lease.instance, "since": round(lease.since, 3),
+                           "renewed_ago": round(self.now - lease.renewed), "expires_in": left,
+                           "alive": alive(addr), "bar": None if left is None else round(60 * left / max(1, ttl))})
         caches = [{"node": c.id, "status": c.status,
                    "age": None if c.fetched_at is None or c.status == "down" else round(self.now - c.fetched_at),
                    "entries": [{"addr": a, "alive": alive(a)} for a in (c.cache if c.status != "down" else [])]}
-                  for c in self.callers()]
+                  for c in callers]
         return {
             "edges": edges,
-            "registry": {"status": registry.status, "ttl": self.params["ttl"], "leases": leases,
+            "registry": {"status": registry.status, "ttl": ttl, "leases": leases,
                          "outage": dict(self.outage)},
             "caches": caches,
             "instances": [{"id": n.id, "addr": n.addr, "status": n.status, "stopping": n.stopping,
