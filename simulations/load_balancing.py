@@ -132,11 +132,10 @@ class Replica(Node):
         self.send(to, "RESP", rid=rid, status=200, replica=self.id)
 
     def view(self) -> dict:
-        lab, stats = self.lab, self.lab.stats[self.id]
-        weight, latency = lab.weights.get(self.id, 1), stats["latency"]
-        return {"pool": lab.pool_of(self.id), "weight": weight,
-                "label": (f"w{weight} · " if lab.algorithm == "weighted" else "") + f"{stats['picks']} req"
-                         + (f" · {latency:.0f}ms" if latency is not None else "")}
+        stats = self.lab.stats[self.id]
+        weight = f"w{self.lab.weights[self.id]} · " if self.lab.algorithm == "weighted" else ""
+        latency = f" · {stats['latency']:.0f}ms" if stats["latency"] is not None else ""
+        return {"label": f"{weight}{stats['picks']} req{latency}"}
 
 
 @dataclass
@@ -160,9 +159,9 @@ class Balancer(Node):
         self.sessions: dict[str, str] = {}  # "user@pool" -> the replica that served that user
         self.forwarded: dict[int, Request] = {}  # request id -> the replica it went to
         self.probe_no = 0
-        self.probes_out: set[tuple] = set()  # probes sent and not yet answered or timed out
+        self.probes_void = 0  # probes up to this number went out before health checks were turned off
         if self.lab.vip == self.id:
-            self.become_active(quiet=True)
+            self.become_active()
         else:
             self.role = "standby"
             self.after(ADVERT_DEAD, self.become_active, key="advert-missed")
@@ -171,12 +170,12 @@ class Balancer(Node):
         return replica in self.backends and self.backends[replica].up
 
     # -- the virtual address: adverts, and taking over ------------------------------
-    def become_active(self, quiet: bool = False) -> None:
+    def become_active(self) -> None:
         """Own the virtual address: at the start, or when the active balancer fell silent."""
-        self.role = "active"
-        self.lab.vip = self.id
-        if not quiet:
+        if self.lab.vip != self.id:  # taking the address over from the other balancer
+            self.lab.vip = self.id
             self.lab.emit("failover", node=self.id, detail=f"{self.id} owns the virtual address now")
+        self.role = "active"
         self.lab.witness("active", node=self.id)
         self.cancel("advert-missed")
         self.after(0, self.advertise, key="advert")
@@ -206,7 +205,6 @@ class Balancer(Node):
             for replica in self.lab.all_replicas():
                 self.probe_no += 1
                 key = ("probe", replica, self.probe_no)
-                self.probes_out.add(key)
                 # One timeout per probe: a probe sent every 100 ms must not re-arm the 250 ms timeout of the last.
                 self.request(replica, "PING", awaiting=key, timeout=PROBE_TIMEOUT,
                              on_timeout=partial(self.probe_result, key, False), probe=self.probe_no)
@@ -220,18 +218,15 @@ class Balancer(Node):
             self.probe_result(key, True)
 
     def stop_probes(self) -> None:
-        """Health checks turned off: the probes already out are forgotten."""
-        for key in self.probes_out:
-            self.cancel(key)
-        self.probes_out.clear()
+        """Health checks turned off: the probes already out no longer count."""
+        self.probes_void = self.probe_no
 
     def probe_result(self, key: tuple, ok: bool) -> None:
         """FALL failed probes in a row take a replica out of rotation, RISE good ones put it back."""
-        self.probes_out.discard(key)
-        replica = key[1]
+        _, replica, probe = key
         b = self.backends.get(replica)
-        if b is None:
-            return  # removed meanwhile
+        if b is None or probe <= self.probes_void:
+            return  # removed meanwhile, or sent before health checks were turned off
         b.oks, b.fails = (b.oks + 1, 0) if ok else (0, b.fails + 1)
         if b.up != ok and (b.oks >= RISE if ok else b.fails >= FALL):
             b.up = ok
@@ -399,8 +394,8 @@ class LoadBalancing(Lab):
         return [n for n in self.nodes if n.startswith("lb")]
 
     def active(self) -> Balancer | None:
-        node = self.nodes.get(self.vip)
-        return node if node is not None and node.status == "up" and node.role == "active" else None
+        node = self.nodes[self.vip]
+        return node if node.up and node.role == "active" else None
 
     def detection_bound(self) -> float:
         return FALL * self.params["health_interval"] + PROBE_TIMEOUT + 50
@@ -545,13 +540,15 @@ class LoadBalancing(Lab):
                                      f"{peer_mean:.1f} each")
 
     def after_fault(self, fault: str, node_id: str | None) -> None:
-        if node_id in self.balancers() and fault in ("pause", "crash", "resume", "restart"):
+        if node_id in self.balancers():
             spans = self.paused.setdefault(node_id, [])
             if fault == "pause":
                 spans.append([self.now, None])
-            elif spans and spans[-1][1] is None:
+            elif fault in ("resume", "crash") and spans and spans[-1][1] is None:
                 spans[-1][1] = self.now
-        if node_id in self.stats:
+            if fault == "crash" and node_id == self.vip:
+                self.emit("outage", node=node_id, detail="the balancer owning the virtual address is down")
+        elif node_id in self.stats:
             if fault == "crash":
                 self.crashed_at[node_id] = self.now
                 self.open_work.pop(node_id, None)  # its work in progress is gone
@@ -563,8 +560,6 @@ class LoadBalancing(Lab):
                     self.slow_since[node_id] = self.now
                 else:
                     self.slow_since.pop(node_id, None)
-        elif node_id in self.balancers() and fault == "crash" and node_id == self.vip:
-            self.emit("outage", node=node_id, detail="the balancer owning the virtual address is down")
 
     # -- lab actions ---------------------------------------------------------------
     @action("traffic", Arg("rate", "int", lo=0, hi=40), group="request",
@@ -626,7 +621,8 @@ class LoadBalancing(Lab):
     def view(self) -> dict:
         lb = self.active()
         edges = [["client", "lb"]] + ([["client", "lb2"], ["lb", "lb2"]] if "lb2" in self.nodes else [])
-        replicas, top = [], max([1] + [self.stats[r]["picks"] for r in self.all_replicas()])
+        replicas = []
+        top = max([1] + [self.stats[r]["picks"] for r in self.all_replicas()])
         for pool, members in self.pools.items():
             for r in members:
                 edges += [[b, r] for b in self.balancers()]

@@ -595,7 +595,8 @@ class ServiceRegistry(Lab):
             target = self.resolve(addr)
             return target is not None and self.nodes[target].status != "down" and not self.nodes[target].stopping
 
-        leases, ttl = [], self.params["ttl"]
+        ttl = self.params["ttl"]
+        leases = []
         for addr, lease in registry.leases.items() if registry.status != "down" else ():
             left = round(max(0.0, lease.renewed + ttl - self.now)) if ttl else None
             leases.append({"addr": addr, "instance": lease.instance, "since": round(lease.since, 3),
