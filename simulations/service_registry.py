@@ -421,6 +421,7 @@ class ServiceRegistry(Lab):
         self.count(METRIC[outcome])
         if registry_down:
             self.outage["served" if outcome == "ok" else "failed"] += 1
+            self.note("cache-survives", f"registry down: {self.outage['served']} requests served from cached lists")
         if outcome != "ok":
             if instance in self.stats:
                 self.stats[instance]["errors"] += 1
@@ -430,8 +431,6 @@ class ServiceRegistry(Lab):
             if registry_down and outcome in ("registry", "no-instance") and not never_listed:
                 self.fail("cache-survives", f"with the registry down, {client}'s request {fact['rid']} failed: "
                                             f"{fact['why']}")
-        if registry_down:
-            self.note("cache-survives", f"registry down: {self.outage['served']} requests served from cached lists")
         self.recent.append({"rid": fact["rid"], "client": client, "addr": fact["addr"], "instance": instance,
                             "outcome": outcome})
         del self.recent[:-10]
