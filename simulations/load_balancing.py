@@ -87,8 +87,8 @@ class Client(Node):
         to = self.lab.vip  # whoever owns the virtual address right now
         self.waiting[rid] = Request(path, self.now, to)
         self.lab.count("requests")
-        self.request(to, "REQ", awaiting=("reply", rid), timeout=CLIENT_TIMEOUT, on_timeout=partial(self.timed_out, rid),
-                     rid=rid, path=path, user=user)
+        self.request(to, "REQ", awaiting=("reply", rid), timeout=CLIENT_TIMEOUT,
+                     on_timeout=partial(self.timed_out, rid), rid=rid, path=path, user=user)
         self.schedule()
 
     def timed_out(self, rid: int) -> None:
@@ -485,8 +485,8 @@ class LoadBalancing(Lab):
         mine, even = counts.get(replica, 0), total / len(members)
         if mine >= even / 2:
             self.fail("steers-away", f"{replica} is slow (+{fmt_ms(self.nodes[replica].slow_ms)}), yet got "
-                                     f"{mine} of the {total} requests sent while it was busier than a peer (an even share "
-                                     f"is {even:.1f}): {self.algorithm} does not steer away"
+                                     f"{mine} of the {total} requests sent while it was busier than a peer (an "
+                                     f"even share is {even:.1f}): {self.algorithm} does not steer away"
                                      + (" (sticky sessions send users back to it)" if self.params["sticky"] else ""))
 
     @observe("rotation")
