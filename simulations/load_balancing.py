@@ -33,6 +33,7 @@ nothing for ADVERT_DEAD ms.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 
@@ -86,8 +87,8 @@ class Client(Node):
         to = self.lab.vip  # whoever owns the virtual address right now
         self.waiting[rid] = Request(path, self.now, to)
         self.lab.count("requests")
-        self.request(to, "REQ", awaiting=("reply", rid), timeout=CLIENT_TIMEOUT, on_timeout=partial(self.timed_out, rid),
-                     rid=rid, path=path, user=user)
+        self.request(to, "REQ", awaiting=("reply", rid), timeout=CLIENT_TIMEOUT,
+                     on_timeout=partial(self.timed_out, rid), rid=rid, path=path, user=user)
         self.schedule()
 
     def timed_out(self, rid: int) -> None:
@@ -131,11 +132,10 @@ class Replica(Node):
         self.send(to, "RESP", rid=rid, status=200, replica=self.id)
 
     def view(self) -> dict:
-        lab, stats = self.lab, self.lab.stats[self.id]
-        weight, latency = lab.weights.get(self.id, 1), stats["latency"]
-        return {"pool": lab.pool_of(self.id), "weight": weight,
-                "label": (f"w{weight} · " if lab.algorithm == "weighted" else "") + f"{stats['picks']} req"
-                         + (f" · {latency:.0f}ms" if latency is not None else "")}
+        stats = self.lab.stats[self.id]
+        weight = f"w{self.lab.weights[self.id]} · " if self.lab.algorithm == "weighted" else ""
+        latency = f" · {stats['latency']:.0f}ms" if stats["latency"] is not None else ""
+        return {"label": f"{weight}{stats['picks']} req{latency}"}
 
 
 @dataclass
@@ -159,9 +159,9 @@ class Balancer(Node):
         self.sessions: dict[str, str] = {}  # "user@pool" -> the replica that served that user
         self.forwarded: dict[int, Request] = {}  # request id -> the replica it went to
         self.probe_no = 0
-        self.probes_out: set[tuple] = set()  # probes sent and not yet answered or timed out
+        self.probes_void = 0  # probes up to this number went out before health checks were turned off
         if self.lab.vip == self.id:
-            self.become_active(quiet=True)
+            self.become_active()
         else:
             self.role = "standby"
             self.after(ADVERT_DEAD, self.become_active, key="advert-missed")
@@ -170,12 +170,12 @@ class Balancer(Node):
         return replica in self.backends and self.backends[replica].up
 
     # -- the virtual address: adverts, and taking over ------------------------------
-    def become_active(self, quiet: bool = False) -> None:
+    def become_active(self) -> None:
         """Own the virtual address: at the start, or when the active balancer fell silent."""
-        self.role = "active"
-        self.lab.vip = self.id
-        if not quiet:
+        if self.lab.vip != self.id:  # taking the address over from the other balancer
+            self.lab.vip = self.id
             self.lab.emit("failover", node=self.id, detail=f"{self.id} owns the virtual address now")
+        self.role = "active"
         self.lab.witness("active", node=self.id)
         self.cancel("advert-missed")
         self.after(0, self.advertise, key="advert")
@@ -205,7 +205,6 @@ class Balancer(Node):
             for replica in self.lab.all_replicas():
                 self.probe_no += 1
                 key = ("probe", replica, self.probe_no)
-                self.probes_out.add(key)
                 # One timeout per probe: a probe sent every 100 ms must not re-arm the 250 ms timeout of the last.
                 self.request(replica, "PING", awaiting=key, timeout=PROBE_TIMEOUT,
                              on_timeout=partial(self.probe_result, key, False), probe=self.probe_no)
@@ -219,18 +218,15 @@ class Balancer(Node):
             self.probe_result(key, True)
 
     def stop_probes(self) -> None:
-        """Health checks turned off: the probes already out are forgotten."""
-        for key in self.probes_out:
-            self.cancel(key)
-        self.probes_out.clear()
+        """Health checks turned off: the probes already out no longer count."""
+        self.probes_void = self.probe_no
 
     def probe_result(self, key: tuple, ok: bool) -> None:
         """FALL failed probes in a row take a replica out of rotation, RISE good ones put it back."""
-        self.probes_out.discard(key)
-        replica = key[1]
+        _, replica, probe = key
         b = self.backends.get(replica)
-        if b is None:
-            return  # removed meanwhile
+        if b is None or probe <= self.probes_void:
+            return  # removed meanwhile, or sent before health checks were turned off
         b.oks, b.fails = (b.oks + 1, 0) if ok else (0, b.fails + 1)
         if b.up != ok and (b.oks >= RISE if ok else b.fails >= FALL):
             b.up = ok
@@ -284,15 +280,16 @@ class Balancer(Node):
             return self.sessions[session]  # sticky: the same replica as last time
         algorithm = self.lab.algorithm
         if algorithm == "round-robin":
-            choice = self.next_in_turn(pool, members)
-        elif algorithm == "weighted":
-            # Smooth weighted round robin.
-            total = 0
+            while True:  # the next member in turn that is in rotation (there is one)
+                choice = members[self.turn[pool] % len(members)]
+                self.turn[pool] += 1
+                if choice in healthy:
+                    break
+        elif algorithm == "weighted":  # smooth weighted round robin
             for r in healthy:
                 self.score[r] = self.score.get(r, 0) + self.lab.weights[r]
-                total += self.lab.weights[r]
             choice = max(healthy, key=lambda r: self.score[r])
-            self.score[choice] -= total
+            self.score[choice] -= sum(self.lab.weights[r] for r in healthy)
         elif algorithm == "least-connections":
             start = self.turn[pool] % len(healthy)
             rotated = healthy[start:] + healthy[:start]  # ties go in turn
@@ -303,14 +300,6 @@ class Balancer(Node):
         if self.lab.params["sticky"]:
             self.sessions[session] = choice
         return choice
-
-    def next_in_turn(self, pool: str, members: list[str]) -> str:
-        for _ in range(len(members)):
-            candidate = members[self.turn[pool] % len(members)]
-            self.turn[pool] += 1
-            if self.healthy(candidate):
-                return candidate
-        return members[0]  # unreachable: pick() checked that one is healthy
 
     def view(self) -> dict:
         if self.status == "down":
@@ -336,8 +325,6 @@ class LoadBalancing(Lab):
         Param("rate", 10, "Requests per second the client sends.", lo=0, hi=40),
         Param("standby", False, "A second balancer (lb2) that takes over the address when lb dies."),
     )
-    FAULTS = ("crash", "restart", "pause", "resume", "slow", "delay", "loss", "partition", "cut", "heal",
-              "drop-next", "duplicate-next")
     UNFAULTABLE = ("client",)
 
     def setup(self) -> None:
@@ -352,25 +339,21 @@ class LoadBalancing(Lab):
         self.stats: dict[str, dict] = {}  # replica -> what the page shows of it
         self.crashed_at: dict[str, float] = {}
         self.slow_since: dict[str, float] = {}
-        self.slow_window: dict[str, dict[str, int]] = {}  # slow replica -> who got the requests while it was busy
-        self.slow_share: dict[str, dict] = {}
+        self.slow_window: dict[str, Counter] = {}  # slow replica -> who got the requests while it was busy
         self.open_work: dict[str, set] = {}  # replica -> requests sent to it and not yet answered (observed)
         self.active_since: dict[str, float] = {}  # balancer -> when it last took the address
         self.paused: dict[str, list[list[float]]] = {}  # balancer -> [[paused at, resumed at or None], ...]
-        self.split: dict[str, dict] = {}  # pool -> its round-robin picks since it last changed
+        self.split: dict[str, dict] = {}  # pool -> round robin's picks since the pool last changed
+        self.reset_split()
         self.recent: list[dict] = []
         self.timeline: list[dict] = []
-        self.metrics.update({"requests": 0, "ok": 0, "errors": 0, "errors_in_detection": 0,
-                             "errors_no_balancer": 0})
+        self.metrics.update({"requests": 0, "ok": 0, "errors": 0, "errors_in_detection": 0, "errors_no_balancer": 0})
         self.add_node(Balancer(self, "lb"))
         if p["standby"]:
             self.add_node(Balancer(self, "lb2"))
-        for pool in self.pools:
-            for replica in self.pools[pool]:
-                self.add_replica_node(replica)
+        for replica in self.all_replicas():
+            self.add_replica_node(replica)
         self.add_node(Client(self, "client"))
-        for pool in self.pools:
-            self.reset_split("start", pool)
         self.add_check("even-split", "Round robin gives each healthy replica the same number of requests, "
                                      "within one (counted since the pool last changed; sticky sessions break it). "
                                      "Not claimed for the other rules, which are uneven by design.")
@@ -381,14 +364,13 @@ class LoadBalancing(Lab):
                                           "and this check shows it).")
         self.add_check("steers-away", f"While a slow replica (+{SLOW_MIN}ms or more) has more requests open than "
                                       "a healthy peer, new requests go to the peers: it gets less than half of an "
-                                      "even share of them. Counted from "
-                                      "the requests sent and answered, not from the balancer's counters; least "
-                                      "connections claims it (without sticky sessions), the other rules do not "
-                                      "steer.")
-        if self.algorithm != "round-robin":
-            self.checks["even-split"].detail = (f"not claimed: {self.algorithm} is uneven by design" if
-                                                self.algorithm != "weighted" else
-                                                "not claimed: weighted follows the weights, not an even split")
+                                      "even share of them. Counted from the requests sent and answered, not from "
+                                      "the balancer's counters; least connections claims it (without sticky "
+                                      "sessions), the other rules do not steer.")
+        if self.algorithm == "weighted":
+            self.note("even-split", "not claimed: weighted follows the weights, not an even split")
+        elif self.algorithm != "round-robin":
+            self.note("even-split", f"not claimed: {self.algorithm} is uneven by design")
         self.every(500, self.audit)
 
     def invariants(self) -> list[str]:
@@ -412,35 +394,30 @@ class LoadBalancing(Lab):
         return [n for n in self.nodes if n.startswith("lb")]
 
     def active(self) -> Balancer | None:
-        node = self.nodes.get(self.vip)
-        return node if node is not None and node.status == "up" and node.role == "active" else None
+        node = self.nodes[self.vip]
+        return node if node.up and node.role == "active" else None
 
     def detection_bound(self) -> float:
         return FALL * self.params["health_interval"] + PROBE_TIMEOUT + 50
 
     # -- what the lab watches --------------------------------------------------------------
-    def reset_split(self, why: str, pool: str | None = None) -> None:
-        for name in [pool] if pool else list(self.pools):
-            self.split[name] = {"since": round(self.now, 3), "why": why, "counts": {}, "members": []}
-
-    def paused_between(self, lb: str, start: float) -> float:
-        """How long the balancer was frozen since `start` (its timers did not run)."""
-        total = 0.0
-        for a, b in self.paused.get(lb, []):
-            b = self.now if b is None else b
-            total += max(0.0, b - max(a, start))
-        return total
+    def reset_split(self, *pools: str) -> None:
+        """Count round robin's picks afresh (in these pools, or in all)."""
+        for pool in pools or self.pools:
+            self.split[pool] = {"members": [], "counts": {}}
 
     def late_by(self, lb: str, replica: str) -> float:
-        """How long the balancer has had to notice that `replica` crashed (its detection window so far)."""
+        """How long the balancer has had to notice that `replica` crashed (its detection window so far,
+        less the time the balancer was frozen: its timers did not run)."""
         start = max(self.crashed_at[replica], self.active_since[lb], self.health_on_since)
-        return self.now - start - self.paused_between(lb, start)
+        frozen = sum(max(0.0, (self.now if b is None else b) - max(a, start)) for a, b in self.paused.get(lb, []))
+        return self.now - start - frozen
 
     @observe("active")
     def took_address(self, fact: dict) -> None:
         """A balancer took the address: each one is judged only on the requests it sent itself."""
         self.active_since[fact["node"]] = self.now
-        self.reset_split("balancer changed")
+        self.reset_split()
         self.open_work, self.slow_window = {}, {}
 
     @observe("work-done")
@@ -449,9 +426,8 @@ class LoadBalancing(Lab):
 
     @observe("latency")
     def round_trip(self, fact: dict) -> None:
-        stats, ms = self.stats.get(fact["replica"]), fact["ms"]
-        if stats is not None:
-            stats["latency"] = ms if stats["latency"] is None else 0.7 * stats["latency"] + 0.3 * ms
+        stats, ms = self.stats[fact["replica"]], fact["ms"]
+        stats["latency"] = ms if stats["latency"] is None else 0.7 * stats["latency"] + 0.3 * ms
 
     @observe("pick")
     def picked(self, fact: dict) -> None:
@@ -460,31 +436,23 @@ class LoadBalancing(Lab):
         # Slow replicas with more requests open than some peer in rotation (as observed).
         peers = [len(self.open_work.get(r, ())) for r in self.pools[pool]
                  if r not in self.slow_since and r not in self.crashed_at and lb.healthy(r)]
-        least = min(peers, default=None)
-        busy_slow = [r for r in self.pools[pool] if r in self.slow_since and least is not None
-                     and len(self.open_work.get(r, ())) > least]
+        least = min(peers, default=float("inf"))
+        busy_slow = [r for r in self.pools[pool] if r in self.slow_since and len(self.open_work.get(r, ())) > least]
         self.open_work.setdefault(replica, set()).add(fact["rid"])
-        if replica in self.crashed_at:
-            late = self.late_by(lb.id, replica)
-            if late > self.detection_bound():
-                self.fail("crash-contained", f"{replica} crashed at {fmt_ms(self.crashed_at[replica])} and still got "
-                                             f"a request {fmt_ms(late)} later: nobody took it out of rotation")
-        for slow in busy_slow:
-            # A slow replica of this pool is busy: count who gets the new requests.
-            window = self.slow_window.setdefault(slow, {})
-            window[replica] = window.get(replica, 0) + 1
+        if replica in self.crashed_at and (late := self.late_by(lb.id, replica)) > self.detection_bound():
+            self.fail("crash-contained", f"{replica} crashed at {fmt_ms(self.crashed_at[replica])} and still got "
+                                         f"a request {fmt_ms(late)} later: nobody took it out of rotation")
+        for slow in busy_slow:  # a slow replica of this pool is busy: count who gets the new requests
+            self.slow_window.setdefault(slow, Counter())[replica] += 1
             self.judge_steering(pool, slow)
         if self.algorithm != "round-robin":
             return  # even-split is not claimed
         healthy = [r for r in self.pools[pool] if lb.healthy(r)]
         split = self.split[pool]
         if split["members"] != healthy or split.get("lb", lb.id) != lb.id:
-            # Each balancer's round robin is judged on its own picks (a resumed old balancer may
-            # still pick a few before it hears that another one took over).
-            self.reset_split("healthy replicas changed" if split["members"] != healthy else "another balancer picks",
-                             pool)
-            split = self.split[pool]
-            split["members"] = healthy
+            # Count afresh.  Each balancer's round robin is judged on its own picks (a resumed old
+            # balancer may still pick a few before it hears that another one took over).
+            split = self.split[pool] = {"members": healthy, "counts": {}}
         split["lb"] = lb.id
         split["counts"][replica] = split["counts"].get(replica, 0) + 1
         self.judge_split(pool)
@@ -493,14 +461,9 @@ class LoadBalancing(Lab):
         split = self.split[pool]
         members, counts = split["members"], split["counts"]
         total = sum(counts.values())
-        weighted = self.algorithm == "weighted"
-        weight_sum = sum(self.weights[r] if weighted else 1 for r in members)
-        worst, who = 0.0, None
-        for r in members:
-            share = (self.weights[r] if weighted else 1) / weight_sum
-            off = abs(counts.get(r, 0) - total * share)
-            if off > worst:
-                worst, who = off, r
+        even = total / len(members)
+        who = max(members, key=lambda r: abs(counts.get(r, 0) - even))
+        worst = abs(counts.get(who, 0) - even)
         split["deviation"] = round(worst, 2)
         if worst > 1 + 1e-9:
             self.fail("even-split", f"{pool}: {who} got {counts.get(who, 0)} of {total} picks, "
@@ -522,20 +485,21 @@ class LoadBalancing(Lab):
         mine, even = counts.get(replica, 0), total / len(members)
         if mine >= even / 2:
             self.fail("steers-away", f"{replica} is slow (+{fmt_ms(self.nodes[replica].slow_ms)}), yet got "
-                                     f"{mine} of the {total} requests sent while it was busier than a peer (an even share "
-                                     f"is {even:.1f}): {self.algorithm} does not steer away"
+                                     f"{mine} of the {total} requests sent while it was busier than a peer (an "
+                                     f"even share is {even:.1f}): {self.algorithm} does not steer away"
                                      + (" (sticky sessions send users back to it)" if self.params["sticky"] else ""))
 
     @observe("rotation")
     def rotation(self, fact: dict) -> None:
         """A balancer took a replica out of rotation (how long after its crash?) or put it back."""
-        lb, replica = fact["node"], fact["replica"]
-        fields = {"node": lb, "replica": replica, "up": fact["up"]}
-        if not fact["up"] and replica in self.crashed_at:
-            fields["after_ms"] = round(self.late_by(lb, replica), 3)
-            self.note("crash-contained", f"{replica} taken out {fmt_ms(fields['after_ms'])} after its crash "
-                                         f"({self.metrics['errors_in_detection']} errors in the detection window so far)")
-        self.emit("health", **fields)
+        replica = fact["replica"]
+        if fact["up"] or replica not in self.crashed_at:
+            self.emit("health", **fact)
+            return
+        after = round(self.late_by(fact["node"], replica), 3)
+        self.note("crash-contained", f"{replica} taken out {fmt_ms(after)} after its crash "
+                                     f"({self.metrics['errors_in_detection']} errors in the detection window so far)")
+        self.emit("health", **fact, after_ms=after)
 
     @observe("answer")
     def finish(self, fact: dict) -> None:
@@ -548,8 +512,7 @@ class LoadBalancing(Lab):
         if not ok:
             if replica in self.crashed_at:
                 self.count("errors_in_detection")
-            balancer = fact.get("balancer")
-            if balancer is not None and getattr(self.nodes.get(balancer), "status", "down") != "up":
+            if fact.get("balancer") and self.nodes[fact["balancer"]].status != "up":
                 self.count("errors_no_balancer")  # the single point of failure at work
             self.emit("error", rid=fact["rid"], path=fact["path"], replica=replica, status=status, why=fact["why"])
         self.recent.append({"rid": fact["rid"], "path": fact["path"], "replica": replica, "status": status,
@@ -564,27 +527,28 @@ class LoadBalancing(Lab):
     def audit(self) -> None:
         """steers-away's running figures: what each slow replica got while it was busy."""
         lb = self.active()
-        for replica in list(self.slow_since) if lb else ():
-            pool = self.pool_of(replica)
-            counts = self.slow_window.get(replica, {})
-            peers = [r for r in self.pools[pool] if r != replica and lb.healthy(r) and r not in self.slow_since]
+        for replica in self.slow_since if lb else ():
+            counts = self.slow_window.get(replica, Counter())
+            peers = [r for r in self.pools[self.pool_of(replica)]
+                     if r != replica and lb.healthy(r) and r not in self.slow_since]
             if not peers:
                 continue
-            total, mine = sum(counts.values()), counts.get(replica, 0)
-            peer_mean = sum(counts.get(r, 0) for r in peers) / len(peers)
-            self.slow_share[replica] = {"mine": mine, "total": total, "peer_mean": round(peer_mean, 1)}
+            total, mine = sum(counts.values()), counts[replica]
+            peer_mean = sum(counts[r] for r in peers) / len(peers)
             self.note("steers-away", f"{replica} (+{fmt_ms(self.nodes[replica].slow_ms)}) got {mine} of the {total} "
                                      f"requests sent while it was busier than a peer; healthy peers got "
                                      f"{peer_mean:.1f} each")
 
     def after_fault(self, fault: str, node_id: str | None) -> None:
-        if node_id in self.balancers() and fault in ("pause", "crash", "resume", "restart"):
+        if node_id in self.balancers():
             spans = self.paused.setdefault(node_id, [])
             if fault == "pause":
                 spans.append([self.now, None])
-            elif spans and spans[-1][1] is None:
+            elif fault in ("resume", "crash") and spans and spans[-1][1] is None:
                 spans[-1][1] = self.now
-        if node_id in self.stats:
+            if fault == "crash" and node_id == self.vip:
+                self.emit("outage", node=node_id, detail="the balancer owning the virtual address is down")
+        elif node_id in self.stats:
             if fault == "crash":
                 self.crashed_at[node_id] = self.now
                 self.open_work.pop(node_id, None)  # its work in progress is gone
@@ -596,9 +560,6 @@ class LoadBalancing(Lab):
                     self.slow_since[node_id] = self.now
                 else:
                     self.slow_since.pop(node_id, None)
-                    self.slow_share.pop(node_id, None)
-        elif node_id in self.balancers() and fault == "crash" and node_id == self.vip:
-            self.emit("outage", node=node_id, detail="the balancer owning the virtual address is down")
 
     # -- lab actions ---------------------------------------------------------------
     @action("traffic", Arg("rate", "int", lo=0, hi=40), group="request",
@@ -614,16 +575,14 @@ class LoadBalancing(Lab):
         if len(self.pools[pool]) >= 5:
             raise SimError(f"the {pool} pool already has 5 replicas; remove one first")
         n = 1
-        while f"{PREFIX[pool]}{n}" in self.nodes:
+        while (replica := f"{PREFIX[pool]}{n}") in self.nodes:
             n += 1
-        replica = f"{PREFIX[pool]}{n}"
         self.pools[pool].append(replica)
         self.weights[replica] = weight
         self.add_replica_node(replica)
-        for b in self.balancers():
-            if self.nodes[b].status != "down":
-                self.nodes[b].backends.setdefault(replica, Backend())
-        self.reset_split("replica added", pool)
+        for b in self.balancers():  # (a crashed one learns of it when it boots)
+            self.nodes[b].backends.setdefault(replica, Backend())
+        self.reset_split(pool)
         self.emit("add", node=replica, pool=pool, weight=weight)
 
     @action("remove", Arg("replica"), nodes=lambda lab: lab.all_replicas(), not_for=NOT_A_REPLICA,
@@ -638,14 +597,14 @@ class LoadBalancing(Lab):
         del self.nodes[replica]
         for b in self.balancers():
             self.nodes[b].backends.pop(replica, None)  # a later replica of that name starts afresh
-        self.reset_split("replica removed", pool)  # the turn order shifts: count afresh
+        self.reset_split(pool)  # the turn order shifts: count afresh
         self.emit("remove", node=replica, pool=pool)
 
     @action("weight", Arg("replica"), Arg("weight", "int", lo=1, hi=5), nodes=lambda lab: lab.all_replicas(),
             not_for=NOT_A_REPLICA, help="Change a replica's weight (used by the weighted rule).")
     def do_weight(self, replica: str, weight: int) -> None:
         self.weights[replica] = weight
-        self.reset_split("weights changed", self.pool_of(replica))
+        self.reset_split(self.pool_of(replica))
         self.emit("weight", node=replica, weight=weight)
 
     @action("health", Arg("state", "word", choices=("on", "off")), help="Turn the balancer's health checks on or off.")
@@ -663,21 +622,16 @@ class LoadBalancing(Lab):
         lb = self.active()
         edges = [["client", "lb"]] + ([["client", "lb2"], ["lb", "lb2"]] if "lb2" in self.nodes else [])
         replicas = []
+        top = max([1] + [self.stats[r]["picks"] for r in self.all_replicas()])
         for pool, members in self.pools.items():
             for r in members:
                 edges += [[b, r] for b in self.balancers()]
                 node, stats = self.nodes[r], self.stats[r]
-                backend = lb.backends.get(r) if lb else None
-                replicas.append({
-                    "id": r, "pool": pool, "weight": self.weights[r], "status": node.status,
-                    "health": ("up" if lb.healthy(r) else "down") if lb else "unknown",
-                    "conns": backend.conns if backend else 0, "picks": stats["picks"], "ok": stats["ok"],
-                    "errors": stats["errors"],
-                    "latency": round(stats["latency"], 1) if stats["latency"] is not None else None,
-                    "slow": node.slow_ms})
-        top = max([1] + [r["picks"] for r in replicas])
-        for r in replicas:
-            r["bar"] = round(100 * r["picks"] / top)
+                replicas.append({"id": r, "pool": pool, "weight": self.weights[r], "status": node.status,
+                                 "health": ("up" if lb.healthy(r) else "down") if lb else "unknown",
+                                 "conns": lb.backends[r].conns if lb else 0, "slow": node.slow_ms, **stats,
+                                 "latency": None if stats["latency"] is None else round(stats["latency"], 1),
+                                 "bar": round(100 * stats["picks"] / top)})
         worst_t = max([1] + [b["ok"] + b["err"] for b in self.timeline])
         return {
             "edges": edges,
@@ -687,8 +641,8 @@ class LoadBalancing(Lab):
                          "detection_ms": self.detection_bound()},
             "pools": {pool: list(m) for pool, m in self.pools.items()},
             "replicas": replicas,
-            "split": {pool: {"since": s["since"], "why": s["why"], "counts": dict(s["counts"]),
-                             "deviation": s.get("deviation", 0)} for pool, s in self.split.items()},
+            "split": {pool: {"counts": dict(s["counts"]), "deviation": s.get("deviation", 0)}
+                      for pool, s in self.split.items()},
             "recent": list(self.recent),
             "timeline": [{**b, "h_ok": round(40 * b["ok"] / worst_t), "h_err": round(40 * b["err"] / worst_t)}
                          for b in self.timeline],
