@@ -17,13 +17,12 @@ Read (R of N):
     those replicas); `async` answers first and repairs in the background.
 
 The other two ways to converge do not touch reads:
-  * `anti-entropy`: in the background, each replica periodically sends the
-    versions it holds (a Merkle tree in Dynamo and Cassandra; a plain list
-    here) to the others, which push back what is newer and ask for what
-    they lack;
+  * `anti-entropy`: each replica periodically sends the versions it holds
+    (a Merkle tree in Dynamo and Cassandra; a plain list here) to the
+    others, which push back what is newer and ask for what they lack;
   * `on-write`: the coordinator remembers which replica missed which write
     and re-sends the key's newest version, with its value (the two never
-    travel apart), until that replica acknowledges that version or a newer one.
+    travel apart), until that replica acknowledges it or a newer one.
 
 Whatever the mode, a read whose R replicas overlap the W that took the latest
 write (R + W > N) sees it; with R + W <= N it can hit only stale replicas.
@@ -68,10 +67,6 @@ class Replica(Node):
     def version(self, key: str) -> int:
         return self.data.get(key, NOTHING)["version"]
 
-    def push(self, dst: str, key: str) -> None:
-        """Send my copy of a key to a replica that is behind."""
-        self.send(dst, "REPAIR", key=key, **self.data[key])
-
     @on("WRITE")
     def write(self, msg) -> None:
         b = msg.body
@@ -103,7 +98,7 @@ class Replica(Node):
         theirs = dict(msg.body["versions"])
         newer = [k for k in theirs if self.version(k) > theirs[k]]  # mine is newer: here it is
         for key in newer + [k for k in self.data if k not in theirs]:  # ... and the keys the sender lacks
-            self.push(msg.src, key)
+            self.send(msg.src, "REPAIR", key=key, **self.data[key])
         behind = [k for k in theirs if self.version(k) < theirs[k]]  # theirs is newer: I will ask for it
         if behind:
             self.send(msg.src, "WANT", keys=behind)
@@ -111,7 +106,7 @@ class Replica(Node):
     @on("WANT")
     def want(self, msg) -> None:
         for key in msg.body["keys"]:
-            self.push(msg.src, key)
+            self.send(msg.src, "REPAIR", key=key, **self.data[key])
 
     def view(self) -> dict:
         key = self.lab.focus
