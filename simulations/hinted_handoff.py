@@ -150,8 +150,7 @@ class Replica(Node):
             if self.store(key, value, version):
                 self.lab.emit("store", node=self.id, key=key, version=version)
             return
-        # Hints are numbered in the order the cluster stored them.
-        hint = Hint(self.lab.metrics["hints_stored"] + 1, intended, key, value, version, round(self.now, 3))
+        hint = Hint(self.lab.next_hint_number(), intended, key, value, version, round(self.now, 3))
         self.hints.append(hint)
         self.update_role()
         self.lab.emit("hint-stored", node=self.id, intended=intended, key=key, version=version, hint=hint.id)
@@ -227,20 +226,11 @@ class Replica(Node):
         wanted = preferred(key)
         if self.lab.quorum == "strict":
             return [(n, None) for n in wanted if n not in self.suspects]
-        skipped = [n for n in wanted if n in self.suspects]  # each of these wants a stand-in
-        in_person, stand_ins = [], []
-        for node in trusted_first(walk(key), self.suspects):
-            if len(in_person) + len(stand_ins) == N:
-                break
-            if node in wanted:
-                in_person.append(node)
-                if node in skipped:  # tried in person after all
-                    skipped.remove(node)
-            elif skipped:
-                stand_ins.append(node)
-                skipped.pop(0)
-        # A suspect tried in person after all needs no stand-in: give its stand-in to a replica that
-        # is still missing, so every preferred replica left out has a hint naming it.
+        # Sloppy quorum: the first N nodes along the ring, those believed up first (a suspect only if too
+        # few are).  Each one that is not a preferred replica stands in for one left out, with a hint naming it.
+        chosen = trusted_first(walk(key), self.suspects)[:N]
+        in_person = [n for n in chosen if n in wanted]
+        stand_ins = [n for n in chosen if n not in wanted]
         missing = [n for n in wanted if n not in in_person]
         return [(n, None) for n in in_person] + list(zip(stand_ins, missing))
 
@@ -420,7 +410,7 @@ class Client(Node):
         request = self.requests[req]
         left = [n for n in trusted_first(walk(request.body["key"]), self.suspects) if n not in request.tried]
         if not left:  # any node can coordinate: give up only when every one has been tried
-            return self.lab.request_done(self.requests.pop(req), False, "no coordinator answered", "", {})
+            return self.lab.witness("answered", request=self.requests.pop(req), reply=None)
         request.tried.append(left[0])
         self.send(left[0], request.kind, req=req, **request.body)
         self.after(CLIENT_WAIT, self.coordinator_silent, req, left[0], key=("wait", req))
@@ -438,20 +428,15 @@ class Client(Node):
     @on("PUT-OK", "GET-OK", "PUT-FAIL", "GET-FAIL")
     def answered_by(self, msg) -> None:
         request = self.requests.pop(msg.body["req"], None)
-        if request is None:
-            return
-        self.cancel(("wait", msg.body["req"]))
-        if msg.type.endswith("-OK"):
-            self.lab.request_done(request, True, "", msg.src, msg.body)
-        else:
-            self.lab.request_done(request, False, f"{msg.src}: {msg.type}", msg.src, {})
+        if request:
+            self.cancel(("wait", msg.body["req"]))
+            self.lab.witness("answered", request=request, reply=msg)
 
 
 class HintedHandoff(Lab):
     slug = "hinted-handoff"
     title = "Hinted handoff"
     # Checks that hold under any fault in these modes (see Lab.INVARIANTS); the others demonstrate.
-    # strict keeps no hints, so a replica that missed a write stays stale: replicas-converge is no invariant there
     INVARIANTS = {"replicas-converge": ("sloppy",), "writes-available": ("sloppy",)}
     PARAMS = (
         Param("quorum", "sloppy", "sloppy: stand-ins take writes for down replicas and keep hints; "
@@ -490,17 +475,28 @@ class HintedHandoff(Lab):
         self.disturbed_at = self.now
 
     # -- what the client saw -----------------------------------------------------------
-    def request_done(self, request: Request, ok: bool, why: str, coordinator: str, answer: dict) -> None:
-        body = request.body
+    @observe("answered")
+    def request_done(self, fact: dict) -> None:
+        """The client has a coordinator's reply to its request, or none (`reply` None): every node was tried."""
+        request, reply = fact["request"], fact["reply"]
+        ok = reply is not None and reply.type.endswith("-OK")
+        coordinator, answer = (reply.src, reply.body) if reply else ("", {})
+        body, ms = request.body, round(self.now - request.t, 3)
         key = body["key"]
-        ms = round(self.now - request.t, 3)
-        if request.kind == "PUT":
-            if ok:
-                self.latest[key] = {"value": body["value"], "version": body["version"], "at": self.now}
-                self.emit("write-ok", key=key, value=body["value"], version=body["version"], coordinator=coordinator,
-                          acks=answer.get("acks", ""), ms=ms)
-                return
+        if request.kind == "GET":
+            latest = self.latest.get(key, NOTHING)["version"]
+            read = {"key": key, "ok": ok, "value": answer.get("value"), "version": answer.get("version", 0),
+                    "latest": latest, "stale": ok and answer["version"] < latest}
+            self.count("stale_reads", 1 if read["stale"] else 0)
+            self.last_read = {**read, "coordinator": coordinator}
+            self.emit("read", **read, ms=ms)
+        elif ok:
+            self.latest[key] = {"value": body["value"], "version": body["version"], "at": self.now}
+            self.emit("write-ok", key=key, value=body["value"], version=body["version"], coordinator=coordinator,
+                      acks=answer["acks"], ms=ms)
+        else:
             self.count("writes_failed")
+            why = f"{coordinator}: {reply.type}" if reply else "no coordinator answered"
             self.emit("write-failed", key=key, version=body["version"], why=why, ms=ms)
             up = [n for n in RING if self.nodes[n].status == "up"]
             whole = not self.net.partition and all(link.clean() for link in self.net.links.values()) \
@@ -509,13 +505,6 @@ class HintedHandoff(Lab):
             if len(up) >= self.w and whole and calm:
                 self.fail("writes-available", f"write {key} v{body['version']} failed with {len(up)} nodes up "
                                               f"(W={self.w}, quorum={self.quorum})")
-            return
-        latest = self.latest.get(key, NOTHING)["version"]
-        read = {"key": key, "ok": ok, "value": answer.get("value"), "version": answer.get("version", 0),
-                "latest": latest, "stale": ok and answer["version"] < latest}
-        self.count("stale_reads", 1 if read["stale"] else 0)
-        self.last_read = {**read, "coordinator": coordinator}
-        self.emit("read", **read, ms=ms)
 
     # -- hints, as the stand-ins report them ------------------------------------------------
     @observe("hint-stored", "hint-delivered", "hint-expired")
@@ -529,6 +518,10 @@ class HintedHandoff(Lab):
             self.handoffs = (self.handoffs + [{"holder": event["node"], "intended": event["intended"],
                                                "key": event["key"], "version": event["version"], "how": how,
                                                "at": event["t"]}])[-6:]
+
+    def next_hint_number(self) -> int:
+        """A query, for the stand-in storing a hint: hints are numbered in the order the cluster stores them."""
+        return self.metrics["hints_stored"] + 1
 
     def hint_waiting(self, node_id: str, key: str | None = None) -> bool:
         """A stand-in still holds a hint for this replica (for this key, if one is named)."""

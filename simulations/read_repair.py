@@ -17,14 +17,12 @@ Read (R of N):
     those replicas); `async` answers first and repairs in the background.
 
 The other two ways to converge do not touch reads:
-  * `anti-entropy`: in the background, each replica periodically sends the
-    versions it holds (a Merkle tree in Dynamo and Cassandra; a plain list
-    here) to the others, which push back what is newer and ask for what
-    they lack;
+  * `anti-entropy`: each replica periodically sends the versions it holds
+    (a Merkle tree in Dynamo and Cassandra; a plain list here) to the
+    others, which push back what is newer and ask for what they lack;
   * `on-write`: the coordinator remembers which replica missed which write
-    and keeps re-sending the key's newest version (with the value written
-    under that version: a version and its value never travel apart) until
-    that replica acknowledges that version or a newer one.
+    and re-sends the key's newest version, with its value (the two never
+    travel apart), until that replica acknowledges it or a newer one.
 
 Whatever the mode, a read whose R replicas overlap the W that took the latest
 write (R + W > N) sees it; with R + W <= N it can hit only stale replicas.
@@ -34,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .kernel import Arg, Lab, Node, Param, SimError, action, on
+from .kernel import Arg, Lab, Node, Param, SimError, action, observe, on
 
 REPLICAS = ("n1", "n2", "n3")
 N = len(REPLICAS)
@@ -69,10 +67,6 @@ class Replica(Node):
     def version(self, key: str) -> int:
         return self.data.get(key, NOTHING)["version"]
 
-    def push(self, dst: str, key: str) -> None:
-        """Send my copy of a key to a replica that is behind."""
-        self.send(dst, "REPAIR", key=key, **self.data[key])
-
     @on("WRITE")
     def write(self, msg) -> None:
         b = msg.body
@@ -104,7 +98,7 @@ class Replica(Node):
         theirs = dict(msg.body["versions"])
         newer = [k for k in theirs if self.version(k) > theirs[k]]  # mine is newer: here it is
         for key in newer + [k for k in self.data if k not in theirs]:  # ... and the keys the sender lacks
-            self.push(msg.src, key)
+            self.send(msg.src, "REPAIR", key=key, **self.data[key])
         behind = [k for k in theirs if self.version(k) < theirs[k]]  # theirs is newer: I will ask for it
         if behind:
             self.send(msg.src, "WANT", keys=behind)
@@ -112,7 +106,7 @@ class Replica(Node):
     @on("WANT")
     def want(self, msg) -> None:
         for key in msg.body["keys"]:
-            self.push(msg.src, key)
+            self.send(msg.src, "REPAIR", key=key, **self.data[key])
 
     def view(self) -> dict:
         key = self.lab.focus
@@ -137,7 +131,6 @@ class Read:
     key: str
     r: int
     order: list[str]  # the replicas, in the order they are asked
-    latest: int  # the latest acknowledged version when the read began
     start: float
     asked: list[str] = field(default_factory=list)
     answers: dict[str, dict] = field(default_factory=dict)  # replica -> {"value", "version"}
@@ -151,8 +144,7 @@ class Coordinator(Node):
 
     def boot(self) -> None:
         self.role = "coordinator"
-        # key -> the newest write given out, {"value", "version"}: a version and its value always travel together
-        self.disk.setdefault("newest", {})
+        self.disk.setdefault("newest", {})  # key -> the newest write given out, its {"value", "version"}
         self.disk.setdefault("missed", {})  # on-write: (node, key) -> the newest version that replica missed
         self.ops: dict[int, Write | Read] = {}
         self.next_op = 1
@@ -197,13 +189,13 @@ class Coordinator(Node):
         op.acks.append(msg.src)
         self.acked(msg.src, op.key, op.version)
         if len(op.acks) == self.lab.w:  # the W-th acknowledgement: the write succeeded
-            self.lab.write_done(op, ok=True)
+            self.lab.witness("write-answered", op=op, ok=True)
         if not op.waiting:
             self.close(op)
 
     def write_timed_out(self, op: Write) -> None:
         if len(op.acks) < self.lab.w:
-            self.lab.write_done(op, ok=False)
+            self.lab.witness("write-answered", op=op, ok=False)
         for node in op.waiting:
             self.lab.emit("missed", node=node, key=op.key, version=op.version)
             if self.lab.mode == "on-write":  # repair on write: keep pushing until it lands
@@ -214,8 +206,7 @@ class Coordinator(Node):
         self.close(op)
 
     def acked(self, node: str, key: str, version: int) -> None:
-        """A replica stored this version: it no longer misses anything up to it
-        (a late acknowledgement of an older version does not count)."""
+        """The replica holds this version: it misses nothing up to it (a late, older one does not count)."""
         if self.disk["missed"].get((node, key), 0) <= version:
             self.disk["missed"].pop((node, key), None)
 
@@ -230,7 +221,8 @@ class Coordinator(Node):
         order = list(REPLICAS)
         self.rng.shuffle(order)
         order.sort(key=lambda node: node != first)  # the replica the learner named goes first
-        op = Read(self.next_op, key, r, order, self.lab.latest.get(key, NOTHING)["version"], self.now)
+        op = Read(self.next_op, key, r, order, self.now)
+        self.lab.witness("read-asked", op=op.op, key=key)
         self.ask_more(op)
         self.track(op, self.read_timed_out)
 
@@ -250,8 +242,7 @@ class Coordinator(Node):
             self.compare(op)
 
     def read_timed_out(self, op: Read) -> None:
-        """Some replica did not answer: ask one not asked yet; else fail, or (blocking repair
-        did not complete) answer anyway."""
+        """A replica did not answer: ask one not asked yet, else answer with what came (maybe nothing)."""
         if len(op.asked) < N and len(op.answers) < op.r:
             self.ask_more(op)
             self.after(ACK_WAIT, self.read_timed_out, op, key=("op", op.op))
@@ -265,15 +256,14 @@ class Coordinator(Node):
         stale = [n for n in answers if answers[n]["version"] < newest["version"]]
         self.lab.emit("compare", key=op.key, answers=[[n, answers[n]["version"]] for n in answers],
                       newest=newest["version"], stale=stale)
-        mode = self.lab.mode
-        if stale and mode in ("blocking", "async"):
+        if self.lab.mode in ("blocking", "async"):
             for node in stale:
                 op.repairs.append(node)
                 self.lab.count("read_repairs")
                 self.lab.emit("write-back", node=node, key=op.key, version=newest["version"],
-                              blocking=mode == "blocking")
+                              blocking=self.lab.mode == "blocking")
                 self.send(node, "REPAIR", op=op.op, key=op.key, **newest)
-        if mode == "blocking" and op.repairs:
+        if self.lab.mode == "blocking" and op.repairs:
             self.after(ACK_WAIT, self.read_timed_out, op, key=("op", op.op))  # wait for the write-backs
         else:
             self.answer(op)
@@ -288,7 +278,7 @@ class Coordinator(Node):
                 self.answer(op)
 
     def answer(self, op: Read) -> None:
-        self.lab.read_done(op)
+        self.lab.witness("read-answered", op=op)
         self.close(op)
 
     def view(self) -> dict:
@@ -314,6 +304,7 @@ class ReadRepair(Lab):
         self.mode, self.w = self.params["mode"], self.params["w"]
         self.latest: dict[str, dict] = {}  # key -> latest acknowledged write {"value", "version"}
         self.written: set[str] = set()  # keys with a write done (acknowledged or not)
+        self.latest_when_asked: dict[int, int] = {}  # open read -> the latest acknowledged version when it began
         self.focus: str | None = None  # the key the page shows on the nodes
         self.last_read: dict | None = None
         self.write_backs: list[dict] = []
@@ -328,11 +319,13 @@ class ReadRepair(Lab):
                                               "guaranteed when R + W > N, not when R + W <= N.")
 
     # -- the client: what the coordinator answers, judged against the truth -----------------
-    def write_done(self, op: Write, ok: bool) -> None:
+    @observe("write-answered")
+    def write_answered(self, fact: dict) -> None:
+        op = fact["op"]
         self.written.add(op.key)
         self.focus = op.key
         self.count("writes")
-        if ok:
+        if fact["ok"]:
             self.latest[op.key] = {"value": op.value, "version": op.version}
             self.emit("write-ok", key=op.key, version=op.version, acks=",".join(op.acks),
                       ms=round(self.now - op.start, 3))
@@ -340,12 +333,19 @@ class ReadRepair(Lab):
             self.count("writes_failed")
             self.emit("write-failed", key=op.key, version=op.version, acks=",".join(op.acks))
 
-    def read_done(self, op: Read) -> None:
+    @observe("read-asked")
+    def read_asked(self, fact: dict) -> None:
+        self.latest_when_asked[fact["op"]] = self.latest.get(fact["key"], NOTHING)["version"]
+
+    @observe("read-answered")
+    def read_answered(self, fact: dict) -> None:
+        op = fact["op"]
+        latest = self.latest_when_asked.pop(op.op)
         self.count("reads")
         if op.newest is None:  # too few replicas answered
             self.emit("read-failed", key=op.key, r=op.r, answers=len(op.answers))
             return
-        key, newest, latest = op.key, op.newest, op.latest
+        key, newest = op.key, op.newest
         self.focus = key
         latest_value = self.latest.get(key, NOTHING)["value"]
         stale = older(newest, latest, latest_value)  # the version, and the value, the client acknowledged
