@@ -304,7 +304,7 @@ class ReadRepair(Lab):
         self.mode, self.w = self.params["mode"], self.params["w"]
         self.latest: dict[str, dict] = {}  # key -> latest acknowledged write {"value", "version"}
         self.written: set[str] = set()  # keys with a write done (acknowledged or not)
-        self.latest_when_asked: dict[int, int] = {}  # open read -> the latest acknowledged version when it began
+        self.latest_when_asked: dict[int, dict] = {}  # open read -> the latest acknowledged write when it began
         self.focus: str | None = None  # the key the page shows on the nodes
         self.last_read: dict | None = None
         self.write_backs: list[dict] = []
@@ -335,19 +335,19 @@ class ReadRepair(Lab):
 
     @observe("read-asked")
     def read_asked(self, fact: dict) -> None:
-        self.latest_when_asked[fact["op"]] = self.latest.get(fact["key"], NOTHING)["version"]
+        self.latest_when_asked[fact["op"]] = self.latest.get(fact["key"], NOTHING)
 
     @observe("read-answered")
     def read_answered(self, fact: dict) -> None:
         op = fact["op"]
-        latest = self.latest_when_asked.pop(op.op)
+        asked = self.latest_when_asked.pop(op.op)  # value and version: a write acknowledged meanwhile may win
+        latest, latest_value = asked["version"], asked["value"]
         self.count("reads")
         if op.newest is None:  # too few replicas answered
             self.emit("read-failed", key=op.key, r=op.r, answers=len(op.answers))
             return
         key, newest = op.key, op.newest
         self.focus = key
-        latest_value = self.latest.get(key, NOTHING)["value"]
         stale = older(newest, latest, latest_value)  # the version, and the value, the client acknowledged
         self.count("stale_reads", 1 if stale else 0)
         read = {"key": key, "r": op.r, "value": newest["value"], "version": newest["version"], "latest": latest,

@@ -157,3 +157,17 @@ def test_a_late_acknowledgement_of_an_older_version_does_not_cancel_repair_on_wr
 @pytest.mark.parametrize("mode", ["blocking", "async", "anti-entropy", "on-write"])
 def test_random_fault_schedules_finish_without_errors(mode):
     fuzz("read-repair", {"mode": mode, "rate": 4, "w": 2, "r": 2}, seeds=range(1, 31))
+
+
+
+def test_a_write_acknowledged_while_a_read_is_under_way_does_not_make_that_read_stale():
+    """The read is judged against the write that was latest when it began, value and version together
+    (it used to take that version with the value of a write acknowledged meanwhile, and cry stale)."""
+    overlaps = 0
+    for seed in range(1, 9):
+        lab = run(SLUG, "1s slow n1 300", seed=seed, until="20s", rate=10)
+        assert check(lab, "read-returns-latest")["ok"], (seed, check(lab, "read-returns-latest")["detail"])
+        for read in events(lab, "read"):
+            began = read["t"] - read["ms"]
+            overlaps += any(w["key"] == read["key"] and began < w["t"] < read["t"] for w in events(lab, "write-ok"))
+    assert overlaps > 5  # the situation did come up, many times
