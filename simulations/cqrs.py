@@ -247,23 +247,18 @@ class Client(Node):
         self.role = "client"
         self.next_replica = 0
         self.commands = self.queries = 0  # sent so far (they number the commands and the queries)
-        if self.lab.params["commands"]:
-            self.after(self.gap(self.lab.params["commands"]), self.random_command, key="command")
-        if self.lab.params["queries"]:
-            self.after(self.gap(self.lab.params["queries"]), self.random_query, key="query")
-
-    def gap(self, per_second: int) -> float:
-        return 1000 / per_second * (0.5 + self.rng.random())
+        self.at_rate(self.lab.params["commands"], self.random_command, key="command")
+        self.at_rate(self.lab.params["queries"], self.random_query, key="query")
 
     def random_command(self) -> None:
         account = self.rng.choice(ACCOUNTS)
         kind = "deposit" if self.rng.random() < 0.5 else "withdraw"
         self.command(kind, account, self.rng.randint(1, 8) * 10)
-        self.after(self.gap(self.lab.params["commands"]), self.random_command, key="command")
+        self.at_rate(self.lab.params["commands"], self.random_command, key="command")
 
     def random_query(self) -> None:
         self.query(self.rng.choice(ACCOUNTS), None)
-        self.after(self.gap(self.lab.params["queries"]), self.random_query, key="query")
+        self.at_rate(self.lab.params["queries"], self.random_query, key="query")
 
     def command(self, kind: str, account: str, amount: int) -> None:
         self.commands += 1

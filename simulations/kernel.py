@@ -572,7 +572,7 @@ def _summary(body: dict) -> dict:
 
 
 # What a node gets from the kernel and a protocol must not redefine.
-KERNEL_NAMES = ("send", "after", "every", "cancel", "pending", "request", "answered", "rng", "restarted",
+KERNEL_NAMES = ("send", "after", "every", "at_rate", "cancel", "pending", "request", "answered", "rng", "restarted",
                 "set_timer", "cancel_timer", "has_timer", "up", "now")
 
 
@@ -750,6 +750,15 @@ class Node:
         self.after(period if first is None else first, fn, *args, key=key)
         self._timers[key].every = period
         return key
+
+    def at_rate(self, rate: float, fn: Callable, *args, key, first: float = 0.0):
+        """Call `fn(*args)` once, in about 1/rate s (half to one and a half times
+        that, drawn from the node's stream), `first` ms later still: a client's
+        next request when it sends `rate` per second.  At rate 0, nothing (and
+        an earlier call of that key is cancelled)."""
+        if rate <= 0:
+            return self.cancel(key)
+        return self.after(first + 1000 / rate * (0.5 + self.rng.random()), fn, *args, key=key)
 
     def cancel(self, key) -> None:
         """Forget a pending call, a periodic task, or a request's timeout."""

@@ -73,12 +73,7 @@ class Client(Node):
         self.schedule()
 
     def schedule(self) -> None:
-        """The next request in about 1/rate s (half to one and a half times that)."""
-        rate = self.lab.rate
-        if rate > 0:
-            self.after(1000 / rate * (0.5 + self.rng.random()), self.send_request, key="next")
-        else:
-            self.cancel("next")
+        self.at_rate(self.lab.rate, self.send_request, key="next")
 
     def send_request(self) -> None:
         self.rid = rid = self.rid + 1

@@ -255,12 +255,7 @@ class Client(Caller):
         return self.lab.mode == "client-side"
 
     def schedule(self, first: float = 0) -> None:
-        """The next request in about 1/rate s (half to one and a half times that)."""
-        rate = self.lab.rate
-        if rate > 0:
-            self.after(first + (1000 / rate) * (0.5 + self.rng.random()), self.send_request, key="next")
-        else:
-            self.cancel("next")
+        self.at_rate(self.lab.rate, self.send_request, key="next", first=first)
 
     def send_request(self) -> None:
         self.schedule()
