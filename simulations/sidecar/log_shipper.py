@@ -20,13 +20,11 @@ stored once).  Committing the offset before the ACK is the classic bug: a
 batch lost in an outage is never sent again.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from functools import partial
 
 from ..kernel import Node, fmt_ms, observe, on
-from .shared import ROLE, WORK_MS, SidecarLab, work_time
+from .shared import ROLE, WORK_MS, SidecarLab
 
 WRITE_MS = {"sidecar": 0.5, "in-process": 0.05}  # appending a line to the file on the volume, or to memory
 LOG_TIMEOUT = 150  # service mode: how long the app waits for the log service's LOGGED
@@ -63,7 +61,7 @@ class App(Node):
     @on("REQ")
     def requested(self, msg) -> None:
         rid = msg.body["rid"]
-        self.after(work_time(self, WORK_MS), self.write_line, rid, msg.src, key=("work", rid))
+        self.after(self.rng.uniform(*WORK_MS), self.write_line, rid, msg.src, key=("work", rid))
 
     def write_line(self, rid: int, to: str) -> None:
         line = f"L{rid}"
@@ -95,9 +93,8 @@ class App(Node):
             self.send("sidecar", "LOG", line=line)
 
     def view(self) -> dict:
-        if self.lab.mode == "service" and self.status != "down" and self.unconfirmed:
-            return {"label": f"{len(self.unconfirmed)} lines unconfirmed"}
-        return {"label": "app"}
+        waiting = len(self.unconfirmed) if self.status != "down" else 0  # (service mode)
+        return {"label": f"{waiting} lines unconfirmed" if waiting else "app"}
 
 
 class Shipper(Node):

@@ -10,8 +10,6 @@ nothing: the app waits for its own, longer, timeout.  A crash of the proxy
 library is a crash of the app.
 """
 
-from __future__ import annotations
-
 from collections import deque
 
 from ..kernel import Node, fmt_ms, observe, on
