@@ -29,8 +29,7 @@ class CachedApp(CallingApp):
         self.lab.count("fallback")
         call.fallback = why
         self.send("backend", "FETCH", cid=cid, key=call.key)
-        self.after(FETCH_TIMEOUT, self.finish, cid, False, "the backend did not answer", "direct",
-                   key=("call", cid))
+        self.after(FETCH_TIMEOUT, self.finish, cid, False, "the backend did not answer", "direct", key=("call", cid))
 
     @on("RESULT")
     def result(self, msg) -> None:  # the backend's answer to a direct call

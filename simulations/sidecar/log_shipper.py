@@ -71,7 +71,7 @@ class App(Node):
             self.request("sidecar", "LOG", awaiting=("log-wait", line), timeout=LOG_TIMEOUT,
                          on_timeout=partial(self.log_wait_over, line), line=line)
         else:  # append it to the file on the shared volume, or hand it to the logging library in memory
-            self.lab.local_log.lines.append(line)
+            self.lab.log_file.lines.append(line)
             self.after(WRITE_MS[self.lab.mode], self.answer, to, rid, key=("answer", rid))
 
     def answer(self, to: str, rid: int) -> None:
@@ -118,7 +118,7 @@ class Shipper(Node):
         self.send(msg.src, "LOGGED", line=line)
 
     def ship(self) -> None:
-        log = self.lab.source
+        log = self.lab.log_file
         start, end = log.offset, min(len(log.lines), log.offset + BATCH)
         if start == end:
             self.after(SHIP_EVERY, self.ship, key="ship")
@@ -146,10 +146,10 @@ class Shipper(Node):
 
     def commit(self, end: int) -> None:
         self.lab.emit("commit", node=self.id, offset=end)  # (the lab notes the lines the offset passes)
-        self.lab.source.offset = end
+        self.lab.log_file.offset = end
 
     def view(self) -> dict:
-        log = self.lab.source
+        log = self.lab.log_file
         return {"label": "down" if self.status == "down" else f"offset {log.offset} · backlog {log.backlog}"}
 
 
@@ -179,19 +179,16 @@ class LogShipper(SidecarLab):
     FAR_END = "store"
 
     def setup(self) -> None:
-        self.local_log = LogFile()  # sidecar: the file on the shared volume (survives crashes); in-process: memory
         self.committed_at: dict[str, float] = {}  # line -> when the offset moved past it
         super().setup()
-
-    @property
-    def source(self) -> LogFile:
-        """Where the lines wait for the shipper: the shared volume, the log service's disk, or the app's memory."""
-        return self.nodes["sidecar"].disk["log"] if self.mode == "service" else self.local_log
+        # Where the lines wait for the shipper: the file on the shared volume (it survives crashes), the log
+        # service's disk, or the memory of the app's process.
+        self.log_file = self.nodes["sidecar"].disk["log"] if self.mode == "service" else LogFile()
 
     # -- exactly once: every line written is stored, once --------------------------------
     @observe("commit")
     def committed(self, event: dict) -> None:
-        log = self.source  # (its offset has not moved yet)
+        log = self.log_file  # (its offset has not moved yet)
         for line in log.lines[log.offset:event["offset"]]:
             self.committed_at[line] = self.now
 
@@ -214,19 +211,19 @@ class LogShipper(SidecarLab):
                 self.count("lost")
                 self.fail("exactly-once", f"{line} is lost: the offset moved past it at {fmt_ms(t)} but the store "
                                           "never got it")
-        backlog = self.source.backlog if self.nodes["sidecar"].status != "down" else None
+        backlog = self.log_file.backlog if self.nodes["sidecar"].status != "down" else None
         self.note("exactly-once", f"{len(docs)} of {self.metrics['lines']} lines stored, no duplicates"
                   + (f", {backlog} waiting" if backlog else ""))
 
     def process_died(self, node_id: str) -> None:
         docs = self.nodes["store"].disk["docs"]
         if self.mode == "in-process":  # the lines in the process's memory that were not shipped are gone
-            memory, self.local_log = self.local_log, LogFile()
+            memory, self.log_file = self.log_file, LogFile()
             self.lose([line for line in memory.lines[memory.offset:] if line not in docs],
                       "the app's process died with {n} unshipped log lines in memory ({first}...): "
                       "they never reach the store")
         elif self.mode == "service" and node_id == "app":  # what the service never confirmed was only in memory
-            self.lose([line for line in self.nodes["app"].unconfirmed if line not in self.source.lines],
+            self.lose([line for line in self.nodes["app"].unconfirmed if line not in self.log_file.lines],
                       "the app died with {n} log lines the log service had not confirmed ({first}...): they are lost")
 
     def lose(self, gone: list[str], why: str) -> None:
@@ -235,7 +232,7 @@ class LogShipper(SidecarLab):
             self.fail("exactly-once", why.format(n=len(gone), first=gone[0]))
 
     def view(self) -> dict:
-        log, docs, shipper = self.source, self.nodes["store"].disk["docs"], self.nodes["sidecar"]
+        log, docs, shipper = self.log_file, self.nodes["store"].disk["docs"], self.nodes["sidecar"]
         first = max(0, len(log.lines) - 16)
         lines = [{"id": line, "pos": pos, "shipped": pos < log.offset, "stored": docs.get(line, 0)}
                  for pos, line in enumerate(log.lines[first:], first)]
@@ -244,6 +241,5 @@ class LogShipper(SidecarLab):
         return {**super().view(),
                 "log": {"where": WHERE[self.mode], "mode": self.mode, "commit": self.params["commit"],
                         "dedupe": self.params["dedupe"], "lines": lines, "total": len(log.lines),
-                        "offset": log.offset, "backlog": log.backlog, "stored": len(docs),
-                        "in_flight": in_flight,
+                        "offset": log.offset, "backlog": log.backlog, "stored": len(docs), "in_flight": in_flight,
                         "written": self.metrics["lines"], "duplicates": sum(1 for c in docs.values() if c > 1)}}

@@ -6,8 +6,7 @@ once on an error or a timeout, so a call ends within its budget.
 As a sidecar the proxy listens on localhost: when it has crashed, the node's OS
 refuses the connection at once, so the app's outbound calls fail fast while
 requests that need no call are served as usual.  A dead proxy host refuses
-nothing: the app waits for its own, longer, timeout.  A crash of the proxy
-library is a crash of the app.
+nothing: the app waits for its own, longer, timeout.
 """
 
 from collections import deque
@@ -101,9 +100,8 @@ class ProxyLab(CallsLab):
         if self.sidecar_down_since is not None:
             self.longest_down = max(self.longest_down, ms)
         if ms > CALL_BUDGET:
-            why = call["why"] or "answered late"
-            self.fail("calls-fail-fast", f"call {call['cid']} waited {fmt_ms(ms)} ({why}): over the {CALL_BUDGET} ms "
-                                         "budget")
+            self.fail("calls-fail-fast", f"call {call['cid']} waited {fmt_ms(ms)} ({call['why'] or 'answered late'}): "
+                                         f"over the {CALL_BUDGET} ms budget")
 
     def audit(self) -> None:
         super().audit()
