@@ -1,12 +1,11 @@
 """kind=log-shipper: the app writes one log line per request; the helper ships the
 lines to a log store (the article's example: Elastic).  Where the lines wait:
 
-  * sidecar:     in a file on a volume the app shares with the sidecar, a
-                 second container on its node.  The sidecar tails the file: it
-                 reads lines from its read offset, sends them in a BATCH to the
-                 store, and when the store ACKs it writes the new offset to the
-                 volume.  The app never waits for the shipper nor notices it
-                 crash: the lines wait on the volume until it is back;
+  * sidecar:     in a file on the volume the app shares with the sidecar,
+                 which tails it: it sends the lines from its read offset in a
+                 BATCH to the store and, on the store's ACK, writes the new
+                 offset to the volume.  The app never waits for the shipper
+                 nor notices it crash: lines wait on the volume until it is back;
   * service:     on the disk of a log service on another host: the app sends
                  each line (LOG) and waits for its LOGGED, so every request
                  pays a network round trip, and a timeout while it is dead;
@@ -110,8 +109,7 @@ class Shipper(Node):
         self.after(SHIP_EVERY, self.ship, key="ship")
 
     @on("LOG")
-    def log_line(self, msg) -> None:
-        """Service mode: a line from the app."""
+    def log_line(self, msg) -> None:  # service mode: a line from the app
         line = msg.body["line"]
         if line not in self.disk["log"].lines:
             self.disk["log"].lines.append(line)
@@ -189,8 +187,7 @@ class LogShipper(SidecarLab):
     @observe("commit")
     def committed(self, event: dict) -> None:
         log = self.log_file  # (its offset has not moved yet)
-        for line in log.lines[log.offset:event["offset"]]:
-            self.committed_at[line] = self.now
+        self.committed_at.update(dict.fromkeys(log.lines[log.offset:event["offset"]], self.now))
 
     @observe("stored")
     def stored(self, fact: dict) -> None:

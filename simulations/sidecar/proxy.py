@@ -38,8 +38,7 @@ class Proxy(Node):
 
     @on("CALL")
     def call(self, msg) -> None:
-        cid = msg.body["cid"]
-        self.after(PROXY_WORK_MS, self.start, cid, msg.src, key=("work", cid))
+        self.after(PROXY_WORK_MS, self.start, msg.body["cid"], msg.src, key=("work", msg.body["cid"]))
 
     def start(self, cid: int, to: str) -> None:
         self.calls[cid] = Call(to, self.now)
@@ -111,8 +110,7 @@ class ProxyLab(CallsLab):
                          if self.metrics["refused"] else ""))
 
     def view(self) -> dict:
-        m = self.metrics
         return {**super().view(),
-                "proxy": {"budget": CALL_BUDGET, "try_timeout": TRY_TIMEOUT, "retries": m["retries"],
-                          "refused": m["refused"], "longest_down": round(self.longest_down, 1),
+                "proxy": {"budget": CALL_BUDGET, "try_timeout": TRY_TIMEOUT, "retries": self.metrics["retries"],
+                          "refused": self.metrics["refused"], "longest_down": round(self.longest_down, 1),
                           "added": mean(self.added_ms, 2)}}

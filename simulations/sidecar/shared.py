@@ -1,5 +1,4 @@
-"""What every kind shares: the client, localhost, the blast radius of a crash in each
-mode, the far end's outage, and (proxy, cache) the app calling out through its helper."""
+"""What the kinds share: the client, localhost, a crash's blast radius, the outage, the proxy's and cache's calls."""
 
 from collections import deque
 from dataclasses import dataclass
@@ -22,13 +21,12 @@ def mean(xs, digits: int = 1) -> float | None:
 
 
 class LocalNetwork(Network):
-    """Containers on one node talk over localhost: well under a millisecond.
-    (The kernel's network has one latency range for every link.)"""
+    """A sidecar is a hop over its node's loopback interface, a library a function call: well
+    under a millisecond.  (The kernel's network has one latency range for every link.)"""
 
     def transit_time(self, src: str, dst: str) -> float:
         if {src, dst} != {"app", "sidecar"} or self.lab.mode == "service":
             return super().transit_time(src, dst)
-        # in-process: a function call; sidecar: a hop over the node's loopback interface
         base = 0.02 if self.lab.mode == "in-process" else 0.1 + 0.2 * self.lab.rng.random()
         return round(base + self.links.get((src, dst), Link()).delay, 3)
 
@@ -212,8 +210,6 @@ class SidecarLab(Lab):
 
 
 # -- proxy and cache: the app calls out through its helper ---------------------------------
-
-
 @dataclass
 class Call:
     """A call through the helper (call id = request id), as the app, the proxy or the cache keeps it."""
@@ -284,8 +280,7 @@ class CallingApp(Node):
 
 
 class Backend(Node):
-    """What the helper calls (the proxy's downstream service; the cache's is slower): it
-    takes WORK_MS per FETCH and answers RESULT (an error for the `flaky` share)."""
+    """What the helper calls: it takes WORK_MS per FETCH and answers RESULT (an error for the `flaky` share)."""
 
     WORK_MS = (5.0, 15.0)
     LABEL = "downstream service"
@@ -338,8 +333,8 @@ class CallsLab(SidecarLab):
 
     def view(self) -> dict:
         m, ms = self.metrics, self.call_ms
-        calls = {"mode": self.mode, "word": WORD[self.mode], "sidecar": self.nodes["sidecar"].status,
-                 "recent": list(reversed(self.recent_calls)), "spark": list(ms)[-30:],
-                 "n": m["calls"], "ok": m["calls_ok"], "failed": m["calls_failed"], "flaky": self.flaky,
-                 "mean": mean(ms), "max": round(max(ms), 1) if ms else None}
-        return {**super().view(), "calls": calls}
+        return {**super().view(),
+                "calls": {"mode": self.mode, "word": WORD[self.mode], "sidecar": self.nodes["sidecar"].status,
+                          "recent": list(reversed(self.recent_calls)), "spark": list(ms)[-30:],
+                          "n": m["calls"], "ok": m["calls_ok"], "failed": m["calls_failed"], "flaky": self.flaky,
+                          "mean": mean(ms), "max": round(max(ms), 1) if ms else None}}
