@@ -145,7 +145,7 @@ class SidecarLab(Lab):
 
     # -- faults: in-process, the helper and the app are one process ---------------------
     def after_fault(self, fault: str, node_id: str | None) -> None:
-        if node_id in ("app", "client", None):
+        if node_id in ("app", None):
             self.app_disturbed_at = self.now  # crash, pause, slow of the app; partitions, cuts, delays
         if node_id not in ("app", "sidecar") or fault not in ("crash", "restart"):
             return
@@ -154,13 +154,13 @@ class SidecarLab(Lab):
         elif fault == "restart" and (node_id == "sidecar" or self.mode == "in-process"):
             self.sidecar_down_since = None
         other = self.nodes["sidecar" if node_id == "app" else "app"]
-        if self.mode == "in-process" and fault == "crash" and other.status != "down":
+        if self.mode == "in-process" and fault == "crash":
             other.crash()
             self.emit("crash", node=other.id, why="same process")
             if other.id == "app":
                 self.fail("app-survives", f"the {self.kind} code crashed inside the app's process and "
                                           "took the app down with it")
-        elif self.mode == "in-process" and fault == "restart" and other.status == "down":
+        elif self.mode == "in-process":
             other.restart()
             self.emit("restart", node=other.id, why="same process")
         if fault == "crash":
