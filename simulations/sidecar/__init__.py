@@ -18,8 +18,6 @@ with a timeout per try and a retry; cache.py caches a slow backend's answers for
 a TTL.  shared.py holds what they share.
 """
 
-from __future__ import annotations
-
 from .cache import CacheLab
 from .log_shipper import LogShipper
 from .proxy import ProxyLab

@@ -8,8 +8,6 @@ restarted cache starts cold.  `serve_stale` is the tempting shortcut: when the
 backend does not answer, serve the expired entry anyway (older than the TTL).
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from functools import partial
 
@@ -31,8 +29,7 @@ class CachedApp(CallingApp):
         self.lab.count("fallback")
         call.fallback = why
         self.send("backend", "FETCH", cid=cid, key=call.key)
-        self.after(FETCH_TIMEOUT, self.finish, cid, False, "the backend did not answer", "direct",
-                   key=("direct", cid))
+        self.after(FETCH_TIMEOUT, self.finish, cid, False, "the backend did not answer", "direct", key=("call", cid))
 
     @on("RESULT")
     def result(self, msg) -> None:  # the backend's answer to a direct call

@@ -1,12 +1,11 @@
 """kind=log-shipper: the app writes one log line per request; the helper ships the
 lines to a log store (the article's example: Elastic).  Where the lines wait:
 
-  * sidecar:     in a file on a volume the app shares with the sidecar, a
-                 second container on its node.  The sidecar tails the file: it
-                 reads lines from its read offset, sends them in a BATCH to the
-                 store, and when the store ACKs it writes the new offset to the
-                 volume.  The app never waits for the shipper nor notices it
-                 crash: the lines wait on the volume until it is back;
+  * sidecar:     in a file on the volume the app shares with the sidecar,
+                 which tails it: it sends the lines from its read offset in a
+                 BATCH to the store and, on the store's ACK, writes the new
+                 offset to the volume.  The app never waits for the shipper
+                 nor notices it crash: lines wait on the volume until it is back;
   * service:     on the disk of a log service on another host: the app sends
                  each line (LOG) and waits for its LOGGED, so every request
                  pays a network round trip, and a timeout while it is dead;
@@ -20,13 +19,11 @@ stored once).  Committing the offset before the ACK is the classic bug: a
 batch lost in an outage is never sent again.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from functools import partial
 
 from ..kernel import Node, fmt_ms, observe, on
-from .shared import ROLE, WORK_MS, SidecarLab, work_time
+from .shared import ROLE, WORK_MS, SidecarLab
 
 WRITE_MS = {"sidecar": 0.5, "in-process": 0.05}  # appending a line to the file on the volume, or to memory
 LOG_TIMEOUT = 150  # service mode: how long the app waits for the log service's LOGGED
@@ -63,7 +60,7 @@ class App(Node):
     @on("REQ")
     def requested(self, msg) -> None:
         rid = msg.body["rid"]
-        self.after(work_time(self, WORK_MS), self.write_line, rid, msg.src, key=("work", rid))
+        self.after(self.rng.uniform(*WORK_MS), self.write_line, rid, msg.src, key=("work", rid))
 
     def write_line(self, rid: int, to: str) -> None:
         line = f"L{rid}"
@@ -73,7 +70,7 @@ class App(Node):
             self.request("sidecar", "LOG", awaiting=("log-wait", line), timeout=LOG_TIMEOUT,
                          on_timeout=partial(self.log_wait_over, line), line=line)
         else:  # append it to the file on the shared volume, or hand it to the logging library in memory
-            self.lab.local_log.lines.append(line)
+            self.lab.log_file.lines.append(line)
             self.after(WRITE_MS[self.lab.mode], self.answer, to, rid, key=("answer", rid))
 
     def answer(self, to: str, rid: int) -> None:
@@ -95,9 +92,8 @@ class App(Node):
             self.send("sidecar", "LOG", line=line)
 
     def view(self) -> dict:
-        if self.lab.mode == "service" and self.status != "down" and self.unconfirmed:
-            return {"label": f"{len(self.unconfirmed)} lines unconfirmed"}
-        return {"label": "app"}
+        waiting = len(self.unconfirmed) if self.status != "down" else 0  # (service mode)
+        return {"label": f"{waiting} lines unconfirmed" if waiting else "app"}
 
 
 class Shipper(Node):
@@ -113,15 +109,14 @@ class Shipper(Node):
         self.after(SHIP_EVERY, self.ship, key="ship")
 
     @on("LOG")
-    def log_line(self, msg) -> None:
-        """Service mode: a line from the app."""
+    def log_line(self, msg) -> None:  # service mode: a line from the app
         line = msg.body["line"]
         if line not in self.disk["log"].lines:
             self.disk["log"].lines.append(line)
         self.send(msg.src, "LOGGED", line=line)
 
     def ship(self) -> None:
-        log = self.lab.source
+        log = self.lab.log_file
         start, end = log.offset, min(len(log.lines), log.offset + BATCH)
         if start == end:
             self.after(SHIP_EVERY, self.ship, key="ship")
@@ -149,10 +144,10 @@ class Shipper(Node):
 
     def commit(self, end: int) -> None:
         self.lab.emit("commit", node=self.id, offset=end)  # (the lab notes the lines the offset passes)
-        self.lab.source.offset = end
+        self.lab.log_file.offset = end
 
     def view(self) -> dict:
-        log = self.lab.source
+        log = self.lab.log_file
         return {"label": "down" if self.status == "down" else f"offset {log.offset} · backlog {log.backlog}"}
 
 
@@ -182,21 +177,17 @@ class LogShipper(SidecarLab):
     FAR_END = "store"
 
     def setup(self) -> None:
-        self.local_log = LogFile()  # sidecar: the file on the shared volume (survives crashes); in-process: memory
         self.committed_at: dict[str, float] = {}  # line -> when the offset moved past it
         super().setup()
-
-    @property
-    def source(self) -> LogFile:
-        """Where the lines wait for the shipper: the shared volume, the log service's disk, or the app's memory."""
-        return self.nodes["sidecar"].disk["log"] if self.mode == "service" else self.local_log
+        # Where the lines wait for the shipper: the file on the shared volume (it survives crashes), the log
+        # service's disk, or the memory of the app's process.
+        self.log_file = self.nodes["sidecar"].disk["log"] if self.mode == "service" else LogFile()
 
     # -- exactly once: every line written is stored, once --------------------------------
     @observe("commit")
     def committed(self, event: dict) -> None:
-        log = self.source  # (its offset has not moved yet)
-        for line in log.lines[log.offset:event["offset"]]:
-            self.committed_at[line] = self.now
+        log = self.log_file  # (its offset has not moved yet)
+        self.committed_at.update(dict.fromkeys(log.lines[log.offset:event["offset"]], self.now))
 
     @observe("stored")
     def stored(self, fact: dict) -> None:
@@ -217,19 +208,19 @@ class LogShipper(SidecarLab):
                 self.count("lost")
                 self.fail("exactly-once", f"{line} is lost: the offset moved past it at {fmt_ms(t)} but the store "
                                           "never got it")
-        backlog = self.source.backlog if self.nodes["sidecar"].status != "down" else None
+        backlog = self.log_file.backlog if self.nodes["sidecar"].status != "down" else None
         self.note("exactly-once", f"{len(docs)} of {self.metrics['lines']} lines stored, no duplicates"
                   + (f", {backlog} waiting" if backlog else ""))
 
     def process_died(self, node_id: str) -> None:
         docs = self.nodes["store"].disk["docs"]
         if self.mode == "in-process":  # the lines in the process's memory that were not shipped are gone
-            memory, self.local_log = self.local_log, LogFile()
+            memory, self.log_file = self.log_file, LogFile()
             self.lose([line for line in memory.lines[memory.offset:] if line not in docs],
                       "the app's process died with {n} unshipped log lines in memory ({first}...): "
                       "they never reach the store")
         elif self.mode == "service" and node_id == "app":  # what the service never confirmed was only in memory
-            self.lose([line for line in self.nodes["app"].unconfirmed if line not in self.source.lines],
+            self.lose([line for line in self.nodes["app"].unconfirmed if line not in self.log_file.lines],
                       "the app died with {n} log lines the log service had not confirmed ({first}...): they are lost")
 
     def lose(self, gone: list[str], why: str) -> None:
@@ -238,7 +229,7 @@ class LogShipper(SidecarLab):
             self.fail("exactly-once", why.format(n=len(gone), first=gone[0]))
 
     def view(self) -> dict:
-        log, docs, shipper = self.source, self.nodes["store"].disk["docs"], self.nodes["sidecar"]
+        log, docs, shipper = self.log_file, self.nodes["store"].disk["docs"], self.nodes["sidecar"]
         first = max(0, len(log.lines) - 16)
         lines = [{"id": line, "pos": pos, "shipped": pos < log.offset, "stored": docs.get(line, 0)}
                  for pos, line in enumerate(log.lines[first:], first)]
@@ -247,6 +238,5 @@ class LogShipper(SidecarLab):
         return {**super().view(),
                 "log": {"where": WHERE[self.mode], "mode": self.mode, "commit": self.params["commit"],
                         "dedupe": self.params["dedupe"], "lines": lines, "total": len(log.lines),
-                        "offset": log.offset, "backlog": log.backlog, "stored": len(docs),
-                        "in_flight": in_flight,
+                        "offset": log.offset, "backlog": log.backlog, "stored": len(docs), "in_flight": in_flight,
                         "written": self.metrics["lines"], "duplicates": sum(1 for c in docs.values() if c > 1)}}

@@ -6,11 +6,8 @@ once on an error or a timeout, so a call ends within its budget.
 As a sidecar the proxy listens on localhost: when it has crashed, the node's OS
 refuses the connection at once, so the app's outbound calls fail fast while
 requests that need no call are served as usual.  A dead proxy host refuses
-nothing: the app waits for its own, longer, timeout.  A crash of the proxy
-library is a crash of the app.
+nothing: the app waits for its own, longer, timeout.
 """
-
-from __future__ import annotations
 
 from collections import deque
 
@@ -41,8 +38,7 @@ class Proxy(Node):
 
     @on("CALL")
     def call(self, msg) -> None:
-        cid = msg.body["cid"]
-        self.after(PROXY_WORK_MS, self.start, cid, msg.src, key=("work", cid))
+        self.after(PROXY_WORK_MS, self.start, msg.body["cid"], msg.src, key=("work", msg.body["cid"]))
 
     def start(self, cid: int, to: str) -> None:
         self.calls[cid] = Call(to, self.now)
@@ -103,9 +99,8 @@ class ProxyLab(CallsLab):
         if self.sidecar_down_since is not None:
             self.longest_down = max(self.longest_down, ms)
         if ms > CALL_BUDGET:
-            why = call["why"] or "answered late"
-            self.fail("calls-fail-fast", f"call {call['cid']} waited {fmt_ms(ms)} ({why}): over the {CALL_BUDGET} ms "
-                                         "budget")
+            self.fail("calls-fail-fast", f"call {call['cid']} waited {fmt_ms(ms)} ({call['why'] or 'answered late'}): "
+                                         f"over the {CALL_BUDGET} ms budget")
 
     def audit(self) -> None:
         super().audit()
@@ -115,8 +110,7 @@ class ProxyLab(CallsLab):
                          if self.metrics["refused"] else ""))
 
     def view(self) -> dict:
-        m = self.metrics
         return {**super().view(),
-                "proxy": {"budget": CALL_BUDGET, "try_timeout": TRY_TIMEOUT, "retries": m["retries"],
-                          "refused": m["refused"], "longest_down": round(self.longest_down, 1),
+                "proxy": {"budget": CALL_BUDGET, "try_timeout": TRY_TIMEOUT, "retries": self.metrics["retries"],
+                          "refused": self.metrics["refused"], "longest_down": round(self.longest_down, 1),
                           "added": mean(self.added_ms, 2)}}

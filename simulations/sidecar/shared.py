@@ -1,8 +1,4 @@
-"""What every kind shares: the client, localhost, the blast radius of a crash in
-each mode, the far end's outage, and (proxy, cache) the app calling out through
-its helper."""
-
-from __future__ import annotations
+"""What the kinds share: the client, localhost, a crash's blast radius, the outage, the proxy's and cache's calls."""
 
 from collections import deque
 from dataclasses import dataclass
@@ -20,26 +16,19 @@ ROLE = {"sidecar": "sidecar", "service": "remote-service", "in-process": "in-pro
 WORD = {"sidecar": "sidecar", "service": "remote service", "in-process": "library"}
 
 
-def work_time(node: Node, lo_hi: tuple[float, float]) -> float:
-    lo, hi = lo_hi
-    return lo + (hi - lo) * node.rng.random()
-
-
 def mean(xs, digits: int = 1) -> float | None:
     return round(sum(xs) / len(xs), digits) if xs else None
 
 
 class LocalNetwork(Network):
-    """Containers on one node talk over localhost: well under a millisecond.
-    (The kernel's network has one latency range for every link.)"""
+    """A sidecar is a hop over its node's loopback interface, a library a function call: well
+    under a millisecond.  (The kernel's network has one latency range for every link.)"""
 
     def transit_time(self, src: str, dst: str) -> float:
         if {src, dst} != {"app", "sidecar"} or self.lab.mode == "service":
             return super().transit_time(src, dst)
-        # in-process: a function call; sidecar: a hop over the node's loopback interface
         base = 0.02 if self.lab.mode == "in-process" else 0.1 + 0.2 * self.lab.rng.random()
-        link = self.links.get((src, dst))
-        return round(base + (link.delay if link else 0.0), 3)
+        return round(base + self.links.get((src, dst), Link()).delay, 3)
 
 
 class Client(Node):
@@ -130,11 +119,10 @@ class SidecarLab(Lab):
             return
         self.count("failed")
         self.emit("error", rid=rid, why="the app did not answer")
-        if self.sidecar_down_since is None:
-            return
-        self.count("failed_while_sidecar_down")
-        if not self.app_path_disturbed(fact["sent"]):  # (in-process, the crash took the app down: see after_fault)
-            self.fail("app-survives", f"request {rid} failed while the sidecar was down")
+        if self.sidecar_down_since is not None:
+            self.count("failed_while_sidecar_down")
+            if not self.app_path_disturbed(fact["sent"]):  # (in-process, the crash took the app down: see after_fault)
+                self.fail("app-survives", f"request {rid} failed while the sidecar was down")
 
     def app_path_disturbed(self, since: float) -> bool:
         """Was the app, or the network between it and the client, faulted by the
@@ -142,8 +130,7 @@ class SidecarLab(Lab):
         app = self.nodes["app"]
         if self.app_disturbed_at >= since or app.status != "up" or app.slow_ms:
             return True
-        net = self.net
-        return any(not net.reachable(a, b) or not net.links.get((a, b), Link()).clean()
+        return any(not self.net.reachable(a, b) or not self.net.links.get((a, b), Link()).clean()
                    for a, b in (("client", "app"), ("app", "client")))
 
     @observe("drop")
@@ -156,13 +143,9 @@ class SidecarLab(Lab):
             self.note("app-survives", f"sidecar down for {fmt_ms(self.now - self.sidecar_down_since)}; "
                                       "the app still serves")
 
-    def latency_summary(self) -> dict:
-        xs = sorted(self.latencies)
-        return {"mean": mean(xs), "p95": round(xs[int(0.95 * len(xs))], 1) if xs else None, "n": len(xs)}
-
     # -- faults: in-process, the helper and the app are one process ---------------------
     def after_fault(self, fault: str, node_id: str | None) -> None:
-        if node_id in ("app", "client", None):
+        if node_id in ("app", None):
             self.app_disturbed_at = self.now  # crash, pause, slow of the app; partitions, cuts, delays
         if node_id not in ("app", "sidecar") or fault not in ("crash", "restart"):
             return
@@ -171,13 +154,13 @@ class SidecarLab(Lab):
         elif fault == "restart" and (node_id == "sidecar" or self.mode == "in-process"):
             self.sidecar_down_since = None
         other = self.nodes["sidecar" if node_id == "app" else "app"]
-        if self.mode == "in-process" and fault == "crash" and other.status != "down":
+        if self.mode == "in-process" and fault == "crash":
             other.crash()
             self.emit("crash", node=other.id, why="same process")
             if other.id == "app":
                 self.fail("app-survives", f"the {self.kind} code crashed inside the app's process and "
                                           "took the app down with it")
-        elif self.mode == "in-process" and fault == "restart" and other.status == "down":
+        elif self.mode == "in-process":
             other.restart()
             self.emit("restart", node=other.id, why="same process")
         if fault == "crash":
@@ -220,14 +203,13 @@ class SidecarLab(Lab):
         self.nodes["client"].schedule()
 
     def view(self) -> dict:
+        xs = sorted(self.latencies)
+        latency = {"mean": mean(xs), "p95": round(xs[int(0.95 * len(xs))], 1) if xs else None, "n": len(xs)}
         return {"edges": [["client", "app"], ["app", "sidecar"], ["sidecar", self.FAR_END]], "kind": self.kind,
-                "latency": self.latency_summary(), "recent_latency": list(self.latencies)[-30:],
-                "outages": list(self.outages)}
+                "latency": latency, "recent_latency": list(self.latencies)[-30:], "outages": list(self.outages)}
 
 
 # -- proxy and cache: the app calls out through its helper ---------------------------------
-
-
 @dataclass
 class Call:
     """A call through the helper (call id = request id), as the app, the proxy or the cache keeps it."""
@@ -251,7 +233,7 @@ class CallingApp(Node):
     @on("REQ")
     def requested(self, msg) -> None:
         rid = msg.body["rid"]
-        self.after(work_time(self, WORK_MS), self.work, rid, msg.src, key=("work", rid))
+        self.after(self.rng.uniform(*WORK_MS), self.work, rid, msg.src, key=("work", rid))
 
     def work(self, rid: int, to: str) -> None:
         """The request's work is done; it may need a call (the kinds decide)."""
@@ -261,7 +243,7 @@ class CallingApp(Node):
         if self.lab.mode == "sidecar" and self.lab.nodes["sidecar"].status == "down":
             # Nothing listens on the helper's port on this node (a paused helper still accepts).
             self.after(REFUSED_MS, self.without_helper, rid, "connection refused: the sidecar is down",
-                       key=("refused", rid))
+                       key=("call", rid))
             return
         self.send("sidecar", "CALL", cid=rid, key=key)
         self.after(APP_CALL_TIMEOUT, self.without_helper, rid,
@@ -270,10 +252,9 @@ class CallingApp(Node):
     def helper_died(self) -> None:
         """Sidecar mode: the helper's process died, so the OS resets its open connections at once."""
         for cid, call in self.calls.items():
-            if not call.fallback:
-                self.cancel(("call", cid))
+            if not call.fallback:  # (replaces the call's timeout)
                 self.after(REFUSED_MS, self.without_helper, cid, "connection reset: the sidecar died",
-                           key=("refused", cid))
+                           key=("call", cid))
 
     def without_helper(self, cid: int, why: str) -> None:
         """The helper cannot be reached: the call fails; the app answers its client with an error."""
@@ -289,8 +270,7 @@ class CallingApp(Node):
         call = self.calls.pop(cid, None)
         if call is None:
             return  # already given up on
-        for timeout in (("call", cid), ("refused", cid), ("direct", cid)):
-            self.cancel(timeout)
+        self.cancel(("call", cid))
         self.lab.witness("call-ended", cid=cid, ok=ok, ms=self.now - call.start, via=via, upstream=upstream,
                          hit=hit, why=why if not ok else call.fallback)
         self.send(call.to, "RESP", rid=cid, ok=ok, **({} if ok else {"why": why}))
@@ -300,8 +280,7 @@ class CallingApp(Node):
 
 
 class Backend(Node):
-    """What the helper calls (the proxy's downstream service; the cache's is slower): it
-    takes WORK_MS per FETCH and answers RESULT (an error for the `flaky` share)."""
+    """What the helper calls: it takes WORK_MS per FETCH and answers RESULT (an error for the `flaky` share)."""
 
     WORK_MS = (5.0, 15.0)
     LABEL = "downstream service"
@@ -312,7 +291,7 @@ class Backend(Node):
     @on("FETCH")
     def fetch(self, msg) -> None:
         key = ("work", msg.src, msg.body["cid"], msg.body.get("attempt", 1))
-        self.after(work_time(self, self.WORK_MS), self.answer, msg.src, dict(msg.body), key=key)
+        self.after(self.rng.uniform(*self.WORK_MS), self.answer, msg.src, dict(msg.body), key=key)
 
     def answer(self, to: str, body: dict) -> None:
         self.send(to, "RESULT", ok=self.rng.random() * 100 >= self.lab.flaky, **body)
@@ -354,8 +333,8 @@ class CallsLab(SidecarLab):
 
     def view(self) -> dict:
         m, ms = self.metrics, self.call_ms
-        calls = {"mode": self.mode, "word": WORD[self.mode], "sidecar": self.nodes["sidecar"].status,
-                 "recent": list(reversed(self.recent_calls)), "spark": list(ms)[-30:],
-                 "n": m["calls"], "ok": m["calls_ok"], "failed": m["calls_failed"], "flaky": self.flaky,
-                 "mean": mean(ms), "max": round(max(ms), 1) if ms else None}
-        return {**super().view(), "calls": calls}
+        return {**super().view(),
+                "calls": {"mode": self.mode, "word": WORD[self.mode], "sidecar": self.nodes["sidecar"].status,
+                          "recent": list(reversed(self.recent_calls)), "spark": list(ms)[-30:],
+                          "n": m["calls"], "ok": m["calls_ok"], "failed": m["calls_failed"], "flaky": self.flaky,
+                          "mean": mean(ms), "max": round(max(ms), 1) if ms else None}}

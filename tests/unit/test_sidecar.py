@@ -36,10 +36,10 @@ def test_in_process_the_logging_crash_takes_the_app_down():
 def test_as_a_service_the_app_survives_but_pays_in_latency():
     side = run("sidecar", until="5s", mode="sidecar")
     svc = run("sidecar", until="5s", mode="service")
-    assert svc.latency_summary()["mean"] > side.latency_summary()["mean"] + 5  # a network round trip per line
+    assert svc.view()["latency"]["mean"] > side.view()["latency"]["mean"] + 5  # a network round trip per line
     down = run("sidecar", "1s crash sidecar", until="5s", mode="service")
     assert check(down, "app-survives")["ok"]
-    assert down.latency_summary()["p95"] >= 150  # every request waits for the dead service's timeout
+    assert down.view()["latency"]["p95"] >= 150  # every request waits for the dead service's timeout
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -147,7 +147,7 @@ def test_cache_hits_are_fast_and_the_ttl_sets_the_hit_rate():
     assert c["hit_rate"] >= 50 and c["hit_ms"] < 2 and c["miss_ms"] > 40
     short = run("sidecar", until="10s", kind="cache", ttl=200).snapshot()["cache"]
     assert short["hit_rate"] < c["hit_rate"] - 20
-    assert lab.latency_summary()["mean"] < run("sidecar", until="10s", kind="cache", ttl=0).latency_summary()["mean"]
+    assert lab.view()["latency"]["mean"] < run("sidecar", until="10s", kind="cache", ttl=0).view()["latency"]["mean"]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
