@@ -41,10 +41,7 @@ class Client(Node):
         self.schedule()
 
     def schedule(self) -> None:
-        if self.lab.rate > 0:
-            self.after((1000 / self.lab.rate) * (0.5 + self.rng.random()), self.next_request, key="next")
-        else:
-            self.cancel("next")
+        self.at_rate(self.lab.rate, self.next_request, key="next")
 
     def next_request(self) -> None:
         self.schedule()
