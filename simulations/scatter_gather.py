@@ -389,7 +389,7 @@ class ScatterGather(Lab):
             return
         self.count("jobs")
         number = self.metrics["jobs"]
-        tasks = {res: Task(round(COST[res] * (1 + self.sim.rng.uniform(-NOISE, NOISE)), 1)) for res in COST}
+        tasks = {res: Task(round(COST[res] * (1 + self.rng.uniform(-NOISE, NOISE)), 1)) for res in COST}
         deadline = self.now + self.gather_timeout if self.gather_timeout else None
         job = Job(number, mode, round(self.now, 3), deadline, tasks)
         self.job_workers = len(self.worker_ids())
