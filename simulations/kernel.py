@@ -572,8 +572,8 @@ def _summary(body: dict) -> dict:
 
 
 # What a node gets from the kernel and a protocol must not redefine.
-KERNEL_NAMES = ("send", "after", "every", "at_rate", "cancel", "pending", "request", "answered", "rng", "restarted",
-                "set_timer", "cancel_timer", "has_timer", "up", "now")
+KERNEL_NAMES = ("send", "after", "every", "at_rate", "cancel", "pending", "request", "answered", "rng",
+                "restarted", "up", "now")
 
 
 def _copyable(fn: Callable) -> None:
@@ -590,10 +590,9 @@ class Pending:
     due, or, while the node is paused, how much of its time is left."""
 
     due: float
-    data: dict | None = None
     handle: int | None = None
     left: float = 0.0
-    fn: Callable | None = None  # what to call when it fires (else on_timer)
+    fn: Callable | None = None  # what to call when it fires
     args: tuple = ()
     every: float = 0.0  # a periodic task: fire again this long after each run
 
@@ -661,7 +660,11 @@ class Node:
         self.disk: dict = {}
         self.slow_ms = 0.0
         self.incarnation = 1
-        self._timers: dict[str, Pending] = {}
+        # The node's own random stream, from the run's seed and its id: what one
+        # node draws does not shift what the others draw, so a fault on one node
+        # changes the rest of the cluster only through the messages it changes.
+        self._rng = random.Random(f"{lab.seed}/{id}")
+        self._timers: dict[object, Pending] = {}
         self._anon = 0
         self._inbox: deque[Message] = deque()  # messages waiting (paused, or behind a slow one)
         self._work: Pending | None = None  # the message a slow node is busy with
@@ -677,9 +680,6 @@ class Node:
         handler = self.HANDLERS.get(msg.type)
         if handler is not None:
             handler(self, msg)
-
-    def on_timer(self, name: str, data: dict) -> None:
-        """React to a timer set with `set_timer`."""
 
     def view(self) -> dict:
         """Extra JSON-safe fields shown for this node in the snapshot."""
@@ -701,11 +701,9 @@ class Node:
 
     @property
     def rng(self) -> random.Random:
-        """Where this node draws its randomness (jitter, coin flips).  Today it
-        is the run's one stream: giving each node a stream of its own (seeded
-        from the run's seed and the node's id) would change every recorded run,
-        and a few scenarios and What-to-try steps still lean on one seed's luck."""
-        return self.lab.sim.rng
+        """This node's random stream (jitter, coin flips), its own for the whole
+        run: it survives restarts, like the machine's entropy would."""
+        return self._rng
 
     @property
     def restarted(self) -> bool:
@@ -716,39 +714,33 @@ class Node:
         if self.status != "down":
             self.lab.net.send(self.id, dst, type, body)
 
-    def set_timer(self, name: str, delay: float, **data) -> None:
-        """(Re)arm the timer `name`; an earlier one of that name is cancelled.
-        A crashed node has no timers; a paused node's timer starts on resume."""
-        self.cancel_timer(name)
-        if self.status == "down":
-            return
-        delay = delay if delay > 0 else 0.0
-        timer = Pending(self.now + delay, data)
-        if self.status == "paused":
-            timer.left = delay
-        else:
-            timer.handle = self.lab.sim.after(delay, self._fire, name, timer)
-        self._timers[name] = timer
-
     def after(self, delay: float, fn: Callable, *args, key=None):
         """Call `fn(*args)` in `delay` ms, as this node: the call dies with the
-        node (crash), waits while it is paused, and replaces an earlier one
-        with the same `key`.  Returns the key (to `cancel` it)."""
+        node (crash), waits while it is paused (it starts on resume), and
+        replaces an earlier one with the same `key`.  Returns the key (to
+        `cancel` it).  A crashed node sets nothing."""
         _copyable(fn)
         if key is None:
             self._anon += 1
             key = ("after", self._anon)
-        self.set_timer(key, delay)
-        timer = self._timers.get(key)
-        if timer is not None:
-            timer.fn, timer.args = fn, args
+        self.cancel(key)
+        if self.status == "down":
+            return key
+        delay = delay if delay > 0 else 0.0
+        timer = Pending(self.now + delay, fn=fn, args=args)
+        if self.status == "paused":
+            timer.left = delay
+        else:
+            timer.handle = self.lab.sim.after(delay, self._fire, key, timer)
+        self._timers[key] = timer
         return key
 
     def every(self, period: float, fn: Callable, *args, key, first: float | None = None):
         """Call `fn(*args)` every `period` ms (the first time after `first`, by
         default one period) until cancelled or the node crashes."""
         self.after(period if first is None else first, fn, *args, key=key)
-        self._timers[key].every = period
+        if key in self._timers:
+            self._timers[key].every = period
         return key
 
     def at_rate(self, rate: float, fn: Callable, *args, key, first: float = 0.0):
@@ -762,7 +754,9 @@ class Node:
 
     def cancel(self, key) -> None:
         """Forget a pending call, a periodic task, or a request's timeout."""
-        self.cancel_timer(key)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            self.lab.sim.cancel(timer.handle)
 
     def pending(self, key) -> bool:
         return key in self._timers
@@ -779,16 +773,8 @@ class Node:
         was not awaited any more (a late or duplicate answer)."""
         if awaiting not in self._timers:
             return False
-        self.cancel_timer(awaiting)
+        self.cancel(awaiting)
         return True
-
-    def cancel_timer(self, name: str) -> None:
-        timer = self._timers.pop(name, None)
-        if timer is not None:
-            self.lab.sim.cancel(timer.handle)
-
-    def has_timer(self, name: str) -> bool:
-        return name in self._timers
 
     # -- plumbing -----------------------------------------------------------
     def receive(self, msg: Message) -> None:
@@ -823,18 +809,15 @@ class Node:
         self.on_message(msg)
         self.lab.handled(self, msg)
 
-    def _fire(self, name: str, timer: Pending) -> None:
-        if self._timers.get(name) is not timer:
+    def _fire(self, key, timer: Pending) -> None:
+        if self._timers.get(key) is not timer:
             return
         if timer.every:  # a periodic task: the next run is booked before this one
             timer.due = self.now + timer.every
-            timer.handle = self.lab.sim.after(timer.every, self._fire, name, timer)
+            timer.handle = self.lab.sim.after(timer.every, self._fire, key, timer)
         else:
-            del self._timers[name]
-        if timer.fn is not None:
-            timer.fn(*timer.args)
-        else:
-            self.on_timer(name, timer.data)
+            del self._timers[key]
+        timer.fn(*timer.args)
 
     def set_slow(self, ms: float) -> None:
         """Take `ms` for each message from now on; the message in service takes no longer than that."""

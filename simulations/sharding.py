@@ -181,8 +181,8 @@ class Router(Node):
 
     def boot(self) -> None:
         self.role = "router"
-        # (Built on every boot, so a restart draws ring tokens it throws away: the recorded runs depend on it.)
-        self.disk.setdefault("config", self.initial_config())
+        if "config" not in self.disk:  # the first start: a restart finds its placement on disk
+            self.disk["config"] = self.initial_config()
         self.placement = Placement(self.lab.strategy, self.disk["config"])
         self.in_service: dict[int, Routed] = {}  # requests a shard is working on
         self.held: dict[str, list[Routed]] = {}  # chunk -> requests held while its COPY is out

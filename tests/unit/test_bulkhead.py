@@ -56,13 +56,14 @@ def test_slow_b_stalls_c_behind_a_shared_pool_but_not_behind_bulkheads(seed, fau
 
 
 def test_pool_views_show_slots_and_queue():
-    lab = run(SLUG, "2s hang B", until="6s", mode="bulkheads")
+    # Every request needs B, so B's pool and queue are full well before the first timeout (at 5 s).
+    lab = run(SLUG, "2s hang B", until="4.5s", mode="bulkheads", mix=100)
     b = pool(lab, "B")
     assert [s["busy"] for s in b["slots"]] == [True] * 4 and {s["dep"] for s in b["slots"]} == {"B"}
     assert b["queued"] == b["queue_limit"] == 10 and set(b["queue"]) == {"B"}
     c = pool(lab, "C")
     assert len(c["slots"]) == 6 and c["queued"] == 0
-    shared = run(SLUG, "2s hang B", until="6s", mode="shared")
+    shared = run(SLUG, "2s hang B", until="5s", mode="shared")  # the hung calls hold every thread
     queue = pool(shared, "shared")["queue"]
     assert "C" in queue and "B" in queue  # C's requests wait behind B's
 

@@ -117,7 +117,7 @@ class Echo(Node):
     def on_message(self, msg):
         self.lab.emit("handled", node=self.id, msg=msg.body.get("tag"), incarnation=self.incarnation)
 
-    def on_timer(self, name, data):
+    def fired(self, name):
         self.lab.emit("fired", node=self.id, timer=name)
 
 
@@ -135,11 +135,11 @@ class Tiny(Lab):
 
     @action("arm", Arg("node"), Arg("name", "text"), Arg("ms", "ms"))
     def do_arm(self, node, name, ms):
-        self.nodes[node].set_timer(name, ms)
+        self.nodes[node].after(ms, self.nodes[node].fired, name, key=name)
 
     @action("disarm", Arg("node"), Arg("name", "text"))
     def do_disarm(self, node, name):
-        self.nodes[node].cancel_timer(name)
+        self.nodes[node].cancel(name)
 
 
 def trace(*commands, until):
