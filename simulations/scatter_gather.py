@@ -20,9 +20,14 @@ Scatter-gather:
 So the speed-up is bounded by the longest task: the gather always waits for
 the slowest worker (a "straggler").  Two things keep a job alive anyway:
 
-  * failure detection: a busy worker sends PROGRESS every 300 ms; when the
-    coordinator hears nothing from a worker that holds tasks for 1 s, it
-    suspects it and sends those tasks to another worker (reassignment);
+  * failure detection: every worker sends a STATUS every 300 ms, naming the
+    tasks it holds (Dean and Ghemawat's master pings its workers and keeps,
+    for each task, which worker has it).  When the coordinator hears nothing
+    for 1 s from a worker that holds tasks, it suspects it and sends those
+    tasks to another worker (reassignment).  A task that a live worker has
+    not named for 1 s never reached it, or its RESULT was lost: it is
+    reassigned too (Hadoop's JobTracker likewise expires a task assigned to
+    a tracker but never seen in its status reports);
   * a gather timeout: when the deadline passes, the coordinator answers with
     what it has, marked partial, naming the resolutions that are missing
     (the aggregator's completion condition in Hohpe and Woolf's
@@ -45,8 +50,8 @@ RESOLUTIONS = (("240p", 426 * 240), ("360p", 640 * 360), ("480p", 854 * 480),
                ("720p", 1280 * 720), ("1080p", 1920 * 1080))
 COST = {res: 100 + pixels // 1000 for res, pixels in RESOLUTIONS}
 NOISE = 0.1  # each task's real cost varies by up to +-10% from its estimate
-PROGRESS_EVERY = 300  # ms between a busy worker's progress reports
-SUSPECT_AFTER = 1000  # ms of silence before the coordinator suspects a busy worker
+STATUS_EVERY = 300  # ms between a worker's status reports
+SUSPECT_AFTER = 1000  # ms before the coordinator suspects a silent busy worker, or a task a worker does not name
 WATCH_EVERY = 100  # ms between the coordinator's checks of its job
 MERGE_MS = 50  # the gather step: writing the manifest of links
 BACKUP_AFTER = 1.5  # a task running 1.5x its estimate gets a backup copy
@@ -62,8 +67,9 @@ OVERHEAD = {"scattered": MERGE_MS + 2 * MAX_LATENCY + 20,
 class Task:  # one resolution of the job, as the coordinator tracks it
     cost: float  # what it really takes: its estimate COST[res], +-NOISE
     worker: str | None = None  # who must do it (None: nobody alive holds it)
+    named: float = 0.0  # when that worker last named it in a STATUS (or was sent it)
     copies: set[str] = field(default_factory=set)  # the workers given a copy, until it is gathered
-    running_on: str | None = None  # the worker that reported progress on it ...
+    running_on: str | None = None  # the worker that reported running it ...
     started: float | None = None  # ... and since when
     backup: str | None = None  # the worker given a backup copy
     done_by: str | None = None  # whose result was gathered
@@ -103,6 +109,7 @@ class Worker(Node):
         self.queue: list[Work] = []  # tasks waiting
         self.current: Work | None = None  # the task being transcoded
         self.factor = getattr(self, "factor", 1)  # a straggler's slowness survives restarts
+        self.every(STATUS_EVERY, self.report_status, key="status")  # busy or idle
         if self.restarted:
             self.send("coordinator", "HELLO")  # back in service, holding nothing
 
@@ -141,16 +148,16 @@ class Worker(Node):
     def start_next(self) -> None:
         if not self.queue:
             self.current = None
-            self.cancel("progress")
             return
         task = self.current = self.queue.pop(0)
         self.lab.emit("task-start", worker=self.id, job=task.job, res=task.res, copy=task.copy)
         self.after(task.cost * self.factor, self.done, key="done")
-        self.report_progress()  # at once, then every PROGRESS_EVERY while busy
-        self.every(PROGRESS_EVERY, self.report_progress, key="progress")
+        self.report_status()  # at once: a backup copy is timed from the start
 
-    def report_progress(self) -> None:
-        self.send("coordinator", "PROGRESS", job=self.current.job, res=self.current.res)
+    def report_status(self) -> None:
+        """The heartbeat: the task being transcoded, and every task held."""
+        running = [self.current.job, self.current.res] if self.current else None
+        self.send("coordinator", "STATUS", running=running, holds=[[t.job, t.res] for t in self.tasks()])
 
     def done(self) -> None:
         task = self.current
@@ -229,7 +236,7 @@ class Coordinator(Node):
     def assign(self, job: Job, res: str, worker: str, copy: str) -> None:
         task = job.tasks[res]
         if copy != "backup":
-            task.worker = worker
+            task.worker, task.named = worker, self.now
         task.copies.add(worker)
         self.heard[worker] = self.now  # its silence is measured from now on
         if copy:
@@ -258,13 +265,15 @@ class Coordinator(Node):
         for task in self.job.tasks.values() if self.job else ():
             task.copies.discard(msg.src)
 
-    @on("PROGRESS")
-    def progress(self, msg) -> None:
+    @on("STATUS")
+    def status_report(self, msg) -> None:
         job = self.job
-        if job and msg.body["job"] == job.id:
-            task = job.tasks[msg.body["res"]]
-            if task.worker == msg.src and task.running_on != msg.src:
-                task.running_on, task.started = msg.src, round(self.now, 3)
+        for job_id, res in msg.body["holds"] if job else ():
+            task = job.tasks[res]
+            if job_id == job.id and task.worker == msg.src:
+                task.named = self.now
+                if [job_id, res] == msg.body["running"] and task.running_on != msg.src:
+                    task.running_on, task.started = msg.src, round(self.now, 3)
 
     # -- gather ------------------------------------------------------------------------------
     @on("RESULT")
@@ -307,6 +316,13 @@ class Coordinator(Node):
                 self.lab.emit("suspect", worker=worker, holds=held)
                 if params["reassign"]:
                     self.redo(job, held, "redo")
+        # Lost messages: a task that its live worker has not named in a STATUS for as long never reached it
+        # (or its RESULT was lost): it is reassigned too.
+        for worker in self.live_workers():
+            unnamed = [res for res in job.held_by(worker) if self.now - job.tasks[res].named > SUSPECT_AFTER]
+            if params["reassign"] and unnamed:
+                self.lab.emit("not-held", worker=worker, tasks=unnamed)
+                self.redo(job, unnamed, "redo")
         unassigned = [r for r in job.missing() if job.tasks[r].worker is None]
         if params["reassign"] and unassigned and self.live_workers():  # left so when nobody was alive
             self.redo(job, unassigned, "redo")
@@ -347,7 +363,7 @@ class ScatterGather(Lab):
         Param("workers", 5, "Transcoding workers at the start (w1..wN).", lo=1, hi=MAX_WORKERS),
         Param("gather_timeout", 0, "Give up waiting after this many ms and return a partial result (0 = wait "
               "for everything).", lo=0, hi=60_000),
-        Param("reassign", True, "Detect silent workers and send their tasks to another worker."),
+        Param("reassign", True, "Detect silent workers and tasks lost on the way, and reassign those tasks."),
         Param("backups", False, "Start a backup copy of a task that runs 1.5x longer than expected "
               "(MapReduce's backup tasks)."),
     )

@@ -85,6 +85,20 @@ def test_sequential_crash_moves_on_to_another_worker():
     assert j["status"] == "complete" and j["lost"] and j["lost"][0]["redone_by"] == "w2"
 
 
+def test_a_task_whose_message_was_lost_is_sent_again_to_the_live_worker_that_never_named_it():
+    # w2 is down: at 1.4 s its four tasks go to w1, but the TASK for 720p is dropped on the way.  w1's
+    # status never names 720p, so the coordinator sends it again; it does not take the idle, silent w1
+    # for dead and end up with "no live worker" for 720p.
+    lab = run("scatter-gather", "21ms crash w2", "1308ms drop-next coordinator w1", "2501ms heal", "2770ms timeout 0",
+              seed=331, until="7536ms", workers=2, reassign=True, backups=False)
+    assert any(e["kind"] == "drop" and e["type"] == "TASK" and e["reason"] == "dropped" for e in lab.log)
+    assert [(e["worker"], e["tasks"]) for e in events(lab, "not-held")] == [("w1", ["720p"])]
+    assert not events(lab, "stuck") and "w1" not in [e["worker"] for e in events(lab, "suspect")]
+    j = job(lab)
+    assert j["status"] == "complete" and {t["res"]: t["worker"] for t in j["tasks"]}["720p"] == "w1"
+    assert check(lab, "redone-elsewhere")["ok"], check(lab, "redone-elsewhere")["detail"]
+
+
 def test_without_reassignment_the_job_never_completes():
     lab = run("scatter-gather", "1s crash w1", until="8s", reassign="off")
     assert job(lab)["status"] == "running"
