@@ -68,6 +68,7 @@ class Task:  # one resolution of the job, as the coordinator tracks it
     cost: float  # what it really takes: its estimate COST[res], +-NOISE
     worker: str | None = None  # who must do it (None: nobody alive holds it)
     named: float = 0.0  # when that worker last named it in a STATUS (or was sent it)
+    missed_by: set[str] = field(default_factory=set)  # live workers sent it that never named it
     copies: set[str] = field(default_factory=set)  # the workers given a copy, until it is gathered
     running_on: str | None = None  # the worker that reported running it ...
     started: float | None = None  # ... and since when
@@ -206,6 +207,14 @@ class Coordinator(Node):
     def live_workers(self) -> list[str]:
         return [w for w in self.lab.worker_ids() if w not in self.suspects]
 
+    def candidates(self, task: Task) -> list[str]:
+        """Live workers that did not already miss the task, unless all did (then all of them once more).
+        Hadoop's JobTracker likewise avoids giving a task again to a machine where it failed."""
+        live = self.live_workers()
+        if all(w in task.missed_by for w in live):
+            task.missed_by.clear()
+        return [w for w in live if w not in task.missed_by]
+
     def redo(self, job: Job, tasks: list[str], copy: str) -> None:
         """Send tasks that nobody alive holds: scattered, or the next one in turn."""
         for res in tasks:
@@ -218,7 +227,7 @@ class Coordinator(Node):
     def scatter(self, job: Job, tasks: list[str], copy: str) -> None:
         """Largest task first, each to the worker with the least work queued."""
         for res in sorted(tasks, key=lambda r: -COST[r]):
-            workers = self.live_workers()
+            workers = self.candidates(job.tasks[res])
             if not workers:
                 self.lab.emit("stuck", job=job.id, res=res, why="no live worker")
                 continue
@@ -227,10 +236,11 @@ class Coordinator(Node):
 
     def dispatch_next(self, job: Job) -> None:
         """Sequential: one task at a time, in order, to the first live worker."""
-        missing, workers = job.missing(), self.live_workers()
-        if any(job.tasks[res].worker for res in missing):
-            return  # one is already out
-        if missing and workers:
+        missing = job.missing()
+        if not missing or any(job.tasks[res].worker for res in missing):
+            return  # all gathered, or one is already out
+        workers = self.candidates(job.tasks[missing[0]])
+        if workers:
             self.assign(job, missing[0], workers[0], "")
 
     def assign(self, job: Job, res: str, worker: str, copy: str) -> None:
@@ -322,6 +332,8 @@ class Coordinator(Node):
             unnamed = [res for res in job.held_by(worker) if self.now - job.tasks[res].named > SUSPECT_AFTER]
             if params["reassign"] and unnamed:
                 self.lab.emit("not-held", worker=worker, tasks=unnamed)
+                for res in unnamed:
+                    job.tasks[res].missed_by.add(worker)
                 self.redo(job, unnamed, "redo")
         unassigned = [r for r in job.missing() if job.tasks[r].worker is None]
         if params["reassign"] and unassigned and self.live_workers():  # left so when nobody was alive

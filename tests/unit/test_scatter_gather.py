@@ -99,6 +99,15 @@ def test_a_task_whose_message_was_lost_is_sent_again_to_the_live_worker_that_nev
     assert check(lab, "redone-elsewhere")["ok"], check(lab, "redone-elsewhere")["detail"]
 
 
+def test_a_task_is_not_sent_again_to_a_worker_that_cannot_receive_it_while_another_can():
+    # The link coordinator -> w1 is cut, but w1 still reports: it never names 1080p.  Sending 1080p to w1
+    # again (it has the least work queued) would repeat for as long as the cut lasts; w2 gets it instead.
+    lab = run("scatter-gather", "100ms cut coordinator w1", until="9s", workers=2)
+    assert [(e["worker"], e["tasks"]) for e in events(lab, "not-held")] == [("w1", ["1080p"])]
+    j = job(lab)
+    assert j["status"] == "complete" and {t["res"]: t["worker"] for t in j["tasks"]}["1080p"] == "w2"
+
+
 def test_without_reassignment_the_job_never_completes():
     lab = run("scatter-gather", "1s crash w1", until="8s", reassign="off")
     assert job(lab)["status"] == "running"
