@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .kernel import FAULTS, Arg, Lab, Node, Param, SimError, action, fmt_ms, observe, on
+from .kernel import FAULTS, Arg, Lab, Link, Node, Param, SimError, action, fmt_ms, observe, on
 
 # The job: each resolution's pixel count sets its cost (100 ms + 1 ms per 1000 pixels).
 RESOLUTIONS = (("240p", 426 * 240), ("360p", 640 * 360), ("480p", 854 * 480),
@@ -399,7 +399,8 @@ class ScatterGather(Lab):
         self.add_check("time-model", "A scattered job takes about its longest task plus overhead (the busiest "
                        "worker's queue when there are fewer workers than tasks); a sequential one about the sum.")
         self.add_check("redone-elsewhere", "A task lost with a crashed worker is redone on another worker and "
-                       "the job still completes (while no worker at all is up, it waits for one).")
+                       "the job still completes (while no worker is up and connected to the coordinator, it "
+                       "waits for one).")
         self.add_check("result-complete", "The latest job gathered every resolution; a job cut short by the "
                        "gather timeout is marked partial and names what is missing.")
         self.sim.after(FIRST_JOB_AT, self.start_job, self.params["mode"])
@@ -507,14 +508,15 @@ class ScatterGather(Lab):
             if loss.res in job.results and job.tasks[loss.res].done_by != loss.worker:
                 loss.redone_by = job.tasks[loss.res].done_by
             elif loss.res in missing and not loss.overdue(self.now):
-                # the gather timeout ended the job before the coordinator could notice the silence:
-                # a partial result (result-complete says so), not a task that nobody would redo
+                # the gather timeout ended the job before the coordinator could notice the silence, or while
+                # another worker redid the task: a partial result (result-complete says so), not a task
+                # that nobody would redo
                 loss.cut_short = True
             elif loss.res in missing:
                 self.fail("redone-elsewhere", f"{loss.res} died with {loss.worker} and was never redone: "
                           f"job {job.id} ended without it")
         self.note("redone-elsewhere", "; ".join(
-            f"{x.res} lost with {x.worker}, " + ("the gather timeout ended the job before it could be noticed"
+            f"{x.res} lost with {x.worker}, " + ("the gather timeout ended the job before it was redone"
                                                  if x.cut_short else f"redone on {x.redone_by or '?'}")
             for x in self.lost) or f"no task was lost in job {job.id}")
         work = round(sum(t.cost for t in job.tasks.values()), 1)
@@ -546,22 +548,31 @@ class ScatterGather(Lab):
                     x.res == res and x.worker == worker for x in self.lost):
                 self.lost.append(Loss(res, worker, round(self.now, 3)))
         workers = [self.nodes[w] for w in self.worker_ids()]
+        able = [w for w in workers if w.up and self.connected(w.id)]  # who could redo a task
         for loss in self.lost:
-            if loss.res in job.results or job.tasks[loss.res].worker not in (loss.worker, None):
-                continue  # redone, or given to another worker
+            if loss.res in job.results:
+                continue
+            if job.tasks[loss.res].worker not in (loss.worker, None):
+                loss.waiting_since = self.now  # given to another worker (should it come back, the clock starts then)
+                continue
             if not self.coordinator.up or any(w.status != "down" and w.has(job.id, loss.res) for w in workers):
                 # Nobody can reassign it yet (a paused or crashed coordinator reassigns nothing);
                 # or a live worker (maybe the restarted one) is on it.
                 loss.waiting_since = self.now
-            elif not any(w.up for w in workers) and self.params["reassign"]:
-                # No worker is up: nobody could redo it.  The clock starts again when one is back.
+            elif not able and self.params["reassign"]:
+                # No worker is up and connected: nobody could redo it.  The clock starts again when one is.
                 loss.waiting_since = self.now
                 self.note("redone-elsewhere", f"{loss.res} died with {loss.worker}: waiting for a live worker "
-                          "to redo it")
+                          "connected to the coordinator to redo it")
             elif loss.overdue(self.now):
                 why = "reassignment is off" if not self.params["reassign"] else "a live worker was there to take it"
                 self.fail("redone-elsewhere", f"{loss.res} died with {loss.worker} at {fmt_ms(loss.at)} "
                           f"and nobody redoes it ({why}): job {job.id} cannot complete")
+
+    def connected(self, worker: str) -> bool:
+        """The coordinator and the worker reach each other, over links without a fault (loss, delay...)."""
+        return all(self.net.reachable(a, b) and self.net.links.get((a, b), Link()).clean()
+                   for a, b in (("coordinator", worker), (worker, "coordinator")))
 
     # -- actions ------------------------------------------------------------------------------
     @action("job", Arg("mode", "word", optional=True, choices=("scattered", "sequential")), group="request",

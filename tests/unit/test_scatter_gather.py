@@ -226,3 +226,26 @@ def test_a_paused_coordinator_is_not_blamed_for_not_reassigning_a_lost_task():
     assert check(lab, "redone-elsewhere")["ok"], check(lab, "redone-elsewhere")
     step(lab, "12s", "6s resume coordinator")
     assert job(lab)["status"] == "complete" and check(lab, "redone-elsewhere")["ok"]
+
+
+def test_while_the_only_other_worker_is_cut_off_the_lost_task_waits_and_is_redone_after_the_heal():
+    lab = run("scatter-gather", "1s crash w1", "1.1s partition coordinator|w2", until="5s", workers=2)
+    assert job(lab)["status"] == "running"
+    waiting = check(lab, "redone-elsewhere")
+    assert waiting["ok"] and "connected to the coordinator" in waiting["detail"]
+    step(lab, "12s", "6s heal")
+    assert job(lab)["status"] == "complete" and check(lab, "redone-elsewhere")["ok"]
+
+
+def test_a_gather_timeout_while_another_worker_redoes_the_lost_task_is_not_a_task_nobody_redid():
+    lab = run("scatter-gather", "100ms timeout 5000", "1s crash w1", "1.5s straggle w2 5", until="7s")
+    assert [(e["res"], e["to"]) for e in events(lab, "reassign")] == [("1080p", "w2")]
+    assert job(lab)["status"] == "partial" and job(lab)["missing"] == ["1080p"]
+    assert check(lab, "redone-elsewhere")["ok"] and "gather timeout" in check(lab, "redone-elsewhere")["detail"]
+
+
+def test_a_lost_task_handed_back_to_its_restarted_worker_gets_the_time_to_arrive():
+    # 1080p dies with w1, is redone on w2, dies with w2 too, and goes back to the restarted w1.
+    lab = run("scatter-gather", "1s crash w1", "2.5s crash w2", "2.6s restart w1", until="9s", workers=2)
+    assert [e["to"] for e in events(lab, "reassign")] == ["w2", "w1"]
+    assert job(lab)["status"] == "complete" and check(lab, "redone-elsewhere")["ok"]
