@@ -20,9 +20,14 @@ Scatter-gather:
 So the speed-up is bounded by the longest task: the gather always waits for
 the slowest worker (a "straggler").  Two things keep a job alive anyway:
 
-  * failure detection: a busy worker sends PROGRESS every 300 ms; when the
-    coordinator hears nothing from a worker that holds tasks for 1 s, it
-    suspects it and sends those tasks to another worker (reassignment);
+  * failure detection: every worker sends a STATUS every 300 ms, naming the
+    tasks it holds (Dean and Ghemawat's master pings its workers and keeps,
+    for each task, which worker has it).  When the coordinator hears nothing
+    for 1 s from a worker that holds tasks, it suspects it and sends those
+    tasks to another worker (reassignment).  A task that a live worker has
+    not named for 1 s never reached it, or its RESULT was lost: it is
+    reassigned too (Hadoop's JobTracker likewise expires a task assigned to
+    a tracker but never seen in its status reports);
   * a gather timeout: when the deadline passes, the coordinator answers with
     what it has, marked partial, naming the resolutions that are missing
     (the aggregator's completion condition in Hohpe and Woolf's
@@ -38,15 +43,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .kernel import FAULTS, Arg, Lab, Node, Param, SimError, action, fmt_ms, observe, on
+from .kernel import FAULTS, Arg, Lab, Link, Node, Param, SimError, action, fmt_ms, observe, on
 
 # The job: each resolution's pixel count sets its cost (100 ms + 1 ms per 1000 pixels).
 RESOLUTIONS = (("240p", 426 * 240), ("360p", 640 * 360), ("480p", 854 * 480),
                ("720p", 1280 * 720), ("1080p", 1920 * 1080))
 COST = {res: 100 + pixels // 1000 for res, pixels in RESOLUTIONS}
 NOISE = 0.1  # each task's real cost varies by up to +-10% from its estimate
-PROGRESS_EVERY = 300  # ms between a busy worker's progress reports
-SUSPECT_AFTER = 1000  # ms of silence before the coordinator suspects a busy worker
+STATUS_EVERY = 300  # ms between a worker's status reports
+SUSPECT_AFTER = 1000  # ms before the coordinator suspects a silent busy worker, or a task a worker does not name
 WATCH_EVERY = 100  # ms between the coordinator's checks of its job
 MERGE_MS = 50  # the gather step: writing the manifest of links
 BACKUP_AFTER = 1.5  # a task running 1.5x its estimate gets a backup copy
@@ -62,8 +67,10 @@ OVERHEAD = {"scattered": MERGE_MS + 2 * MAX_LATENCY + 20,
 class Task:  # one resolution of the job, as the coordinator tracks it
     cost: float  # what it really takes: its estimate COST[res], +-NOISE
     worker: str | None = None  # who must do it (None: nobody alive holds it)
+    named: float = 0.0  # when that worker last named it in a STATUS (or was sent it)
+    missed_by: set[str] = field(default_factory=set)  # live workers sent it that never named it
     copies: set[str] = field(default_factory=set)  # the workers given a copy, until it is gathered
-    running_on: str | None = None  # the worker that reported progress on it ...
+    running_on: str | None = None  # the worker that reported running it ...
     started: float | None = None  # ... and since when
     backup: str | None = None  # the worker given a backup copy
     done_by: str | None = None  # whose result was gathered
@@ -103,6 +110,7 @@ class Worker(Node):
         self.queue: list[Work] = []  # tasks waiting
         self.current: Work | None = None  # the task being transcoded
         self.factor = getattr(self, "factor", 1)  # a straggler's slowness survives restarts
+        self.every(STATUS_EVERY, self.report_status, key="status")  # busy or idle
         if self.restarted:
             self.send("coordinator", "HELLO")  # back in service, holding nothing
 
@@ -141,16 +149,16 @@ class Worker(Node):
     def start_next(self) -> None:
         if not self.queue:
             self.current = None
-            self.cancel("progress")
             return
         task = self.current = self.queue.pop(0)
         self.lab.emit("task-start", worker=self.id, job=task.job, res=task.res, copy=task.copy)
         self.after(task.cost * self.factor, self.done, key="done")
-        self.report_progress()  # at once, then every PROGRESS_EVERY while busy
-        self.every(PROGRESS_EVERY, self.report_progress, key="progress")
+        self.report_status()  # at once: a backup copy is timed from the start
 
-    def report_progress(self) -> None:
-        self.send("coordinator", "PROGRESS", job=self.current.job, res=self.current.res)
+    def report_status(self) -> None:
+        """The heartbeat: the task being transcoded, and every task held."""
+        running = [self.current.job, self.current.res] if self.current else None
+        self.send("coordinator", "STATUS", running=running, holds=[[t.job, t.res] for t in self.tasks()])
 
     def done(self) -> None:
         task = self.current
@@ -199,6 +207,14 @@ class Coordinator(Node):
     def live_workers(self) -> list[str]:
         return [w for w in self.lab.worker_ids() if w not in self.suspects]
 
+    def candidates(self, task: Task) -> list[str]:
+        """Live workers that did not already miss the task, unless all did (then all of them once more).
+        Hadoop's JobTracker likewise avoids giving a task again to a machine where it failed."""
+        live = self.live_workers()
+        if all(w in task.missed_by for w in live):
+            task.missed_by.clear()
+        return [w for w in live if w not in task.missed_by]
+
     def redo(self, job: Job, tasks: list[str], copy: str) -> None:
         """Send tasks that nobody alive holds: scattered, or the next one in turn."""
         for res in tasks:
@@ -211,7 +227,7 @@ class Coordinator(Node):
     def scatter(self, job: Job, tasks: list[str], copy: str) -> None:
         """Largest task first, each to the worker with the least work queued."""
         for res in sorted(tasks, key=lambda r: -COST[r]):
-            workers = self.live_workers()
+            workers = self.candidates(job.tasks[res])
             if not workers:
                 self.lab.emit("stuck", job=job.id, res=res, why="no live worker")
                 continue
@@ -220,16 +236,17 @@ class Coordinator(Node):
 
     def dispatch_next(self, job: Job) -> None:
         """Sequential: one task at a time, in order, to the first live worker."""
-        missing, workers = job.missing(), self.live_workers()
-        if any(job.tasks[res].worker for res in missing):
-            return  # one is already out
-        if missing and workers:
+        missing = job.missing()
+        if not missing or any(job.tasks[res].worker for res in missing):
+            return  # all gathered, or one is already out
+        workers = self.candidates(job.tasks[missing[0]])
+        if workers:
             self.assign(job, missing[0], workers[0], "")
 
     def assign(self, job: Job, res: str, worker: str, copy: str) -> None:
         task = job.tasks[res]
         if copy != "backup":
-            task.worker = worker
+            task.worker, task.named = worker, self.now
         task.copies.add(worker)
         self.heard[worker] = self.now  # its silence is measured from now on
         if copy:
@@ -258,13 +275,15 @@ class Coordinator(Node):
         for task in self.job.tasks.values() if self.job else ():
             task.copies.discard(msg.src)
 
-    @on("PROGRESS")
-    def progress(self, msg) -> None:
+    @on("STATUS")
+    def status_report(self, msg) -> None:
         job = self.job
-        if job and msg.body["job"] == job.id:
-            task = job.tasks[msg.body["res"]]
-            if task.worker == msg.src and task.running_on != msg.src:
-                task.running_on, task.started = msg.src, round(self.now, 3)
+        for job_id, res in msg.body["holds"] if job else ():
+            task = job.tasks[res]
+            if job_id == job.id and task.worker == msg.src:
+                task.named = self.now
+                if [job_id, res] == msg.body["running"] and task.running_on != msg.src:
+                    task.running_on, task.started = msg.src, round(self.now, 3)
 
     # -- gather ------------------------------------------------------------------------------
     @on("RESULT")
@@ -307,6 +326,15 @@ class Coordinator(Node):
                 self.lab.emit("suspect", worker=worker, holds=held)
                 if params["reassign"]:
                     self.redo(job, held, "redo")
+        # Lost messages: a task that its live worker has not named in a STATUS for as long never reached it
+        # (or its RESULT was lost): it is reassigned too.
+        for worker in self.live_workers():
+            unnamed = [res for res in job.held_by(worker) if self.now - job.tasks[res].named > SUSPECT_AFTER]
+            if params["reassign"] and unnamed:
+                self.lab.emit("not-held", worker=worker, tasks=unnamed)
+                for res in unnamed:
+                    job.tasks[res].missed_by.add(worker)
+                self.redo(job, unnamed, "redo")
         unassigned = [r for r in job.missing() if job.tasks[r].worker is None]
         if params["reassign"] and unassigned and self.live_workers():  # left so when nobody was alive
             self.redo(job, unassigned, "redo")
@@ -347,7 +375,7 @@ class ScatterGather(Lab):
         Param("workers", 5, "Transcoding workers at the start (w1..wN).", lo=1, hi=MAX_WORKERS),
         Param("gather_timeout", 0, "Give up waiting after this many ms and return a partial result (0 = wait "
               "for everything).", lo=0, hi=60_000),
-        Param("reassign", True, "Detect silent workers and send their tasks to another worker."),
+        Param("reassign", True, "Detect silent workers and tasks lost on the way, and reassign those tasks."),
         Param("backups", False, "Start a backup copy of a task that runs 1.5x longer than expected "
               "(MapReduce's backup tasks)."),
     )
@@ -371,7 +399,8 @@ class ScatterGather(Lab):
         self.add_check("time-model", "A scattered job takes about its longest task plus overhead (the busiest "
                        "worker's queue when there are fewer workers than tasks); a sequential one about the sum.")
         self.add_check("redone-elsewhere", "A task lost with a crashed worker is redone on another worker and "
-                       "the job still completes (while no worker at all is up, it waits for one).")
+                       "the job still completes (while no worker is up and connected to the coordinator, it "
+                       "waits for one).")
         self.add_check("result-complete", "The latest job gathered every resolution; a job cut short by the "
                        "gather timeout is marked partial and names what is missing.")
         self.sim.after(FIRST_JOB_AT, self.start_job, self.params["mode"])
@@ -479,14 +508,15 @@ class ScatterGather(Lab):
             if loss.res in job.results and job.tasks[loss.res].done_by != loss.worker:
                 loss.redone_by = job.tasks[loss.res].done_by
             elif loss.res in missing and not loss.overdue(self.now):
-                # the gather timeout ended the job before the coordinator could notice the silence:
-                # a partial result (result-complete says so), not a task that nobody would redo
+                # the gather timeout ended the job before the coordinator could notice the silence, or while
+                # another worker redid the task: a partial result (result-complete says so), not a task
+                # that nobody would redo
                 loss.cut_short = True
             elif loss.res in missing:
                 self.fail("redone-elsewhere", f"{loss.res} died with {loss.worker} and was never redone: "
                           f"job {job.id} ended without it")
         self.note("redone-elsewhere", "; ".join(
-            f"{x.res} lost with {x.worker}, " + ("the gather timeout ended the job before it could be noticed"
+            f"{x.res} lost with {x.worker}, " + ("the gather timeout ended the job before it was redone"
                                                  if x.cut_short else f"redone on {x.redone_by or '?'}")
             for x in self.lost) or f"no task was lost in job {job.id}")
         work = round(sum(t.cost for t in job.tasks.values()), 1)
@@ -518,22 +548,31 @@ class ScatterGather(Lab):
                     x.res == res and x.worker == worker for x in self.lost):
                 self.lost.append(Loss(res, worker, round(self.now, 3)))
         workers = [self.nodes[w] for w in self.worker_ids()]
+        able = [w for w in workers if w.up and self.connected(w.id)]  # who could redo a task
         for loss in self.lost:
-            if loss.res in job.results or job.tasks[loss.res].worker not in (loss.worker, None):
-                continue  # redone, or given to another worker
+            if loss.res in job.results:
+                continue
+            if job.tasks[loss.res].worker not in (loss.worker, None):
+                loss.waiting_since = self.now  # given to another worker (should it come back, the clock starts then)
+                continue
             if not self.coordinator.up or any(w.status != "down" and w.has(job.id, loss.res) for w in workers):
                 # Nobody can reassign it yet (a paused or crashed coordinator reassigns nothing);
                 # or a live worker (maybe the restarted one) is on it.
                 loss.waiting_since = self.now
-            elif not any(w.up for w in workers) and self.params["reassign"]:
-                # No worker is up: nobody could redo it.  The clock starts again when one is back.
+            elif not able and self.params["reassign"]:
+                # No worker is up and connected: nobody could redo it.  The clock starts again when one is.
                 loss.waiting_since = self.now
                 self.note("redone-elsewhere", f"{loss.res} died with {loss.worker}: waiting for a live worker "
-                          "to redo it")
+                          "connected to the coordinator to redo it")
             elif loss.overdue(self.now):
                 why = "reassignment is off" if not self.params["reassign"] else "a live worker was there to take it"
                 self.fail("redone-elsewhere", f"{loss.res} died with {loss.worker} at {fmt_ms(loss.at)} "
                           f"and nobody redoes it ({why}): job {job.id} cannot complete")
+
+    def connected(self, worker: str) -> bool:
+        """The coordinator and the worker reach each other, over links without a fault (loss, delay...)."""
+        return all(self.net.reachable(a, b) and self.net.links.get((a, b), Link()).clean()
+                   for a, b in (("coordinator", worker), (worker, "coordinator")))
 
     # -- actions ------------------------------------------------------------------------------
     @action("job", Arg("mode", "word", optional=True, choices=("scattered", "sequential")), group="request",

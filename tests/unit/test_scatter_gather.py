@@ -85,6 +85,29 @@ def test_sequential_crash_moves_on_to_another_worker():
     assert j["status"] == "complete" and j["lost"] and j["lost"][0]["redone_by"] == "w2"
 
 
+def test_a_task_whose_message_was_lost_is_sent_again_to_the_live_worker_that_never_named_it():
+    # w2 is down: at 1.4 s its four tasks go to w1, but the TASK for 720p is dropped on the way.  w1's
+    # status never names 720p, so the coordinator sends it again; it does not take the idle, silent w1
+    # for dead and end up with "no live worker" for 720p.
+    lab = run("scatter-gather", "21ms crash w2", "1308ms drop-next coordinator w1", "2501ms heal", "2770ms timeout 0",
+              seed=331, until="7536ms", workers=2, reassign=True, backups=False)
+    assert any(e["kind"] == "drop" and e["type"] == "TASK" and e["reason"] == "dropped" for e in lab.log)
+    assert [(e["worker"], e["tasks"]) for e in events(lab, "not-held")] == [("w1", ["720p"])]
+    assert not events(lab, "stuck") and "w1" not in [e["worker"] for e in events(lab, "suspect")]
+    j = job(lab)
+    assert j["status"] == "complete" and {t["res"]: t["worker"] for t in j["tasks"]}["720p"] == "w1"
+    assert check(lab, "redone-elsewhere")["ok"], check(lab, "redone-elsewhere")["detail"]
+
+
+def test_a_task_is_not_sent_again_to_a_worker_that_cannot_receive_it_while_another_can():
+    # The link coordinator -> w1 is cut, but w1 still reports: it never names 1080p.  Sending 1080p to w1
+    # again (it has the least work queued) would repeat for as long as the cut lasts; w2 gets it instead.
+    lab = run("scatter-gather", "100ms cut coordinator w1", until="9s", workers=2)
+    assert [(e["worker"], e["tasks"]) for e in events(lab, "not-held")] == [("w1", ["1080p"])]
+    j = job(lab)
+    assert j["status"] == "complete" and {t["res"]: t["worker"] for t in j["tasks"]}["1080p"] == "w2"
+
+
 def test_without_reassignment_the_job_never_completes():
     lab = run("scatter-gather", "1s crash w1", until="8s", reassign="off")
     assert job(lab)["status"] == "running"
@@ -202,4 +225,27 @@ def test_a_paused_coordinator_is_not_blamed_for_not_reassigning_a_lost_task():
     assert job(lab)["status"] == "running"
     assert check(lab, "redone-elsewhere")["ok"], check(lab, "redone-elsewhere")
     step(lab, "12s", "6s resume coordinator")
+    assert job(lab)["status"] == "complete" and check(lab, "redone-elsewhere")["ok"]
+
+
+def test_while_the_only_other_worker_is_cut_off_the_lost_task_waits_and_is_redone_after_the_heal():
+    lab = run("scatter-gather", "1s crash w1", "1.1s partition coordinator|w2", until="5s", workers=2)
+    assert job(lab)["status"] == "running"
+    waiting = check(lab, "redone-elsewhere")
+    assert waiting["ok"] and "connected to the coordinator" in waiting["detail"]
+    step(lab, "12s", "6s heal")
+    assert job(lab)["status"] == "complete" and check(lab, "redone-elsewhere")["ok"]
+
+
+def test_a_gather_timeout_while_another_worker_redoes_the_lost_task_is_not_a_task_nobody_redid():
+    lab = run("scatter-gather", "100ms timeout 5000", "1s crash w1", "1.5s straggle w2 5", until="7s")
+    assert [(e["res"], e["to"]) for e in events(lab, "reassign")] == [("1080p", "w2")]
+    assert job(lab)["status"] == "partial" and job(lab)["missing"] == ["1080p"]
+    assert check(lab, "redone-elsewhere")["ok"] and "gather timeout" in check(lab, "redone-elsewhere")["detail"]
+
+
+def test_a_lost_task_handed_back_to_its_restarted_worker_gets_the_time_to_arrive():
+    # 1080p dies with w1, is redone on w2, dies with w2 too, and goes back to the restarted w1.
+    lab = run("scatter-gather", "1s crash w1", "2.5s crash w2", "2.6s restart w1", until="9s", workers=2)
+    assert [e["to"] for e in events(lab, "reassign")] == ["w2", "w1"]
     assert job(lab)["status"] == "complete" and check(lab, "redone-elsewhere")["ok"]
