@@ -20,18 +20,16 @@ Scatter-gather:
 So the speed-up is bounded by the longest task: the gather always waits for
 the slowest worker (a "straggler").  Two things keep a job alive anyway:
 
-  * failure detection: every worker sends a STATUS every 300 ms, naming the
-    tasks it holds (Dean and Ghemawat's master pings its workers and keeps,
-    for each task, which worker has it).  When the coordinator hears nothing
-    for 1 s from a worker that holds tasks, it suspects it and sends those
-    tasks to another worker (reassignment).  A task that a live worker has
-    not named for 1 s never reached it, or its RESULT was lost: it is
-    reassigned too (Hadoop's JobTracker likewise expires a task assigned to
-    a tracker but never seen in its status reports);
-  * a gather timeout: when the deadline passes, the coordinator answers with
-    what it has, marked partial, naming the resolutions that are missing
-    (the aggregator's completion condition in Hohpe and Woolf's
-    Enterprise Integration Patterns).
+  * failure detection: every worker sends a STATUS every 300 ms naming the
+    tasks it holds (Dean and Ghemawat's master pings its workers and records
+    which worker has each task).  A worker holding tasks that stays silent
+    for 1 s is suspected, and its tasks go to another worker (reassignment);
+    so does a task a live worker has not named for 1 s: it never arrived, or
+    its RESULT was lost (Hadoop's JobTracker likewise expires a task never
+    seen in its tracker's status reports);
+  * a gather timeout: at the deadline, the coordinator answers with what it
+    has, marked partial, naming the missing resolutions (the aggregator's
+    completion condition in Hohpe and Woolf's Enterprise Integration Patterns).
 
 Optionally, like MapReduce's backup tasks (Dean and Ghemawat, 2004), a task
 running much longer than expected gets a second copy on an idle worker.  The
@@ -186,7 +184,7 @@ class Coordinator(Node):
         if self.restarted and job and job.status == "running":
             # The job table is on disk: resume by sending again every task not gathered.
             self.lab.emit("resume-job", job=job.id, missing=job.missing())
-            self.redo(job, job.missing(), "")
+            self.scatter(job, job.missing())
 
     @property
     def job(self) -> Job | None:
@@ -202,7 +200,7 @@ class Coordinator(Node):
     def start_job(self, job: Job) -> None:
         self.disk["job"] = job
         self.suspects = []  # a new job gives every worker a fresh chance
-        self.redo(job, job.missing(), "")
+        self.scatter(job, job.missing())
 
     def live_workers(self) -> list[str]:
         return [w for w in self.lab.worker_ids() if w not in self.suspects]
@@ -215,17 +213,13 @@ class Coordinator(Node):
             task.missed_by.clear()
         return [w for w in live if w not in task.missed_by]
 
-    def redo(self, job: Job, tasks: list[str], copy: str) -> None:
-        """Send tasks that nobody alive holds: scattered, or the next one in turn."""
+    def scatter(self, job: Job, tasks: list[str], copy: str = "") -> None:
+        """Send tasks that nobody alive holds: largest first, each to the worker with the least work queued
+        (sequential: only the next one in turn)."""
         for res in tasks:
             job.tasks[res].worker = None
-        if job.mode == "scattered":
-            self.scatter(job, tasks, copy)
-        else:
-            self.dispatch_next(job)
-
-    def scatter(self, job: Job, tasks: list[str], copy: str) -> None:
-        """Largest task first, each to the worker with the least work queued."""
+        if job.mode == "sequential":
+            return self.dispatch_next(job)
         for res in sorted(tasks, key=lambda r: -COST[r]):
             workers = self.candidates(job.tasks[res])
             if not workers:
@@ -251,6 +245,7 @@ class Coordinator(Node):
         self.heard[worker] = self.now  # its silence is measured from now on
         if copy:
             self.lab.emit("reassign" if copy == "redo" else "backup", job=job.id, res=res, to=worker)
+            self.lab.count("reassigned" if copy == "redo" else "backups")
         self.send(worker, "TASK", job=job.id, res=res, cost=task.cost, copy=copy)
 
     def cancel_copies(self, job: Job, res: str, but: str | None = None) -> None:
@@ -319,25 +314,24 @@ class Coordinator(Node):
                 self.cancel_copies(job, res)
             return self.finish(job, "partial" if job.missing() else "complete")
         # Failure detection: a worker holding tasks that has been silent too long.
-        for worker in self.lab.worker_ids():
+        for worker in self.live_workers():
             held = job.held_by(worker)
-            if held and worker not in self.suspects and self.now - self.heard.get(worker, self.now) > SUSPECT_AFTER:
+            if held and self.now - self.heard[worker] > SUSPECT_AFTER:
                 self.suspects.append(worker)
                 self.lab.emit("suspect", worker=worker, holds=held)
                 if params["reassign"]:
-                    self.redo(job, held, "redo")
-        # Lost messages: a task that its live worker has not named in a STATUS for as long never reached it
-        # (or its RESULT was lost): it is reassigned too.
+                    self.scatter(job, held, "redo")
+        # Lost messages: a task its live worker has not named for as long never reached it (or its RESULT was lost).
         for worker in self.live_workers():
             unnamed = [res for res in job.held_by(worker) if self.now - job.tasks[res].named > SUSPECT_AFTER]
             if params["reassign"] and unnamed:
                 self.lab.emit("not-held", worker=worker, tasks=unnamed)
                 for res in unnamed:
                     job.tasks[res].missed_by.add(worker)
-                self.redo(job, unnamed, "redo")
+                self.scatter(job, unnamed, "redo")
         unassigned = [r for r in job.missing() if job.tasks[r].worker is None]
         if params["reassign"] and unassigned and self.live_workers():  # left so when nobody was alive
-            self.redo(job, unassigned, "redo")
+            self.scatter(job, unassigned, "redo")
         # Backup tasks: a copy of a task that runs far beyond its estimate, on an idle worker.
         if params["backups"]:
             busy = {w for task in job.tasks.values() for w in task.copies}
@@ -464,10 +458,6 @@ class ScatterGather(Lab):
         if mine:
             mine[-1]["state"] = "late"  # finished after the gather stopped waiting
 
-    @observe("reassign", "backup")
-    def counted(self, e: dict) -> None:
-        self.count("reassigned" if e["kind"] == "reassign" else "backups")
-
     @observe("worker-lost")
     def worker_lost(self, fact: dict) -> None:
         """A worker crashed: the current job's tasks it held (but for backup copies) are lost."""
@@ -552,15 +542,13 @@ class ScatterGather(Lab):
         for loss in self.lost:
             if loss.res in job.results:
                 continue
-            if job.tasks[loss.res].worker not in (loss.worker, None):
-                loss.waiting_since = self.now  # given to another worker (should it come back, the clock starts then)
-                continue
-            if not self.coordinator.up or any(w.status != "down" and w.has(job.id, loss.res) for w in workers):
-                # Nobody can reassign it yet (a paused or crashed coordinator reassigns nothing);
-                # or a live worker (maybe the restarted one) is on it.
+            # Its clock starts again while nobody can reassign it (a paused or crashed coordinator reassigns
+            # nothing), or while a worker is on it: another one it was given to, or a live one that has it.
+            redoing = job.tasks[loss.res].worker not in (loss.worker, None) or any(
+                w.status != "down" and w.has(job.id, loss.res) for w in workers)
+            if not self.coordinator.up or redoing:
                 loss.waiting_since = self.now
             elif not able and self.params["reassign"]:
-                # No worker is up and connected: nobody could redo it.  The clock starts again when one is.
                 loss.waiting_since = self.now
                 self.note("redone-elsewhere", f"{loss.res} died with {loss.worker}: waiting for a live worker "
                           "connected to the coordinator to redo it")
