@@ -431,12 +431,10 @@ class ScatterGather(Lab):
         self.plan_ms = self.planned_ms(job)
 
     def planned_ms(self, job: Job) -> float:
-        """What the job's compute should take: the busiest worker's queue (scattered), the sum (sequential)."""
-        costs = [t.cost for t in job.tasks.values()]
+        """What the job's compute should take: the sum of its tasks (sequential), the busiest worker's queue."""
         if job.mode == "sequential":
-            return round(sum(costs), 1)
-        queues = [sum(t.cost for t in job.tasks.values() if t.worker == w) for w in self.worker_ids()]
-        return round(max([q for q in queues if q] or [max(costs)]), 1)
+            return round(sum(t.cost for t in job.tasks.values()), 1)
+        return round(max(sum(t.cost for t in job.tasks.values() if t.worker == w) for w in self.worker_ids()), 1)
 
     # -- what the workers do (the Gantt chart) -------------------------------------------
     @observe("task-start")
