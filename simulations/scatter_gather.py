@@ -351,7 +351,6 @@ class Loss:  # a task that died with a worker (what redone-elsewhere follows)
     at: float
     waiting_since: float = 0.0  # nobody could redo it until then: its clock starts again
     redone_by: str | None = None
-    cut_short: bool = False  # the gather timeout ended the job before the loss could be noticed
 
     def overdue(self, now: float) -> bool:
         """Time enough to notice the silence and redo the task has passed (with a second to spare)."""
@@ -493,19 +492,16 @@ class ScatterGather(Lab):
             self.holds("time-model", f"job {job.id} was cut short by the gather timeout: no full time to compare")
             self.fail("result-complete", f"job {job.id} partial after {fmt_ms(elapsed)}: missing {', '.join(missing)}")
         for loss in self.lost:
-            if loss.res in job.results and job.tasks[loss.res].done_by != loss.worker:
-                loss.redone_by = job.tasks[loss.res].done_by
-            elif loss.res in missing and not loss.overdue(self.now):
-                # the gather timeout ended the job before the coordinator could notice the silence, or while
-                # another worker redid the task: a partial result (result-complete says so), not a task
-                # that nobody would redo
-                loss.cut_short = True
-            elif loss.res in missing:
+            if loss.res in job.results:
+                loss.redone_by = job.tasks[loss.res].done_by  # maybe by the worker it died with, restarted
+            elif loss.overdue(self.now):
                 self.fail("redone-elsewhere", f"{loss.res} died with {loss.worker} and was never redone: "
                           f"job {job.id} ended without it")
+        # Neither redone nor overdue: the gather timeout ended the job before the loss could be noticed, or while
+        # another worker redid the task.  A partial result (result-complete says so), not a task nobody would redo.
         self.note("redone-elsewhere", "; ".join(
-            f"{x.res} lost with {x.worker}, " + ("the gather timeout ended the job before it was redone"
-                                                 if x.cut_short else f"redone on {x.redone_by or '?'}")
+            f"{x.res} lost with {x.worker}, " + (f"redone on {x.redone_by}" if x.redone_by else
+                                                 "the gather timeout ended the job before it was redone")
             for x in self.lost) or f"no task was lost in job {job.id}")
         work = round(sum(t.cost for t in job.tasks.values()), 1)
         seq, scat = self.metrics["last_sequential_ms"], self.metrics["last_scattered_ms"]
