@@ -114,11 +114,10 @@ class Worker(Node):
 
     def view(self) -> dict:
         if self.status == "down":
-            return {"task": None, "queued": 0, "factor": self.factor, "label": "down"}
-        busy = self.current.res if self.current else None
-        parts = [busy or "idle"] + ([f"+{len(self.queue)}"] if self.queue else [])
+            return {"label": "down"}
+        parts = [self.current.res if self.current else "idle"] + ([f"+{len(self.queue)}"] if self.queue else [])
         parts += [f"×{self.factor} slow"] if self.factor > 1 else []
-        return {"task": busy, "queued": len(self.queue), "factor": self.factor, "label": " · ".join(parts)}
+        return {"label": " · ".join(parts)}
 
     def tasks(self) -> list[Work]:
         return ([self.current] if self.current else []) + self.queue
@@ -192,9 +191,8 @@ class Coordinator(Node):
 
     def view(self) -> dict:
         job = self.job
-        if not job or self.status == "down":
-            return {"label": "down" if self.status == "down" else "idle"}
-        return {"job": job.id, "label": f"job {job.id}: {len(job.results)}/{len(RESOLUTIONS)} {job.status}"}
+        label = f"job {job.id}: {len(job.results)}/{len(RESOLUTIONS)} {job.status}" if job else "idle"
+        return {"label": "down" if self.status == "down" else label}
 
     # -- scatter -------------------------------------------------------------------------
     def start_job(self, job: Job) -> None:
@@ -380,20 +378,17 @@ class ScatterGather(Lab):
         self.bars: list[dict] = []  # the Gantt chart of the current job
         self.lost: list[Loss] = []  # tasks that died with a worker in the current job
         self.paused: list[str] = []  # workers paused during the current job (their work stopped)
-        self.plan_ms: float | None = None  # what the current job's compute should take
-        self.job_workers = 0  # workers when the current job started
+        self.model, self.plan_ms = "", 0.0  # the current job's time model, and what its compute should take
         self.gather_timeout = float(self.params["gather_timeout"])
-        self.metrics.update({"jobs": 0, "reassigned": 0, "backups": 0, "last_job_ms": None,
-                             "last_sequential_ms": None, "last_scattered_ms": None, "speedup": None,
-                             "speedup_basis": None})
+        self.metrics.update({"jobs": 0, "reassigned": 0, "backups": 0, "last_job_ms": None, "last_sequential_ms": None,
+                             "last_scattered_ms": None, "speedup": None, "speedup_basis": None})
         self.add_node(Coordinator(self, "coordinator"))
         for i in range(1, self.params["workers"] + 1):
             self.add_node(Worker(self, f"w{i}"))
         self.add_check("time-model", "A scattered job takes about its longest task plus overhead (the busiest "
                        "worker's queue when there are fewer workers than tasks); a sequential one about the sum.")
-        self.add_check("redone-elsewhere", "A task lost with a crashed worker is redone on another worker and "
-                       "the job still completes (while no worker is up and connected to the coordinator, it "
-                       "waits for one).")
+        self.add_check("redone-elsewhere", "A task lost with a crashed worker is redone on another worker and the job "
+                       "still completes (while no worker is up and connected to the coordinator, it waits for one).")
         self.add_check("result-complete", "The latest job gathered every resolution; a job cut short by the "
                        "gather timeout is marked partial and names what is missing.")
         self.sim.after(FIRST_JOB_AT, self.start_job, self.params["mode"])
@@ -406,10 +401,6 @@ class ScatterGather(Lab):
     def coordinator(self) -> Coordinator:
         return self.nodes["coordinator"]
 
-    @property
-    def job(self) -> Job | None:
-        return self.coordinator.job
-
     # -- jobs --------------------------------------------------------------------------
     def start_job(self, mode: str) -> None:
         coord = self.coordinator
@@ -421,24 +412,24 @@ class ScatterGather(Lab):
         tasks = {res: Task(round(COST[res] * (1 + self.rng.uniform(-NOISE, NOISE)), 1)) for res in COST}
         deadline = self.now + self.gather_timeout if self.gather_timeout else None
         job = Job(number, mode, round(self.now, 3), deadline, tasks)
-        self.job_workers = len(self.worker_ids())
         self.bars, self.lost, self.paused = [], [], []
         for name in self.checks:
             self.holds(name, f"job {number} running")
         self.emit("job", job=number, mode=mode, deadline=deadline)
         coord.start_job(job)
-        self.plan_ms = self.planned_ms(job)
+        self.model, self.plan_ms = self.time_model(job)
 
-    def planned_ms(self, job: Job) -> float:
-        """What the job's compute should take: the sum of its tasks (sequential), the busiest worker's queue."""
+    def time_model(self, job: Job) -> tuple[str, float]:
+        """What the job's compute should take: the sum of its tasks, or the busiest worker's queue (all are out)."""
         if job.mode == "sequential":
-            return round(sum(t.cost for t in job.tasks.values()), 1)
-        return round(max(sum(t.cost for t in job.tasks.values() if t.worker == w) for w in self.worker_ids()), 1)
+            return "sum of tasks", round(sum(t.cost for t in job.tasks.values()), 1)
+        queues = [sum(t.cost for t in job.tasks.values() if t.worker == w) for w in self.worker_ids()]
+        return "busiest worker" if len(queues) < len(RESOLUTIONS) else "longest task", round(max(queues), 1)
 
     # -- what the workers do (the Gantt chart) -------------------------------------------
     @observe("task-start")
     def bar_starts(self, e: dict) -> None:
-        if self.job and self.job.id == e["job"]:
+        if self.coordinator.job.id == e["job"]:  # not a task left over from an earlier job
             self.bars.append({"worker": e["worker"], "res": e["res"], "start": e["t"], "end": None,
                               "state": "running", "copy": e["copy"]})
             del self.bars[:-24]
@@ -458,7 +449,7 @@ class ScatterGather(Lab):
     @observe("worker-lost")
     def worker_lost(self, fact: dict) -> None:
         """A worker crashed: the current job's tasks it held (but for backup copies) are lost."""
-        job = self.job
+        job = self.coordinator.job
         if job and job.status == "running":
             for task in fact["held"]:
                 if task.job == job.id and task.res not in job.results and task.copy != "backup":
@@ -472,7 +463,7 @@ class ScatterGather(Lab):
     # -- the checks ------------------------------------------------------------------------
     @observe("job-done")
     def job_done(self, e: dict) -> None:
-        job, status, elapsed, missing = self.job, e["status"], e["ms"], e["missing"]
+        job, status, elapsed, missing = self.coordinator.job, e["status"], e["ms"], e["missing"]
         for bar in self.bars:
             if bar["state"] == "running" and status == "partial":
                 bar["state"] = "abandoned"
@@ -480,9 +471,7 @@ class ScatterGather(Lab):
         if status == "complete":
             self.metrics[f"last_{job.mode}_ms"] = elapsed
             self.holds("result-complete", f"job {job.id}: all {len(RESOLUTIONS)} resolutions in {fmt_ms(elapsed)}")
-            model = "sum of tasks" if job.mode == "sequential" else (
-                "busiest worker" if self.job_workers < len(RESOLUTIONS) else "longest task")
-            detail = (f"job {job.id} ({job.mode}): {fmt_ms(elapsed)}; {model} {fmt_ms(self.plan_ms)} "
+            detail = (f"job {job.id} ({job.mode}): {fmt_ms(elapsed)}; {self.model} {fmt_ms(self.plan_ms)} "
                       f"+ overhead up to {OVERHEAD[job.mode]}ms")
             if self.plan_ms <= elapsed <= self.plan_ms + OVERHEAD[job.mode]:
                 self.holds("time-model", detail)
@@ -509,8 +498,7 @@ class ScatterGather(Lab):
             self.metrics["speedup"], self.metrics["speedup_basis"] = round(seq / scat, 2), "measured"
         elif status == "complete" and job.mode == "scattered":  # the work done one after another / time taken
             self.metrics["speedup"], self.metrics["speedup_basis"] = round(work / elapsed, 2), "sum of tasks / job time"
-        self.jobs.append({"id": job.id, "mode": job.mode, "status": status, "elapsed": elapsed, "missing": missing,
-                          "plan_ms": self.plan_ms, "work_ms": work})
+        self.jobs.append({"id": job.id, "mode": job.mode, "status": status, "elapsed": elapsed, "missing": missing})
         del self.jobs[:-6]
 
     def blame(self) -> str:
@@ -522,7 +510,7 @@ class ScatterGather(Lab):
 
     def audit(self) -> None:
         """Follow each lost task until it is redone (or cannot be)."""
-        job = self.job
+        job = self.coordinator.job
         if not job or job.status != "running":
             return
         # A task sent to a worker that is down (it crashed before the task arrived) is lost too.
@@ -533,9 +521,7 @@ class ScatterGather(Lab):
                 self.lost.append(Loss(res, worker, round(self.now, 3)))
         workers = [self.nodes[w] for w in self.worker_ids()]
         able = [w for w in workers if w.up and self.connected(w.id)]  # who could redo a task
-        for loss in self.lost:
-            if loss.res in job.results:
-                continue
+        for loss in [x for x in self.lost if x.res not in job.results]:
             # Its clock starts again while nobody can reassign it (a paused or crashed coordinator reassigns
             # nothing), or while a worker is on it: another one it was given to, or a live one that has it.
             redoing = job.tasks[loss.res].worker not in (loss.worker, None) or any(
@@ -560,7 +546,7 @@ class ScatterGather(Lab):
     @action("job", Arg("mode", "word", optional=True, choices=("scattered", "sequential")), group="request",
             help="Start a transcoding job (five resolutions), scattered or sequential (default: the mode param).")
     def do_job(self, mode: str | None) -> None:
-        job = self.job
+        job = self.coordinator.job
         if job and job.status == "running":
             raise SimError(f"job {job.id} is still running; wait for it, or set a gather timeout to cut it short")
         if not self.coordinator.up:
@@ -578,7 +564,7 @@ class ScatterGather(Lab):
             help="Gather timeout: return what has arrived after this many ms, marked partial (0 = wait for all).")
     def do_timeout(self, ms: float) -> None:
         self.gather_timeout = ms
-        job = self.job
+        job = self.coordinator.job
         if job and job.status == "running":
             job.deadline = job.start + ms if ms else None  # also applies to the job under way
         self.emit("gather-timeout", ms=ms)
@@ -594,7 +580,7 @@ class ScatterGather(Lab):
 
     # -- the page -------------------------------------------------------------------------------
     def view(self) -> dict:
-        workers, job = self.worker_ids(), self.job
+        workers, job = self.worker_ids(), self.coordinator.job
         return {"edges": [["coordinator", w] for w in workers], "history": self.jobs,
                 "job": self.job_view(job) if job else None, "gantt": self.gantt(job, workers) if job else None,
                 "gather_timeout": self.gather_timeout}
@@ -604,18 +590,17 @@ class ScatterGather(Lab):
         tasks = [{"res": res, "cost": t.cost, "worker": t.done_by or t.worker, "link": job.results.get(res),
                   "state": "gathered" if res in job.results else ("waiting" if job.status == "running" else "missing")}
                  for res, t in job.tasks.items()]
-        return {"id": job.id, "mode": job.mode, "status": job.status,
+        return {"id": job.id, "mode": job.mode, "status": job.status, "tasks": tasks, "plan_ms": self.plan_ms,
                 "elapsed": round((job.end if over else self.now) - job.start, 1),
-                "plan_ms": self.plan_ms, "work_ms": round(sum(t.cost for t in job.tasks.values()), 1),
-                "deadline_in": round(job.deadline - job.start, 1) if job.deadline is not None else None,
-                "missing": job.missing() if over else [], "tasks": tasks,
+                "work_ms": round(sum(t.cost for t in job.tasks.values()), 1), "missing": job.missing() if over else [],
                 "overhead_ms": OVERHEAD[job.mode] if over else None,
+                "deadline_in": round(job.deadline - job.start, 1) if job.deadline is not None else None,
                 "lost": [{k: v for k, v in vars(x).items() if v or k == "at"} for x in self.lost]}
 
     def gantt(self, job: Job, workers: list[str]) -> dict:
         """The current job's bars, a row per worker; times in percent of the chart's span."""
         end = job.end if job.end is not None else self.now
-        span = max(end - job.start, self.plan_ms or 0, 500, *[(b["end"] or self.now) - job.start for b in self.bars])
+        span = max(end - job.start, self.plan_ms, 500, *[(b["end"] or self.now) - job.start for b in self.bars])
 
         def pct(ms: float) -> float:
             return round(100 * ms / span, 2)
