@@ -179,11 +179,10 @@ class Coordinator(Node):
         self.heard: dict[str, float] = {}  # worker -> when it last spoke (or was given work)
         self.suspects: list[str] = []  # workers believed dead
         self.every(WATCH_EVERY, self.watch, key="watch")
-        job = self.job
-        if self.restarted and job and job.status == "running":
+        if self.restarted and self.job and self.job.status == "running":
             # The job table is on disk: resume by sending again every task not gathered.
-            self.lab.emit("resume-job", job=job.id, missing=job.missing())
-            self.scatter(job, job.missing())
+            self.lab.emit("resume-job", job=self.job.id, missing=self.job.missing())
+            self.scatter(self.job, self.job.missing())
 
     @property
     def job(self) -> Job | None:
@@ -430,8 +429,7 @@ class ScatterGather(Lab):
     @observe("task-start")
     def bar_starts(self, e: dict) -> None:
         if self.coordinator.job.id == e["job"]:  # not a task left over from an earlier job
-            self.bars.append({"worker": e["worker"], "res": e["res"], "start": e["t"], "end": None,
-                              "state": "running", "copy": e["copy"]})
+            self.bars.append({**e, "start": e["t"], "end": None, "state": "running"})  # its worker, res and copy
             del self.bars[:-24]
 
     @observe("task-done", "task-cancelled", "task-lost")
@@ -450,15 +448,13 @@ class ScatterGather(Lab):
     def worker_lost(self, fact: dict) -> None:
         """A worker crashed: the current job's tasks it held (but for backup copies) are lost."""
         job = self.coordinator.job
-        if job and job.status == "running":
-            for task in fact["held"]:
-                if task.job == job.id and task.res not in job.results and task.copy != "backup":
-                    self.lost.append(Loss(task.res, fact["worker"], round(self.now, 3)))
+        for task in fact["held"] if job and job.status == "running" else ():
+            if task.job == job.id and task.res not in job.results and task.copy != "backup":
+                self.lost.append(Loss(task.res, fact["worker"], round(self.now, 3)))
 
     @observe("pause")
     def worker_paused(self, e: dict) -> None:
-        if e["node"] not in self.paused:
-            self.paused.append(e["node"])  # its work stopped (the time model names it)
+        self.paused.append(e["node"])  # its work stopped (the time model names it)
 
     # -- the checks ------------------------------------------------------------------------
     @observe("job-done")
@@ -505,7 +501,7 @@ class ScatterGather(Lab):
         reasons = [f"{x.res} lost with {x.worker}" for x in self.lost]
         reasons += [f"{w} is a straggler (x{self.nodes[w].factor})" for w in self.worker_ids()
                     if self.nodes[w].factor > 1 and any(b["worker"] == w for b in self.bars)]
-        reasons += [f"{w} was paused" for w in self.paused]
+        reasons += [f"{w} was paused" for w in dict.fromkeys(self.paused)]  # each once
         return ", ".join(reasons) or "delays on the network"
 
     def audit(self) -> None:
