@@ -419,7 +419,7 @@ class ScatterGather(Lab):
         self.model, self.plan_ms = self.time_model(job)
 
     def time_model(self, job: Job) -> tuple[str, float]:
-        """What the job's compute should take: the sum of its tasks, or the busiest worker's queue (all are out)."""
+        """What the job's compute should take: the sum of its tasks, or the busiest worker's queue (all sent)."""
         if job.mode == "sequential":
             return "sum of tasks", round(sum(t.cost for t in job.tasks.values()), 1)
         queues = [sum(t.cost for t in job.tasks.values() if t.worker == w) for w in self.worker_ids()]
