@@ -20,18 +20,16 @@ Scatter-gather:
 So the speed-up is bounded by the longest task: the gather always waits for
 the slowest worker (a "straggler").  Two things keep a job alive anyway:
 
-  * failure detection: every worker sends a STATUS every 300 ms, naming the
-    tasks it holds (Dean and Ghemawat's master pings its workers and keeps,
-    for each task, which worker has it).  When the coordinator hears nothing
-    for 1 s from a worker that holds tasks, it suspects it and sends those
-    tasks to another worker (reassignment).  A task that a live worker has
-    not named for 1 s never reached it, or its RESULT was lost: it is
-    reassigned too (Hadoop's JobTracker likewise expires a task assigned to
-    a tracker but never seen in its status reports);
-  * a gather timeout: when the deadline passes, the coordinator answers with
-    what it has, marked partial, naming the resolutions that are missing
-    (the aggregator's completion condition in Hohpe and Woolf's
-    Enterprise Integration Patterns).
+  * failure detection: every worker sends a STATUS every 300 ms naming the
+    tasks it holds (Dean and Ghemawat's master pings its workers and records
+    which worker has each task).  A worker holding tasks that stays silent
+    for 1 s is suspected, and its tasks go to another worker (reassignment);
+    so does a task a live worker has not named for 1 s: it never arrived, or
+    its RESULT was lost (Hadoop's JobTracker likewise expires a task never
+    seen in its tracker's status reports);
+  * a gather timeout: at the deadline, the coordinator answers with what it
+    has, marked partial, naming the missing resolutions (the aggregator's
+    completion condition in Hohpe and Woolf's Enterprise Integration Patterns).
 
 Optionally, like MapReduce's backup tasks (Dean and Ghemawat, 2004), a task
 running much longer than expected gets a second copy on an idle worker.  The
@@ -116,11 +114,10 @@ class Worker(Node):
 
     def view(self) -> dict:
         if self.status == "down":
-            return {"task": None, "queued": 0, "factor": self.factor, "label": "down"}
-        busy = self.current.res if self.current else None
-        parts = [busy or "idle"] + ([f"+{len(self.queue)}"] if self.queue else [])
+            return {"label": "down"}
+        parts = [self.current.res if self.current else "idle"] + ([f"+{len(self.queue)}"] if self.queue else [])
         parts += [f"×{self.factor} slow"] if self.factor > 1 else []
-        return {"task": busy, "queued": len(self.queue), "factor": self.factor, "label": " · ".join(parts)}
+        return {"label": " · ".join(parts)}
 
     def tasks(self) -> list[Work]:
         return ([self.current] if self.current else []) + self.queue
@@ -182,11 +179,10 @@ class Coordinator(Node):
         self.heard: dict[str, float] = {}  # worker -> when it last spoke (or was given work)
         self.suspects: list[str] = []  # workers believed dead
         self.every(WATCH_EVERY, self.watch, key="watch")
-        job = self.job
-        if self.restarted and job and job.status == "running":
+        if self.restarted and self.job and self.job.status == "running":
             # The job table is on disk: resume by sending again every task not gathered.
-            self.lab.emit("resume-job", job=job.id, missing=job.missing())
-            self.redo(job, job.missing(), "")
+            self.lab.emit("resume-job", job=self.job.id, missing=self.job.missing())
+            self.scatter(self.job, self.job.missing())
 
     @property
     def job(self) -> Job | None:
@@ -194,15 +190,14 @@ class Coordinator(Node):
 
     def view(self) -> dict:
         job = self.job
-        if not job or self.status == "down":
-            return {"label": "down" if self.status == "down" else "idle"}
-        return {"job": job.id, "label": f"job {job.id}: {len(job.results)}/{len(RESOLUTIONS)} {job.status}"}
+        label = f"job {job.id}: {len(job.results)}/{len(RESOLUTIONS)} {job.status}" if job else "idle"
+        return {"label": "down" if self.status == "down" else label}
 
     # -- scatter -------------------------------------------------------------------------
     def start_job(self, job: Job) -> None:
         self.disk["job"] = job
         self.suspects = []  # a new job gives every worker a fresh chance
-        self.redo(job, job.missing(), "")
+        self.scatter(job, job.missing())
 
     def live_workers(self) -> list[str]:
         return [w for w in self.lab.worker_ids() if w not in self.suspects]
@@ -215,17 +210,13 @@ class Coordinator(Node):
             task.missed_by.clear()
         return [w for w in live if w not in task.missed_by]
 
-    def redo(self, job: Job, tasks: list[str], copy: str) -> None:
-        """Send tasks that nobody alive holds: scattered, or the next one in turn."""
+    def scatter(self, job: Job, tasks: list[str], copy: str = "") -> None:
+        """Send tasks that nobody alive holds: largest first, each to the worker with the least work queued
+        (sequential: only the next one in turn)."""
         for res in tasks:
             job.tasks[res].worker = None
-        if job.mode == "scattered":
-            self.scatter(job, tasks, copy)
-        else:
-            self.dispatch_next(job)
-
-    def scatter(self, job: Job, tasks: list[str], copy: str) -> None:
-        """Largest task first, each to the worker with the least work queued."""
+        if job.mode == "sequential":
+            return self.dispatch_next(job)
         for res in sorted(tasks, key=lambda r: -COST[r]):
             workers = self.candidates(job.tasks[res])
             if not workers:
@@ -251,6 +242,7 @@ class Coordinator(Node):
         self.heard[worker] = self.now  # its silence is measured from now on
         if copy:
             self.lab.emit("reassign" if copy == "redo" else "backup", job=job.id, res=res, to=worker)
+            self.lab.count("reassigned" if copy == "redo" else "backups")
         self.send(worker, "TASK", job=job.id, res=res, cost=task.cost, copy=copy)
 
     def cancel_copies(self, job: Job, res: str, but: str | None = None) -> None:
@@ -319,25 +311,24 @@ class Coordinator(Node):
                 self.cancel_copies(job, res)
             return self.finish(job, "partial" if job.missing() else "complete")
         # Failure detection: a worker holding tasks that has been silent too long.
-        for worker in self.lab.worker_ids():
+        for worker in self.live_workers():
             held = job.held_by(worker)
-            if held and worker not in self.suspects and self.now - self.heard.get(worker, self.now) > SUSPECT_AFTER:
+            if held and self.now - self.heard[worker] > SUSPECT_AFTER:
                 self.suspects.append(worker)
                 self.lab.emit("suspect", worker=worker, holds=held)
                 if params["reassign"]:
-                    self.redo(job, held, "redo")
-        # Lost messages: a task that its live worker has not named in a STATUS for as long never reached it
-        # (or its RESULT was lost): it is reassigned too.
+                    self.scatter(job, held, "redo")
+        # Lost messages: a task its live worker has not named for as long never reached it (or its RESULT was lost).
         for worker in self.live_workers():
             unnamed = [res for res in job.held_by(worker) if self.now - job.tasks[res].named > SUSPECT_AFTER]
             if params["reassign"] and unnamed:
                 self.lab.emit("not-held", worker=worker, tasks=unnamed)
                 for res in unnamed:
                     job.tasks[res].missed_by.add(worker)
-                self.redo(job, unnamed, "redo")
+                self.scatter(job, unnamed, "redo")
         unassigned = [r for r in job.missing() if job.tasks[r].worker is None]
         if params["reassign"] and unassigned and self.live_workers():  # left so when nobody was alive
-            self.redo(job, unassigned, "redo")
+            self.scatter(job, unassigned, "redo")
         # Backup tasks: a copy of a task that runs far beyond its estimate, on an idle worker.
         if params["backups"]:
             busy = {w for task in job.tasks.values() for w in task.copies}
@@ -357,7 +348,6 @@ class Loss:  # a task that died with a worker (what redone-elsewhere follows)
     at: float
     waiting_since: float = 0.0  # nobody could redo it until then: its clock starts again
     redone_by: str | None = None
-    cut_short: bool = False  # the gather timeout ended the job before the loss could be noticed
 
     def overdue(self, now: float) -> bool:
         """Time enough to notice the silence and redo the task has passed (with a second to spare)."""
@@ -387,20 +377,17 @@ class ScatterGather(Lab):
         self.bars: list[dict] = []  # the Gantt chart of the current job
         self.lost: list[Loss] = []  # tasks that died with a worker in the current job
         self.paused: list[str] = []  # workers paused during the current job (their work stopped)
-        self.plan_ms: float | None = None  # what the current job's compute should take
-        self.job_workers = 0  # workers when the current job started
+        self.model, self.plan_ms = "", 0.0  # the current job's time model, and what its compute should take
         self.gather_timeout = float(self.params["gather_timeout"])
-        self.metrics.update({"jobs": 0, "reassigned": 0, "backups": 0, "last_job_ms": None,
-                             "last_sequential_ms": None, "last_scattered_ms": None, "speedup": None,
-                             "speedup_basis": None})
+        self.metrics.update({"jobs": 0, "reassigned": 0, "backups": 0, "last_job_ms": None, "last_sequential_ms": None,
+                             "last_scattered_ms": None, "speedup": None, "speedup_basis": None})
         self.add_node(Coordinator(self, "coordinator"))
         for i in range(1, self.params["workers"] + 1):
             self.add_node(Worker(self, f"w{i}"))
         self.add_check("time-model", "A scattered job takes about its longest task plus overhead (the busiest "
                        "worker's queue when there are fewer workers than tasks); a sequential one about the sum.")
-        self.add_check("redone-elsewhere", "A task lost with a crashed worker is redone on another worker and "
-                       "the job still completes (while no worker is up and connected to the coordinator, it "
-                       "waits for one).")
+        self.add_check("redone-elsewhere", "A task lost with a crashed worker is redone on another worker and the job "
+                       "still completes (while no worker is up and connected to the coordinator, it waits for one).")
         self.add_check("result-complete", "The latest job gathered every resolution; a job cut short by the "
                        "gather timeout is marked partial and names what is missing.")
         self.sim.after(FIRST_JOB_AT, self.start_job, self.params["mode"])
@@ -413,10 +400,6 @@ class ScatterGather(Lab):
     def coordinator(self) -> Coordinator:
         return self.nodes["coordinator"]
 
-    @property
-    def job(self) -> Job | None:
-        return self.coordinator.job
-
     # -- jobs --------------------------------------------------------------------------
     def start_job(self, mode: str) -> None:
         coord = self.coordinator
@@ -428,28 +411,25 @@ class ScatterGather(Lab):
         tasks = {res: Task(round(COST[res] * (1 + self.rng.uniform(-NOISE, NOISE)), 1)) for res in COST}
         deadline = self.now + self.gather_timeout if self.gather_timeout else None
         job = Job(number, mode, round(self.now, 3), deadline, tasks)
-        self.job_workers = len(self.worker_ids())
         self.bars, self.lost, self.paused = [], [], []
         for name in self.checks:
             self.holds(name, f"job {number} running")
         self.emit("job", job=number, mode=mode, deadline=deadline)
         coord.start_job(job)
-        self.plan_ms = self.planned_ms(job)
+        self.model, self.plan_ms = self.time_model(job)
 
-    def planned_ms(self, job: Job) -> float:
-        """What the job's compute should take: the busiest worker's queue (scattered), the sum (sequential)."""
-        costs = [t.cost for t in job.tasks.values()]
+    def time_model(self, job: Job) -> tuple[str, float]:
+        """What the job's compute should take: the sum of its tasks, or the busiest worker's queue (all sent)."""
         if job.mode == "sequential":
-            return round(sum(costs), 1)
+            return "sum of tasks", round(sum(t.cost for t in job.tasks.values()), 1)
         queues = [sum(t.cost for t in job.tasks.values() if t.worker == w) for w in self.worker_ids()]
-        return round(max([q for q in queues if q] or [max(costs)]), 1)
+        return "busiest worker" if len(queues) < len(RESOLUTIONS) else "longest task", round(max(queues), 1)
 
     # -- what the workers do (the Gantt chart) -------------------------------------------
     @observe("task-start")
     def bar_starts(self, e: dict) -> None:
-        if self.job and self.job.id == e["job"]:
-            self.bars.append({"worker": e["worker"], "res": e["res"], "start": e["t"], "end": None,
-                              "state": "running", "copy": e["copy"]})
+        if self.coordinator.job.id == e["job"]:  # not a task left over from an earlier job
+            self.bars.append({**e, "start": e["t"], "end": None, "state": "running"})  # its worker, res and copy
             del self.bars[:-24]
 
     @observe("task-done", "task-cancelled", "task-lost")
@@ -464,28 +444,22 @@ class ScatterGather(Lab):
         if mine:
             mine[-1]["state"] = "late"  # finished after the gather stopped waiting
 
-    @observe("reassign", "backup")
-    def counted(self, e: dict) -> None:
-        self.count("reassigned" if e["kind"] == "reassign" else "backups")
-
     @observe("worker-lost")
     def worker_lost(self, fact: dict) -> None:
         """A worker crashed: the current job's tasks it held (but for backup copies) are lost."""
-        job = self.job
-        if job and job.status == "running":
-            for task in fact["held"]:
-                if task.job == job.id and task.res not in job.results and task.copy != "backup":
-                    self.lost.append(Loss(task.res, fact["worker"], round(self.now, 3)))
+        job = self.coordinator.job
+        for task in fact["held"] if job and job.status == "running" else ():
+            if task.job == job.id and task.res not in job.results and task.copy != "backup":
+                self.lost.append(Loss(task.res, fact["worker"], round(self.now, 3)))
 
     @observe("pause")
     def worker_paused(self, e: dict) -> None:
-        if e["node"] not in self.paused:
-            self.paused.append(e["node"])  # its work stopped (the time model names it)
+        self.paused.append(e["node"])  # its work stopped (the time model names it)
 
     # -- the checks ------------------------------------------------------------------------
     @observe("job-done")
     def job_done(self, e: dict) -> None:
-        job, status, elapsed, missing = self.job, e["status"], e["ms"], e["missing"]
+        job, status, elapsed, missing = self.coordinator.job, e["status"], e["ms"], e["missing"]
         for bar in self.bars:
             if bar["state"] == "running" and status == "partial":
                 bar["state"] = "abandoned"
@@ -493,9 +467,7 @@ class ScatterGather(Lab):
         if status == "complete":
             self.metrics[f"last_{job.mode}_ms"] = elapsed
             self.holds("result-complete", f"job {job.id}: all {len(RESOLUTIONS)} resolutions in {fmt_ms(elapsed)}")
-            model = "sum of tasks" if job.mode == "sequential" else (
-                "busiest worker" if self.job_workers < len(RESOLUTIONS) else "longest task")
-            detail = (f"job {job.id} ({job.mode}): {fmt_ms(elapsed)}; {model} {fmt_ms(self.plan_ms)} "
+            detail = (f"job {job.id} ({job.mode}): {fmt_ms(elapsed)}; {self.model} {fmt_ms(self.plan_ms)} "
                       f"+ overhead up to {OVERHEAD[job.mode]}ms")
             if self.plan_ms <= elapsed <= self.plan_ms + OVERHEAD[job.mode]:
                 self.holds("time-model", detail)
@@ -505,19 +477,16 @@ class ScatterGather(Lab):
             self.holds("time-model", f"job {job.id} was cut short by the gather timeout: no full time to compare")
             self.fail("result-complete", f"job {job.id} partial after {fmt_ms(elapsed)}: missing {', '.join(missing)}")
         for loss in self.lost:
-            if loss.res in job.results and job.tasks[loss.res].done_by != loss.worker:
-                loss.redone_by = job.tasks[loss.res].done_by
-            elif loss.res in missing and not loss.overdue(self.now):
-                # the gather timeout ended the job before the coordinator could notice the silence, or while
-                # another worker redid the task: a partial result (result-complete says so), not a task
-                # that nobody would redo
-                loss.cut_short = True
-            elif loss.res in missing:
+            if loss.res in job.results:
+                loss.redone_by = job.tasks[loss.res].done_by  # maybe by the worker it died with, restarted
+            elif loss.overdue(self.now):
                 self.fail("redone-elsewhere", f"{loss.res} died with {loss.worker} and was never redone: "
                           f"job {job.id} ended without it")
+        # Neither redone nor overdue: the gather timeout ended the job before the loss could be noticed, or while
+        # another worker redid the task.  A partial result (result-complete says so), not a task nobody would redo.
         self.note("redone-elsewhere", "; ".join(
-            f"{x.res} lost with {x.worker}, " + ("the gather timeout ended the job before it was redone"
-                                                 if x.cut_short else f"redone on {x.redone_by or '?'}")
+            f"{x.res} lost with {x.worker}, " + (f"redone on {x.redone_by}" if x.redone_by else
+                                                 "the gather timeout ended the job before it was redone")
             for x in self.lost) or f"no task was lost in job {job.id}")
         work = round(sum(t.cost for t in job.tasks.values()), 1)
         seq, scat = self.metrics["last_sequential_ms"], self.metrics["last_scattered_ms"]
@@ -525,20 +494,19 @@ class ScatterGather(Lab):
             self.metrics["speedup"], self.metrics["speedup_basis"] = round(seq / scat, 2), "measured"
         elif status == "complete" and job.mode == "scattered":  # the work done one after another / time taken
             self.metrics["speedup"], self.metrics["speedup_basis"] = round(work / elapsed, 2), "sum of tasks / job time"
-        self.jobs.append({"id": job.id, "mode": job.mode, "status": status, "elapsed": elapsed, "missing": missing,
-                          "plan_ms": self.plan_ms, "work_ms": work})
+        self.jobs.append({"id": job.id, "mode": job.mode, "status": status, "elapsed": elapsed, "missing": missing})
         del self.jobs[:-6]
 
     def blame(self) -> str:
         reasons = [f"{x.res} lost with {x.worker}" for x in self.lost]
         reasons += [f"{w} is a straggler (x{self.nodes[w].factor})" for w in self.worker_ids()
                     if self.nodes[w].factor > 1 and any(b["worker"] == w for b in self.bars)]
-        reasons += [f"{w} was paused" for w in self.paused]
+        reasons += [f"{w} was paused" for w in dict.fromkeys(self.paused)]  # each once
         return ", ".join(reasons) or "delays on the network"
 
     def audit(self) -> None:
         """Follow each lost task until it is redone (or cannot be)."""
-        job = self.job
+        job = self.coordinator.job
         if not job or job.status != "running":
             return
         # A task sent to a worker that is down (it crashed before the task arrived) is lost too.
@@ -549,18 +517,14 @@ class ScatterGather(Lab):
                 self.lost.append(Loss(res, worker, round(self.now, 3)))
         workers = [self.nodes[w] for w in self.worker_ids()]
         able = [w for w in workers if w.up and self.connected(w.id)]  # who could redo a task
-        for loss in self.lost:
-            if loss.res in job.results:
-                continue
-            if job.tasks[loss.res].worker not in (loss.worker, None):
-                loss.waiting_since = self.now  # given to another worker (should it come back, the clock starts then)
-                continue
-            if not self.coordinator.up or any(w.status != "down" and w.has(job.id, loss.res) for w in workers):
-                # Nobody can reassign it yet (a paused or crashed coordinator reassigns nothing);
-                # or a live worker (maybe the restarted one) is on it.
+        for loss in [x for x in self.lost if x.res not in job.results]:
+            # Its clock starts again while nobody can reassign it (a paused or crashed coordinator reassigns
+            # nothing), or while a worker is on it: another one it was given to, or a live one that has it.
+            redoing = job.tasks[loss.res].worker not in (loss.worker, None) or any(
+                w.status != "down" and w.has(job.id, loss.res) for w in workers)
+            if not self.coordinator.up or redoing:
                 loss.waiting_since = self.now
             elif not able and self.params["reassign"]:
-                # No worker is up and connected: nobody could redo it.  The clock starts again when one is.
                 loss.waiting_since = self.now
                 self.note("redone-elsewhere", f"{loss.res} died with {loss.worker}: waiting for a live worker "
                           "connected to the coordinator to redo it")
@@ -578,7 +542,7 @@ class ScatterGather(Lab):
     @action("job", Arg("mode", "word", optional=True, choices=("scattered", "sequential")), group="request",
             help="Start a transcoding job (five resolutions), scattered or sequential (default: the mode param).")
     def do_job(self, mode: str | None) -> None:
-        job = self.job
+        job = self.coordinator.job
         if job and job.status == "running":
             raise SimError(f"job {job.id} is still running; wait for it, or set a gather timeout to cut it short")
         if not self.coordinator.up:
@@ -596,7 +560,7 @@ class ScatterGather(Lab):
             help="Gather timeout: return what has arrived after this many ms, marked partial (0 = wait for all).")
     def do_timeout(self, ms: float) -> None:
         self.gather_timeout = ms
-        job = self.job
+        job = self.coordinator.job
         if job and job.status == "running":
             job.deadline = job.start + ms if ms else None  # also applies to the job under way
         self.emit("gather-timeout", ms=ms)
@@ -612,7 +576,7 @@ class ScatterGather(Lab):
 
     # -- the page -------------------------------------------------------------------------------
     def view(self) -> dict:
-        workers, job = self.worker_ids(), self.job
+        workers, job = self.worker_ids(), self.coordinator.job
         return {"edges": [["coordinator", w] for w in workers], "history": self.jobs,
                 "job": self.job_view(job) if job else None, "gantt": self.gantt(job, workers) if job else None,
                 "gather_timeout": self.gather_timeout}
@@ -622,18 +586,17 @@ class ScatterGather(Lab):
         tasks = [{"res": res, "cost": t.cost, "worker": t.done_by or t.worker, "link": job.results.get(res),
                   "state": "gathered" if res in job.results else ("waiting" if job.status == "running" else "missing")}
                  for res, t in job.tasks.items()]
-        return {"id": job.id, "mode": job.mode, "status": job.status,
+        return {"id": job.id, "mode": job.mode, "status": job.status, "tasks": tasks, "plan_ms": self.plan_ms,
                 "elapsed": round((job.end if over else self.now) - job.start, 1),
-                "plan_ms": self.plan_ms, "work_ms": round(sum(t.cost for t in job.tasks.values()), 1),
-                "deadline_in": round(job.deadline - job.start, 1) if job.deadline is not None else None,
-                "missing": job.missing() if over else [], "tasks": tasks,
+                "work_ms": round(sum(t.cost for t in job.tasks.values()), 1), "missing": job.missing() if over else [],
                 "overhead_ms": OVERHEAD[job.mode] if over else None,
+                "deadline_in": round(job.deadline - job.start, 1) if job.deadline is not None else None,
                 "lost": [{k: v for k, v in vars(x).items() if v or k == "at"} for x in self.lost]}
 
     def gantt(self, job: Job, workers: list[str]) -> dict:
         """The current job's bars, a row per worker; times in percent of the chart's span."""
         end = job.end if job.end is not None else self.now
-        span = max(end - job.start, self.plan_ms or 0, 500, *[(b["end"] or self.now) - job.start for b in self.bars])
+        span = max(end - job.start, self.plan_ms, 500, *[(b["end"] or self.now) - job.start for b in self.bars])
 
         def pct(ms: float) -> float:
             return round(100 * ms / span, 2)

@@ -249,3 +249,12 @@ def test_a_lost_task_handed_back_to_its_restarted_worker_gets_the_time_to_arrive
     lab = run("scatter-gather", "1s crash w1", "2.5s crash w2", "2.6s restart w1", until="9s", workers=2)
     assert [e["to"] for e in events(lab, "reassign")] == ["w2", "w1"]
     assert job(lab)["status"] == "complete" and check(lab, "redone-elsewhere")["ok"]
+
+
+def test_a_lost_task_its_restarted_worker_redoes_is_said_to_be_redone_there():
+    # One worker: nobody else can take what w1 lost, so the restarted w1 redoes it, and the check names it.
+    lab = run("scatter-gather", "1s crash w1", "1.2s restart w1", until="8s", workers=1)
+    j = job(lab)
+    assert j["status"] == "complete" and j["lost"] and all(x["redone_by"] == "w1" for x in j["lost"])
+    detail = check(lab, "redone-elsewhere")["detail"]
+    assert check(lab, "redone-elsewhere")["ok"] and "redone on w1" in detail and "?" not in detail
