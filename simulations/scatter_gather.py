@@ -180,9 +180,11 @@ class Coordinator(Node):
         self.suspects: list[str] = []  # workers believed dead
         self.every(WATCH_EVERY, self.watch, key="watch")
         if self.restarted and self.job and self.job.status == "running":
-            # The job table is on disk: resume by sending again every task not gathered.
+            # The job table is on disk: send again every task not gathered (all in: the merge starts again).
             self.lab.emit("resume-job", job=self.job.id, missing=self.job.missing())
             self.scatter(self.job, self.job.missing())
+            if not self.job.missing():
+                self.after(MERGE_MS, self.finish, self.job, "complete", key="merge")
 
     @property
     def job(self) -> Job | None:

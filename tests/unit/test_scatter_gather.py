@@ -258,3 +258,13 @@ def test_a_lost_task_its_restarted_worker_redoes_is_said_to_be_redone_there():
     assert j["status"] == "complete" and j["lost"] and all(x["redone_by"] == "w1" for x in j["lost"])
     detail = check(lab, "redone-elsewhere")["detail"]
     assert check(lab, "redone-elsewhere")["ok"] and "redone on w1" in detail and "?" not in detail
+
+
+@pytest.mark.parametrize("mode", ["scattered", "sequential"])
+def test_a_coordinator_that_crashes_during_the_merge_merges_again_after_its_restart(mode):
+    last = max(e["t"] for e in events(run("scatter-gather", until="20s", mode=mode), "gathered"))
+    # Every result is in, the 50 ms merge is under way: the coordinator crashes, and comes back.
+    lab = run("scatter-gather", f"{int(last) + 10}ms crash coordinator", f"{int(last) + 110}ms restart coordinator",
+              until="20s", mode=mode)
+    assert [e["status"] for e in events(lab, "job-done")] == ["complete"]
+    assert lab.command("job", []) is None  # and the next job can start
