@@ -208,6 +208,7 @@ class Replica(Node):
 
     def try_commit(self) -> None:
         for wid in list(self.uncommitted):
+            # (a query, not bookkeeping: the stamp a repeated write got in an earlier tenure is known only there)
             stamp = self.lab.writes[wid].stamp
             stored = 1 + sum(1 for s in self.match.values() if s >= stamp)
             if stored >= MAJORITY:
