@@ -22,6 +22,13 @@ BOXES = """() => Object.fromEntries(Object.entries({
   return [name, {top: r.top, bottom: r.bottom, left: r.left, right: r.right}];
 }))"""
 
+PANELS_PAST_THEIR_COLUMN = """() => {
+  const edge = document.querySelector('.col-panels').getBoundingClientRect().right;
+  return [...document.querySelectorAll('.col-panels .panel')]
+    .filter(el => el.getBoundingClientRect().right > edge + 1)
+    .map(el => `${el.className} (${Math.round(el.getBoundingClientRect().right - edge)} px)`);
+}"""
+
 SMALL_TEXT = """(minPx) => {
   const small = [];
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
@@ -63,6 +70,9 @@ def test_cluster_controls_panel_and_checks_on_one_screen(page, slug):
         assert box is not None, f"{slug}: no {name} on the page"
         assert box["top"] >= 0 and box["bottom"] <= 900 and box["left"] >= 0 and box["right"] <= 1400, (
             f"{slug}: the {name} is not within the 1400x900 viewport: {box}")
+    # No panel is wider than its column (cut off at the column's edge, its last figures unreadable).
+    cut = page.evaluate(PANELS_PAST_THEIR_COLUMN)
+    assert not cut, f"{slug}: panels reach past the panels column: {cut}"
     screenshot(page, f"page-1400-{slug}")
 
 
